@@ -1,0 +1,176 @@
+//! [`FileSystem`] over the operating system's files (`std::fs`).
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{FileLock, FileSystem, RandomAccessFile, WritableFile, eof_error};
+use crate::{Error, Result};
+
+/// The real file system. Zero-sized; clone or share freely.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdFs;
+
+fn ctx(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let context = format!("{what} {}", path.display());
+    move |e| Error::io(context, e)
+}
+
+impl FileSystem for StdFs {
+    fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(ctx("creating", path))?;
+        Ok(Box::new(StdWritableFile {
+            file,
+            path: path.to_path_buf(),
+            len: 0,
+        }))
+    }
+
+    fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
+        let file = File::open(path).map_err(ctx("opening", path))?;
+        let len = file
+            .metadata()
+            .map_err(ctx("reading metadata of", path))?
+            .len();
+        Ok(Arc::new(StdRandomAccessFile {
+            file,
+            path: path.to_path_buf(),
+            len,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        fs::rename(from, to).map_err(|e| {
+            Error::io(
+                format!("renaming {} to {}", from.display(), to.display()),
+                e,
+            )
+        })
+    }
+
+    fn remove(&self, path: &Path) -> Result<()> {
+        fs::remove_file(path).map_err(ctx("removing", path))
+    }
+
+    fn list(&self, dir: &Path) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir).map_err(ctx("listing", dir))? {
+            let entry = entry.map_err(ctx("listing", dir))?;
+            // Names that are not UTF-8 cannot be ours; skip them rather than fail.
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        path.try_exists()
+            .map_err(ctx("checking existence of", path))
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> Result<()> {
+        fs::create_dir_all(dir).map_err(ctx("creating directory", dir))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(ctx("syncing directory", dir))
+    }
+
+    fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(ctx("opening lock file", path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(StdFileLock {
+                _file: file,
+                path: path.to_path_buf(),
+            })),
+            Err(TryLockError::WouldBlock) => Err(Error::Locked {
+                path: path.to_path_buf(),
+            }),
+            Err(TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct StdWritableFile {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl WritableFile for StdWritableFile {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.file
+            .write_all(data)
+            .map_err(ctx("appending to", &self.path))?;
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(ctx("syncing", &self.path))
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[derive(Debug)]
+struct StdRandomAccessFile {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl RandomAccessFile for StdRandomAccessFile {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        match offset.checked_add(buf.len() as u64) {
+            Some(end) if end <= self.len => {}
+            _ => return Err(eof_error(&self.path, offset, buf.len(), self.len)),
+        }
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            Error::io(
+                format!("reading at offset {offset} of {}", self.path.display()),
+                e,
+            )
+        })
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[derive(Debug)]
+struct StdFileLock {
+    // Closing the descriptor releases the lock.
+    _file: File,
+    path: PathBuf,
+}
+
+impl FileLock for StdFileLock {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}

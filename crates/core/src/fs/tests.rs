@@ -1,0 +1,135 @@
+//! One suite, run against every [`FileSystem`] implementation.
+
+use super::*;
+use crate::Error;
+
+/// Runs `check` against a fresh `MemFs` rooted at `/db` and a `StdFs` in a temp dir.
+fn on_both(check: impl Fn(&dyn FileSystem, &Path)) {
+    let mem = MemFs::new();
+    mem.create_dir_all(Path::new("/db")).unwrap();
+    check(&mem, Path::new("/db"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    check(&StdFs, tmp.path());
+}
+
+#[test]
+fn written_bytes_read_back_at_any_offset() {
+    on_both(|fs, dir| {
+        let p = dir.join("f");
+        let mut w = fs.create(&p).unwrap();
+        w.append(b"hello ").unwrap();
+        w.append(b"world").unwrap();
+        w.sync().unwrap();
+        assert_eq!(w.len(), 11);
+        drop(w);
+        let r = fs.open(&p).unwrap();
+        assert_eq!(r.len(), 11);
+        let mut buf = [0; 5];
+        r.read_exact_at(6, &mut buf).unwrap();
+        assert_eq!(&buf, b"world");
+        assert_eq!(&r.read_bytes(0, 5).unwrap()[..], b"hello");
+        assert_eq!(r.path(), p.as_path());
+    });
+}
+
+#[test]
+fn reading_past_the_end_is_an_error_not_a_short_read() {
+    on_both(|fs, dir| {
+        let p = dir.join("f");
+        fs.create(&p).unwrap().append(b"abc").unwrap();
+        let r = fs.open(&p).unwrap();
+        let mut buf = [0; 2];
+        let err = r.read_exact_at(2, &mut buf).unwrap_err();
+        assert!(
+            matches!(err, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof)
+        );
+        assert!(r.read_exact_at(u64::MAX, &mut buf).is_err());
+    });
+}
+
+#[test]
+fn create_truncates_and_rename_replaces() {
+    on_both(|fs, dir| {
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        fs.create(&a).unwrap().append(b"old contents").unwrap();
+        fs.create(&a).unwrap().append(b"new").unwrap();
+        assert_eq!(fs.open(&a).unwrap().len(), 3);
+        fs.create(&b).unwrap().append(b"bb").unwrap();
+        fs.rename(&a, &b).unwrap();
+        assert!(!fs.exists(&a).unwrap());
+        assert_eq!(&fs.open(&b).unwrap().read_bytes(0, 3).unwrap()[..], b"new");
+        fs.sync_dir(dir).unwrap();
+    });
+}
+
+#[test]
+fn list_and_remove() {
+    on_both(|fs, dir| {
+        for name in ["x", "y"] {
+            fs.create(&dir.join(name)).unwrap();
+        }
+        fs.create_dir_all(&dir.join("sub/deeper")).unwrap();
+        let mut names = fs.list(dir).unwrap();
+        names.sort();
+        assert_eq!(names, ["sub", "x", "y"]);
+        fs.remove(&dir.join("x")).unwrap();
+        assert!(fs.remove(&dir.join("x")).is_err());
+        assert!(fs.open(&dir.join("x")).is_err());
+        assert_eq!(fs.list(&dir.join("sub")).unwrap(), ["deeper"]);
+        assert!(fs.list(&dir.join("missing")).is_err());
+    });
+}
+
+#[test]
+fn an_open_reader_outlives_removal() {
+    on_both(|fs, dir| {
+        let p = dir.join("f");
+        fs.create(&p).unwrap().append(b"still here").unwrap();
+        let r = fs.open(&p).unwrap();
+        fs.remove(&p).unwrap();
+        assert_eq!(&r.read_bytes(0, 10).unwrap()[..], b"still here");
+    });
+}
+
+#[test]
+fn creating_in_a_missing_directory_fails() {
+    on_both(|fs, dir| {
+        assert!(fs.create(&dir.join("nope/f")).is_err());
+    });
+}
+
+#[test]
+fn lock_is_exclusive_until_dropped() {
+    on_both(|fs, dir| {
+        let p = dir.join("LOCK");
+        let guard = fs.lock(&p).unwrap();
+        assert_eq!(guard.path(), p.as_path());
+        assert!(matches!(fs.lock(&p), Err(Error::Locked { .. })));
+        drop(guard);
+        let _again = fs.lock(&p).unwrap();
+    });
+}
+
+#[test]
+fn atomic_replace_installs_new_contents_and_leaves_no_temp() {
+    on_both(|fs, dir| {
+        let p = dir.join("CURRENT");
+        atomic_replace(fs, &p, b"MANIFEST-000001\n").unwrap();
+        atomic_replace(fs, &p, b"MANIFEST-000002\n").unwrap();
+        let r = fs.open(&p).unwrap();
+        assert_eq!(
+            &r.read_bytes(0, r.len() as usize).unwrap()[..],
+            b"MANIFEST-000002\n"
+        );
+        assert_eq!(fs.list(dir).unwrap(), ["CURRENT"]);
+    });
+}
+
+#[test]
+fn atomic_replace_into_a_missing_directory_fails_cleanly() {
+    on_both(|fs, dir| {
+        assert!(atomic_replace(fs, &dir.join("missing/CURRENT"), b"x").is_err());
+        assert!(fs.list(dir).unwrap().is_empty());
+    });
+}
