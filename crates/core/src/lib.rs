@@ -8,6 +8,7 @@
 //!   iterators all implement;
 //! - [`fs`]: the [`FileSystem`] seam through which all I/O goes, with a real
 //!   ([`StdFs`]) and an in-memory ([`MemFs`]) implementation;
+//! - [`lookup`]: [`Lookup`], the Found / Deleted / Absent answer of a point lookup;
 //! - [`varint`]: LEB128 and fixed-width little-endian helpers shared by the formats.
 //!
 //! This crate knows nothing about WALs, tables or levels.
@@ -18,11 +19,13 @@ pub mod error;
 pub mod fs;
 pub mod iter;
 pub mod key;
+pub mod lookup;
 pub mod varint;
 
 pub use error::{Error, Result};
 pub use fs::{FileLock, FileSystem, MemFs, RandomAccessFile, StdFs, WritableFile, atomic_replace};
-pub use iter::SortedIter;
+pub use iter::{SortedIter, VecIter};
 pub use key::{
     InternalKey, MAX_SEQUENCE, ParsedInternalKey, SequenceNumber, ValueKind, compare_internal_keys,
 };
+pub use lookup::Lookup;
