@@ -1,0 +1,275 @@
+//! [`LogWriter`]: frames records into blocks and appends them, one OS call per record.
+//!
+//! Layout (see [`crate::format`] and `docs/format/wal.md`): 32 KiB blocks of fragments,
+//! each `crc: u32 LE | len: u16 LE | type: u8 | payload`, CRC-32 over type ‖ payload;
+//! a block tail shorter than a header is zero padding; a `Header` fragment
+//! (`STRATLOG` + version u32 LE) opens the log.
+
+use strata_core::{Error, Result, WritableFile};
+
+use crate::format::{
+    BLOCK_SIZE, FragmentType, HEADER_LEN, LOG_HEADER_LEN, log_header_payload, put_fragment,
+};
+
+/// When the writer makes appended records durable on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// Only when [`LogWriter::sync`] is called. Appended records survive a process crash
+    /// (they are in the OS) but not a power loss until synced.
+    #[default]
+    Never,
+    /// After every record: [`LogWriter::add_record`] returns once the record is durable.
+    EveryWrite,
+    /// After the record that brings the bytes appended since the last sync to at least
+    /// this many. `EveryBytes(0)` behaves like [`EveryWrite`](Self::EveryWrite).
+    EveryBytes(u64),
+}
+
+/// Appends records to a log file.
+///
+/// Each [`add_record`](Self::add_record) frames the whole record (fragments, padding and,
+/// for a new log, the header) into one reusable buffer and hands it to the OS with a
+/// single [`WritableFile::append`]. A failed append or sync *poisons* the writer: that
+/// call returns the error and every later call returns [`Error::Poisoned`], because after
+/// a failed fsync the kernel may have dropped the dirty pages and a retry would report
+/// success for lost data.
+///
+/// Not shared between threads: the engine serialises writers in front of it (group
+/// commit) and hands it one combined record at a time.
+#[derive(Debug)]
+pub struct LogWriter {
+    file: Box<dyn WritableFile>,
+    policy: SyncPolicy,
+    /// Length of the log: where the next byte goes.
+    len: u64,
+    /// Position inside the current block (`len % BLOCK_SIZE`).
+    block_offset: usize,
+    /// Bytes appended since the last successful sync.
+    unsynced: u64,
+    /// Reused framing buffer: no allocation per record once it has grown.
+    buf: Vec<u8>,
+    /// Why the writer refuses further work, once something failed.
+    poisoned: Option<String>,
+}
+
+/// A framing buffer larger than this is released after use, so one huge record does not
+/// pin its size for the log's lifetime.
+const MAX_RETAINED_BUF: usize = 1 << 20;
+
+impl LogWriter {
+    /// A writer for a log starting at the file's current length — a fresh file from
+    /// [`FileSystem::create`](strata_core::FileSystem::create) gets a new log whose
+    /// header is written with the first record.
+    pub fn new(file: Box<dyn WritableFile>, policy: SyncPolicy) -> Self {
+        let len = file.len();
+        Self::resume(file, len, policy)
+    }
+
+    /// A writer continuing a log that is already `log_len` bytes long (its header
+    /// included), for a file handle opened for appending at that length. The block
+    /// position is derived from `log_len`. `log_len` must be the end of the last intact
+    /// record: after a torn tail, truncate the file there first (a reader would take the
+    /// damage followed by new records for mid-log corruption).
+    pub fn resume(file: Box<dyn WritableFile>, log_len: u64, policy: SyncPolicy) -> Self {
+        LogWriter {
+            file,
+            policy,
+            len: log_len,
+            block_offset: (log_len % BLOCK_SIZE as u64) as usize,
+            unsynced: 0,
+            buf: Vec::new(),
+            poisoned: None,
+        }
+    }
+
+    /// Appends one record (any length, including 0) and, if the policy asks, syncs.
+    /// Returns the offset where the record's first fragment starts.
+    pub fn add_record(&mut self, record: &[u8]) -> Result<u64> {
+        self.check_poisoned()?;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut block_offset = self.block_offset;
+        if self.len == 0 {
+            Self::frame(
+                &mut buf,
+                &mut block_offset,
+                &log_header_payload(),
+                Some(FragmentType::Header),
+            );
+            debug_assert_eq!(buf.len(), LOG_HEADER_LEN);
+        }
+        let start = Self::frame(&mut buf, &mut block_offset, record, None);
+        let record_offset = self.len + start as u64;
+
+        let appended = self.file.append(&buf);
+        let framed_len = buf.len() as u64;
+        if buf.capacity() <= MAX_RETAINED_BUF {
+            self.buf = buf;
+        }
+        if let Err(e) = appended {
+            return Err(self.poison("append", e));
+        }
+        self.len += framed_len;
+        self.block_offset = block_offset;
+        self.unsynced += framed_len;
+
+        let sync_now = match self.policy {
+            SyncPolicy::Never => false,
+            SyncPolicy::EveryWrite => true,
+            SyncPolicy::EveryBytes(n) => self.unsynced >= n,
+        };
+        if sync_now {
+            self.sync()?;
+        }
+        Ok(record_offset)
+    }
+
+    /// Makes every record appended so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_poisoned()?;
+        if let Err(e) = self.file.sync() {
+            return Err(self.poison("sync", e));
+        }
+        self.unsynced = 0;
+        Ok(())
+    }
+
+    /// Length of the log in bytes (header, framing and padding included): what the file
+    /// holds once everything appended so far is on disk. The engine rotates logs on it.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing (not even the header) has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether an earlier failure made the writer refuse further work.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, what: &str, e: Error) -> Error {
+        self.poisoned = Some(format!("an earlier log {what} failed: {e}"));
+        e
+    }
+
+    /// Frames `payload` as fragments into `buf`, starting at `block_offset` within the
+    /// current block, and returns the index in `buf` where its first fragment starts.
+    /// `single` forces one fragment of that type (the log header, which always fits).
+    fn frame(
+        buf: &mut Vec<u8>,
+        block_offset: &mut usize,
+        payload: &[u8],
+        single: Option<FragmentType>,
+    ) -> usize {
+        let mut rest = payload;
+        let mut first = true;
+        let mut start = None;
+        loop {
+            let leftover = BLOCK_SIZE - *block_offset;
+            if leftover < HEADER_LEN {
+                // Too small for a header: pad with zeros and move to the next block.
+                buf.resize(buf.len() + leftover, 0);
+                *block_offset = 0;
+            }
+            let avail = BLOCK_SIZE - *block_offset - HEADER_LEN;
+            let (fragment, tail) = rest.split_at(rest.len().min(avail));
+            let last = tail.is_empty();
+            let ty = single.unwrap_or(match (first, last) {
+                (true, true) => FragmentType::Full,
+                (true, false) => FragmentType::First,
+                (false, false) => FragmentType::Middle,
+                (false, true) => FragmentType::Last,
+            });
+            start.get_or_insert(buf.len());
+            put_fragment(buf, ty, fragment);
+            *block_offset += HEADER_LEN + fragment.len();
+            rest = tail;
+            first = false;
+            if last {
+                return start.unwrap_or(0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_core::{FileSystem, MemFs};
+    use std::path::Path;
+
+    fn mem_writer(policy: SyncPolicy) -> (MemFs, LogWriter) {
+        let fs = MemFs::new();
+        let file = fs.create(Path::new("/log")).unwrap();
+        (fs, LogWriter::new(file, policy))
+    }
+
+    #[test]
+    fn first_record_carries_the_header_and_later_ones_do_not() {
+        let (fs, mut w) = mem_writer(SyncPolicy::Never);
+        assert!(w.is_empty());
+        assert_eq!(w.add_record(b"hello").unwrap(), LOG_HEADER_LEN as u64);
+        assert_eq!(w.len(), (LOG_HEADER_LEN + HEADER_LEN + 5) as u64);
+        let second = w.add_record(b"").unwrap();
+        assert_eq!(second, (LOG_HEADER_LEN + HEADER_LEN + 5) as u64);
+        assert_eq!(w.len(), second + HEADER_LEN as u64);
+        let data = fs.read_file(Path::new("/log")).unwrap();
+        assert_eq!(data.len() as u64, w.len());
+        assert_eq!(&data[7..15], b"STRATLOG");
+    }
+
+    #[test]
+    fn block_tail_too_small_for_a_header_is_zero_padded() {
+        let (fs, mut w) = mem_writer(SyncPolicy::Never);
+        // Leave exactly 3 bytes in the first block.
+        let fill = BLOCK_SIZE - LOG_HEADER_LEN - HEADER_LEN - 3;
+        w.add_record(&vec![7; fill]).unwrap();
+        assert_eq!(w.len(), (BLOCK_SIZE - 3) as u64);
+        let at = w.add_record(b"x").unwrap();
+        assert_eq!(at, BLOCK_SIZE as u64);
+        let data = fs.read_file(Path::new("/log")).unwrap();
+        assert_eq!(&data[BLOCK_SIZE - 3..BLOCK_SIZE], &[0, 0, 0]);
+        assert_eq!(data[BLOCK_SIZE + 6], FragmentType::Full as u8);
+    }
+
+    #[test]
+    fn a_record_larger_than_a_block_is_split_first_middle_last() {
+        let (fs, mut w) = mem_writer(SyncPolicy::Never);
+        w.add_record(&vec![1; 2 * BLOCK_SIZE]).unwrap();
+        let data = fs.read_file(Path::new("/log")).unwrap();
+        assert_eq!(data[LOG_HEADER_LEN + 6], FragmentType::First as u8);
+        assert_eq!(data[BLOCK_SIZE + 6], FragmentType::Middle as u8);
+        assert_eq!(data[2 * BLOCK_SIZE + 6], FragmentType::Last as u8);
+    }
+
+    #[test]
+    fn resume_continues_inside_the_block_derived_from_the_length() {
+        let fs = MemFs::new();
+        let mut w = LogWriter::new(fs.create(Path::new("/log")).unwrap(), SyncPolicy::Never);
+        w.add_record(&vec![3; BLOCK_SIZE - 40]).unwrap();
+        let len = w.len();
+        let before = fs.read_file(Path::new("/log")).unwrap();
+        drop(w);
+
+        // A fresh file standing in for one reopened for append: same bytes, same length.
+        let mut file = fs.create(Path::new("/log2")).unwrap();
+        file.append(&before).unwrap();
+        let mut resumed = LogWriter::resume(file, len, SyncPolicy::Never);
+        assert_eq!(resumed.add_record(&[9; 100]).unwrap(), len);
+        // 100 bytes do not fit in the block's remaining space: First here, Last next block.
+        let data = fs.read_file(Path::new("/log2")).unwrap();
+        assert_eq!(data[len as usize + 6], FragmentType::First as u8);
+        assert_eq!(data[BLOCK_SIZE + 6], FragmentType::Last as u8);
+        assert_eq!(resumed.len(), data.len() as u64);
+    }
+}
