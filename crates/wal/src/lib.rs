@@ -38,5 +38,5 @@ mod reader;
 mod writer;
 
 pub use format::FormatVersion;
-pub use reader::{Damage, DamageKind, LogEnd, LogReader, RecoveryMode, Record};
+pub use reader::{Damage, DamageKind, LogEnd, LogReader, Record, RecoveryMode};
 pub use writer::{LogWriter, SyncPolicy};

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use strata_core::{Error, RandomAccessFile, Result};
 
 use crate::format::{
-    BLOCK_SIZE, FormatVersion, FragmentType, HEADER_LEN, LOG_HEADER_PAYLOAD_LEN, MAGIC, RawHeader,
-    fragment_crc,
+    BLOCK_SIZE, FormatVersion, FragmentType, HEADER_LEN, LOG_HEADER_LEN, LOG_HEADER_PAYLOAD_LEN,
+    MAGIC, RawHeader, fragment_crc,
 };
 
 /// How the reader treats damage. `docs/format/wal.md` has the full table.
@@ -405,10 +405,15 @@ impl LogReader {
     fn record_start_after(&mut self, damage_offset: u64, next: Option<u64>) -> Result<Option<u64>> {
         let block = BLOCK_SIZE as u64;
         let damaged_block = damage_offset / block;
-        if let Some(next) = next.filter(|n| n / block == damaged_block)
-            && let Some(at) = self.scan_block(next)?
-        {
-            return Ok(Some(at));
+        // The log header's length is fixed, so damage to its length field does not hide
+        // the records that follow it.
+        let header_end = (damage_offset == 0).then_some(LOG_HEADER_LEN as u64);
+        for from in [next, header_end].into_iter().flatten() {
+            if from / block == damaged_block
+                && let Some(at) = self.scan_block(from)?
+            {
+                return Ok(Some(at));
+            }
         }
         let mut start = (damaged_block + 1) * block;
         while start < self.file_len {

@@ -205,8 +205,8 @@ impl LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_core::{FileSystem, MemFs};
     use std::path::Path;
+    use strata_core::{FileSystem, MemFs};
 
     fn mem_writer(policy: SyncPolicy) -> (MemFs, LogWriter) {
         let fs = MemFs::new();

@@ -1,0 +1,477 @@
+//! Damage: torn tails, zero-filled tails, mid-log corruption, every truncation point and
+//! every bit flip — in each recovery mode, on both file systems. The claim throughout:
+//! never a panic, never a wrong record, and records after damage only ever come back
+//! when there was no damage.
+
+use strata_core::Error;
+use strata_wal::{DamageKind, LogEnd, RecoveryMode};
+
+use crate::common::{
+    BLOCK, Env, HEADER, LOG_HEADER, MODES, bytes_of, fragment, log_header, on_both, walk_fragments,
+};
+
+/// A log of a little over three blocks exercising every fragment type and block padding:
+/// a small record, an empty one, one spanning blocks 0–2 (First, Middle, Last), one that
+/// leaves 3 bytes of padding at the end of block 2, and two small ones in block 3.
+fn multi_block_log(env: &Env, name: &str) -> (Vec<Vec<u8>>, Vec<(u64, u64)>) {
+    let spans_before = env.write_log("probe.log", &[bytes_of(10, 1), vec![], bytes_of(70_000, 2)]);
+    let len = spans_before[2].1 as usize;
+    let fill = BLOCK - len % BLOCK - HEADER - 3;
+    let records = vec![
+        bytes_of(10, 1),
+        vec![],
+        bytes_of(70_000, 2),
+        bytes_of(fill, 3),
+        bytes_of(50, 4),
+        bytes_of(1, 5),
+    ];
+    let spans = env.write_log(name, &records);
+    assert_eq!(spans[3].1 as usize, 3 * BLOCK - 3, "padding layout changed");
+    (records, spans)
+}
+
+/// A log of one block's worth of small records (cheap enough to flip every bit of).
+fn small_log(env: &Env, name: &str) -> (Vec<Vec<u8>>, Vec<(u64, u64)>) {
+    let records: Vec<Vec<u8>> = [3, 0, 40, 120, 7, 1]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| bytes_of(n, i as u64 + 10))
+        .collect();
+    let spans = env.write_log(name, &records);
+    (records, spans)
+}
+
+fn as_slices(records: &[Vec<u8>]) -> Vec<&[u8]> {
+    records.iter().map(|r| &r[..]).collect()
+}
+
+fn assert_corruption_in(err: &Option<Error>, env: &Env, name: &str, at_least: u64) {
+    match err {
+        Some(Error::Corruption { file, offset, .. }) => {
+            assert_eq!(file, &env.path(name));
+            assert!(
+                *offset >= at_least,
+                "corruption reported at {offset} < {at_least}"
+            );
+        }
+        other => panic!("{}: expected corruption, got {other:?}", env.name),
+    }
+}
+
+#[test]
+fn truncation_at_every_byte_gives_a_clean_prefix() {
+    on_both(|env| {
+        let (records, spans) = multi_block_log(env, "full.log");
+        let full = env.get_raw("full.log");
+        for cut in 0..=full.len() {
+            env.put_raw("cut.log", &full[..cut]);
+            let cut = cut as u64;
+            let kept = spans.iter().take_while(|s| s.1 <= cut).count();
+            let valid_len = match kept {
+                0 if cut < LOG_HEADER as u64 => 0,
+                0 => LOG_HEADER as u64,
+                k => spans[k - 1].1,
+            };
+            let clean = cut == valid_len;
+            for mode in MODES {
+                let out = env.read_log("cut.log", mode);
+                assert_eq!(
+                    out.data(),
+                    as_slices(&records[..kept]),
+                    "cut {cut} {mode:?}"
+                );
+                match (mode, clean) {
+                    (_, true) => {
+                        assert!(out.error.is_none(), "cut {cut}: {:?}", out.error);
+                        assert_eq!(out.end, Some(LogEnd::Clean { len: cut }));
+                    }
+                    (RecoveryMode::Absolute, false) => {
+                        assert_corruption_in(&out.error, env, "cut.log", valid_len)
+                    }
+                    (_, false) => {
+                        assert!(out.error.is_none(), "cut {cut} {mode:?}: {:?}", out.error);
+                        assert!(
+                            matches!(out.end, Some(LogEnd::TornTail { offset, bytes_dropped, .. })
+                                if offset == valid_len && bytes_dropped == cut - valid_len),
+                            "cut {cut} {mode:?}: {:?}",
+                            out.end
+                        );
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Flips `bit` of byte `at` and checks every mode's answer against the rules.
+fn check_flip(
+    env: &Env,
+    full: &[u8],
+    records: &[Vec<u8>],
+    spans: &[(u64, u64)],
+    at: usize,
+    bit: u8,
+) {
+    let mut damaged = full.to_vec();
+    damaged[at] ^= 1 << bit;
+    env.put_raw("flip.log", &damaged);
+
+    // Which record the byte belongs to (padding belongs to the record after it), and
+    // where the intact prefix ends.
+    let (index, valid_len) = if at < LOG_HEADER {
+        (0, 0)
+    } else {
+        let i = spans.iter().position(|s| s.1 as usize > at).unwrap();
+        (
+            i,
+            if i == 0 {
+                LOG_HEADER as u64
+            } else {
+                spans[i - 1].1
+            },
+        )
+    };
+    let intact_records_follow = if at < LOG_HEADER {
+        !records.is_empty()
+    } else {
+        index + 1 < records.len()
+    };
+    let (fragments, _) = walk_fragments(full);
+    let in_length_field = fragments
+        .iter()
+        .any(|f| f.offset > 0 && (f.offset + 4..f.offset + 6).contains(&at));
+    let prefix = as_slices(&records[..index]);
+    let ctx = format!("{} byte {at} bit {bit}", env.name);
+
+    let absolute = env.read_log("flip.log", RecoveryMode::Absolute);
+    assert_eq!(absolute.data(), prefix, "{ctx}");
+    assert_corruption_in(&absolute.error, env, "flip.log", valid_len);
+
+    let tolerant = env.read_log("flip.log", RecoveryMode::TolerateTornTail);
+    assert_eq!(tolerant.data(), prefix, "{ctx}");
+    let tolerant_failed = tolerant.error.is_some();
+    if tolerant_failed {
+        assert_corruption_in(&tolerant.error, env, "flip.log", valid_len);
+    } else {
+        assert!(
+            matches!(tolerant.end, Some(LogEnd::TornTail { offset, .. }) if offset == valid_len),
+            "{ctx}: {:?}",
+            tolerant.end
+        );
+        // Only a damaged length field may hide the intact records after it (it hides the
+        // rest of its block); anything else followed by intact records is corruption.
+        assert!(
+            !intact_records_follow || in_length_field,
+            "{ctx}: damage taken for a torn tail"
+        );
+    }
+
+    let pit = env.read_log("flip.log", RecoveryMode::PointInTime);
+    assert_eq!(pit.data(), prefix, "{ctx}");
+    assert!(pit.error.is_none(), "{ctx}: {:?}", pit.error);
+    match pit.end {
+        Some(LogEnd::Stopped {
+            offset,
+            bytes_dropped,
+            ..
+        }) if tolerant_failed => {
+            assert_eq!(offset, valid_len, "{ctx}");
+            assert_eq!(bytes_dropped, full.len() as u64 - valid_len, "{ctx}");
+        }
+        Some(LogEnd::TornTail { offset, .. }) if !tolerant_failed => {
+            assert_eq!(offset, valid_len, "{ctx}")
+        }
+        other => panic!("{ctx}: point-in-time ended with {other:?}"),
+    }
+}
+
+#[test]
+fn every_bit_flip_of_a_small_log_is_detected() {
+    on_both(|env| {
+        let (records, spans) = small_log(env, "small.log");
+        let full = env.get_raw("small.log");
+        assert!(full.len() < 400);
+        for at in 0..full.len() {
+            for bit in 0..8 {
+                check_flip(env, &full, &records, &spans, at, bit);
+            }
+        }
+    });
+}
+
+#[test]
+fn every_bit_flip_of_framing_in_a_multi_block_log_is_detected() {
+    on_both(|env| {
+        let (records, spans) = multi_block_log(env, "multi.log");
+        let full = env.get_raw("multi.log");
+        let (fragments, padding) = walk_fragments(&full);
+        assert_eq!(padding.len(), 3);
+        let mut types: Vec<u8> = fragments.iter().map(|f| f.ty).collect();
+        types.sort_unstable();
+        types.dedup();
+        assert_eq!(types, [1, 2, 3, 4, 5], "every fragment type is covered");
+        let mut bytes: Vec<usize> = padding;
+        for f in &fragments {
+            // The header and the first and last payload bytes of every fragment.
+            bytes.extend(f.offset..f.offset + HEADER);
+            if f.len > 0 {
+                bytes.push(f.offset + HEADER);
+                bytes.push(f.offset + HEADER + f.len - 1);
+            }
+        }
+        for at in bytes {
+            for bit in 0..8 {
+                check_flip(env, &full, &records, &spans, at, bit);
+            }
+        }
+    });
+}
+
+#[test]
+fn torn_tail_keeps_durable_prefix_in_tolerant_and_point_in_time_modes() {
+    on_both(|env| {
+        let (records, spans) = multi_block_log(env, "full.log");
+        let full = env.get_raw("full.log");
+        // Cut the spanning record (index 2) inside its last block, as a crash would.
+        let cut = spans[2].1 as usize - 100;
+        env.put_raw("torn.log", &full[..cut]);
+        for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime] {
+            let out = env.read_log("torn.log", mode);
+            assert!(out.error.is_none());
+            assert_eq!(out.data(), as_slices(&records[..2]));
+            let end = out.end.unwrap();
+            assert_eq!(
+                end,
+                LogEnd::TornTail {
+                    offset: spans[1].1,
+                    // Detected at the header of the cut fragment, which starts block 2.
+                    damage: strata_wal::Damage {
+                        offset: 2 * BLOCK as u64,
+                        kind: DamageKind::Truncated
+                    },
+                    bytes_dropped: cut as u64 - spans[1].1,
+                }
+            );
+            assert!(
+                end.to_string()
+                    .contains(&format!("torn tail at offset {}", spans[1].1))
+            );
+        }
+        let out = env.read_log("torn.log", RecoveryMode::Absolute);
+        assert_eq!(out.data(), as_slices(&records[..2]));
+        assert_corruption_in(&out.error, env, "torn.log", spans[1].1);
+    });
+}
+
+#[test]
+fn mid_log_corruption_is_an_error_unless_point_in_time() {
+    on_both(|env| {
+        let (records, spans) = small_log(env, "full.log");
+        let mut bytes = env.get_raw("full.log");
+        // A flipped payload byte in record 2 of 6.
+        let at = spans[2].0 as usize + HEADER + 5;
+        bytes[at] ^= 0x40;
+        env.put_raw("bad.log", &bytes);
+
+        for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Absolute] {
+            let out = env.read_log("bad.log", mode);
+            assert_eq!(out.data(), as_slices(&records[..2]));
+            match &out.error {
+                Some(Error::Corruption {
+                    file,
+                    offset,
+                    reason,
+                }) => {
+                    assert_eq!(file, &env.path("bad.log"));
+                    assert_eq!(*offset, spans[2].0);
+                    assert!(reason.contains("checksum"), "{reason}");
+                }
+                other => panic!("{mode:?}: {other:?}"),
+            }
+            assert_eq!(out.end, None);
+        }
+        let out = env.read_log("bad.log", RecoveryMode::PointInTime);
+        assert!(out.error.is_none());
+        assert_eq!(out.data(), as_slices(&records[..2]));
+        assert_eq!(
+            out.end,
+            Some(LogEnd::Stopped {
+                offset: spans[1].1,
+                damage: strata_wal::Damage {
+                    offset: spans[2].0,
+                    kind: DamageKind::BadChecksum
+                },
+                bytes_dropped: bytes.len() as u64 - spans[1].1,
+            })
+        );
+    });
+}
+
+#[test]
+fn zero_filled_tail_is_a_torn_tail_not_corruption() {
+    on_both(|env| {
+        let (records, spans) = multi_block_log(env, "full.log");
+        let full = env.get_raw("full.log");
+        let log_len = spans.last().unwrap().1;
+        for zeros in [1, 6, 7, 500, 2 * BLOCK + 3] {
+            let mut bytes = full.clone();
+            bytes.resize(bytes.len() + zeros, 0);
+            env.put_raw("zeros.log", &bytes);
+            for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime] {
+                let out = env.read_log("zeros.log", mode);
+                assert!(out.error.is_none(), "{zeros} zeros: {:?}", out.error);
+                assert_eq!(out.data(), as_slices(&records));
+                assert!(
+                    matches!(out.end, Some(LogEnd::TornTail { offset, bytes_dropped, .. })
+                        if offset == log_len && bytes_dropped == zeros as u64),
+                    "{zeros} zeros: {:?}",
+                    out.end
+                );
+            }
+            // Absolute accepts only a log that ends exactly after its last record.
+            let out = env.read_log("zeros.log", RecoveryMode::Absolute);
+            assert_eq!(out.data(), as_slices(&records));
+            assert_corruption_in(&out.error, env, "zeros.log", log_len);
+        }
+        // A file that is all zeros (preallocated, never written) holds no records.
+        env.put_raw("prealloc.log", &vec![0; BLOCK + 100]);
+        let out = env.read_log("prealloc.log", RecoveryMode::TolerateTornTail);
+        assert!(out.records.is_empty() && out.error.is_none());
+        assert!(matches!(
+            out.end,
+            Some(LogEnd::TornTail { offset: 0, damage, .. }) if damage.kind == DamageKind::ZeroFilled
+        ));
+    });
+}
+
+#[test]
+fn a_zeroed_block_inside_the_log_is_corruption() {
+    on_both(|env| {
+        let (records, spans) = multi_block_log(env, "full.log");
+        let mut bytes = env.get_raw("full.log");
+        bytes[2 * BLOCK..3 * BLOCK].fill(0);
+        env.put_raw("hole.log", &bytes);
+        let out = env.read_log("hole.log", RecoveryMode::TolerateTornTail);
+        assert_eq!(out.data(), as_slices(&records[..2]));
+        assert_corruption_in(&out.error, env, "hole.log", 2 * BLOCK as u64);
+        let out = env.read_log("hole.log", RecoveryMode::PointInTime);
+        assert_eq!(out.data(), as_slices(&records[..2]));
+        assert!(matches!(
+            out.end,
+            Some(LogEnd::Stopped { offset, damage, .. })
+                if offset == spans[1].1 && damage.kind == DamageKind::ZeroFilled
+        ));
+    });
+}
+
+#[test]
+fn last_append_reaching_disk_out_of_order_is_still_a_torn_tail() {
+    on_both(|env| {
+        // The last record spans blocks 0..=3; its first block never reached the disk but
+        // the later ones did. Its own continuation fragments are not an intact record.
+        let records = vec![bytes_of(100, 1), bytes_of(3 * BLOCK, 2)];
+        let spans = env.write_log("full.log", &records);
+        let mut bytes = env.get_raw("full.log");
+        bytes[spans[1].0 as usize..BLOCK].fill(0);
+        env.put_raw("torn.log", &bytes);
+        let out = env.read_log("torn.log", RecoveryMode::TolerateTornTail);
+        assert!(out.error.is_none(), "{:?}", out.error);
+        assert_eq!(out.data(), as_slices(&records[..1]));
+        assert_eq!(out.end.unwrap().valid_len(), spans[0].1);
+    });
+}
+
+#[test]
+fn a_newer_format_version_is_not_supported_in_any_mode() {
+    on_both(|env| {
+        let mut bytes = log_header(2);
+        bytes.extend(fragment(1, b"from the future"));
+        env.put_raw("v2.log", &bytes);
+        for mode in MODES {
+            let out = env.read_log("v2.log", mode);
+            assert!(out.records.is_empty());
+            assert!(
+                matches!(&out.error, Some(Error::NotSupported(m)) if m.contains("version 2")),
+                "{mode:?}: {:?}",
+                out.error
+            );
+        }
+    });
+}
+
+#[test]
+fn a_foreign_or_invalid_header_is_rejected() {
+    on_both(|env| {
+        // Intact fragment, wrong magic: not our file, whatever the mode.
+        let mut bytes = fragment(5, b"SSTABLE!\x01\0\0\0");
+        bytes.extend(fragment(1, b"x"));
+        env.put_raw("foreign.log", &bytes);
+        let mut v0 = log_header(0);
+        v0.extend(fragment(1, b"x"));
+        env.put_raw("v0.log", &v0);
+        for mode in MODES {
+            for name in ["foreign.log", "v0.log"] {
+                let out = env.read_log(name, mode);
+                assert!(out.records.is_empty());
+                assert_corruption_in(&out.error, env, name, 0);
+            }
+        }
+        // No header at all: an intact record at offset 0 cannot be a torn tail.
+        env.put_raw("headless.log", &fragment(1, b"record"));
+        let out = env.read_log("headless.log", RecoveryMode::TolerateTornTail);
+        assert_corruption_in(&out.error, env, "headless.log", 0);
+        let out = env.read_log("headless.log", RecoveryMode::PointInTime);
+        assert!(matches!(
+            out.end,
+            Some(LogEnd::Stopped { offset: 0, damage, .. }) if damage.kind == DamageKind::MissingHeader
+        ));
+    });
+}
+
+#[test]
+fn intact_fragments_out_of_order_are_corruption_not_a_torn_tail() {
+    on_both(|env| {
+        let header = log_header(1);
+        let cases: [(&str, Vec<Vec<u8>>, DamageKind); 4] = [
+            (
+                "first-then-full",
+                vec![fragment(2, b"a"), fragment(1, b"b")],
+                DamageKind::OutOfOrder,
+            ),
+            (
+                "orphan-last",
+                vec![fragment(1, b"a"), fragment(4, b"b")],
+                DamageKind::OutOfOrder,
+            ),
+            (
+                "second-header",
+                vec![fragment(1, b"a"), log_header(1)],
+                DamageKind::OutOfOrder,
+            ),
+            (
+                "unknown-type",
+                vec![fragment(1, b"a"), fragment(9, b"b")],
+                DamageKind::UnknownType(9),
+            ),
+        ];
+        for (name, fragments, kind) in cases {
+            let bytes: Vec<u8> = header.iter().copied().chain(fragments.concat()).collect();
+            env.put_raw(name, &bytes);
+            let bad_at = (header.len() + fragments[0].len()) as u64;
+            let out = env.read_log(name, RecoveryMode::TolerateTornTail);
+            match &out.error {
+                Some(Error::Corruption { offset, .. }) => assert_eq!(*offset, bad_at, "{name}"),
+                other => panic!("{name}: {other:?}"),
+            }
+            let out = env.read_log(name, RecoveryMode::PointInTime);
+            assert!(out.error.is_none(), "{name}");
+            match out.end {
+                Some(LogEnd::Stopped { damage, .. }) => {
+                    assert_eq!(damage.kind, kind, "{name}");
+                    assert_eq!(damage.offset, bad_at, "{name}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    });
+}
