@@ -485,29 +485,31 @@ impl LogReader {
             if h.is_zero() {
                 return damaged(DamageKind::ZeroFilled);
             }
-            if (HEADER_LEN + h.len) as u64 > block_left {
-                return damaged(DamageKind::BadLength);
-            }
-            let Some(payload) = bytes.get(HEADER_LEN..HEADER_LEN + h.len) else {
-                return damaged(DamageKind::Truncated);
+            let payload = bytes.get(HEADER_LEN..HEADER_LEN + h.len);
+            let kind = match payload {
+                _ if (HEADER_LEN + h.len) as u64 > block_left => DamageKind::BadLength,
+                None => DamageKind::Truncated,
+                Some(p) if fragment_crc(h.type_byte, p) != h.crc => DamageKind::BadChecksum,
+                Some(_) => match FragmentType::from_u8(h.type_byte) {
+                    Some(ty) => {
+                        let start = (pos - self.chunk_start) as usize + HEADER_LEN;
+                        self.pos = pos + (HEADER_LEN + h.len) as u64;
+                        return Ok(Step::Fragment {
+                            offset: pos,
+                            ty,
+                            payload: start..start + h.len,
+                        });
+                    }
+                    None => DamageKind::UnknownType(h.type_byte),
+                },
             };
-            let next = pos + (HEADER_LEN + h.len) as u64;
-            let kind = if fragment_crc(h.type_byte, payload) != h.crc {
-                DamageKind::BadChecksum
-            } else if let Some(ty) = FragmentType::from_u8(h.type_byte) {
-                let start = (pos - self.chunk_start) as usize + HEADER_LEN;
-                self.pos = next;
-                return Ok(Step::Fragment {
-                    offset: pos,
-                    ty,
-                    payload: start..start + h.len,
-                });
-            } else {
-                DamageKind::UnknownType(h.type_byte)
-            };
+            // Where the next fragment starts: after the length that makes the checksum
+            // match if a single flipped bit of the length field explains the damage, else
+            // after the stated length if the fragment has one that fits.
+            let len = repaired_length(bytes, &h).or(payload.map(|_| h.len));
             return Ok(Step::Damaged {
                 damage: Damage { offset: pos, kind },
-                next: Some(next),
+                next: len.map(|len| pos + (HEADER_LEN + len) as u64),
             });
         }
     }
@@ -541,6 +543,18 @@ impl LogReader {
     fn corruption(&self, offset: u64, reason: String) -> Error {
         Error::corruption(self.file.path(), offset, reason)
     }
+}
+
+/// The payload length that makes a damaged fragment's checksum match when exactly one bit
+/// of its length field is flipped, if there is one. A match means crc, type and payload
+/// are intact and only the length field was hit, so it tells where the next fragment
+/// really starts (a chance match on torn bytes has odds of 2^-32 per try).
+fn repaired_length(block: &[u8], h: &RawHeader) -> Option<usize> {
+    (0..16).map(|bit| h.len ^ (1 << bit)).find(|&len| {
+        block
+            .get(HEADER_LEN..HEADER_LEN + len)
+            .is_some_and(|p| fragment_crc(h.type_byte, p) == h.crc)
+    })
 }
 
 impl Iterator for LogReader {
