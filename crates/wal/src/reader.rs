@@ -190,7 +190,6 @@ const CHUNK_LEN: u64 = 32 * BLOCK_SIZE as u64;
 ///
 /// Memory use is bounded by the file: one chunk of at most 1 MiB plus the record being
 /// reassembled, which cannot be longer than the file.
-#[derive(Debug)]
 pub struct LogReader {
     file: Arc<dyn RandomAccessFile>,
     mode: RecoveryMode,
@@ -207,6 +206,20 @@ pub struct LogReader {
     header_seen: bool,
     end: Option<LogEnd>,
     failed: bool,
+}
+
+impl fmt::Debug for LogReader {
+    // The chunk and the partial record are buffers: show where the reader is instead.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogReader")
+            .field("path", &self.file.path())
+            .field("mode", &self.mode)
+            .field("file_len", &self.file_len)
+            .field("pos", &self.pos)
+            .field("record_end", &self.record_end)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One step of decoding.

@@ -5,6 +5,8 @@
 //! a block tail shorter than a header is zero padding; a `Header` fragment
 //! (`STRATLOG` + version u32 LE) opens the log.
 
+use std::fmt;
+
 use strata_core::{Error, Result, WritableFile};
 
 use crate::format::{
@@ -36,7 +38,6 @@ pub enum SyncPolicy {
 ///
 /// Not shared between threads: the engine serialises writers in front of it (group
 /// commit) and hands it one combined record at a time.
-#[derive(Debug)]
 pub struct LogWriter {
     file: Box<dyn WritableFile>,
     policy: SyncPolicy,
@@ -50,6 +51,19 @@ pub struct LogWriter {
     buf: Vec<u8>,
     /// Why the writer refuses further work, once something failed.
     poisoned: Option<String>,
+}
+
+impl fmt::Debug for LogWriter {
+    // The framing buffer is scratch space: leave it out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogWriter")
+            .field("file", &self.file)
+            .field("policy", &self.policy)
+            .field("len", &self.len)
+            .field("unsynced", &self.unsynced)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A framing buffer larger than this is released after use, so one huge record does not
