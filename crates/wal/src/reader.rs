@@ -39,6 +39,8 @@ pub struct Record {
     /// Offset of the record's first fragment header in the file.
     pub offset: u64,
     /// The record's bytes, exactly as given to [`LogWriter::add_record`](crate::LogWriter::add_record).
+    /// A record that fit in one fragment shares the reader's read buffer (up to 1 MiB)
+    /// instead of being copied: copy it out if it is kept for long.
     pub data: Bytes,
 }
 
