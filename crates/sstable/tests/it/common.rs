@@ -23,7 +23,11 @@ pub fn build(fs: &MemFs, path: &Path, model: &Model, options: TableOptions) -> T
     b.finish().unwrap()
 }
 
-pub fn open(fs: &MemFs, path: &Path, cache: Option<Arc<BlockCache>>) -> strata_core::Result<Arc<Table>> {
+pub fn open(
+    fs: &MemFs,
+    path: &Path,
+    cache: Option<Arc<BlockCache>>,
+) -> strata_core::Result<Arc<Table>> {
     Table::open(fs.open(path)?, 7, cache)
 }
 
@@ -62,7 +66,10 @@ pub fn scan_backward(it: &mut dyn SortedIter) -> strata_core::Result<Vec<(Vec<u8
 }
 
 pub fn model_entries(model: &Model) -> Vec<(Vec<u8>, Vec<u8>)> {
-    model.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.clone())).collect()
+    model
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+        .collect()
 }
 
 pub fn table_path(name: &str) -> PathBuf {

@@ -14,7 +14,10 @@ fn small_model() -> Model {
     let mut m = Model::new();
     for i in 0..24u32 {
         let k = format!("key{:03}", i * 7);
-        m.insert(ik(k.as_bytes(), 10 + u64::from(i), ValueKind::Put), format!("value-{i}-{}", "z".repeat(i as usize % 5)).into_bytes());
+        m.insert(
+            ik(k.as_bytes(), 10 + u64::from(i), ValueKind::Put),
+            format!("value-{i}-{}", "z".repeat(i as usize % 5)).into_bytes(),
+        );
         if i % 4 == 0 {
             m.insert(ik(k.as_bytes(), 5, ValueKind::Delete), Vec::new());
         }
@@ -23,7 +26,12 @@ fn small_model() -> Model {
 }
 
 fn small_options(compression: Compression) -> TableOptions {
-    TableOptions { block_size_bytes: 160, restart_interval: 3, bloom_bits_per_key: 10, compression }
+    TableOptions {
+        block_size_bytes: 160,
+        restart_interval: 3,
+        bloom_bits_per_key: 10,
+        compression,
+    }
 }
 
 fn assert_names_file(e: &Error, path: &Path, file_len: u64) {
@@ -55,30 +63,48 @@ fn check_damaged(bytes: Vec<u8>, model: &Model, path: &Path) -> bool {
     let mut it = table.iter();
     match scan_forward(&mut it) {
         Ok(got) => assert_eq!(got, expected, "forward scan returned wrong data"),
-        Err(e) => { assert_names_file(&e, path, file_len); detected = true; }
+        Err(e) => {
+            assert_names_file(&e, path, file_len);
+            detected = true;
+        }
     }
     match scan_backward(&mut it) {
-        Ok(mut got) => { got.reverse(); assert_eq!(got, expected, "backward scan returned wrong data") }
-        Err(e) => { assert_names_file(&e, path, file_len); detected = true; }
+        Ok(mut got) => {
+            got.reverse();
+            assert_eq!(got, expected, "backward scan returned wrong data")
+        }
+        Err(e) => {
+            assert_names_file(&e, path, file_len);
+            detected = true;
+        }
     }
     for k in model.keys() {
         let uk = k.user_key();
         for snap in [k.parsed().seq, u64::MAX, 7] {
             match table.get(uk, snap) {
                 Ok(got) => assert_eq!(got, model_get(model, uk, snap), "get({uk:?}, {snap}) wrong"),
-                Err(e) => { assert_names_file(&e, path, file_len); detected = true; }
+                Err(e) => {
+                    assert_names_file(&e, path, file_len);
+                    detected = true;
+                }
             }
         }
     }
     for absent in [&b"key0005"[..], b"", b"zzz"] {
         match table.get(absent, u64::MAX) {
             Ok(got) => assert_eq!(got, Lookup::Absent),
-            Err(e) => { assert_names_file(&e, path, file_len); detected = true; }
+            Err(e) => {
+                assert_names_file(&e, path, file_len);
+                detected = true;
+            }
         }
     }
     match table.verify() {
         Ok(_) => detected,
-        Err(e) => { assert_names_file(&e, path, file_len); true }
+        Err(e) => {
+            assert_names_file(&e, path, file_len);
+            true
+        }
     }
 }
 
@@ -92,15 +118,24 @@ fn flip_every_bit(compression: Compression) {
     assert!(table.index_entries().len() >= 4, "want several data blocks");
     if compression == Compression::Lz4 {
         let p = table.properties();
-        assert!(p.data_bytes_on_disk < p.data_bytes_uncompressed, "nothing was compressed");
+        assert!(
+            p.data_bytes_on_disk < p.data_bytes_uncompressed,
+            "nothing was compressed"
+        );
     }
-    assert!(!check_damaged(original.clone(), &model, &path), "intact table reported damage");
+    assert!(
+        !check_damaged(original.clone(), &model, &path),
+        "intact table reported damage"
+    );
     for byte in 0..original.len() {
         for bit in 0..8 {
             let mut damaged = original.clone();
             damaged[byte] ^= 1 << bit;
             // Every single-bit flip is caught by some checksum: by open, a read, or verify.
-            assert!(check_damaged(damaged, &model, &path), "flip of byte {byte} bit {bit} went unnoticed");
+            assert!(
+                check_damaged(damaged, &model, &path),
+                "flip of byte {byte} bit {bit} went unnoticed"
+            );
         }
     }
 }
@@ -135,16 +170,25 @@ fn a_damaged_filter_is_ignored_by_lookups_and_reported_by_verify() {
     let model = small_model();
     build(&fs, &path, &model, small_options(Compression::None));
     let table = open(&fs, &path, None).unwrap();
-    assert!(matches!(table.filter_status(), FilterStatus::Loaded { probes: 7, .. }));
+    assert!(matches!(
+        table.filter_status(),
+        FilterStatus::Loaded { probes: 7, .. }
+    ));
     let filter = table.footer().filter;
     let mut bytes = fs.read_file(&path).unwrap();
     bytes[filter.offset as usize] ^= 0x10;
     fs.write_file(&path, bytes);
     let table = open(&fs, &path, None).unwrap();
-    assert!(matches!(table.filter_status(), FilterStatus::Unusable { .. }));
+    assert!(matches!(
+        table.filter_status(),
+        FilterStatus::Unusable { .. }
+    ));
     for k in model.keys() {
         assert!(table.may_contain(k.user_key()));
-        assert_eq!(table.get(k.user_key(), u64::MAX).unwrap(), model_get(&model, k.user_key(), u64::MAX));
+        assert_eq!(
+            table.get(k.user_key(), u64::MAX).unwrap(),
+            model_get(&model, k.user_key(), u64::MAX)
+        );
     }
     let e = table.verify().unwrap_err();
     assert_names_file(&e, &path, u64::MAX);
@@ -161,13 +205,24 @@ fn a_block_copied_from_another_file_fails_its_checksum() {
     build(&fs, &b, &model, small_options(Compression::None));
     let (bytes_a, mut bytes_b) = (fs.read_file(&a).unwrap(), fs.read_file(&b).unwrap());
     assert_eq!(bytes_a.len(), bytes_b.len());
-    let first = open(&fs, &a, None).unwrap().index_entries().next().unwrap().handle;
+    let first = open(&fs, &a, None)
+        .unwrap()
+        .index_entries()
+        .next()
+        .unwrap()
+        .handle;
     let end = (first.offset + first.size + 5) as usize;
-    assert_eq!(bytes_a[..end - 4], bytes_b[..end - 4], "same contents, different checksums");
+    assert_eq!(
+        bytes_a[..end - 4],
+        bytes_b[..end - 4],
+        "same contents, different checksums"
+    );
     bytes_b[..end].copy_from_slice(&bytes_a[..end]);
     fs.write_file(&b, bytes_b);
     let table = open(&fs, &b, None).unwrap();
-    let e = table.get(model.keys().next().unwrap().user_key(), u64::MAX).unwrap_err();
+    let e = table
+        .get(model.keys().next().unwrap().user_key(), u64::MAX)
+        .unwrap_err();
     assert_names_file(&e, &b, u64::MAX);
     assert!(e.to_string().contains("checksum"), "{e}");
 }
@@ -177,8 +232,24 @@ fn blocks_swapped_within_a_file_fail_their_checksums() {
     // Equal-size blocks: restart interval 1 and same-length keys and values.
     let fs = MemFs::new();
     let path = table_path("swap");
-    let model: Model = (0..40u32).map(|i| (ik(format!("k{i:04}").as_bytes(), 1, ValueKind::Put), vec![b'v'; 20])).collect();
-    build(&fs, &path, &model, TableOptions { block_size_bytes: 100, restart_interval: 1, ..TableOptions::default() });
+    let model: Model = (0..40u32)
+        .map(|i| {
+            (
+                ik(format!("k{i:04}").as_bytes(), 1, ValueKind::Put),
+                vec![b'v'; 20],
+            )
+        })
+        .collect();
+    build(
+        &fs,
+        &path,
+        &model,
+        TableOptions {
+            block_size_bytes: 100,
+            restart_interval: 1,
+            ..TableOptions::default()
+        },
+    );
     let table = open(&fs, &path, None).unwrap();
     let handles: Vec<_> = table.index_entries().map(|e| e.handle).collect();
     let (x, y) = (handles[1], handles[2]);
@@ -193,7 +264,10 @@ fn blocks_swapped_within_a_file_fail_their_checksums() {
     let table = open(&fs, &path, None).unwrap();
     let e = scan_forward(&mut table.iter()).unwrap_err();
     assert_names_file(&e, &path, u64::MAX);
-    assert!(matches!(e, Error::Corruption { offset, .. } if offset == x.offset), "{e}");
+    assert!(
+        matches!(e, Error::Corruption { offset, .. } if offset == x.offset),
+        "{e}"
+    );
 }
 
 #[test]

@@ -28,25 +28,33 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn model() -> impl Strategy<Value = Model> {
-    proptest::collection::vec((user_key(), 0u64..40, any::<bool>(), value()), 1..160).prop_map(|es| {
-        es.into_iter()
-            .map(|(k, seq, put, v)| {
-                if put {
-                    (ik(&k, seq, ValueKind::Put), v)
-                } else {
-                    (ik(&k, seq, ValueKind::Delete), Vec::new())
-                }
-            })
-            .collect()
-    })
+    proptest::collection::vec((user_key(), 0u64..40, any::<bool>(), value()), 1..160).prop_map(
+        |es| {
+            es.into_iter()
+                .map(|(k, seq, put, v)| {
+                    if put {
+                        (ik(&k, seq, ValueKind::Put), v)
+                    } else {
+                        (ik(&k, seq, ValueKind::Delete), Vec::new())
+                    }
+                })
+                .collect()
+        },
+    )
 }
 
 fn options() -> impl Strategy<Value = TableOptions> {
-    (64usize..2048, 1usize..20, 0u32..16, any::<bool>()).prop_map(|(block, restart, bits, lz4)| TableOptions {
-        block_size_bytes: block,
-        restart_interval: restart,
-        bloom_bits_per_key: bits,
-        compression: if lz4 { Compression::Lz4 } else { Compression::None },
+    (64usize..2048, 1usize..20, 0u32..16, any::<bool>()).prop_map(|(block, restart, bits, lz4)| {
+        TableOptions {
+            block_size_bytes: block,
+            restart_interval: restart,
+            bloom_bits_per_key: bits,
+            compression: if lz4 {
+                Compression::Lz4
+            } else {
+                Compression::None
+            },
+        }
     })
 }
 
@@ -124,7 +132,12 @@ fn get_reads_at_most_one_block_and_the_cache_serves_repeats() {
     let fs = MemFs::new();
     let path = table_path("t");
     let model: Model = (0..2000u32)
-        .map(|i| (ik(format!("key{i:06}").as_bytes(), 5, ValueKind::Put), vec![i as u8; 50]))
+        .map(|i| {
+            (
+                ik(format!("key{i:06}").as_bytes(), 5, ValueKind::Put),
+                vec![i as u8; 50],
+            )
+        })
         .collect();
     build(&fs, &path, &model, TableOptions::default());
     let cache = Arc::new(BlockCache::new(1 << 20));
@@ -146,14 +159,19 @@ fn get_reads_at_most_one_block_and_the_cache_serves_repeats() {
     // Absent keys inside the key range: the filter answers most of them with no block read.
     let mut no_block = 0;
     for i in 0..1000u32 {
-        let (l, t) = table.get_traced(format!("key{i:06}x").as_bytes(), 9).unwrap();
+        let (l, t) = table
+            .get_traced(format!("key{i:06}x").as_bytes(), 9)
+            .unwrap();
         assert_eq!(l, Lookup::Absent);
         if t.data_block.is_none() {
             assert_eq!(t.filter, strata_sstable::FilterAnswer::Absent);
             no_block += 1;
         }
     }
-    assert!(no_block > 970, "only {no_block} of 1000 misses skipped the data blocks");
+    assert!(
+        no_block > 970,
+        "only {no_block} of 1000 misses skipped the data blocks"
+    );
 }
 
 #[test]
@@ -161,7 +179,12 @@ fn values_are_views_of_the_cached_block() {
     let fs = MemFs::new();
     let path = table_path("t");
     let model: Model = (0..10u32)
-        .map(|i| (ik(format!("k{i}").as_bytes(), 1, ValueKind::Put), vec![b'v'; 100]))
+        .map(|i| {
+            (
+                ik(format!("k{i}").as_bytes(), 1, ValueKind::Put),
+                vec![b'v'; 100],
+            )
+        })
         .collect();
     build(&fs, &path, &model, TableOptions::default());
     let cache = Arc::new(BlockCache::new(1 << 20));
@@ -172,7 +195,9 @@ fn values_are_views_of_the_cached_block() {
     it.seek(InternalKey::for_seek(b"k5", 1).as_bytes()).unwrap();
     let c = it.value_bytes();
     // All three point into the one cached block: same allocation, 100 + header bytes apart.
-    let gap = |x: &bytes::Bytes, y: &bytes::Bytes| (y.as_ptr() as usize).wrapping_sub(x.as_ptr() as usize);
+    let gap = |x: &bytes::Bytes, y: &bytes::Bytes| {
+        (y.as_ptr() as usize).wrapping_sub(x.as_ptr() as usize)
+    };
     assert!(gap(&a, &b) > 100 && gap(&a, &b) < 120, "{}", gap(&a, &b));
     assert_eq!(gap(&a, &b), gap(&b, &c));
 }
@@ -183,9 +208,20 @@ fn tables_round_trip_on_the_real_file_system() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("000009.sst");
     let model: Model = (0..500u32)
-        .map(|i| (ik(format!("key{i:05}").as_bytes(), u64::from(i), ValueKind::Put), i.to_le_bytes().to_vec()))
+        .map(|i| {
+            (
+                ik(
+                    format!("key{i:05}").as_bytes(),
+                    u64::from(i),
+                    ValueKind::Put,
+                ),
+                i.to_le_bytes().to_vec(),
+            )
+        })
         .collect();
-    let mut b = strata_sstable::TableBuilder::new(StdFs.create(&path).unwrap(), TableOptions::default()).unwrap();
+    let mut b =
+        strata_sstable::TableBuilder::new(StdFs.create(&path).unwrap(), TableOptions::default())
+            .unwrap();
     for (k, v) in &model {
         b.add(k.as_bytes(), v).unwrap();
     }
@@ -193,6 +229,12 @@ fn tables_round_trip_on_the_real_file_system() {
     StdFs.sync_dir(dir.path()).unwrap();
     assert_eq!(summary.file_size, std::fs::metadata(&path).unwrap().len());
     let table = strata_sstable::Table::open(StdFs.open(&path).unwrap(), 9, None).unwrap();
-    assert_eq!(scan_forward(&mut table.iter()).unwrap(), model_entries(&model));
-    assert_eq!(table.get(b"key00042", 100).unwrap(), Lookup::Found(42u32.to_le_bytes().to_vec().into()));
+    assert_eq!(
+        scan_forward(&mut table.iter()).unwrap(),
+        model_entries(&model)
+    );
+    assert_eq!(
+        table.get(b"key00042", 100).unwrap(),
+        Lookup::Found(42u32.to_le_bytes().to_vec().into())
+    );
 }
