@@ -206,8 +206,11 @@ fn decode_entry(data: &[u8], p: usize, limit: usize) -> BlockResult<Entry> {
         }
     };
     let key_start = p + header_len;
-    let value_start = key_start + non_shared;
-    let value_end = value_start + value_len;
+    let value_start = key_start.checked_add(non_shared);
+    let value_end = value_start.and_then(|v| v.checked_add(value_len));
+    let (Some(value_start), Some(value_end)) = (value_start, value_end) else {
+        return bad(p, "entry length overflows");
+    };
     if value_end > limit {
         return bad(p, "entry runs past the entries");
     }

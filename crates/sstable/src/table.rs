@@ -171,7 +171,8 @@ thread_local! {
 }
 
 impl Table {
-    /// Opens the table in `file`, identified as `file_number` in the block cache.
+    /// Opens the table in `file`, identified as `file_number` in the block cache (so
+    /// the number must be unique among the tables sharing `cache`, and never reused).
     ///
     /// Validates the footer (magic, checksum, version: a newer one is
     /// `Error::NotSupported`), then loads the properties, index and filter blocks. Any

@@ -127,6 +127,11 @@ fn flip_every_bit(compression: Compression) {
         !check_damaged(original.clone(), &model, &path),
         "intact table reported damage"
     );
+    eprintln!(
+        "flipping each of {} bits of a {compression:?} table ({} data blocks)",
+        original.len() * 8,
+        table.index_entries().len()
+    );
     for byte in 0..original.len() {
         for bit in 0..8 {
             let mut damaged = original.clone();

@@ -238,3 +238,46 @@ fn tables_round_trip_on_the_real_file_system() {
         Lookup::Found(42u32.to_le_bytes().to_vec().into())
     );
 }
+
+#[test]
+fn tables_are_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+    assert_send_sync::<strata_sstable::Table>();
+    assert_send_sync::<BlockCache>();
+    assert_send::<strata_sstable::TableIter>();
+
+    let fs = MemFs::new();
+    let path = table_path("shared");
+    let model: Model = (0..3000u32)
+        .map(|i| {
+            (
+                ik(
+                    format!("key{i:06}").as_bytes(),
+                    u64::from(i % 7),
+                    ValueKind::Put,
+                ),
+                i.to_le_bytes().to_vec(),
+            )
+        })
+        .collect();
+    build(&fs, &path, &model, TableOptions::default());
+    // A cache smaller than the table: lookups race with evictions.
+    let table = open(&fs, &path, Some(Arc::new(BlockCache::new(16 << 10)))).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u32 {
+            let table = Arc::clone(&table);
+            s.spawn(move || {
+                for i in (t..3000).step_by(3) {
+                    let want = Lookup::Found(i.to_le_bytes().to_vec().into());
+                    assert_eq!(
+                        table.get(format!("key{i:06}").as_bytes(), 10).unwrap(),
+                        want
+                    );
+                }
+                let mut it = table.iter();
+                assert_eq!(scan_forward(&mut it).unwrap().len(), 3000);
+            });
+        }
+    });
+}
