@@ -1,0 +1,571 @@
+//! Reading a table: [`Table`] opens a file, answers point lookups and makes iterators.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strata_core::key::encode_internal_key;
+use strata_core::varint::{get_varint64, read_u32_le};
+use strata_core::{
+    Error, Lookup, MAX_SEQUENCE, ParsedInternalKey, RandomAccessFile, Result, SequenceNumber,
+    SortedIter, ValueKind, compare_internal_keys,
+};
+
+use crate::block::{Block, BlockError, BlockIter};
+use crate::cache::BlockCache;
+use crate::filter::{BloomFilter, FilterDecodeError};
+use crate::format::{BlockHandle, Compression, Footer, block_checksum};
+use crate::iter::TableIter;
+use crate::properties::TableProperties;
+
+/// LZ4 cannot expand data by more than this factor (plus a small constant): any larger
+/// claimed length is damage, and refusing it bounds the allocation.
+const LZ4_MAX_RATIO: u64 = 255;
+
+/// What the Bloom filter said about a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterAnswer {
+    /// The key is certainly not in the table; no data block was read.
+    Absent,
+    /// The key may be in the table.
+    MayContain,
+    /// The table has no usable filter (written without one, unknown kind, or damaged):
+    /// every key "may" be present.
+    NoFilter,
+}
+
+/// How a point lookup was answered, for statistics ("Bloom useful", "false positive")
+/// and tools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LookupTrace {
+    /// The filter's answer.
+    pub filter: FilterAnswer,
+    /// The data block consulted, if any.
+    pub data_block: Option<BlockHandle>,
+    /// Whether that block came from the block cache.
+    pub cache_hit: bool,
+}
+
+/// The state of a table's filter, for inspection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FilterStatus {
+    /// A Bloom filter is loaded.
+    Loaded {
+        /// Size of the bit array.
+        bits: u64,
+        /// Probes per key (k).
+        probes: u32,
+        /// Bits set to one (about half at the optimal k).
+        bits_set: u64,
+    },
+    /// The table was written without a filter.
+    Empty,
+    /// The filter block is damaged or of an unknown kind; lookups ignore it.
+    Unusable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One index entry, for inspection: the data block and its separator key (an internal
+/// key `>=` every key in the block and `<` every key of the next block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry<'a> {
+    /// The separator, an encoded internal key.
+    pub separator: &'a [u8],
+    /// Where the data block lies.
+    pub handle: BlockHandle,
+}
+
+/// What [`Table::verify`] checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Data blocks read and verified.
+    pub data_blocks: u64,
+    /// Entries decoded.
+    pub entries: u64,
+}
+
+enum Filter {
+    Loaded(BloomFilter),
+    Empty,
+    Unusable(String),
+}
+
+/// The decoded index: separators in one buffer, and each data block's handle.
+struct Index {
+    keys: Vec<u8>,
+    /// (end of the separator in `keys`, block handle); separator `i` starts where
+    /// separator `i - 1` ends.
+    entries: Vec<(usize, BlockHandle)>,
+}
+
+impl Index {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn separator(&self, i: usize) -> &[u8] {
+        let start = match i.checked_sub(1) {
+            Some(p) => self.entries.get(p).map_or(0, |e| e.0),
+            None => 0,
+        };
+        let end = self.entries.get(i).map_or(start, |e| e.0);
+        self.keys.get(start..end).unwrap_or_default()
+    }
+
+    fn handle(&self, i: usize) -> Option<BlockHandle> {
+        self.entries.get(i).map(|e| e.1)
+    }
+
+    /// The first block whose separator is `>= target`: the only block that can hold
+    /// the first entry `>= target`.
+    fn find(&self, target: &[u8]) -> Option<usize> {
+        let mut lo = 0;
+        let mut hi = self.entries.len();
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if compare_internal_keys(self.separator(mid), target).is_lt() {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        (lo < self.entries.len()).then_some(lo)
+    }
+}
+
+/// An open, immutable table file.
+///
+/// Holds the footer, properties, index and filter in memory; data blocks are read on
+/// demand through the [`BlockCache`] if one is given. Safe to share between threads
+/// (`Arc<Table>`): lookups and iterators take `&self`/an `Arc` and never lock anything
+/// but a cache shard.
+pub struct Table {
+    file: Arc<dyn RandomAccessFile>,
+    file_number: u64,
+    cache: Option<Arc<BlockCache>>,
+    footer: Footer,
+    properties: TableProperties,
+    index: Index,
+    filter: Filter,
+}
+
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("path", &self.file.path())
+            .field("file_number", &self.file_number)
+            .field("data_blocks", &self.index.len())
+            .field("entries", &self.properties.entry_count)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// Buffers for point lookups (seek key, block key), reused so a lookup allocates
+    /// nothing.
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl Table {
+    /// Opens the table in `file`, identified as `file_number` in the block cache (so
+    /// the number must be unique among the tables sharing `cache`, and never reused).
+    ///
+    /// Validates the footer (magic, checksum, version: a newer one is
+    /// `Error::NotSupported`), then loads the properties, index and filter blocks. Any
+    /// damage is `Error::Corruption` naming the file and offset — except in the filter,
+    /// which is then ignored (lookups read data blocks instead; [`verify`](Self::verify)
+    /// still reports it).
+    pub fn open(
+        file: Arc<dyn RandomAccessFile>,
+        file_number: u64,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<Arc<Table>> {
+        let path = file.path().to_path_buf();
+        let footer = Footer::read(&path, file.len(), |offset, len| {
+            let mut buf = vec![0; len];
+            file.read_exact_at(offset, &mut buf)?;
+            Ok(buf)
+        })?;
+        let props = read_block_contents(&*file, footer.properties, footer.file_id)?;
+        let properties = TableProperties::decode(&props)
+            .map_err(|reason| Error::corruption(&path, footer.properties.offset, reason))?;
+        let index = decode_index(&*file, &footer, &properties)?;
+        let filter = match read_block_contents(&*file, footer.filter, footer.file_id) {
+            Ok(contents) => match BloomFilter::decode(contents) {
+                Ok(f) => Filter::Loaded(f),
+                Err(FilterDecodeError::Empty) => Filter::Empty,
+                Err(e) => Filter::Unusable(format!("{e:?}")),
+            },
+            // Rule: a damaged filter means "may contain", never a false negative.
+            Err(e) if e.is_corruption() => Filter::Unusable(e.to_string()),
+            Err(e) => return Err(e),
+        };
+        Ok(Arc::new(Table {
+            file,
+            file_number,
+            cache,
+            footer,
+            properties,
+            index,
+            filter,
+        }))
+    }
+
+    /// Whether the table may hold `user_key`, from the Bloom filter alone (no I/O).
+    /// False means certainly not.
+    #[inline]
+    pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.filter_answer(user_key) != FilterAnswer::Absent
+    }
+
+    fn filter_answer(&self, user_key: &[u8]) -> FilterAnswer {
+        match &self.filter {
+            Filter::Loaded(f) if f.may_contain(user_key) => FilterAnswer::MayContain,
+            Filter::Loaded(_) => FilterAnswer::Absent,
+            Filter::Empty | Filter::Unusable(_) => FilterAnswer::NoFilter,
+        }
+    }
+
+    /// The newest entry for `user_key` with sequence `<= snapshot`: its value, a
+    /// tombstone, or absent. Asks the filter first; reads at most one data block.
+    pub fn get(&self, user_key: &[u8], snapshot: SequenceNumber) -> Result<Lookup> {
+        self.get_traced(user_key, snapshot).map(|(l, _)| l)
+    }
+
+    /// [`get`](Self::get), also saying what the filter answered and which block was
+    /// read.
+    pub fn get_traced(
+        &self,
+        user_key: &[u8],
+        snapshot: SequenceNumber,
+    ) -> Result<(Lookup, LookupTrace)> {
+        let mut trace = LookupTrace {
+            filter: self.filter_answer(user_key),
+            data_block: None,
+            cache_hit: false,
+        };
+        if trace.filter == FilterAnswer::Absent {
+            return Ok((Lookup::Absent, trace));
+        }
+        let snapshot = snapshot.min(MAX_SEQUENCE);
+        let (mut target, key_buf) = SCRATCH.with(RefCell::take);
+        target.clear();
+        encode_internal_key(&mut target, user_key, snapshot, ValueKind::FOR_SEEK);
+        let mut key_buf = Some(key_buf);
+        let result = self.get_in_block(&target, user_key, snapshot, &mut trace, &mut key_buf);
+        SCRATCH.with(|s| s.replace((target, key_buf.unwrap_or_default())));
+        result.map(|l| (l, trace))
+    }
+
+    fn get_in_block(
+        &self,
+        target: &[u8],
+        user_key: &[u8],
+        snapshot: SequenceNumber,
+        trace: &mut LookupTrace,
+        key_buf: &mut Option<Vec<u8>>,
+    ) -> Result<Lookup> {
+        let Some(handle) = self.index.find(target).and_then(|i| self.index.handle(i)) else {
+            return Ok(Lookup::Absent);
+        };
+        trace.data_block = Some(handle);
+        let (block, hit) = self.data_block(handle, true)?;
+        trace.cache_hit = hit;
+        let mut it = BlockIter::with_key_buffer(block, key_buf.take().unwrap_or_default());
+        let found = it.seek(target);
+        let answer = match found {
+            Err(e) => Err(self.block_error(handle, e)),
+            // Past the block's end: the separator lies between this block and the next
+            // one's user key, so no version of `user_key` follows.
+            Ok(()) if !it.valid() => Ok(Lookup::Absent),
+            Ok(()) => match ParsedInternalKey::parse(it.key()) {
+                None => Err(Error::corruption(
+                    self.path(),
+                    handle.offset,
+                    "malformed internal key in data block",
+                )),
+                Some(p) if p.user_key != user_key => Ok(Lookup::Absent),
+                Some(p) if p.seq > snapshot => Err(Error::corruption(
+                    self.path(),
+                    handle.offset,
+                    "data block entries out of order",
+                )),
+                Some(p) => Ok(match p.kind {
+                    ValueKind::Put => Lookup::Found(it.value_bytes()),
+                    ValueKind::Delete => Lookup::Deleted,
+                }),
+            },
+        };
+        *key_buf = Some(it.into_key_buffer());
+        answer
+    }
+
+    /// A data block's contents, from the cache or the file (then cached if
+    /// `fill_cache`). Returns whether it was a cache hit.
+    pub(crate) fn data_block(
+        &self,
+        handle: BlockHandle,
+        fill_cache: bool,
+    ) -> Result<(Block, bool)> {
+        if let Some(cache) = &self.cache
+            && let Some(contents) = cache.get(self.file_number, handle.offset)
+        {
+            return Ok((self.parse_block(contents, handle)?, true));
+        }
+        let contents = read_block_contents(&*self.file, handle, self.footer.file_id)?;
+        let block = self.parse_block(contents.clone(), handle)?;
+        if fill_cache && let Some(cache) = &self.cache {
+            cache.insert(self.file_number, handle.offset, contents);
+        }
+        Ok((block, false))
+    }
+
+    fn parse_block(&self, contents: Bytes, handle: BlockHandle) -> Result<Block> {
+        Block::new(contents).map_err(|e| self.block_error(handle, e))
+    }
+
+    pub(crate) fn block_error(&self, handle: BlockHandle, e: BlockError) -> Error {
+        Error::corruption(
+            self.path(),
+            handle.offset,
+            format!("{} (byte {} of the block's contents)", e.reason, e.pos),
+        )
+    }
+
+    /// A cursor over every entry, owning a reference to the table (no lifetime). Reads
+    /// go through the block cache and fill it.
+    pub fn iter(self: &Arc<Self>) -> TableIter {
+        TableIter::new(Arc::clone(self), true)
+    }
+
+    /// Like [`iter`](Self::iter), but blocks read from the file are not added to the
+    /// cache: for compaction inputs and verification, which would flush the hot set.
+    pub fn iter_uncached(self: &Arc<Self>) -> TableIter {
+        TableIter::new(Arc::clone(self), false)
+    }
+
+    pub(crate) fn index_len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub(crate) fn index_find(&self, target: &[u8]) -> Option<usize> {
+        self.index.find(target)
+    }
+
+    pub(crate) fn index_handle(&self, i: usize) -> Option<BlockHandle> {
+        self.index.handle(i)
+    }
+
+    /// What the table holds, as recorded by its builder.
+    pub fn properties(&self) -> &TableProperties {
+        &self.properties
+    }
+
+    /// The decoded footer.
+    pub fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    /// The index entries, in order: one per data block.
+    pub fn index_entries(&self) -> impl ExactSizeIterator<Item = IndexEntry<'_>> + '_ {
+        (0..self.index.len()).map(|i| IndexEntry {
+            separator: self.index.separator(i),
+            handle: self.index.handle(i).unwrap_or_default(),
+        })
+    }
+
+    /// The filter's state and shape.
+    pub fn filter_status(&self) -> FilterStatus {
+        match &self.filter {
+            Filter::Loaded(f) => FilterStatus::Loaded {
+                bits: f.num_bits(),
+                probes: f.probes(),
+                bits_set: f.bits_set(),
+            },
+            Filter::Empty => FilterStatus::Empty,
+            Filter::Unusable(reason) => FilterStatus::Unusable {
+                reason: reason.clone(),
+            },
+        }
+    }
+
+    /// The number the table is known by in the block cache.
+    pub fn file_number(&self) -> u64 {
+        self.file_number
+    }
+
+    /// The file's length in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.file.len()
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Reads and checks every block (bypassing the cache): checksums, entry
+    /// encoding, key order, and the counts and key range against the properties. A
+    /// damaged filter — ignored by lookups — is reported here as corruption.
+    pub fn verify(self: &Arc<Self>) -> Result<VerifyReport> {
+        // The filter's checksum (an unknown filter kind is not damage: a newer writer
+        // may add kinds without a format version change).
+        read_block_contents(&*self.file, self.footer.filter, self.footer.file_id)?;
+        let mut it = self.iter_uncached();
+        it.seek_to_first()?;
+        let (mut entries, mut tombstones) = (0u64, 0u64);
+        let mut first = None;
+        let mut prev: Vec<u8> = Vec::new();
+        let props_offset = self.footer.properties.offset;
+        let bad = |reason: String| Error::corruption(self.path(), props_offset, reason);
+        while it.valid() {
+            let key = it.key();
+            let parsed = ParsedInternalKey::parse(key)
+                .ok_or_else(|| bad(format!("malformed key after {entries} entries")))?;
+            if entries > 0 && !compare_internal_keys(&prev, key).is_lt() {
+                return Err(bad(format!("keys out of order at entry {entries}")));
+            }
+            if parsed.kind == ValueKind::Delete {
+                tombstones += 1;
+            }
+            if first.is_none() {
+                first = Some(key.to_vec());
+            }
+            prev.clear();
+            prev.extend_from_slice(key);
+            entries += 1;
+            it.next()?;
+        }
+        let p = &self.properties;
+        if entries != p.entry_count || tombstones != p.tombstone_count {
+            return Err(bad(format!(
+                "{entries} entries ({tombstones} tombstones) found, properties say {} ({})",
+                p.entry_count, p.tombstone_count
+            )));
+        }
+        if first.as_deref() != Some(p.smallest_key.as_bytes()) || prev != p.largest_key.as_bytes() {
+            return Err(bad("key range differs from the properties".into()));
+        }
+        Ok(VerifyReport {
+            data_blocks: self.index.len() as u64,
+            entries,
+        })
+    }
+}
+
+/// Reads a block, checks its trailer and returns its (decompressed) contents.
+fn read_block_contents(
+    file: &dyn RandomAccessFile,
+    handle: BlockHandle,
+    file_id: u64,
+) -> Result<Bytes> {
+    let corrupt = |reason: String| Error::corruption(file.path(), handle.offset, reason);
+    let end = handle
+        .end_with_trailer()
+        .filter(|&end| end <= file.len())
+        .ok_or_else(|| {
+            corrupt(format!(
+                "block of {} bytes runs past the end of the file",
+                handle.size
+            ))
+        })?;
+    let raw = file.read_bytes(handle.offset, (end - handle.offset) as usize)?;
+    let size = handle.size as usize;
+    let (stored, trailer) = raw.split_at_checked(size).unwrap_or((&[], &[]));
+    let (Some(&kind), Some(crc)) = (trailer.first(), read_u32_le(trailer, 1)) else {
+        return Err(corrupt("short block trailer".into()));
+    };
+    if block_checksum(stored, kind, handle.offset, file_id) != crc {
+        return Err(corrupt("block checksum mismatch".into()));
+    }
+    match Compression::from_u8(kind) {
+        Some(Compression::None) => Ok(raw.slice(..size)),
+        Some(Compression::Lz4) => {
+            let (len, n) =
+                get_varint64(stored).ok_or_else(|| corrupt("bad uncompressed length".into()))?;
+            let input = stored.get(n..).unwrap_or_default();
+            if len > (input.len() as u64).saturating_mul(LZ4_MAX_RATIO) + 64 {
+                return Err(corrupt(format!(
+                    "uncompressed length {len} impossible for {} compressed bytes",
+                    input.len()
+                )));
+            }
+            let mut out = vec![0u8; len as usize];
+            match lz4_flex::block::decompress_into(input, &mut out) {
+                Ok(written) if written as u64 == len => Ok(Bytes::from(out)),
+                Ok(written) => Err(corrupt(format!(
+                    "block decompressed to {written} bytes, expected {len}"
+                ))),
+                Err(e) => Err(corrupt(format!("LZ4 decompression failed: {e}"))),
+            }
+        }
+        None => Err(corrupt(format!("unknown compression type {kind}"))),
+    }
+}
+
+/// Decodes and validates the index block: separators are internal keys in strictly
+/// increasing order, and the data blocks they point at tile the file from offset 0 up
+/// to the filter block.
+fn decode_index(
+    file: &dyn RandomAccessFile,
+    footer: &Footer,
+    properties: &TableProperties,
+) -> Result<Index> {
+    let handle = footer.index;
+    let corrupt = |reason: String| Error::corruption(file.path(), handle.offset, reason);
+    let contents = read_block_contents(file, handle, footer.file_id)?;
+    let block_error =
+        |e: BlockError| corrupt(format!("{} (byte {} of the index block)", e.reason, e.pos));
+    let mut it = BlockIter::new(Block::new(contents).map_err(block_error)?);
+    it.seek_to_first().map_err(block_error)?;
+    let mut index = Index {
+        keys: Vec::new(),
+        entries: Vec::new(),
+    };
+    let mut expected_offset = 0u64;
+    let mut prev_start = 0;
+    while it.valid() {
+        let separator = it.key();
+        if ParsedInternalKey::parse(separator).is_none() {
+            return Err(corrupt(format!(
+                "index entry {} has a malformed separator",
+                index.len()
+            )));
+        }
+        if !index.entries.is_empty()
+            && !compare_internal_keys(index.keys.get(prev_start..).unwrap_or_default(), separator)
+                .is_lt()
+        {
+            return Err(corrupt(format!("index entry {} out of order", index.len())));
+        }
+        let block = BlockHandle::decode_varint(it.value())
+            .filter(|h| h.offset == expected_offset)
+            .ok_or_else(|| corrupt(format!("index entry {} has a bad handle", index.len())))?;
+        expected_offset = block
+            .end_with_trailer()
+            .filter(|&end| end <= footer.filter.offset)
+            .ok_or_else(|| corrupt(format!("index entry {} points past the data", index.len())))?;
+        prev_start = index.keys.len();
+        index.keys.extend_from_slice(separator);
+        index.entries.push((index.keys.len(), block));
+        it.next().map_err(block_error)?;
+    }
+    if expected_offset != footer.filter.offset {
+        return Err(corrupt(format!(
+            "data blocks end at {expected_offset}, but the filter starts at {}",
+            footer.filter.offset
+        )));
+    }
+    if index.len() as u64 != properties.data_block_count {
+        return Err(corrupt(format!(
+            "index has {} entries, properties say {} data blocks",
+            index.len(),
+            properties.data_block_count
+        )));
+    }
+    Ok(index)
+}
