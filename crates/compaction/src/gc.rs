@@ -144,7 +144,9 @@ mod tests {
         snapshots: &[u64],
         below: &[&str],
     ) -> (Vec<Decision>, GcStats) {
-        let mut gc = VersionGc::new(snapshots, |k: &[u8]| below.iter().any(|b| b.as_bytes() == k));
+        let mut gc = VersionGc::new(snapshots, |k: &[u8]| {
+            below.iter().any(|b| b.as_bytes() == k)
+        });
         let d = entries
             .iter()
             .map(|(k, s, kind)| {
@@ -160,7 +162,11 @@ mod tests {
 
     #[test]
     fn without_snapshots_only_the_newest_version_survives() {
-        let (d, st) = run(&[("a", 9, P), ("a", 5, P), ("a", 1, D), ("b", 3, P)], &[], &[]);
+        let (d, st) = run(
+            &[("a", 9, P), ("a", 5, P), ("a", 1, D), ("b", 3, P)],
+            &[],
+            &[],
+        );
         assert_eq!(d, [K, Sh, Sh, K]);
         assert_eq!(st.versions_dropped, 2);
         assert_eq!(st.kept, 2);
@@ -169,7 +175,14 @@ mod tests {
     #[test]
     fn each_snapshot_keeps_the_newest_version_it_sees() {
         // Snapshots at 4 and 7: stripes (..=4], (4..=7], (7..).
-        let entries = [("a", 9, P), ("a", 8, P), ("a", 7, P), ("a", 5, P), ("a", 4, P), ("a", 2, P)];
+        let entries = [
+            ("a", 9, P),
+            ("a", 8, P),
+            ("a", 7, P),
+            ("a", 5, P),
+            ("a", 4, P),
+            ("a", 2, P),
+        ];
         let (d, _) = run(&entries, &[7, 4], &[]);
         assert_eq!(d, [K, Sh, K, Sh, K, Sh]);
     }
@@ -208,7 +221,9 @@ mod tests {
     /// What a read at `snap` returns from a history (newest first): Some(Some(seq)) for
     /// a put, Some(None) for a tombstone, None for nothing.
     fn read(h: &[(u64, bool)], snap: u64) -> Option<Option<u64>> {
-        h.iter().find(|(s, _)| *s <= snap).map(|&(s, put)| put.then_some(s))
+        h.iter()
+            .find(|(s, _)| *s <= snap)
+            .map(|&(s, put)| put.then_some(s))
     }
 
     proptest! {

@@ -99,8 +99,10 @@ impl<'a> CompactionJob<'a> {
         let namer = Arc::clone(&self.file_namer);
         let checked: TableOpener = Arc::new(move |meta: &FileMeta| {
             let inner = opener(meta)?;
-            Ok(Box::new(CheckedIter::new(inner, meta.clone(), namer(meta.number)))
-                as Box<dyn SortedIter + Send>)
+            Ok(
+                Box::new(CheckedIter::new(inner, meta.clone(), namer(meta.number)))
+                    as Box<dyn SortedIter + Send>,
+            )
         });
         let task = self.task;
         let mut children: Vec<Box<dyn SortedIter + Send>> = Vec::new();
@@ -299,8 +301,7 @@ impl<'t, W: TableWriter> OutputSplitter<'t, W> {
         stats.output_bytes += summary.size_bytes;
         stats.output_entries += added;
         stats.output_payload_bytes += payload;
-        edit.added
-            .push((self.task.output_level, Arc::new(meta)));
+        edit.added.push((self.task.output_level, Arc::new(meta)));
         Ok(())
     }
 }

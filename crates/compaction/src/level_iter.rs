@@ -10,8 +10,7 @@ use crate::FileMeta;
 
 /// Opens a table's iterator. Supplied by the engine (through its table cache), so this
 /// crate never touches files itself.
-pub type TableOpener =
-    Arc<dyn Fn(&FileMeta) -> Result<Box<dyn SortedIter + Send>> + Send + Sync>;
+pub type TableOpener = Arc<dyn Fn(&FileMeta) -> Result<Box<dyn SortedIter + Send>> + Send + Sync>;
 
 /// A [`SortedIter`] that concatenates the tables of one level (L1 and deeper), opening
 /// each lazily when the cursor first needs it.
@@ -31,10 +30,11 @@ impl LevelIter {
     /// A level iterator over `files` (sorted, non-overlapping). Starts unpositioned.
     pub fn new(files: Vec<Arc<FileMeta>>, opener: TableOpener) -> Self {
         debug_assert!(
-            files
-                .windows(2)
-                .all(|w| compare_internal_keys(w[0].largest.as_bytes(), w[1].smallest.as_bytes())
-                    .is_lt()),
+            files.windows(2).all(|w| compare_internal_keys(
+                w[0].largest.as_bytes(),
+                w[1].smallest.as_bytes()
+            )
+            .is_lt()),
             "level files overlap or are out of order"
         );
         LevelIter {

@@ -398,7 +398,10 @@ impl CompactionPolicy for LeveledPolicy {
         let (inputs, output_level) = if level == 0 {
             let seeds = files.iter().filter(|f| f.overlaps_user_range(lo, hi));
             let (a, b) = user_key_range(seeds.map(|f| &**f))?;
-            (expand_l0(files, a, b), self.level_targets(levels).base_level)
+            (
+                expand_l0(files, a, b),
+                self.level_targets(levels).base_level,
+            )
         } else {
             (clean_cut(files, lo, hi), (level + 1).min(last))
         };

@@ -86,7 +86,10 @@ impl Table {
         for (k, _) in self.entries() {
             acc.add(ParsedInternalKey::parse(k)?, k);
         }
-        acc.finish(number, self.payload_bytes() + ENTRY_OVERHEAD_BYTES * self.len() as u64)
+        acc.finish(
+            number,
+            self.payload_bytes() + ENTRY_OVERHEAD_BYTES * self.len() as u64,
+        )
     }
 
     /// A cursor over the table.
@@ -271,8 +274,14 @@ mod tests {
     fn store_round_trips_a_table_and_its_meta() {
         let store = TableStore::new();
         let t = Table::from_sorted([
-            (InternalKey::new(b"a", 7, ValueKind::Put).into_bytes(), b"x".to_vec()),
-            (InternalKey::new(b"b", 3, ValueKind::Delete).into_bytes(), Vec::new()),
+            (
+                InternalKey::new(b"a", 7, ValueKind::Put).into_bytes(),
+                b"x".to_vec(),
+            ),
+            (
+                InternalKey::new(b"b", 3, ValueKind::Delete).into_bytes(),
+                Vec::new(),
+            ),
         ]);
         let meta = store.add(t).unwrap();
         assert_eq!((meta.smallest_seq, meta.largest_seq), (3, 7));
@@ -285,7 +294,10 @@ mod tests {
         it.prev().unwrap();
         assert_eq!(it.value(), b"x");
         assert!(store.add(Table::default()).is_none());
-        let missing = FileMeta { number: 99, ..(*meta).clone() };
+        let missing = FileMeta {
+            number: 99,
+            ..(*meta).clone()
+        };
         assert!((store.opener())(&missing).is_err());
     }
 }

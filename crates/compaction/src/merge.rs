@@ -320,7 +320,10 @@ mod tests {
             input(&[]),
             input(&[("c", 2, "c2"), ("e", 5, "e5")]),
         ]);
-        assert_eq!(values_forward(&mut it), ["a1", "b9", "b3", "c2", "d4", "e5"]);
+        assert_eq!(
+            values_forward(&mut it),
+            ["a1", "b9", "b3", "c2", "d4", "e5"]
+        );
         it.seek(InternalKey::for_seek(b"b", 5).as_bytes()).unwrap();
         assert_eq!(it.value(), b"b3");
         it.prev().unwrap();
@@ -333,10 +336,7 @@ mod tests {
 
     #[test]
     fn equal_internal_keys_yield_lower_index_first_and_reverse_exactly() {
-        let mut it = MergingIter::new(vec![
-            input(&[("k", 5, "new")]),
-            input(&[("k", 5, "old")]),
-        ]);
+        let mut it = MergingIter::new(vec![input(&[("k", 5, "new")]), input(&[("k", 5, "old")])]);
         assert_eq!(values_forward(&mut it), ["new", "old"]);
         it.seek_to_last().unwrap();
         assert_eq!(it.value(), b"old");
