@@ -1,16 +1,17 @@
 //! Merge throughput of k inputs and a whole compaction job, in memory.
 //!
 //! Entries are 16-byte user keys (+ 8-byte trailer) with 100-byte values, db_bench's
-//! default shape. `vec_scan` (one input, no merge) is the floor the merges are read
-//! against.
+//! default shape. The `scan_*` rows (one input, no merge) are the floor the merges are
+//! read against.
 
 // criterion's macros generate undocumented items; benchmarks may unwrap.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use strata_compaction::mem::{Table, TableStore};
+use strata_compaction::mem::{Table, TableIter, TableStore};
 use strata_compaction::{CompactionJob, CompactionReason, CompactionTask, LevelIter, MergingIter};
 use strata_core::{InternalKey, SortedIter, ValueKind, VecIter};
 
@@ -52,11 +53,12 @@ fn merge_inputs(k: usize) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
     inputs
 }
 
+/// A full forward scan that reads every key's first bytes (as any consumer must).
 fn scan(it: &mut impl SortedIter) -> usize {
     let mut n = 0;
     it.seek_to_first().unwrap();
     while it.valid() {
-        black_box(it.key());
+        black_box(it.key().first_chunk::<8>());
         black_box(it.value());
         n += 1;
         it.next().unwrap();
@@ -64,46 +66,63 @@ fn scan(it: &mut impl SortedIter) -> usize {
     n
 }
 
+fn scan_reverse(it: &mut impl SortedIter) -> usize {
+    let mut n = 0;
+    it.seek_to_last().unwrap();
+    while it.valid() {
+        black_box(it.key().first_chunk::<8>());
+        black_box(it.value());
+        n += 1;
+        it.prev().unwrap();
+    }
+    n
+}
+
+fn flat(entries: &[(Vec<u8>, Vec<u8>)]) -> TableIter {
+    Arc::new(Table::from_sorted(entries.iter().map(|(k, v)| (k, v)))).iter()
+}
+
+/// Inputs are `VecIter`s (an allocation per key and value) and flat in-memory tables
+/// (keys and values in one buffer, like decoded blocks). The `scan_*` rows are the
+/// floor: one input holding every entry, no merge.
 fn bench_merge(c: &mut Criterion) {
     let mut g = c.benchmark_group("merge");
     g.throughput(Throughput::Elements(MERGE_ENTRIES as u64));
     g.sample_size(20);
 
     let all = merge_inputs(1).pop().unwrap();
-    g.bench_function("vec_scan", |b| {
+    g.bench_function("scan_vec", |b| {
         let mut it = VecIter::new(all.clone());
         b.iter(|| assert_eq!(scan(&mut it), MERGE_ENTRIES))
     });
+    g.bench_function("scan_flat", |b| {
+        let mut it = flat(&all);
+        b.iter(|| assert_eq!(scan(&mut it), MERGE_ENTRIES))
+    });
+    drop(all);
     for k in [2usize, 4, 16] {
         let inputs = merge_inputs(k);
-        g.bench_function(format!("k{k}"), |b| {
+        g.bench_function(format!("k{k}_vec"), |b| {
             let mut it = MergingIter::new(inputs.iter().cloned().map(VecIter::new).collect());
             b.iter(|| assert_eq!(scan(&mut it), MERGE_ENTRIES))
         });
-        g.bench_function(format!("k{k}_boxed"), |b| {
-            let children: Vec<Box<dyn SortedIter + Send>> = inputs
-                .iter()
-                .cloned()
-                .map(|v| Box::new(VecIter::new(v)) as _)
-                .collect();
-            let mut it = MergingIter::new(children);
+        g.bench_function(format!("k{k}_flat"), |b| {
+            let mut it = MergingIter::new(inputs.iter().map(|i| flat(i)).collect());
             b.iter(|| assert_eq!(scan(&mut it), MERGE_ENTRIES))
         });
+        if k == 4 {
+            g.bench_function("k4_flat_boxed", |b| {
+                let children: Vec<Box<dyn SortedIter + Send>> =
+                    inputs.iter().map(|i| Box::new(flat(i)) as _).collect();
+                let mut it = MergingIter::new(children);
+                b.iter(|| assert_eq!(scan(&mut it), MERGE_ENTRIES))
+            });
+            g.bench_function("k4_flat_reverse", |b| {
+                let mut it = MergingIter::new(inputs.iter().map(|i| flat(i)).collect());
+                b.iter(|| assert_eq!(scan_reverse(&mut it), MERGE_ENTRIES))
+            });
+        }
     }
-    let inputs = merge_inputs(4);
-    g.bench_function("k4_reverse", |b| {
-        let mut it = MergingIter::new(inputs.iter().cloned().map(VecIter::new).collect());
-        b.iter(|| {
-            let mut n = 0;
-            it.seek_to_last().unwrap();
-            while it.valid() {
-                black_box(it.key());
-                n += 1;
-                it.prev().unwrap();
-            }
-            assert_eq!(n, MERGE_ENTRIES)
-        })
-    });
     g.finish();
 }
 

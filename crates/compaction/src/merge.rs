@@ -11,7 +11,7 @@
 //! steps it once, which costs `k` seeks but only happens on a switch.
 
 use bytes::Bytes;
-use strata_core::key::compare_internal_keys;
+use strata_core::key::{compare_internal_keys, user_key};
 use strata_core::{Result, SortedIter};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +37,10 @@ pub struct MergingIter<I> {
     /// Indices of the valid children, heap-ordered for the current direction; the top
     /// (`heap[0]`) is the current entry.
     heap: Vec<usize>,
+    /// Per child: the first 8 bytes of its current user key, big-endian and zero-padded.
+    /// Two children whose prefixes differ compare by prefix alone, without touching
+    /// (or, for boxed children, calling into) either iterator.
+    prefix: Vec<u64>,
     dir: Direction,
     /// The current key, copied on a direction switch (the switch moves the children).
     scratch: Vec<u8>,
@@ -46,9 +50,11 @@ impl<I: SortedIter> MergingIter<I> {
     /// Merges `children`, given newest first. The iterator starts unpositioned (invalid).
     pub fn new(children: Vec<I>) -> Self {
         let heap = Vec::with_capacity(children.len());
+        let prefix = vec![0; children.len()];
         MergingIter {
             children,
             heap,
+            prefix,
             dir: Direction::Forward,
             scratch: Vec::new(),
         }
@@ -85,11 +91,15 @@ impl<I: SortedIter> MergingIter<I> {
     fn rebuild(&mut self, dir: Direction) {
         self.dir = dir;
         self.heap.clear();
-        self.heap
-            .extend((0..self.children.len()).filter(|&i| self.children[i].valid()));
+        for (i, child) in self.children.iter().enumerate() {
+            if child.valid() {
+                self.prefix[i] = key_prefix(child.key());
+                self.heap.push(i);
+            }
+        }
         match dir {
-            Direction::Forward => heapify::<I, false>(&self.children, &mut self.heap),
-            Direction::Reverse => heapify::<I, true>(&self.children, &mut self.heap),
+            Direction::Forward => heapify::<I, false>(&self.children, &self.prefix, &mut self.heap),
+            Direction::Reverse => heapify::<I, true>(&self.children, &self.prefix, &mut self.heap),
         }
     }
 
@@ -98,14 +108,21 @@ impl<I: SortedIter> MergingIter<I> {
         let Some(&top) = self.heap.first() else {
             return;
         };
-        if !self.children[top].valid() {
+        let child = &self.children[top];
+        if child.valid() {
+            self.prefix[top] = key_prefix(child.key());
+        } else {
             let last = self.heap.len() - 1;
             self.heap.swap(0, last);
             self.heap.pop();
         }
         match self.dir {
-            Direction::Forward => sift_down::<I, false>(&self.children, &mut self.heap, 0),
-            Direction::Reverse => sift_down::<I, true>(&self.children, &mut self.heap, 0),
+            Direction::Forward => {
+                sift_down::<I, false>(&self.children, &self.prefix, &mut self.heap, 0)
+            }
+            Direction::Reverse => {
+                sift_down::<I, true>(&self.children, &self.prefix, &mut self.heap, 0)
+            }
         }
     }
 
@@ -241,22 +258,56 @@ impl<I: SortedIter> SortedIter for MergingIter<I> {
     }
 }
 
+/// The first 8 bytes of an internal key's user key as a big-endian integer, zero-padded.
+///
+/// For user keys `a` and `b`, `key_prefix(a) < key_prefix(b)` implies `a < b` bytewise
+/// (zero padding never sorts a key above a longer one it is a prefix of), so unequal
+/// prefixes decide a comparison and only equal ones need the full keys.
+#[inline]
+fn key_prefix(internal_key: &[u8]) -> u64 {
+    let uk = user_key(internal_key);
+    if let Some(head) = uk.first_chunk::<8>() {
+        return u64::from_be_bytes(*head);
+    }
+    // Short keys: a byte loop, as a variable-length copy would call memcpy.
+    let mut p = 0u64;
+    for (i, &b) in uk.iter().enumerate() {
+        p |= u64::from(b) << (56 - 8 * i);
+    }
+    p
+}
+
 /// Whether child `a` must be above child `b` in the heap: `(key, index)` smaller moving
 /// forward, larger moving backward.
 #[inline(always)]
-fn above<I: SortedIter, const REVERSE: bool>(children: &[I], a: usize, b: usize) -> bool {
-    let ord = compare_internal_keys(children[a].key(), children[b].key()).then(a.cmp(&b));
+fn above<I: SortedIter, const REVERSE: bool>(
+    children: &[I],
+    prefix: &[u64],
+    a: usize,
+    b: usize,
+) -> bool {
+    let (pa, pb) = (prefix[a], prefix[b]);
+    let ord = if pa != pb {
+        pa.cmp(&pb)
+    } else {
+        compare_internal_keys(children[a].key(), children[b].key()).then(a.cmp(&b))
+    };
     if REVERSE { ord.is_gt() } else { ord.is_lt() }
 }
 
-fn heapify<I: SortedIter, const REVERSE: bool>(children: &[I], heap: &mut [usize]) {
+fn heapify<I: SortedIter, const REVERSE: bool>(children: &[I], prefix: &[u64], heap: &mut [usize]) {
     for pos in (0..heap.len() / 2).rev() {
-        sift_down::<I, REVERSE>(children, heap, pos);
+        sift_down::<I, REVERSE>(children, prefix, heap, pos);
     }
 }
 
 #[inline]
-fn sift_down<I: SortedIter, const REVERSE: bool>(children: &[I], heap: &mut [usize], pos: usize) {
+fn sift_down<I: SortedIter, const REVERSE: bool>(
+    children: &[I],
+    prefix: &[u64],
+    heap: &mut [usize],
+    pos: usize,
+) {
     let n = heap.len();
     if pos >= n {
         return;
@@ -269,12 +320,12 @@ fn sift_down<I: SortedIter, const REVERSE: bool>(children: &[I], heap: &mut [usi
             break;
         }
         let right = left + 1;
-        let child = if right < n && above::<I, REVERSE>(children, heap[right], heap[left]) {
+        let child = if right < n && above::<I, REVERSE>(children, prefix, heap[right], heap[left]) {
             right
         } else {
             left
         };
-        if above::<I, REVERSE>(children, heap[child], item) {
+        if above::<I, REVERSE>(children, prefix, heap[child], item) {
             heap[hole] = heap[child];
             hole = child;
         } else {
