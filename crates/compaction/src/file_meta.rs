@@ -110,6 +110,11 @@ impl MetaAccumulator {
         self.entries
     }
 
+    /// The last key added (empty before the first).
+    pub(crate) fn largest(&self) -> &[u8] {
+        &self.largest
+    }
+
     pub(crate) fn finish(self, number: u64, size_bytes: u64) -> Option<FileMeta> {
         let smallest = InternalKey::from_encoded(self.smallest?)?;
         let largest = InternalKey::from_encoded(self.largest)?;

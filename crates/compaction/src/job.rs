@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use strata_core::key::compare_internal_keys;
+use strata_core::key::{compare_internal_keys, user_key};
 use strata_core::{Error, ParsedInternalKey, Result, SequenceNumber, SortedIter};
 
 use crate::file_meta::MetaAccumulator;
@@ -198,8 +198,8 @@ impl<'a> CompactionJob<'a> {
 /// table overlaps too many grandparent bytes, but only between user keys.
 struct OutputSplitter<'t, W> {
     task: &'t CompactionTask,
+    /// The table being written, its metadata so far and its key + value bytes.
     current: Option<(W, MetaAccumulator, u64)>,
-    last_user_key: Vec<u8>,
     /// Grandparents wholly passed by the output keys so far.
     grandparent_index: usize,
     /// Grandparent bytes the current output overlaps.
@@ -211,7 +211,6 @@ impl<'t, W: TableWriter> OutputSplitter<'t, W> {
         OutputSplitter {
             task,
             current: None,
-            last_user_key: Vec::new(),
             grandparent_index: 0,
             overlapped_bytes: 0,
         }
@@ -247,7 +246,10 @@ impl<'t, W: TableWriter> OutputSplitter<'t, W> {
         edit: &mut CompactionEdit,
         stats: &mut CompactionStats,
     ) -> Result<()> {
-        let new_user_key = self.current.is_none() || parsed.user_key != self.last_user_key;
+        let new_user_key = match &self.current {
+            Some((_, acc, _)) => user_key(acc.largest()) != parsed.user_key,
+            None => true,
+        };
         if new_user_key {
             let gp_cut = self.grandparent_cut(key);
             let size_cut = self
@@ -257,8 +259,6 @@ impl<'t, W: TableWriter> OutputSplitter<'t, W> {
             if gp_cut || size_cut {
                 self.finish(edit, stats)?;
             }
-            self.last_user_key.clear();
-            self.last_user_key.extend_from_slice(parsed.user_key);
         }
         if self.current.is_none() {
             self.current = Some((sink.create()?, MetaAccumulator::default(), 0));
