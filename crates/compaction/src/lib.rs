@@ -4,7 +4,7 @@
 //! reader can see any more, and keeps the levels in shape. This crate holds the parts
 //! that need no engine:
 //!
-//! - [`merge`]: [`MergingIter`], one sorted stream out of any number of [`SortedIter`]s
+//! - [`merge`]: [`MergingIter`], one sorted stream out of any number of [`SortedIter`](strata_core::SortedIter)s
 //!   (forward, backward, seek);
 //! - [`level_iter`]: [`LevelIter`], a sorted run of non-overlapping tables opened lazily;
 //! - [`gc`]: [`VersionGc`], the newest-wins and tombstone rules under live snapshots;

@@ -16,7 +16,7 @@ pub struct TableSummary {
 }
 
 /// Creates output tables, one per call. Implemented by the engine over the SSTable
-/// builder and its file-number allocator; [`crate::mem::MemTables`] implements it in
+/// builder and its file-number allocator; [`crate::mem::TableStore`] implements it in
 /// memory for tests and benchmarks.
 ///
 /// If the job fails, tables it already finished are not referenced by any edit; the
