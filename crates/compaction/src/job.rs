@@ -1,0 +1,440 @@
+//! The compaction job: merge the inputs, apply the version rules, write output tables.
+//!
+//! The job holds no lock and changes nothing shared: it reads immutable input tables and
+//! writes new ones, then returns the edit for the engine to install. Readers keep using
+//! the inputs until the engine swaps versions.
+//!
+//! Checks (durability rule 17): every input must yield exactly the entries its
+//! [`FileMeta`] promises, in strictly increasing order, within its key range, with keys
+//! that parse; and every output must hold the entries the job added. Any mismatch fails
+//! the job with [`Error::Corruption`] before an edit exists, so a damaged input never
+//! turns into a smaller, "repaired" output.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use strata_core::key::{compare_internal_keys, user_key};
+use strata_core::{Error, ParsedInternalKey, Result, SequenceNumber, SortedIter};
+
+use crate::file_meta::MetaAccumulator;
+use crate::{
+    CompactionEdit, CompactionTask, FileMeta, LevelIter, MergingIter, TableOpener, TableSink,
+    TableWriter, VersionGc,
+};
+
+/// What a compaction read, wrote and dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Input files.
+    pub input_files: u64,
+    /// Total size of the input files.
+    pub input_bytes: u64,
+    /// Entries read.
+    pub input_entries: u64,
+    /// Key and value bytes read.
+    pub input_payload_bytes: u64,
+    /// Output files.
+    pub output_files: u64,
+    /// Total size of the output files.
+    pub output_bytes: u64,
+    /// Entries written.
+    pub output_entries: u64,
+    /// Key and value bytes written.
+    pub output_payload_bytes: u64,
+    /// Entries dropped because a newer version shadows them for every reader.
+    pub versions_dropped: u64,
+    /// Tombstones dropped because nothing remained below for them to delete.
+    pub tombstones_dropped: u64,
+    /// The task was a trivial move: nothing was read or written.
+    pub trivial_move: bool,
+}
+
+/// A finished job's result.
+#[derive(Clone, Debug)]
+pub struct CompactionOutcome {
+    /// Files removed and added.
+    pub edit: CompactionEdit,
+    /// What was read, written and dropped.
+    pub stats: CompactionStats,
+}
+
+/// Names an input file in corruption errors (the engine's naming; the default is
+/// LevelDB's `NNNNNN.sst`).
+pub type FileNamer = Arc<dyn Fn(u64) -> PathBuf + Send + Sync>;
+
+/// Runs one [`CompactionTask`].
+pub struct CompactionJob<'a> {
+    task: &'a CompactionTask,
+    opener: TableOpener,
+    snapshots: Vec<SequenceNumber>,
+    file_namer: FileNamer,
+}
+
+impl<'a> CompactionJob<'a> {
+    /// A job for `task`, reading inputs through `opener`, with no live snapshots.
+    pub fn new(task: &'a CompactionTask, opener: TableOpener) -> Self {
+        CompactionJob {
+            task,
+            opener,
+            snapshots: Vec::new(),
+            file_namer: Arc::new(|n| PathBuf::from(format!("{n:06}.sst"))),
+        }
+    }
+
+    /// The sequence numbers of the live snapshots (any order).
+    pub fn snapshots(mut self, snapshots: &[SequenceNumber]) -> Self {
+        self.snapshots = snapshots.to_vec();
+        self
+    }
+
+    /// How input files are named in corruption errors.
+    pub fn file_namer(mut self, namer: FileNamer) -> Self {
+        self.file_namer = namer;
+        self
+    }
+
+    /// The merged, checked stream of every input, newest first.
+    fn input_iter(&self) -> MergingIter<Box<dyn SortedIter + Send>> {
+        let opener = Arc::clone(&self.opener);
+        let namer = Arc::clone(&self.file_namer);
+        let checked: TableOpener = Arc::new(move |meta: &FileMeta| {
+            let inner = opener(meta)?;
+            Ok(
+                Box::new(CheckedIter::new(inner, meta.clone(), namer(meta.number)))
+                    as Box<dyn SortedIter + Send>,
+            )
+        });
+        let task = self.task;
+        let mut children: Vec<Box<dyn SortedIter + Send>> = Vec::new();
+        if task.level == 0 {
+            // Level-0 files overlap: one child each, newest first.
+            for f in &task.inputs {
+                children.push(Box::new(LevelIter::new(
+                    vec![Arc::clone(f)],
+                    Arc::clone(&checked),
+                )));
+            }
+        } else {
+            children.push(Box::new(LevelIter::new(
+                task.inputs.clone(),
+                Arc::clone(&checked),
+            )));
+        }
+        if !task.output_level_inputs.is_empty() {
+            children.push(Box::new(LevelIter::new(
+                task.output_level_inputs.clone(),
+                checked,
+            )));
+        }
+        MergingIter::new(children)
+    }
+
+    /// Runs the job, writing outputs through `sink`. A trivial-move task returns its
+    /// edit without reading or writing anything.
+    pub fn run<S: TableSink>(self, sink: &mut S) -> Result<CompactionOutcome> {
+        let task = self.task;
+        if task.trivial_move {
+            return Ok(CompactionOutcome {
+                edit: task.trivial_move_edit(),
+                stats: CompactionStats {
+                    trivial_move: true,
+                    ..CompactionStats::default()
+                },
+            });
+        }
+
+        let mut below = BelowCursor::new(&task.below);
+        let mut gc = VersionGc::new(&self.snapshots, |uk: &[u8]| below.may_contain(uk));
+        let mut out = OutputSplitter::new(task);
+        let mut stats = CompactionStats {
+            input_files: task.all_inputs().count() as u64,
+            input_bytes: task.input_bytes(),
+            ..CompactionStats::default()
+        };
+        let mut edit = task.deletion_edit();
+
+        let mut input = self.input_iter();
+        input.seek_to_first()?;
+        while input.valid() {
+            let key = input.key();
+            let value = input.value();
+            stats.input_entries += 1;
+            stats.input_payload_bytes += (key.len() + value.len()) as u64;
+            // CheckedIter already parsed every key; a failure here is impossible, but
+            // decoded data never panics.
+            let parsed = ParsedInternalKey::parse(key)
+                .ok_or_else(|| Error::corruption("compaction input", 0, "unparsable key"))?;
+            if gc.decide(parsed).is_keep() {
+                out.add(sink, parsed, key, value, &mut edit, &mut stats)?;
+            }
+            input.next()?;
+        }
+        out.finish(&mut edit, &mut stats)?;
+
+        let gc_stats = gc.stats();
+        stats.versions_dropped = gc_stats.versions_dropped;
+        stats.tombstones_dropped = gc_stats.tombstones_dropped;
+        let expected_entries: u64 = task.all_inputs().map(|f| f.entries).sum();
+        if stats.input_entries != expected_entries
+            || gc_stats.kept != stats.output_entries
+            || gc_stats.entries != stats.input_entries
+        {
+            // Each input's count was checked as it ended, so this is a bug, not damage;
+            // still never install an edit that loses entries.
+            return Err(Error::corruption(
+                "compaction inputs",
+                0,
+                format!(
+                    "read {} entries of {} expected; kept {}, wrote {}",
+                    stats.input_entries, expected_entries, gc_stats.kept, stats.output_entries
+                ),
+            ));
+        }
+        Ok(CompactionOutcome { edit, stats })
+    }
+}
+
+/// Cuts the kept stream into output tables: at the target size or when the current
+/// table overlaps too many grandparent bytes, but only between user keys.
+struct OutputSplitter<'t, W> {
+    task: &'t CompactionTask,
+    /// The table being written, its metadata so far and its key + value bytes.
+    current: Option<(W, MetaAccumulator, u64)>,
+    /// Grandparents wholly passed by the output keys so far.
+    grandparent_index: usize,
+    /// Grandparent bytes the current output overlaps.
+    overlapped_bytes: u64,
+}
+
+impl<'t, W: TableWriter> OutputSplitter<'t, W> {
+    fn new(task: &'t CompactionTask) -> Self {
+        OutputSplitter {
+            task,
+            current: None,
+            grandparent_index: 0,
+            overlapped_bytes: 0,
+        }
+    }
+
+    /// Whether the table in progress should end before `key` because of grandparents
+    /// (LevelDB's `ShouldStopBefore`).
+    fn grandparent_cut(&mut self, key: &[u8]) -> bool {
+        let gps = &self.task.grandparents;
+        while let Some(gp) = gps.get(self.grandparent_index) {
+            if compare_internal_keys(key, gp.largest.as_bytes()).is_le() {
+                break;
+            }
+            if self.current.is_some() {
+                self.overlapped_bytes += gp.size_bytes;
+            }
+            self.grandparent_index += 1;
+        }
+        if self.overlapped_bytes > self.task.max_grandparent_overlap_bytes {
+            self.overlapped_bytes = 0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn add<S: TableSink<Writer = W>>(
+        &mut self,
+        sink: &mut S,
+        parsed: ParsedInternalKey<'_>,
+        key: &[u8],
+        value: &[u8],
+        edit: &mut CompactionEdit,
+        stats: &mut CompactionStats,
+    ) -> Result<()> {
+        let new_user_key = match &self.current {
+            Some((_, acc, _)) => user_key(acc.largest()) != parsed.user_key,
+            None => true,
+        };
+        if new_user_key {
+            let gp_cut = self.grandparent_cut(key);
+            let size_cut = self
+                .current
+                .as_ref()
+                .is_some_and(|(w, _, _)| w.estimated_size() >= self.task.target_file_size_bytes);
+            if gp_cut || size_cut {
+                self.finish(edit, stats)?;
+            }
+        }
+        if self.current.is_none() {
+            self.current = Some((sink.create()?, MetaAccumulator::default(), 0));
+        }
+        if let Some((w, acc, payload)) = self.current.as_mut() {
+            w.add(key, value)?;
+            acc.add(parsed, key);
+            *payload += (key.len() + value.len()) as u64;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, edit: &mut CompactionEdit, stats: &mut CompactionStats) -> Result<()> {
+        let Some((writer, acc, payload)) = self.current.take() else {
+            return Ok(());
+        };
+        self.overlapped_bytes = 0;
+        let added = acc.entries();
+        let summary = writer.finish()?;
+        if summary.entries != added {
+            return Err(Error::corruption(
+                format!("table #{}", summary.file_number),
+                0,
+                format!(
+                    "output holds {} entries, compaction added {added}",
+                    summary.entries
+                ),
+            ));
+        }
+        let meta = acc
+            .finish(summary.file_number, summary.size_bytes)
+            .ok_or_else(|| {
+                Error::corruption(
+                    format!("table #{}", summary.file_number),
+                    0,
+                    "output table has no valid keys",
+                )
+            })?;
+        stats.output_files += 1;
+        stats.output_bytes += summary.size_bytes;
+        stats.output_entries += added;
+        stats.output_payload_bytes += payload;
+        edit.added.push((self.task.output_level, Arc::new(meta)));
+        Ok(())
+    }
+}
+
+/// Answers "may a level below the output hold this user key?" for ascending user keys,
+/// walking one cursor per level instead of searching.
+struct BelowCursor<'t> {
+    levels: &'t [Vec<Arc<FileMeta>>],
+    positions: Vec<usize>,
+}
+
+impl<'t> BelowCursor<'t> {
+    fn new(levels: &'t [Vec<Arc<FileMeta>>]) -> Self {
+        BelowCursor {
+            levels,
+            positions: vec![0; levels.len()],
+        }
+    }
+
+    fn may_contain(&mut self, user_key: &[u8]) -> bool {
+        for (files, pos) in self.levels.iter().zip(&mut self.positions) {
+            while let Some(f) = files.get(*pos) {
+                if user_key <= f.largest_user_key() {
+                    if user_key >= f.smallest_user_key() {
+                        return true;
+                    }
+                    break;
+                }
+                *pos += 1;
+            }
+        }
+        false
+    }
+}
+
+/// Wraps one input table, read forward once from the start, and checks what it yields
+/// against the table's [`FileMeta`].
+struct CheckedIter {
+    inner: Box<dyn SortedIter + Send>,
+    meta: FileMeta,
+    path: PathBuf,
+    seen: u64,
+    last_key: Vec<u8>,
+}
+
+impl CheckedIter {
+    fn new(inner: Box<dyn SortedIter + Send>, meta: FileMeta, path: PathBuf) -> Self {
+        CheckedIter {
+            inner,
+            meta,
+            path,
+            seen: 0,
+            last_key: Vec::new(),
+        }
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::corruption(self.path.clone(), 0, reason)
+    }
+
+    /// Checks the entry the inner iterator stands on (or, past the end, the count).
+    fn check(&mut self) -> Result<()> {
+        if !self.inner.valid() {
+            if self.seen != self.meta.entries {
+                return Err(self.corrupt(format!(
+                    "table yielded {} entries, its metadata says {}",
+                    self.seen, self.meta.entries
+                )));
+            }
+            if self.seen > 0
+                && compare_internal_keys(&self.last_key, self.meta.largest.as_bytes()).is_ne()
+            {
+                return Err(self.corrupt("last key differs from the recorded largest key".into()));
+            }
+            return Ok(());
+        }
+        let key = self.inner.key();
+        if ParsedInternalKey::parse(key).is_none() {
+            return Err(self.corrupt(format!("entry {} has a malformed internal key", self.seen)));
+        }
+        let in_order = if self.seen == 0 {
+            compare_internal_keys(key, self.meta.smallest.as_bytes()).is_eq()
+        } else {
+            compare_internal_keys(&self.last_key, key).is_lt()
+        };
+        if !in_order {
+            return Err(self.corrupt(format!(
+                "entry {} is out of order or outside the table's key range",
+                self.seen
+            )));
+        }
+        self.last_key.clear();
+        self.last_key.extend_from_slice(key);
+        self.seen += 1;
+        Ok(())
+    }
+
+    fn forward_only() -> Error {
+        Error::NotSupported("compaction inputs are read forward once".into())
+    }
+}
+
+impl SortedIter for CheckedIter {
+    fn valid(&self) -> bool {
+        self.inner.valid()
+    }
+    fn seek_to_first(&mut self) -> Result<()> {
+        if self.seen != 0 {
+            return Err(Self::forward_only());
+        }
+        self.inner.seek_to_first()?;
+        self.check()
+    }
+    fn seek_to_last(&mut self) -> Result<()> {
+        Err(Self::forward_only())
+    }
+    fn seek(&mut self, _target: &[u8]) -> Result<()> {
+        Err(Self::forward_only())
+    }
+    fn next(&mut self) -> Result<()> {
+        self.inner.next()?;
+        self.check()
+    }
+    fn prev(&mut self) -> Result<()> {
+        Err(Self::forward_only())
+    }
+    fn key(&self) -> &[u8] {
+        self.inner.key()
+    }
+    fn value(&self) -> &[u8] {
+        self.inner.value()
+    }
+    fn value_bytes(&self) -> bytes::Bytes {
+        self.inner.value_bytes()
+    }
+}

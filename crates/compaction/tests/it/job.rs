@@ -1,0 +1,706 @@
+//! Compaction jobs against a model of the write history.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use strata_compaction::mem::{Table, TableStore};
+use strata_compaction::{
+    CompactionEdit, CompactionJob, CompactionPolicy, CompactionReason, CompactionTask, FileMeta,
+    InProgress, LeveledOptions, LeveledPolicy, TableOpener, TableSink, TableSummary, TableWriter,
+};
+use strata_core::{
+    InternalKey, ParsedInternalKey, Result, SortedIter, ValueKind, compare_internal_keys,
+};
+
+use crate::{ik, store_table};
+
+type Levels = Vec<Vec<Arc<FileMeta>>>;
+
+/// One write: user key byte, put (true) or delete; its sequence is its index + 1.
+type Op = (u8, bool);
+
+fn value_of(seq: u64) -> Vec<u8> {
+    format!("v{seq}").into_bytes()
+}
+
+/// What a read of `key` at `snap` returns according to the history.
+fn model_get(ops: &[Op], key: u8, snap: u64) -> Option<Vec<u8>> {
+    let seq = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| (i as u64 + 1, op))
+        .rfind(|(s, (k, _))| *k == key && *s <= snap);
+    match seq {
+        Some((s, (_, true))) => Some(value_of(s)),
+        _ => None,
+    }
+}
+
+/// A point lookup through the levels, as the engine does it: level 0 newest first, then
+/// each level; the first visible entry of the key decides.
+fn lsm_get(store: &TableStore, levels: &Levels, key: u8, snap: u64) -> Option<Vec<u8>> {
+    let target = InternalKey::for_seek(&[key], snap);
+    for f in levels.iter().flatten() {
+        if !f.may_contain_user_key(&[key]) {
+            continue;
+        }
+        let mut it = store.get(f.number).unwrap().iter();
+        it.seek(target.as_bytes()).unwrap();
+        if it.valid() {
+            let p = ParsedInternalKey::parse(it.key()).unwrap();
+            if p.user_key == [key] {
+                return (p.kind == ValueKind::Put).then(|| it.value().to_vec());
+            }
+        }
+    }
+    None
+}
+
+/// The visible state at `snap` by a full scan of every file merged, newest first.
+fn lsm_scan(store: &TableStore, levels: &Levels, snap: u64) -> BTreeMap<u8, Vec<u8>> {
+    let children: Vec<Box<dyn SortedIter + Send>> = levels
+        .iter()
+        .enumerate()
+        .flat_map(|(l, files)| -> Vec<Box<dyn SortedIter + Send>> {
+            if l == 0 {
+                files
+                    .iter()
+                    .map(|f| Box::new(store.get(f.number).unwrap().iter()) as _)
+                    .collect()
+            } else {
+                vec![Box::new(strata_compaction::LevelIter::new(
+                    files.clone(),
+                    store.opener(),
+                ))]
+            }
+        })
+        .collect();
+    let mut it = strata_compaction::MergingIter::new(children);
+    let mut out = BTreeMap::new();
+    let mut last: Option<Vec<u8>> = None;
+    it.seek_to_first().unwrap();
+    while it.valid() {
+        let p = ParsedInternalKey::parse(it.key()).unwrap();
+        if p.seq <= snap && last.as_deref() != Some(p.user_key) {
+            last = Some(p.user_key.to_vec());
+            if p.kind == ValueKind::Put {
+                out.insert(p.user_key[0], it.value().to_vec());
+            }
+        }
+        it.next().unwrap();
+    }
+    out
+}
+
+fn check_reads(
+    store: &TableStore,
+    levels: &Levels,
+    ops: &[Op],
+    snapshots: &[u64],
+    keys: u8,
+    when: &str,
+) -> std::result::Result<(), TestCaseError> {
+    for &snap in snapshots.iter().chain([&strata_core::MAX_SEQUENCE]) {
+        let mut want = BTreeMap::new();
+        for k in 0..keys {
+            let m = model_get(ops, k, snap);
+            prop_assert_eq!(
+                lsm_get(store, levels, k, snap),
+                m.clone(),
+                "{}: key {} at {}",
+                when,
+                k,
+                snap
+            );
+            if let Some(v) = m {
+                want.insert(k, v);
+            }
+        }
+        prop_assert_eq!(
+            lsm_scan(store, levels, snap),
+            want,
+            "{}: scan at {}",
+            when,
+            snap
+        );
+    }
+    Ok(())
+}
+
+/// Applies an edit and checks the level invariants: deleted files existed; levels >= 1
+/// are sorted with no user key in two files.
+fn apply(levels: &mut Levels, edit: &CompactionEdit) -> std::result::Result<(), TestCaseError> {
+    for &(l, n) in &edit.deleted {
+        let before = levels[l].len();
+        levels[l].retain(|f| f.number != n);
+        prop_assert_eq!(levels[l].len() + 1, before, "deleting #{} from L{}", n, l);
+    }
+    for (l, f) in &edit.added {
+        prop_assert!(*l > 0);
+        levels[*l].push(Arc::clone(f));
+    }
+    for files in levels.iter_mut().skip(1) {
+        files.sort_by(|a, b| a.smallest.cmp(&b.smallest));
+        for w in files.windows(2) {
+            prop_assert!(
+                w[0].largest_user_key() < w[1].smallest_user_key(),
+                "files overlap or split a user key: {:?} {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+    Ok(())
+}
+
+fn run(
+    store: &TableStore,
+    levels: &mut Levels,
+    task: Option<CompactionTask>,
+    snapshots: &[u64],
+) -> std::result::Result<(), TestCaseError> {
+    let Some(task) = task else { return Ok(()) };
+    let mut sink = store.clone();
+    let outcome = CompactionJob::new(&task, store.opener())
+        .snapshots(snapshots)
+        .run(&mut sink)
+        .unwrap();
+    let s = outcome.stats;
+    if !task.trivial_move {
+        let inputs: u64 = task.all_inputs().map(|f| f.entries).sum();
+        prop_assert_eq!(s.input_entries, inputs);
+        prop_assert_eq!(
+            s.input_entries,
+            s.output_entries + s.versions_dropped + s.tombstones_dropped
+        );
+        let added: u64 = outcome.edit.added.iter().map(|(_, f)| f.entries).sum();
+        prop_assert_eq!(s.output_entries, added);
+        prop_assert_eq!(s.output_files as usize, outcome.edit.added.len());
+        prop_assert_eq!(outcome.edit.deleted.len(), task.all_inputs().count());
+    }
+    apply(levels, &outcome.edit)
+}
+
+/// Splits sorted entries into files, `per_file` user keys each.
+fn sorted_level(
+    store: &TableStore,
+    entries: Vec<(Vec<u8>, u64, ValueKind, Vec<u8>)>,
+    per_file: usize,
+) -> Vec<Arc<FileMeta>> {
+    let mut by_key: BTreeMap<Vec<u8>, Vec<_>> = BTreeMap::new();
+    for e in entries {
+        by_key.entry(e.0.clone()).or_default().push(e);
+    }
+    let groups: Vec<Vec<_>> = by_key.into_values().collect();
+    groups
+        .chunks(per_file.max(1))
+        .map(|c| store_table(store, c.concat()))
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    keys: u8,
+    ops: Vec<Op>,
+    /// Fractions (percent) of the history in L2 and L1; the rest is in L0.
+    l2_pct: usize,
+    l1_pct: usize,
+    l0_cuts: BTreeSet<usize>,
+    per_file: usize,
+    snapshots: Vec<u64>,
+    ranges: [(u8, u8); 2],
+    target_file_size: u64,
+    gp_factor: u64,
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (2..14u8).prop_flat_map(|keys| {
+        (
+            Just(keys),
+            proptest::collection::vec((0..keys, prop::bool::weighted(0.7)), 1..120),
+            0..=100usize,
+            0..=100usize,
+            proptest::collection::btree_set(1..120usize, 0..5),
+            1..4usize,
+            proptest::collection::vec(0..125u64, 0..4),
+            [(0..keys, 0..keys), (0..keys, 0..keys)],
+            prop_oneof![Just(1u64), 20..400u64, Just(1 << 30)],
+            0..4u64,
+        )
+            .prop_map(
+                |(
+                    keys,
+                    ops,
+                    a,
+                    b,
+                    l0_cuts,
+                    per_file,
+                    snapshots,
+                    ranges,
+                    target_file_size,
+                    gp_factor,
+                )| Scenario {
+                    keys,
+                    ops,
+                    l2_pct: a.min(b),
+                    l1_pct: a.max(b) - a.min(b),
+                    l0_cuts,
+                    per_file,
+                    snapshots,
+                    ranges,
+                    target_file_size,
+                    gp_factor,
+                },
+            )
+    })
+}
+
+fn build(store: &TableStore, sc: &Scenario) -> Levels {
+    let n = sc.ops.len();
+    let l2_end = n * sc.l2_pct / 100;
+    let l1_end = l2_end + n * sc.l1_pct / 100;
+    let entry = |i: usize| {
+        let (k, put) = sc.ops[i];
+        let seq = i as u64 + 1;
+        if put {
+            (vec![k], seq, ValueKind::Put, value_of(seq))
+        } else {
+            (vec![k], seq, ValueKind::Delete, Vec::new())
+        }
+    };
+    let mut levels: Levels = vec![Vec::new(); 3];
+    levels[2] = sorted_level(store, (0..l2_end).map(entry).collect(), sc.per_file);
+    levels[1] = sorted_level(store, (l2_end..l1_end).map(entry).collect(), sc.per_file);
+    // Level 0: contiguous runs of the newest writes, newest file first.
+    let mut start = l1_end;
+    for &c in sc.l0_cuts.iter().chain([&n]) {
+        if c > start && c <= n {
+            levels[0].insert(0, store_table(store, (start..c).map(entry).collect()));
+            start = c;
+        }
+    }
+    levels
+}
+
+fn ordered(r: (u8, u8)) -> ([u8; 1], [u8; 1]) {
+    ([r.0.min(r.1)], [r.0.max(r.1)])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(crate::cases(2000)))]
+
+    /// Random histories over overlapping tables in three levels, compacted partially and
+    /// then fully: at every step every key reads as the history says, at every snapshot
+    /// and at the latest state; at the end the bottom level holds the minimum.
+    #[test]
+    fn compaction_preserves_every_snapshot_view(sc in scenario()) {
+        let store = TableStore::new();
+        let mut levels = build(&store, &sc);
+        let snaps = &sc.snapshots;
+        check_reads(&store, &levels, &sc.ops, snaps, sc.keys, "before")?;
+        let policy = LeveledPolicy::new(LeveledOptions {
+            dynamic_level_bytes: false,
+            target_file_size_bytes: sc.target_file_size,
+            max_grandparent_overlap_factor: sc.gp_factor,
+            ..LeveledOptions::default()
+        });
+        let none = InProgress::new();
+
+        let (lo, hi) = ordered(sc.ranges[0]);
+        let task = policy.pick_manual(&levels, &none, 0, &lo, &hi);
+        run(&store, &mut levels, task, snaps)?;
+        check_reads(&store, &levels, &sc.ops, snaps, sc.keys, "partial L0")?;
+
+        let (lo, hi) = ordered(sc.ranges[1]);
+        let task = policy.pick_manual(&levels, &none, 1, &lo, &hi);
+        run(&store, &mut levels, task, snaps)?;
+        check_reads(&store, &levels, &sc.ops, snaps, sc.keys, "partial L1")?;
+
+        for level in 0..3 {
+            let task = policy.pick_manual(&levels, &none, level, &[0], &[255]);
+            run(&store, &mut levels, task, snaps)?;
+            check_reads(&store, &levels, &sc.ops, snaps, sc.keys, &format!("full L{level}"))?;
+        }
+        prop_assert!(levels[0].is_empty() && levels[1].is_empty());
+
+        // Everything is in the bottom level, rewritten once in place: per user key at
+        // most one entry per snapshot stripe, and no tombstone older than every snapshot.
+        let mut sorted_snaps = snaps.clone();
+        sorted_snaps.sort_unstable();
+        sorted_snaps.dedup();
+        for f in &levels[2] {
+            let table = store.get(f.number).unwrap();
+            let mut seen = BTreeSet::new();
+            for (k, _) in table.entries() {
+                let p = ParsedInternalKey::parse(k).unwrap();
+                let stripe = sorted_snaps.partition_point(|&s| s < p.seq);
+                prop_assert!(seen.insert((p.user_key.to_vec(), stripe)), "two versions in one stripe");
+                prop_assert!(!(p.kind == ValueKind::Delete && stripe == 0), "droppable tombstone kept");
+            }
+            if snaps.is_empty() {
+                prop_assert_eq!(f.tombstones, 0);
+            }
+        }
+    }
+}
+
+fn put(k: &str, seq: u64) -> (Vec<u8>, u64, ValueKind, Vec<u8>) {
+    (k.as_bytes().to_vec(), seq, ValueKind::Put, value_of(seq))
+}
+
+fn del(k: &str, seq: u64) -> (Vec<u8>, u64, ValueKind, Vec<u8>) {
+    (k.as_bytes().to_vec(), seq, ValueKind::Delete, Vec::new())
+}
+
+fn task(
+    level: usize,
+    inputs: Vec<Arc<FileMeta>>,
+    output_level_inputs: Vec<Arc<FileMeta>>,
+) -> CompactionTask {
+    CompactionTask {
+        reason: CompactionReason::Manual,
+        score: 0.0,
+        level,
+        output_level: level + 1,
+        inputs,
+        output_level_inputs,
+        grandparents: Vec::new(),
+        below: Vec::new(),
+        trivial_move: false,
+        target_file_size_bytes: 1 << 30,
+        max_grandparent_overlap_bytes: u64::MAX,
+    }
+}
+
+#[test]
+fn tombstone_kept_while_an_older_version_may_exist_below() {
+    let store = TableStore::new();
+    let l0 = store_table(&store, vec![del("a", 9), put("b", 8)]);
+    let l1 = store_table(&store, vec![put("a", 5), put("b", 4)]);
+    let deeper = store_table(&store, vec![put("a", 1)]);
+    let mut t = task(0, vec![l0], vec![l1]);
+    t.below = vec![vec![deeper]];
+    let mut sink = store.clone();
+    let out = CompactionJob::new(&t, store.opener())
+        .run(&mut sink)
+        .unwrap();
+    assert_eq!(out.stats.tombstones_dropped, 0);
+    assert_eq!(out.stats.versions_dropped, 2);
+    let f = &out.edit.added[0].1;
+    assert_eq!((f.entries, f.tombstones), (2, 1));
+    // At the bottom the same tombstone goes, with the version it shadowed.
+    t.below.clear();
+    let out = CompactionJob::new(&t, store.opener())
+        .run(&mut sink)
+        .unwrap();
+    assert_eq!(out.stats.tombstones_dropped, 1);
+    assert_eq!(out.stats.output_entries, 1);
+}
+
+#[test]
+fn outputs_split_at_target_size_only_between_user_keys() {
+    let store = TableStore::new();
+    // Three versions of each of 20 keys, kept by snapshots.
+    let entries: Vec<_> = (0..20u8)
+        .flat_map(|k| {
+            let name = format!("k{k:02}");
+            (0..3u64).map(move |v| put(&name, 100 + u64::from(k) * 3 + v))
+        })
+        .collect();
+    let snaps: Vec<u64> = (0..20u64)
+        .flat_map(|k| [100 + k * 3, 100 + k * 3 + 1])
+        .collect();
+    let input = store_table(&store, entries);
+    let mut t = task(1, vec![input], Vec::new());
+    t.target_file_size_bytes = 1;
+    let mut sink = store.clone();
+    let out = CompactionJob::new(&t, store.opener())
+        .snapshots(&snaps)
+        .run(&mut sink)
+        .unwrap();
+    assert_eq!(out.stats.output_entries, 60);
+    assert_eq!(
+        out.edit.added.len(),
+        20,
+        "one user key per file at a 1-byte target"
+    );
+    for (_, f) in &out.edit.added {
+        assert_eq!(f.entries, 3);
+        assert_eq!(f.smallest_user_key(), f.largest_user_key());
+    }
+    t.target_file_size_bytes = 200; // ~2 keys' worth of 3 versions
+    let out = CompactionJob::new(&t, store.opener())
+        .snapshots(&snaps)
+        .run(&mut sink)
+        .unwrap();
+    let sizes: Vec<u64> = out.edit.added.iter().map(|(_, f)| f.entries).collect();
+    assert!(sizes.iter().all(|&n| n % 3 == 0), "{sizes:?}");
+    assert!(out.edit.added.len() > 2 && out.edit.added.len() < 20);
+}
+
+#[test]
+fn outputs_split_where_they_would_overlap_too_many_grandparents() {
+    let store = TableStore::new();
+    let keys: Vec<String> = (b'a'..=b'z').map(|c| (c as char).to_string()).collect();
+    let input = store_table(&store, keys.iter().map(|k| put(k, 5)).collect());
+    let gps: Vec<Arc<FileMeta>> = keys
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|k| store_table(&store, vec![put(k, 1)]))
+        .collect(); // b, d, f, ..., z
+    let mut t = task(1, vec![input], Vec::new());
+    t.grandparents = gps.clone();
+    t.below = vec![gps];
+    t.max_grandparent_overlap_bytes = 0;
+    let mut sink = store.clone();
+    let out = CompactionJob::new(&t, store.opener())
+        .run(&mut sink)
+        .unwrap();
+    let ranges: Vec<(Vec<u8>, Vec<u8>)> = out
+        .edit
+        .added
+        .iter()
+        .map(|(_, f)| {
+            (
+                f.smallest_user_key().to_vec(),
+                f.largest_user_key().to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(ranges.len(), 13, "{ranges:?}");
+    assert_eq!(ranges[0], (b"a".to_vec(), b"b".to_vec()));
+    assert_eq!(ranges[12], (b"y".to_vec(), b"z".to_vec()));
+}
+
+#[test]
+fn trivial_move_task_rewrites_nothing() {
+    let store = TableStore::new();
+    let f = store_table(&store, vec![put("a", 1)]);
+    let mut t = task(1, vec![Arc::clone(&f)], Vec::new());
+    t.trivial_move = true;
+    let mut sink = store.clone();
+    let before = store.numbers();
+    let out = CompactionJob::new(&t, store.opener())
+        .run(&mut sink)
+        .unwrap();
+    assert!(out.stats.trivial_move);
+    assert_eq!(out.edit.deleted, [(1, f.number)]);
+    assert_eq!(out.edit.added[0].0, 2);
+    assert_eq!(store.numbers(), before, "no table written");
+}
+
+// ---- corruption: a damaged input fails the job, never a smaller output ----
+
+/// A raw iterator with no order checks, to stand in for a damaged table.
+struct Raw {
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    pos: Option<usize>,
+}
+
+impl SortedIter for Raw {
+    fn valid(&self) -> bool {
+        self.pos.is_some()
+    }
+    fn seek_to_first(&mut self) -> Result<()> {
+        self.pos = (!self.entries.is_empty()).then_some(0);
+        Ok(())
+    }
+    fn seek_to_last(&mut self) -> Result<()> {
+        self.pos = self.entries.len().checked_sub(1);
+        Ok(())
+    }
+    fn seek(&mut self, t: &[u8]) -> Result<()> {
+        let i = self
+            .entries
+            .iter()
+            .position(|(k, _)| compare_internal_keys(k, t).is_ge());
+        self.pos = i;
+        Ok(())
+    }
+    fn next(&mut self) -> Result<()> {
+        self.pos = self.pos.map(|p| p + 1).filter(|&p| p < self.entries.len());
+        Ok(())
+    }
+    fn prev(&mut self) -> Result<()> {
+        self.pos = self.pos.and_then(|p| p.checked_sub(1));
+        Ok(())
+    }
+    fn key(&self) -> &[u8] {
+        &self.entries[self.pos.unwrap()].0
+    }
+    fn value(&self) -> &[u8] {
+        &self.entries[self.pos.unwrap()].1
+    }
+}
+
+/// Compacts two good tables and a third whose contents `damage` rewrites.
+fn compact_with_damage(
+    damage: impl Fn(&mut Vec<(Vec<u8>, Vec<u8>)>) + Send + Sync + 'static,
+) -> Result<strata_compaction::CompactionOutcome> {
+    let store = TableStore::new();
+    let a = store_table(&store, vec![put("a", 30), put("m", 31)]);
+    let b = store_table(&store, vec![put("b", 20), put("n", 21)]);
+    let c = store_table(
+        &store,
+        (0..10u64).map(|i| put(&format!("c{i}"), 10 - i)).collect(),
+    );
+    let bad = c.number;
+    let good = store.opener();
+    let src = store.clone();
+    let opener: TableOpener = Arc::new(move |m: &FileMeta| {
+        if m.number != bad {
+            return good(m);
+        }
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = src
+            .get(m.number)
+            .unwrap()
+            .entries()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        damage(&mut entries);
+        Ok(Box::new(Raw { entries, pos: None }) as Box<dyn SortedIter + Send>)
+    });
+    let t = task(0, vec![a, b, c], Vec::new());
+    let mut sink = store.clone();
+    CompactionJob::new(&t, opener).run(&mut sink)
+}
+
+#[test]
+fn undamaged_inputs_compact() {
+    let out = compact_with_damage(|_| {}).unwrap();
+    assert_eq!(out.stats.output_entries, 14);
+}
+
+#[test]
+fn table_missing_entries_fails_the_job() {
+    let err = compact_with_damage(|e| {
+        e.remove(4);
+    })
+    .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains("000003.sst"), "{err}");
+    let err = compact_with_damage(|e| {
+        e.pop();
+    })
+    .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+}
+
+#[test]
+fn table_out_of_order_fails_the_job() {
+    let err = compact_with_damage(|e| e.swap(3, 6)).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains("out of order"), "{err}");
+}
+
+#[test]
+fn table_key_outside_its_range_fails_the_job() {
+    let err = compact_with_damage(|e| e[0].0 = ik(b"a", 1, ValueKind::Put)).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+}
+
+#[test]
+fn malformed_internal_key_fails_the_job() {
+    let err = compact_with_damage(|e| {
+        let k = &mut e[5].0;
+        let n = k.len();
+        k[n - 8] = 7; // unknown kind byte
+    })
+    .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains("malformed"), "{err}");
+}
+
+/// A sink whose tables silently lose their last entry.
+struct LossySink(TableStore);
+struct LossyWriter(strata_compaction::mem::TableBuilder, usize);
+
+impl TableSink for LossySink {
+    type Writer = LossyWriter;
+    fn create(&mut self) -> Result<LossyWriter> {
+        Ok(LossyWriter(self.0.create()?, 0))
+    }
+}
+
+impl TableWriter for LossyWriter {
+    fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.1 += 1;
+        if self.1 == 2 {
+            Ok(())
+        } else {
+            self.0.add(key, value)
+        }
+    }
+    fn estimated_size(&self) -> u64 {
+        self.0.estimated_size()
+    }
+    fn finish(self) -> Result<TableSummary> {
+        self.0.finish()
+    }
+}
+
+#[test]
+fn output_table_losing_entries_fails_the_job() {
+    let store = TableStore::new();
+    let a = store_table(&store, vec![put("a", 3), put("b", 2), put("c", 1)]);
+    let t = task(1, vec![a], Vec::new());
+    let err = CompactionJob::new(&t, store.opener())
+        .run(&mut LossySink(store.clone()))
+        .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+}
+
+#[test]
+fn l0_duplicate_internal_keys_keep_the_newer_file() {
+    // Identical internal keys in two level-0 files: the newer file (first) wins.
+    let store = TableStore::new();
+    let newer = store
+        .add(Table::from_sorted([(
+            ik(b"k", 5, ValueKind::Put),
+            b"new".to_vec(),
+        )]))
+        .unwrap();
+    let older = store
+        .add(Table::from_sorted([(
+            ik(b"k", 5, ValueKind::Put),
+            b"old".to_vec(),
+        )]))
+        .unwrap();
+    let t = task(0, vec![newer, older], Vec::new());
+    let mut sink = store.clone();
+    let out = CompactionJob::new(&t, store.opener())
+        .run(&mut sink)
+        .unwrap();
+    let table = store.get(out.edit.added[0].1.number).unwrap();
+    let values: Vec<&[u8]> = table.entries().map(|(_, v)| v).collect();
+    assert_eq!(values, [b"new".as_slice()]);
+}
+
+#[test]
+fn policy_task_runs_end_to_end() {
+    let store = TableStore::new();
+    let l0: Vec<_> = (0..4u64)
+        .rev()
+        .map(|i| store_table(&store, vec![put("k", 10 + i), del("z", 20 + i)]))
+        .collect();
+    let levels: Levels = vec![l0, Vec::new(), Vec::new()];
+    let policy = LeveledPolicy::default();
+    let t = policy.pick(&levels, &InProgress::new()).unwrap();
+    assert_eq!(
+        t.output_level, 2,
+        "dynamic base level of an empty tree is the bottom"
+    );
+    let mut sink = store.clone();
+    let out = CompactionJob::new(&t, store.opener())
+        .run(&mut sink)
+        .unwrap();
+    assert_eq!(
+        out.stats.output_entries, 1,
+        "only k@13 survives at the bottom"
+    );
+    assert_eq!(out.stats.tombstones_dropped, 1);
+    assert_eq!(out.stats.versions_dropped, 6);
+    assert_eq!(out.stats.input_files, 4);
+}
