@@ -11,7 +11,9 @@
 //! One writer at a time, any number of readers, and readers never take a lock: inserts
 //! go through an internal writer lock (uncontended in the engine, whose group-commit
 //! leader is the only inserter), while [`MemTable::get`] and iterators read optimistically
-//! and retry a node that changed under them (see `tree.rs` for the protocol). An
+//! and retry a node that changed under them (see `tree.rs` for the protocol). A reader
+//! that meets a node in the middle of one insert's stores waits for that insert alone
+//! (spinning briefly, then yielding), never for a lock or a whole write group. An
 //! iterator may or may not see entries inserted after it was created, but never a torn or
 //! misordered one. [`MemTable::freeze`] makes the table read-only for good; a frozen table
 //! in an `Arc` is shared by readers and the flush.
