@@ -1,4 +1,5 @@
-//! `cargo xtask demo`: a tour of the write-ahead log through the real file system.
+//! `cargo xtask demo`: a tour of the engine, then of the write-ahead log on its own,
+//! through the real file system.
 //!
 //! It checks what it shows (records read back equal records written; each mode answers as
 //! `docs/format/wal.md` says) and fails with a non-zero exit if anything differs, so
@@ -17,9 +18,12 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 /// Options of `cargo xtask demo`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Number of records to write (at least 10).
+    /// Number of WAL records to write (at least 10).
     #[arg(long, default_value_t = 300)]
     records: usize,
+    /// Number of keys the engine part writes.
+    #[arg(long, default_value_t = 200_000)]
+    keys: u64,
     /// Directory to write in (kept afterwards); default: a temporary directory, removed.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -83,9 +87,8 @@ pub fn run(args: &Args) -> Result<()> {
         }
     };
     let n = args.records;
-    println!("Strata WAL demo");
-    println!("This is a demonstration of the write-ahead log crate (strata-wal) ONLY:");
-    println!("the storage engine (MemTable, SSTables, compaction, Db) does not exist yet.\n");
+    crate::engine_demo::run(&dir.join("db"), args.keys)?;
+    println!("\nPart 2: the write-ahead log (strata-wal) on its own");
 
     // 1. Write.
     let path = dir.join("000001.log");

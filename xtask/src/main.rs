@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod engine_demo;
 
 /// Strata's developer and inspection commands.
 #[derive(Parser)]
@@ -16,8 +17,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Demonstrate the write-ahead log (the engine does not exist yet): write a log, read
-    /// it back, tear its tail as a crash would, flip a byte, and show each recovery mode.
+    /// Demonstrate the engine (load, read, scan, reopen, with timings and the shape of the
+    /// tree), then the write-ahead log on its own: write a log, read it back, tear its
+    /// tail as a crash would, flip a byte, and show each recovery mode.
     Demo(demo::Args),
 }
 

@@ -1,0 +1,265 @@
+//! Background compaction: picking with the compaction crate's policy, running its job
+//! with output tables written by the SSTable builder, and installing the result.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::Receiver;
+use strata_compaction::{
+    CompactionJob, CompactionTask, FileMeta, LeveledOptions, LeveledPolicy, TableOpener, TableSink,
+    TableWriter,
+};
+use strata_core::{Error, Result, SortedIter};
+use strata_sstable::{TableBuilder, TableOptions};
+
+use crate::db::{DbInner, Work, lock};
+use crate::edit::VersionEdit;
+use crate::filename::table_path;
+use crate::iter::KeyRange;
+use crate::options::Options;
+use crate::version::{NUM_LEVELS, TableFile, Version};
+
+/// Table layout from the database options.
+pub(crate) fn table_options(opts: &Options) -> TableOptions {
+    TableOptions {
+        block_size_bytes: opts.block_bytes,
+        bloom_bits_per_key: opts.bloom_bits_per_key,
+        ..TableOptions::default()
+    }
+}
+
+/// The compaction policy from the database options.
+pub(crate) fn policy(opts: &Options) -> LeveledPolicy {
+    LeveledPolicy::new(LeveledOptions {
+        l0_compaction_trigger: opts.l0_compaction_trigger,
+        base_level_bytes: opts.level_base_bytes,
+        fanout: opts.level_fanout,
+        target_file_size_bytes: opts.table_file_bytes,
+        ..LeveledOptions::default()
+    })
+}
+
+/// The manifest entry of a finished table.
+pub(crate) fn file_meta(number: u64, s: strata_sstable::TableSummary) -> FileMeta {
+    FileMeta {
+        number,
+        size_bytes: s.file_size,
+        smallest: s.smallest_key,
+        largest: s.largest_key,
+        smallest_seq: s.smallest_seq,
+        largest_seq: s.largest_seq,
+        entries: s.entry_count,
+        tombstones: s.tombstone_count,
+    }
+}
+
+/// A compaction thread: runs the most urgent compaction until none is needed, per doorbell.
+pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
+    while let Ok(Work::Run) = rx.recv() {
+        loop {
+            if lock(&inner.error).is_some() || inner.closed.load(Ordering::Acquire) {
+                break;
+            }
+            let task = {
+                let mut m = lock(&inner.manifest);
+                let version = Arc::clone(&inner.view().version);
+                let task = inner.policy.pick(&version.level_metas(), &m.in_progress);
+                if let Some(t) = &task {
+                    m.in_progress.add(t);
+                }
+                task.map(|t| (t, version))
+            };
+            let Some((task, version)) = task else { break };
+            let result = run_task(&inner, &task, &version);
+            lock(&inner.manifest).in_progress.remove(&task);
+            if let Err(e) = result {
+                inner.set_error("compacting", &e);
+            }
+            inner.signal_progress();
+        }
+    }
+}
+
+/// Runs one task and installs its outcome.
+fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> Result<()> {
+    if task.trivial_move {
+        let e = task.trivial_move_edit();
+        let edit = VersionEdit {
+            deleted_files: e.deleted,
+            new_files: e
+                .added
+                .into_iter()
+                .map(|(l, m)| (l, (*m).clone()))
+                .collect(),
+            ..VersionEdit::default()
+        };
+        apply_edit(inner, edit)?;
+        inner.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    let files: HashMap<u64, Arc<TableFile>> = version
+        .levels
+        .iter()
+        .flatten()
+        .map(|f| (f.meta.number, Arc::clone(f)))
+        .collect();
+    let opener: TableOpener = Arc::new(move |meta: &FileMeta| {
+        let file = files.get(&meta.number).ok_or_else(|| {
+            Error::InvalidArgument(format!("compaction input {} is not live", meta.number))
+        })?;
+        Ok(Box::new(file.table()?.iter_uncached()) as Box<dyn SortedIter + Send>)
+    });
+    let dir = inner.dir.clone();
+    let mut sink = EngineSink {
+        inner,
+        created: Vec::new(),
+    };
+    let outcome = CompactionJob::new(task, opener)
+        .snapshots(&inner.snapshots.list())
+        .file_namer(Arc::new(move |n| table_path(&dir, n)))
+        .run(&mut sink)
+        .and_then(|outcome| {
+            inner.fs.sync_dir(&inner.dir)?;
+            Ok(outcome)
+        });
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            for n in sink.created {
+                let _ = inner.fs.remove(&table_path(&inner.dir, n));
+            }
+            return Err(e);
+        }
+    };
+    let edit = VersionEdit {
+        deleted_files: outcome.edit.deleted,
+        new_files: outcome
+            .edit
+            .added
+            .into_iter()
+            .map(|(l, m)| (l, (*m).clone()))
+            .collect(),
+        ..VersionEdit::default()
+    };
+    apply_edit(inner, edit)?;
+    let s = &inner.stats;
+    s.compactions.fetch_add(1, Ordering::Relaxed);
+    s.compaction_bytes_read
+        .fetch_add(outcome.stats.input_bytes, Ordering::Relaxed);
+    s.compaction_bytes_written
+        .fetch_add(outcome.stats.output_bytes, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Makes `edit` durable in the manifest and publishes the new version.
+fn apply_edit(inner: &DbInner, mut edit: VersionEdit) -> Result<()> {
+    lock(&inner.manifest).log_and_apply(inner, &mut edit, |_| {})
+}
+
+/// Output tables of a compaction, built by the SSTable builder under fresh file numbers.
+struct EngineSink<'a> {
+    inner: &'a DbInner,
+    created: Vec<u64>,
+}
+
+struct EngineTableWriter {
+    number: u64,
+    builder: TableBuilder,
+}
+
+impl TableSink for EngineSink<'_> {
+    type Writer = EngineTableWriter;
+
+    fn create(&mut self) -> Result<EngineTableWriter> {
+        let number = self.inner.new_file_number();
+        self.created.push(number);
+        let file = self.inner.fs.create(&table_path(&self.inner.dir, number))?;
+        Ok(EngineTableWriter {
+            number,
+            builder: TableBuilder::new(file, table_options(&self.inner.opts))?,
+        })
+    }
+}
+
+impl TableWriter for EngineTableWriter {
+    fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.builder.add(key, value)
+    }
+
+    fn estimated_size(&self) -> u64 {
+        self.builder.estimated_file_size()
+    }
+
+    fn finish(self) -> Result<strata_compaction::TableSummary> {
+        let s = self.builder.finish()?;
+        Ok(strata_compaction::TableSummary {
+            file_number: self.number,
+            size_bytes: s.file_size,
+            entries: s.entry_count,
+        })
+    }
+}
+
+/// Compacts every level's files overlapping `range` down the tree, waiting for
+/// background compactions that hold any of them.
+pub(crate) fn compact_range(inner: &Arc<DbInner>, range: &KeyRange) -> Result<()> {
+    for level in 0..NUM_LEVELS {
+        loop {
+            inner.check_writable()?;
+            let picked = {
+                let mut m = lock(&inner.manifest);
+                let version = Arc::clone(&inner.view().version);
+                let levels = version.level_metas();
+                let overlapping: Vec<&Arc<FileMeta>> = levels[level]
+                    .iter()
+                    .filter(|f| range.overlaps(f.smallest_user_key(), f.largest_user_key()))
+                    .collect();
+                if overlapping.is_empty() {
+                    break;
+                }
+                // The last non-empty level rewrites into itself; stop there.
+                let deepest = levels.iter().rposition(|l| !l.is_empty()).unwrap_or(0);
+                if level == deepest && level > 0 && overlapping.iter().all(|f| f.tombstones == 0) {
+                    break;
+                }
+                let lo = overlapping
+                    .iter()
+                    .map(|f| f.smallest_user_key())
+                    .min()
+                    .unwrap_or_default()
+                    .to_vec();
+                let hi = overlapping
+                    .iter()
+                    .map(|f| f.largest_user_key())
+                    .max()
+                    .unwrap_or_default()
+                    .to_vec();
+                let task = inner
+                    .policy
+                    .pick_manual(&levels, &m.in_progress, level, &lo, &hi);
+                if let Some(t) = &task {
+                    m.in_progress.add(t);
+                }
+                task.map(|t| (t, version))
+            };
+            match picked {
+                Some((task, version)) => {
+                    let result = run_task(inner, &task, &version);
+                    lock(&inner.manifest).in_progress.remove(&task);
+                    if let Err(e) = result {
+                        inner.set_error("compacting a range", &e);
+                        return Err(e);
+                    }
+                    if task.output_level == task.level {
+                        break;
+                    }
+                }
+                // A file is busy in a background compaction: wait for it.
+                None => crate::write::wait_for_progress(inner),
+            }
+        }
+    }
+    inner.schedule_compaction();
+    Ok(())
+}

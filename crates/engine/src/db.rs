@@ -1,0 +1,468 @@
+//! The database handle and the state its threads share.
+
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use strata_core::{Error, FileLock, FileSystem, Lookup, Result, SequenceNumber};
+use strata_memtable::MemTable;
+use strata_sstable::BlockCache;
+
+use crate::batch::WriteBatch;
+use crate::edit::VersionEdit;
+use crate::iter::{DbIter, KeyRange};
+use crate::manifest::ManifestWriter;
+use crate::options::{DbBuilder, Options};
+use crate::snapshot::{Snapshot, SnapshotList};
+use crate::stats::{DbStats, LevelStats, Stats, load};
+use crate::version::Version;
+use crate::write::{WriteQueue, WriteState};
+
+/// Per-write durability.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// `true`: the write is on stable storage (WAL fsynced) before it is acknowledged and
+    /// survives power loss. `false` (default): the write is handed to the operating
+    /// system before it is acknowledged and survives a crash of the process, not of the
+    /// machine.
+    pub sync: bool,
+}
+
+/// What readers pin: the MemTables and the version of table files, all immutable or
+/// append-only, so a read never waits for a writer.
+#[derive(Clone)]
+pub(crate) struct View {
+    pub mem: Arc<MemTable>,
+    /// Number of the WAL that holds `mem`.
+    pub mem_wal: u64,
+    /// Frozen MemTables, newest first, each with the number of the WAL that holds it.
+    pub frozen: Vec<(Arc<MemTable>, u64)>,
+    pub version: Arc<Version>,
+}
+
+/// State shared by every handle, iterator and background thread.
+pub(crate) struct DbInner {
+    pub opts: Options,
+    pub dir: PathBuf,
+    pub fs: Arc<dyn FileSystem>,
+    pub cache: Option<Arc<BlockCache>>,
+    pub lock: Mutex<Option<Box<dyn FileLock>>>,
+    pub view: RwLock<Arc<View>>,
+    /// Newest sequence number readers may see; advanced after a group is in the MemTable.
+    pub visible_seq: AtomicU64,
+    pub next_file_number: AtomicU64,
+    pub queue: WriteQueue,
+    pub write: Mutex<WriteState>,
+    pub manifest: Mutex<ManifestState>,
+    pub snapshots: SnapshotList,
+    /// The first unrecoverable failure; once set, writes are refused until reopen.
+    pub error: Mutex<Option<String>>,
+    pub closed: AtomicBool,
+    /// Wakes writers stalled on flushes or compactions, and `flush()` callers.
+    pub progress: (Mutex<u64>, Condvar),
+    pub stats: Stats,
+    /// Doorbells of the background threads: `Work::Run` asks for a pass, `Work::Stop`
+    /// ends one thread.
+    pub flush_tx: Sender<Work>,
+    pub compact_tx: Sender<Work>,
+    pub policy: Box<dyn strata_compaction::CompactionPolicy>,
+}
+
+/// A message to a background thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Work {
+    Run,
+    Stop,
+}
+
+/// The manifest writer and the bookkeeping changed together with it.
+pub(crate) struct ManifestState {
+    pub writer: ManifestWriter,
+    pub log_number: u64,
+    pub in_progress: strata_compaction::InProgress,
+}
+
+impl ManifestState {
+    /// Makes `edit` durable, then publishes the version it makes (letting `also` change
+    /// the rest of the view in the same step), and rolls over to a fresh manifest when
+    /// this one has grown past its limit.
+    pub fn log_and_apply(
+        &mut self,
+        inner: &DbInner,
+        edit: &mut VersionEdit,
+        also: impl FnOnce(&mut View),
+    ) -> Result<()> {
+        edit.next_file_number = Some(inner.next_file_number.load(Ordering::Relaxed));
+        edit.last_sequence = Some(inner.visible_seq.load(Ordering::Acquire));
+        if let Some(n) = edit.log_number {
+            self.log_number = n;
+        }
+        self.writer.append(edit)?;
+        inner.update_view(|v| {
+            let mut next = v.clone();
+            next.version = Arc::new(v.version.apply(edit, |meta| inner.table_file(meta)));
+            also(&mut next);
+            next
+        });
+        inner.signal_progress();
+        if self.writer.len() >= inner.opts.manifest_roll_bytes {
+            self.roll(inner)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new manifest holding a snapshot of the current version, switches
+    /// `CURRENT` to it and removes the old one.
+    fn roll(&mut self, inner: &DbInner) -> Result<()> {
+        let version = Arc::clone(&inner.view().version);
+        let number = inner.new_file_number();
+        let snapshot = VersionEdit {
+            format_version: Some(crate::edit::MANIFEST_FORMAT_VERSION),
+            log_number: Some(self.log_number),
+            next_file_number: Some(inner.next_file_number.load(Ordering::Relaxed)),
+            last_sequence: Some(inner.visible_seq.load(Ordering::Acquire)),
+            deleted_files: Vec::new(),
+            new_files: version
+                .levels
+                .iter()
+                .enumerate()
+                .flat_map(|(level, files)| files.iter().map(move |f| (level, (*f.meta).clone())))
+                .collect(),
+        };
+        let old = self.writer.number();
+        self.writer = ManifestWriter::create(&*inner.fs, &inner.dir, number, &snapshot)?;
+        // Best effort: a stale manifest is removed at the next open.
+        let _ = inner
+            .fs
+            .remove(&inner.dir.join(crate::filename::manifest_name(old)));
+        Ok(())
+    }
+}
+
+impl DbInner {
+    /// The live-file handle for a table the manifest now names.
+    pub fn table_file(&self, meta: &strata_compaction::FileMeta) -> Arc<crate::version::TableFile> {
+        Arc::new(crate::version::TableFile::new(
+            Arc::new(meta.clone()),
+            crate::filename::table_path(&self.dir, meta.number),
+            Arc::clone(&self.fs),
+            self.cache.clone(),
+        ))
+    }
+
+    pub fn view(&self) -> Arc<View> {
+        Arc::clone(&self.view.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces the view by `f(current)`; readers see either the old or the new one.
+    pub fn update_view(&self, f: impl FnOnce(&View) -> View) {
+        let mut guard = self.view.write().unwrap_or_else(|p| p.into_inner());
+        let next = f(&guard);
+        *guard = Arc::new(next);
+    }
+
+    pub fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::InvalidArgument("the database is closed".into()));
+        }
+        match &*lock(&self.error) {
+            Some(reason) => Err(Error::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records an unrecoverable failure (the first one wins) and wakes every waiter so
+    /// none of them waits forever.
+    pub fn set_error(&self, context: &str, e: &Error) {
+        let mut slot = lock(&self.error);
+        if slot.is_none() {
+            *slot = Some(format!("{context}: {e}"));
+        }
+        drop(slot);
+        self.signal_progress();
+    }
+
+    pub fn signal_progress(&self) {
+        let (count, cv) = &self.progress;
+        *lock(count) += 1;
+        cv.notify_all();
+    }
+
+    /// Asks the flush thread for a pass (a no-op once it has stopped).
+    pub fn schedule_flush(&self) {
+        let _ = self.flush_tx.try_send(Work::Run);
+    }
+
+    /// Asks the compaction threads for a pass.
+    pub fn schedule_compaction(&self) {
+        let _ = self.compact_tx.try_send(Work::Run);
+    }
+
+    pub fn new_file_number(&self) -> u64 {
+        self.next_file_number.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Reads `key` at the newest state.
+    ///
+    /// The view is pinned *before* the sequence number is read. The other order races
+    /// with compaction: between reading sequence S and pinning the view, a newer write
+    /// (above S) could let a compaction drop the version S should see.
+    pub fn get_latest(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let view = self.view();
+        let seq = self.visible_seq.load(Ordering::Acquire);
+        self.get_in(&view, key, seq)
+    }
+
+    /// Reads `key` at a registered snapshot (compaction keeps what it needs).
+    pub fn get_at(&self, key: &[u8], snapshot: SequenceNumber) -> Result<Option<Bytes>> {
+        self.get_in(&self.view(), key, snapshot)
+    }
+
+    fn get_in(&self, view: &View, key: &[u8], snapshot: SequenceNumber) -> Result<Option<Bytes>> {
+        let mut found = view.mem.get(key, snapshot);
+        for (frozen, _) in &view.frozen {
+            if found.is_final() {
+                break;
+            }
+            found = frozen.get(key, snapshot);
+        }
+        if !found.is_final() {
+            found = view.version.get(key, snapshot, &self.stats)?;
+        }
+        Ok(match found {
+            Lookup::Found(v) => Some(v),
+            Lookup::Deleted | Lookup::Absent => None,
+        })
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its data consistent before anything that can panic,
+    // so a poisoned lock's data is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Background threads, owned by the handle rather than by `DbInner` (which they hold),
+/// so dropping the last handle can stop them.
+pub(crate) struct Workers {
+    pub flush_threads: Vec<JoinHandle<()>>,
+    pub compaction_threads: Vec<JoinHandle<()>>,
+}
+
+struct Handle {
+    inner: Arc<DbInner>,
+    workers: Mutex<Workers>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Best effort: the WAL already holds every acknowledged write.
+        let _ = close_inner(&self.inner, &self.workers);
+    }
+}
+
+/// An open Strata database. Cheap to clone (an `Arc`); every clone is the same database,
+/// usable from any thread.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let db = strata::Db::open(dir.path())?;
+/// db.put("hello", "world")?;
+/// assert_eq!(db.get("hello")?.as_deref(), Some(&b"world"[..]));
+/// db.delete("hello")?;
+/// assert_eq!(db.get("hello")?, None);
+/// db.close()?;
+/// # Ok::<(), strata::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("dir", &self.handle.inner.dir)
+            .finish()
+    }
+}
+
+impl Db {
+    /// Options for opening the database at `path`; finish with [`DbBuilder::open`].
+    pub fn builder(path: impl AsRef<Path>) -> DbBuilder {
+        DbBuilder::new(path.as_ref())
+    }
+
+    /// Opens (creating if needed) the database at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Self::builder(path).open()
+    }
+
+    pub(crate) fn from_parts(inner: Arc<DbInner>, workers: Workers) -> Db {
+        Db {
+            handle: Arc::new(Handle {
+                inner,
+                workers: Mutex::new(workers),
+            }),
+        }
+    }
+
+    fn inner(&self) -> &Arc<DbInner> {
+        &self.handle.inner
+    }
+
+    /// Sets `key` to `value` (written to the OS before returning; see [`WriteOptions`]).
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(key, value);
+        self.write(batch, WriteOptions::default())
+    }
+
+    /// Deletes `key` (a tombstone; deleting an absent key is not an error).
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        self.write(batch, WriteOptions::default())
+    }
+
+    /// Applies `batch` atomically: after a crash either all of it or none is present.
+    pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+        crate::write::write(self.inner(), batch, options.sync)
+    }
+
+    /// The value of `key`, if any, at the newest state.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        self.inner().get_latest(key.as_ref())
+    }
+
+    /// Pins the current state: reads through the snapshot ignore later writes, and
+    /// compaction keeps the versions it needs until it is dropped.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(Arc::clone(self.inner()))
+    }
+
+    /// Iterates the keys in `range` in order (reverse with `.rev()`), at the current
+    /// state. Items own their bytes; the iterator holds no lock.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
+        let inner = self.inner();
+        DbIter::new(Arc::clone(inner), None, KeyRange::from_bounds(range))
+    }
+
+    /// Iterates every key that starts with `prefix`, stopping at the prefix's end.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
+        DbIter::new(
+            Arc::clone(self.inner()),
+            None,
+            KeyRange::prefix(prefix.as_ref()),
+        )
+    }
+
+    /// Every key in order.
+    pub fn iter(&self) -> DbIter {
+        self.range::<&[u8], _>(..)
+    }
+
+    /// Freezes the MemTable and waits until it (and every frozen one) is in a table.
+    pub fn flush(&self) -> Result<()> {
+        crate::flush::flush_and_wait(self.inner())
+    }
+
+    /// Compacts every file overlapping the keys in `range` down to the bottom level, so
+    /// deleted and overwritten data there is reclaimed. Flushes first.
+    pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
+        self.flush()?;
+        crate::compact::compact_range(self.inner(), &KeyRange::from_bounds(range))
+    }
+
+    /// Statistics: the shape of the tree and counters since open.
+    pub fn stats(&self) -> DbStats {
+        let inner = self.inner();
+        let view = inner.view();
+        let s = &inner.stats;
+        DbStats {
+            levels: view
+                .version
+                .levels
+                .iter()
+                .map(|files| LevelStats {
+                    files: files.len(),
+                    bytes: files.iter().map(|f| f.meta.size_bytes).sum(),
+                    entries: files.iter().map(|f| f.meta.entries).sum(),
+                    tombstones: files.iter().map(|f| f.meta.tombstones).sum(),
+                })
+                .collect(),
+            user_bytes_written: load(&s.user_bytes_written),
+            wal_bytes_written: load(&s.wal_bytes_written),
+            flush_bytes_written: load(&s.flush_bytes_written),
+            compaction_bytes_read: load(&s.compaction_bytes_read),
+            compaction_bytes_written: load(&s.compaction_bytes_written),
+            flushes: load(&s.flushes),
+            compactions: load(&s.compactions),
+            trivial_moves: load(&s.trivial_moves),
+            stall_time: std::time::Duration::from_micros(load(&s.stall_micros)),
+            slowdowns: load(&s.slowdowns),
+            bloom_checks: load(&s.bloom_checks),
+            bloom_useful: load(&s.bloom_useful),
+            bloom_false_positives: load(&s.bloom_false_positives),
+            block_cache_hits: load(&s.block_cache_hits),
+            block_cache_misses: load(&s.block_cache_misses),
+            memtable_bytes: (view.mem.approximate_memory_usage()
+                + view
+                    .frozen
+                    .iter()
+                    .map(|(m, _)| m.approximate_memory_usage())
+                    .sum::<usize>()) as u64,
+        }
+    }
+
+    /// The directory the database lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner().dir
+    }
+
+    /// Flushes the MemTable, waits for background work, syncs and releases the lock.
+    /// Every clone of this handle is closed; later calls on them fail. Dropping the last
+    /// handle does the same, ignoring errors.
+    pub fn close(self) -> Result<()> {
+        close_inner(&self.handle.inner, &self.handle.workers)
+    }
+}
+
+fn close_inner(inner: &Arc<DbInner>, workers: &Mutex<Workers>) -> Result<()> {
+    if inner.closed.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    // Flushing at close makes the next open replay nothing, so it is fast.
+    let flushed = if lock(&inner.error).is_none() {
+        crate::flush::flush_and_wait(inner)
+    } else {
+        Ok(())
+    };
+    inner.closed.store(true, Ordering::Release);
+    let synced = crate::write::sync_wal(inner);
+    let mut w = lock(workers);
+    let Workers {
+        flush_threads,
+        compaction_threads,
+    } = &mut *w;
+    inner.signal_progress();
+    // Compactions first: a compaction in flight finishes (or fails) before we return.
+    for (tx, threads) in [
+        (&inner.compact_tx, compaction_threads),
+        (&inner.flush_tx, flush_threads),
+    ] {
+        for _ in threads.iter() {
+            let _ = tx.send(Work::Stop);
+        }
+        for t in threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+    drop(w);
+    *lock(&inner.lock) = None;
+    flushed.and(synced)
+}

@@ -1,0 +1,267 @@
+//! Version edits: the records of the manifest.
+//!
+//! The manifest is a log (the WAL record format, `docs/format/wal.md`) of version edits;
+//! replaying them in order rebuilds the set of live table files per level. Each edit is
+//! a sequence of tagged fields (`docs/format/manifest.md`):
+//!
+//! ```text
+//! edit  := field*
+//! field := tag: varint32, then by tag:
+//!   1 FormatVersion   varint32                 (first field of a manifest's first edit)
+//!   2 LogNumber       varint64                 WALs numbered below this are flushed
+//!   3 NextFileNumber  varint64
+//!   4 LastSequence    varint64
+//!   5 DeletedFile     varint32 level | varint64 file number
+//!   6 NewFile         varint32 level | varint64 number | varint64 size
+//!                     | lp smallest internal key | lp largest internal key
+//!                     | varint64 smallest seq | varint64 largest seq
+//!                     | varint64 entries | varint64 tombstones
+//! lp := varint64 length | bytes
+//! ```
+
+use strata_compaction::FileMeta;
+use strata_core::varint::{
+    get_length_prefixed, get_varint32, get_varint64, put_length_prefixed, put_varint32,
+    put_varint64,
+};
+use strata_core::{InternalKey, SequenceNumber};
+
+/// The manifest format this build writes and the newest it reads.
+pub(crate) const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+const TAG_FORMAT_VERSION: u32 = 1;
+const TAG_LOG_NUMBER: u32 = 2;
+const TAG_NEXT_FILE_NUMBER: u32 = 3;
+const TAG_LAST_SEQUENCE: u32 = 4;
+const TAG_DELETED_FILE: u32 = 5;
+const TAG_NEW_FILE: u32 = 6;
+
+/// A change to the set of live files and the database's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct VersionEdit {
+    pub format_version: Option<u32>,
+    pub log_number: Option<u64>,
+    pub next_file_number: Option<u64>,
+    pub last_sequence: Option<SequenceNumber>,
+    pub deleted_files: Vec<(usize, u64)>,
+    pub new_files: Vec<(usize, FileMeta)>,
+}
+
+/// Why an edit failed to decode (the caller adds file and offset).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum EditError {
+    Malformed(&'static str),
+    NewerVersion(u32),
+}
+
+impl VersionEdit {
+    pub fn encode(&self, dst: &mut Vec<u8>) {
+        if let Some(v) = self.format_version {
+            put_varint32(dst, TAG_FORMAT_VERSION);
+            put_varint32(dst, v);
+        }
+        for (tag, value) in [
+            (TAG_LOG_NUMBER, self.log_number),
+            (TAG_NEXT_FILE_NUMBER, self.next_file_number),
+            (TAG_LAST_SEQUENCE, self.last_sequence),
+        ] {
+            if let Some(v) = value {
+                put_varint32(dst, tag);
+                put_varint64(dst, v);
+            }
+        }
+        for &(level, number) in &self.deleted_files {
+            put_varint32(dst, TAG_DELETED_FILE);
+            put_varint32(dst, level as u32);
+            put_varint64(dst, number);
+        }
+        for (level, f) in &self.new_files {
+            put_varint32(dst, TAG_NEW_FILE);
+            put_varint32(dst, *level as u32);
+            put_varint64(dst, f.number);
+            put_varint64(dst, f.size_bytes);
+            put_length_prefixed(dst, f.smallest.as_bytes());
+            put_length_prefixed(dst, f.largest.as_bytes());
+            for v in [f.smallest_seq, f.largest_seq, f.entries, f.tombstones] {
+                put_varint64(dst, v);
+            }
+        }
+    }
+
+    pub fn decode(mut src: &[u8]) -> Result<Self, EditError> {
+        let mut edit = VersionEdit::default();
+        let mut d = Decoder { src: &mut src };
+        while !d.src.is_empty() {
+            match d.u32()? {
+                TAG_FORMAT_VERSION => {
+                    let v = d.u32()?;
+                    if v > MANIFEST_FORMAT_VERSION {
+                        return Err(EditError::NewerVersion(v));
+                    }
+                    edit.format_version = Some(v);
+                }
+                TAG_LOG_NUMBER => edit.log_number = Some(d.u64()?),
+                TAG_NEXT_FILE_NUMBER => edit.next_file_number = Some(d.u64()?),
+                TAG_LAST_SEQUENCE => edit.last_sequence = Some(d.u64()?),
+                TAG_DELETED_FILE => {
+                    let level = d.level()?;
+                    edit.deleted_files.push((level, d.u64()?));
+                }
+                TAG_NEW_FILE => {
+                    let level = d.level()?;
+                    let number = d.u64()?;
+                    let size_bytes = d.u64()?;
+                    let smallest = d.internal_key()?;
+                    let largest = d.internal_key()?;
+                    let meta = FileMeta {
+                        number,
+                        size_bytes,
+                        smallest,
+                        largest,
+                        smallest_seq: d.u64()?,
+                        largest_seq: d.u64()?,
+                        entries: d.u64()?,
+                        tombstones: d.u64()?,
+                    };
+                    edit.new_files.push((level, meta));
+                }
+                _ => return Err(EditError::Malformed("unknown field tag")),
+            }
+        }
+        Ok(edit)
+    }
+}
+
+/// Deepest level number an edit may name: far above any real tree, low enough that a
+/// corrupt level number cannot make us allocate absurd level arrays.
+pub(crate) const MAX_LEVELS: usize = 16;
+
+struct Decoder<'a, 'b> {
+    src: &'b mut &'a [u8],
+}
+
+impl<'a> Decoder<'a, '_> {
+    fn advance(&mut self, n: usize) -> Result<(), EditError> {
+        *self.src = self
+            .src
+            .get(n..)
+            .ok_or(EditError::Malformed("truncated field"))?;
+        Ok(())
+    }
+    fn u32(&mut self) -> Result<u32, EditError> {
+        let (v, n) = get_varint32(self.src).ok_or(EditError::Malformed("bad varint"))?;
+        self.advance(n)?;
+        Ok(v)
+    }
+    fn u64(&mut self) -> Result<u64, EditError> {
+        let (v, n) = get_varint64(self.src).ok_or(EditError::Malformed("bad varint"))?;
+        self.advance(n)?;
+        Ok(v)
+    }
+    fn level(&mut self) -> Result<usize, EditError> {
+        let level = self.u32()? as usize;
+        if level >= MAX_LEVELS {
+            return Err(EditError::Malformed("level number out of range"));
+        }
+        Ok(level)
+    }
+    fn internal_key(&mut self) -> Result<InternalKey, EditError> {
+        let (bytes, n) =
+            get_length_prefixed(self.src).ok_or(EditError::Malformed("truncated key"))?;
+        let key = InternalKey::from_encoded(bytes.to_vec())
+            .ok_or(EditError::Malformed("bad internal key"))?;
+        self.advance(n)?;
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use strata_core::ValueKind;
+
+    fn meta() -> impl Strategy<Value = FileMeta> {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 0..10),
+            0..strata_core::MAX_SEQUENCE,
+            any::<u64>(),
+        )
+            .prop_map(|(number, size_bytes, key, seq, entries)| FileMeta {
+                number,
+                size_bytes,
+                smallest: InternalKey::new(&key, seq, ValueKind::Put),
+                largest: InternalKey::new(&[key.as_slice(), b"z"].concat(), 0, ValueKind::Delete),
+                smallest_seq: 0,
+                largest_seq: seq,
+                entries,
+                tombstones: entries / 2,
+            })
+    }
+
+    fn edit() -> impl Strategy<Value = VersionEdit> {
+        (
+            proptest::option::of(1..=MANIFEST_FORMAT_VERSION),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u64>()),
+            proptest::collection::vec((0..MAX_LEVELS, any::<u64>()), 0..4),
+            proptest::collection::vec((0..MAX_LEVELS, meta()), 0..4),
+        )
+            .prop_map(
+                |(
+                    format_version,
+                    log_number,
+                    next_file_number,
+                    last_sequence,
+                    deleted_files,
+                    new_files,
+                )| VersionEdit {
+                    format_version,
+                    log_number,
+                    next_file_number,
+                    last_sequence,
+                    deleted_files,
+                    new_files,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn edits_round_trip(e in edit()) {
+            let mut buf = Vec::new();
+            e.encode(&mut buf);
+            prop_assert_eq!(VersionEdit::decode(&buf), Ok(e));
+        }
+
+        #[test]
+        fn truncated_edits_never_decode_to_the_original(e in edit(), cut in any::<prop::sample::Index>()) {
+            let mut buf = Vec::new();
+            e.encode(&mut buf);
+            prop_assume!(!buf.is_empty());
+            let cut = cut.index(buf.len());
+            if let Ok(decoded) = VersionEdit::decode(&buf[..cut]) {
+                prop_assert_ne!(decoded, e);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = VersionEdit::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn a_newer_format_version_is_reported_as_such() {
+        let mut buf = Vec::new();
+        put_varint32(&mut buf, TAG_FORMAT_VERSION);
+        put_varint32(&mut buf, MANIFEST_FORMAT_VERSION + 1);
+        assert_eq!(
+            VersionEdit::decode(&buf),
+            Err(EditError::NewerVersion(MANIFEST_FORMAT_VERSION + 1))
+        );
+    }
+}

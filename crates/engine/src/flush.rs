@@ -1,0 +1,137 @@
+//! Flushing frozen MemTables to L0 tables.
+//!
+//! Install order (durability rule 10): write the table → fsync it → fsync the directory
+//! → append the edit to the manifest and fsync it → publish the new version → delete
+//! the WAL that held the MemTable.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::Receiver;
+use std::path::Path;
+use strata_compaction::FileMeta;
+
+use strata_core::{FileSystem, Result, SortedIter};
+use strata_memtable::MemTable;
+use strata_sstable::{TableBuilder, TableOptions};
+
+use crate::db::{DbInner, Work, lock};
+use crate::edit::VersionEdit;
+use crate::filename::{table_path, wal_path};
+
+/// The flush thread: one pass per doorbell until told to stop.
+pub(crate) fn run_flush_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
+    while let Ok(Work::Run) = rx.recv() {
+        while lock(&inner.error).is_none() && !inner.view().frozen.is_empty() {
+            if let Err(e) = flush_oldest(&inner) {
+                inner.set_error("flushing a MemTable", &e);
+            }
+            inner.signal_progress();
+        }
+    }
+}
+
+/// Writes the oldest frozen MemTable as an L0 table and installs it.
+fn flush_oldest(inner: &Arc<DbInner>) -> Result<()> {
+    let view = inner.view();
+    let Some((mem, wal_number)) = view.frozen.last().cloned() else {
+        return Ok(());
+    };
+    let meta = write_level0_table(inner, &mem)?;
+
+    let mut manifest = lock(&inner.manifest);
+    // Every WAL older than the next MemTable's is now fully in tables.
+    let log_number = {
+        let v = inner.view();
+        v.frozen
+            .iter()
+            .rev()
+            .skip(1)
+            .map(|(_, n)| *n)
+            .next()
+            .unwrap_or(v.mem_wal)
+    };
+    let mut edit = VersionEdit {
+        log_number: Some(log_number),
+        new_files: meta.into_iter().map(|m| (0, m)).collect(),
+        ..VersionEdit::default()
+    };
+    manifest.log_and_apply(inner, &mut edit, |v| {
+        // The flushed MemTable is the oldest frozen one.
+        v.frozen.pop();
+    })?;
+    drop(manifest);
+    inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
+    // Best effort: an old WAL left behind is deleted at the next open.
+    let _ = inner.fs.remove(&wal_path(&inner.dir, wal_number));
+    inner.schedule_compaction();
+    Ok(())
+}
+
+/// Writes `mem` as a new table; `None` if it holds nothing.
+pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result<Option<FileMeta>> {
+    if mem.is_empty() {
+        return Ok(None);
+    }
+    let number = inner.new_file_number();
+    let meta = build_table(
+        &*inner.fs,
+        &inner.dir,
+        number,
+        crate::compact::table_options(&inner.opts),
+        mem,
+    )?;
+    inner
+        .stats
+        .flush_bytes_written
+        .fetch_add(meta.size_bytes, Ordering::Relaxed);
+    Ok(Some(meta))
+}
+
+/// Writes every entry of `mem` to table `number`, fsyncs it and its directory. On
+/// failure the partial file is removed.
+pub(crate) fn build_table(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    number: u64,
+    options: TableOptions,
+    mem: &Arc<MemTable>,
+) -> Result<FileMeta> {
+    let path = table_path(dir, number);
+    let result = (|| {
+        let mut builder = TableBuilder::new(fs.create(&path)?, options)?;
+        let mut it = mem.iter();
+        it.seek_to_first()?;
+        while it.valid() {
+            builder.add(it.key(), it.value())?;
+            it.next()?;
+        }
+        let summary = builder.finish()?;
+        fs.sync_dir(dir)?;
+        Ok(crate::compact::file_meta(number, summary))
+    })();
+    if result.is_err() {
+        let _ = fs.remove(&path);
+    }
+    result
+}
+
+/// Freezes the MemTable (if it holds anything) and waits until no frozen MemTable is
+/// left.
+pub(crate) fn flush_and_wait(inner: &Arc<DbInner>) -> Result<()> {
+    inner.check_writable()?;
+    {
+        let mut ws = lock(&inner.write);
+        if !inner.view().mem.is_empty() {
+            crate::write::rotate(inner, &mut ws)?;
+        }
+    }
+    loop {
+        inner.check_writable()?;
+        if inner.view().frozen.is_empty() {
+            return Ok(());
+        }
+        inner.schedule_flush();
+        crate::write::wait_for_progress(inner);
+    }
+}

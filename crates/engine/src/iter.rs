@@ -1,0 +1,340 @@
+//! User-facing iteration: a merged view of MemTables and tables, resolved to the newest
+//! visible version of each user key, with tombstones and shadowed versions skipped.
+
+use std::collections::HashMap;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use strata_compaction::{FileMeta, LevelIter, MergingIter, TableOpener};
+use strata_core::{
+    Error, InternalKey, MAX_SEQUENCE, ParsedInternalKey, Result, SequenceNumber, SortedIter,
+    ValueKind,
+};
+
+use crate::db::{DbInner, View};
+
+/// A range of user keys.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyRange {
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+}
+
+impl KeyRange {
+    pub fn from_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(r: R) -> Self {
+        let own = |b: Bound<&K>| match b {
+            Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        KeyRange {
+            lo: own(r.start_bound()),
+            hi: own(r.end_bound()),
+        }
+    }
+
+    /// Every key starting with `prefix`: up to, excluding, the prefix's successor (the
+    /// prefix with its last non-0xff byte incremented), or unbounded if there is none.
+    pub fn prefix(prefix: &[u8]) -> Self {
+        let mut end = prefix.to_vec();
+        while end.last() == Some(&0xff) {
+            end.pop();
+        }
+        let hi = match end.last_mut() {
+            Some(b) => {
+                *b += 1;
+                Bound::Excluded(end)
+            }
+            None => Bound::Unbounded,
+        };
+        KeyRange {
+            lo: Bound::Included(prefix.to_vec()),
+            hi,
+        }
+    }
+
+    fn above_lo(&self, k: &[u8]) -> bool {
+        match &self.lo {
+            Bound::Included(lo) => k >= lo.as_slice(),
+            Bound::Excluded(lo) => k > lo.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+
+    fn below_hi(&self, k: &[u8]) -> bool {
+        match &self.hi {
+            Bound::Included(hi) => k <= hi.as_slice(),
+            Bound::Excluded(hi) => k < hi.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+
+    /// Whether any key of `[lo, hi]` (inclusive) lies in the range.
+    pub fn overlaps(&self, lo: &[u8], hi: &[u8]) -> bool {
+        self.below_hi(lo) && self.above_lo(hi) && {
+            // [lo, hi] might straddle the range entirely.
+            lo <= hi
+        }
+    }
+}
+
+type Merged = MergingIter<Box<dyn SortedIter + Send>>;
+
+/// Builds the merged stream of every source in `view`, newest first.
+fn merged(view: &View) -> Result<Merged> {
+    let mut children: Vec<Box<dyn SortedIter + Send>> = Vec::new();
+    children.push(Box::new(view.mem.iter()));
+    for (m, _) in &view.frozen {
+        children.push(Box::new(m.iter()));
+    }
+    for f in &view.version.levels[0] {
+        children.push(Box::new(f.table()?.iter()));
+    }
+    for files in view.version.levels.iter().skip(1).filter(|l| !l.is_empty()) {
+        let by_number: HashMap<u64, _> = files
+            .iter()
+            .map(|f| (f.meta.number, Arc::clone(f)))
+            .collect();
+        let opener: TableOpener = Arc::new(move |meta: &FileMeta| {
+            let f = by_number.get(&meta.number).ok_or_else(|| {
+                Error::InvalidArgument(format!("table {} is not in this version", meta.number))
+            })?;
+            Ok(Box::new(f.table()?.iter()) as Box<dyn SortedIter + Send>)
+        });
+        let metas = files.iter().map(|f| Arc::clone(&f.meta)).collect();
+        children.push(Box::new(LevelIter::new(metas, opener)));
+    }
+    Ok(MergingIter::new(children))
+}
+
+/// The user key the backward cursor is resolving, and its newest visible entry so far.
+struct PendingKey {
+    key: Vec<u8>,
+    newest: Option<(ValueKind, Bytes)>,
+}
+
+/// One direction's cursor over the merged stream.
+struct Cursor {
+    it: Merged,
+    started: bool,
+}
+
+/// An iterator over `(key, value)` pairs in key order, reversible with `.rev()` (both
+/// ends may be consumed; they stop where they meet). It owns what it reads: a pinned
+/// view of MemTables and tables, so it holds no lock and outlives nothing.
+pub struct DbIter {
+    inner: Arc<DbInner>,
+    view: Arc<View>,
+    seq: SequenceNumber,
+    range: KeyRange,
+    front: Option<Cursor>,
+    back: Option<Cursor>,
+    /// The last key yielded from each end: the ends stop when they meet.
+    front_last: Option<Bytes>,
+    back_last: Option<Bytes>,
+    /// Reused buffer: the user key the forward cursor has finished with (valid when
+    /// `skip_valid`); its older versions are skipped.
+    skip: Vec<u8>,
+    skip_valid: bool,
+    done: bool,
+}
+
+impl std::fmt::Debug for DbIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbIter").field("seq", &self.seq).finish()
+    }
+}
+
+fn corrupt_key(inner: &DbInner) -> Error {
+    Error::corruption(
+        &inner.dir,
+        0,
+        "an iterator yielded a malformed internal key",
+    )
+}
+
+impl DbIter {
+    pub(crate) fn new(inner: Arc<DbInner>, seq: Option<SequenceNumber>, range: KeyRange) -> Self {
+        // View first, then sequence: see `DbInner::get_latest` for why.
+        let view = inner.view();
+        let seq = seq.unwrap_or_else(|| inner.visible_seq.load(Ordering::Acquire));
+        DbIter {
+            inner,
+            view,
+            seq,
+            range,
+            front: None,
+            back: None,
+            front_last: None,
+            back_last: None,
+            skip: Vec::new(),
+            skip_valid: false,
+            done: false,
+        }
+    }
+
+    fn cursor(view: &View, slot: &mut Option<Cursor>) -> Result<()> {
+        if slot.is_none() {
+            *slot = Some(Cursor {
+                it: merged(view)?,
+                started: false,
+            });
+        }
+        Ok(())
+    }
+
+    fn step_forward(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        Self::cursor(&self.view, &mut self.front)?;
+        let Some(c) = self.front.as_mut() else {
+            return Ok(None);
+        };
+        if !c.started {
+            c.started = true;
+            match &self.range.lo {
+                Bound::Unbounded => c.it.seek_to_first()?,
+                Bound::Included(k) => {
+                    c.it.seek(InternalKey::for_seek(k, MAX_SEQUENCE).as_bytes())?
+                }
+                Bound::Excluded(k) => {
+                    c.it.seek(InternalKey::for_seek(k, MAX_SEQUENCE).as_bytes())?;
+                    self.skip.clone_from(k);
+                    self.skip_valid = true;
+                }
+            }
+        }
+        while c.it.valid() {
+            let p = ParsedInternalKey::parse(c.it.key()).ok_or_else(|| corrupt_key(&self.inner))?;
+            if !self.range.below_hi(p.user_key) {
+                return Ok(None);
+            }
+            if p.seq > self.seq || (self.skip_valid && p.user_key == self.skip.as_slice()) {
+                c.it.next()?;
+                continue;
+            }
+            // The newest visible entry of a new user key.
+            self.skip.clear();
+            self.skip.extend_from_slice(p.user_key);
+            self.skip_valid = true;
+            if p.kind == ValueKind::Delete {
+                c.it.next()?;
+                continue;
+            }
+            let item = (Bytes::copy_from_slice(p.user_key), c.it.value_bytes());
+            c.it.next()?;
+            return Ok(Some(item));
+        }
+        Ok(None)
+    }
+
+    fn step_backward(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        Self::cursor(&self.view, &mut self.back)?;
+        let Some(c) = self.back.as_mut() else {
+            return Ok(None);
+        };
+        if !c.started {
+            c.started = true;
+            // Position on the last entry at or below the upper bound.
+            match &self.range.hi {
+                Bound::Unbounded => c.it.seek_to_last()?,
+                Bound::Included(k) => {
+                    let mut succ = k.clone();
+                    succ.push(0);
+                    c.it.seek(InternalKey::for_seek(&succ, MAX_SEQUENCE).as_bytes())?;
+                    if c.it.valid() {
+                        c.it.prev()?
+                    } else {
+                        c.it.seek_to_last()?
+                    }
+                }
+                Bound::Excluded(k) => {
+                    c.it.seek(InternalKey::for_seek(k, MAX_SEQUENCE).as_bytes())?;
+                    if c.it.valid() {
+                        c.it.prev()?
+                    } else {
+                        c.it.seek_to_last()?
+                    }
+                }
+            }
+        }
+        // Walking backwards meets a key's versions oldest first: the last visible one
+        // seen before the user key changes is the newest visible.
+        let mut current: Option<PendingKey> = None;
+        while c.it.valid() {
+            let p = ParsedInternalKey::parse(c.it.key()).ok_or_else(|| corrupt_key(&self.inner))?;
+            // A new user key: the previous one is resolved.
+            if let Some(PendingKey {
+                key,
+                newest: Some((ValueKind::Put, v)),
+            }) = current.take_if(|pending| pending.key.as_slice() != p.user_key)
+            {
+                return Ok(Some((Bytes::from(key), v)));
+            }
+            if !self.range.above_lo(p.user_key) {
+                return Ok(None);
+            }
+            let pending = current.get_or_insert_with(|| PendingKey {
+                key: p.user_key.to_vec(),
+                newest: None,
+            });
+            if p.seq <= self.seq {
+                pending.newest = Some((p.kind, c.it.value_bytes()));
+            }
+            c.it.prev()?;
+        }
+        Ok(match current {
+            Some(PendingKey {
+                key,
+                newest: Some((ValueKind::Put, v)),
+            }) => Some((Bytes::from(key), v)),
+            _ => None,
+        })
+    }
+}
+
+impl Iterator for DbIter {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step_forward() {
+            Ok(Some(item)) if self.back_last.as_ref().is_none_or(|b| item.0 < *b) => {
+                self.front_last = Some(item.0.clone());
+                Some(Ok(item))
+            }
+            Ok(_) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl DoubleEndedIterator for DbIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step_backward() {
+            Ok(Some(item)) if self.front_last.as_ref().is_none_or(|f| item.0 > *f) => {
+                self.back_last = Some(item.0.clone());
+                Some(Ok(item))
+            }
+            Ok(_) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Strata: an embeddable LSM-tree key-value storage engine.
+//!
+//! ```
+//! use strata::{Db, WriteBatch, WriteOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let db = Db::builder(dir.path()).block_cache_bytes(8 << 20).open()?;
+//! db.put("user:1", "ada")?;
+//! db.put("user:2", "grace")?;
+//!
+//! let mut batch = WriteBatch::new();
+//! batch.put("user:3", "edsger").delete("user:1");
+//! db.write(batch, WriteOptions { sync: true })?; // fsynced before it returns
+//!
+//! let snapshot = db.snapshot();
+//! db.put("user:4", "barbara")?;
+//! let names: Vec<_> = snapshot.prefix("user:").map(|kv| kv.map(|(_, v)| v)).collect::<Result<_, _>>()?;
+//! assert_eq!(names, ["grace", "edsger"]);
+//! assert_eq!(db.range("user:2".."user:4").rev().count(), 2);
+//! db.close()?;
+//! # Ok::<(), strata::Error>(())
+//! ```
+//!
+//! Durability: a write returns once it is in the write-ahead log and handed to the
+//! operating system (survives a process crash); with [`WriteOptions::sync`] it returns
+//! once the log is fsynced (survives power loss). See `docs/architecture.md`.
+
+mod batch;
+mod compact;
+mod db;
+mod edit;
+mod filename;
+mod flush;
+mod iter;
+mod manifest;
+mod open;
+mod options;
+mod snapshot;
+mod stats;
+mod version;
+mod write;
+
+pub use batch::WriteBatch;
+pub use db::{Db, WriteOptions};
+pub use iter::DbIter;
+pub use options::DbBuilder;
+pub use snapshot::Snapshot;
+pub use stats::{DbStats, LevelStats};
+pub use strata_core::{Error, Result};
+
+/// The README's example, compiled and run as a doctest so it never goes stale.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,170 @@
+//! The manifest: writing version edits durably, and reading them back at open.
+//!
+//! Layout on disk is `docs/format/manifest.md`: a WAL-format log whose first record is a
+//! full snapshot edit (format version, counters, every live file) and whose later
+//! records are incremental edits. `CURRENT` names the live manifest and is switched
+//! with [`strata_core::atomic_replace`].
+
+use std::path::{Path, PathBuf};
+
+use strata_compaction::FileMeta;
+use strata_core::{Error, FileSystem, Result, SequenceNumber, atomic_replace};
+use strata_wal::{LogReader, LogWriter, RecoveryMode, SyncPolicy};
+
+use crate::edit::{EditError, MANIFEST_FORMAT_VERSION, VersionEdit};
+use crate::filename::{CURRENT, manifest_name};
+use crate::version::NUM_LEVELS;
+
+/// An open manifest accepting edits. After a failed append or sync it refuses every
+/// further edit (the WAL writer is poisoned): a torn edit must never be followed by
+/// another in the same file.
+pub(crate) struct ManifestWriter {
+    number: u64,
+    log: LogWriter,
+    buf: Vec<u8>,
+}
+
+impl ManifestWriter {
+    /// Writes a new manifest holding `snapshot` (a full description of the database),
+    /// syncs it and its directory, then points `CURRENT` at it.
+    pub fn create(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        number: u64,
+        snapshot: &VersionEdit,
+    ) -> Result<Self> {
+        let path = dir.join(manifest_name(number));
+        let mut writer = ManifestWriter {
+            number,
+            log: LogWriter::new(fs.create(&path)?, SyncPolicy::EveryWrite),
+            buf: Vec::new(),
+        };
+        writer.append(snapshot)?;
+        fs.sync_dir(dir)?;
+        atomic_replace(
+            fs,
+            &dir.join(CURRENT),
+            format!("{}\n", manifest_name(number)).as_bytes(),
+        )?;
+        Ok(writer)
+    }
+
+    /// Appends `edit` and syncs it; the edit is durable when this returns `Ok`.
+    pub fn append(&mut self, edit: &VersionEdit) -> Result<()> {
+        self.buf.clear();
+        edit.encode(&mut self.buf);
+        self.log.add_record(&self.buf)?;
+        Ok(())
+    }
+
+    /// This manifest's file number.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// Bytes written so far (the manifest is rolled over when large).
+    pub fn len(&self) -> u64 {
+        self.log.len()
+    }
+}
+
+/// What the manifest says about the database.
+#[derive(Debug, Default)]
+pub(crate) struct RecoveredManifest {
+    pub log_number: u64,
+    pub next_file_number: u64,
+    pub last_sequence: SequenceNumber,
+    /// Live files per level, in no particular order.
+    pub files: Vec<(usize, FileMeta)>,
+}
+
+/// Reads `CURRENT` and replays the manifest it names.
+pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredManifest> {
+    let current_path = dir.join(CURRENT);
+    let current = read_whole(fs, &current_path)?;
+    let name = std::str::from_utf8(&current)
+        .ok()
+        .and_then(|s| s.strip_suffix('\n'))
+        .filter(|s| !s.contains(['/', '\n']))
+        .ok_or_else(|| {
+            Error::corruption(&current_path, 0, "CURRENT does not hold a manifest name")
+        })?;
+    match crate::filename::parse(name) {
+        Some(crate::filename::FileKind::Manifest(_)) => {}
+        _ => {
+            return Err(Error::corruption(
+                &current_path,
+                0,
+                format!("CURRENT names {name:?}, not a manifest"),
+            ));
+        }
+    }
+    let path: PathBuf = dir.join(name);
+    if !fs.exists(&path)? {
+        return Err(Error::corruption(
+            &current_path,
+            0,
+            format!("CURRENT names {name}, which does not exist"),
+        ));
+    }
+    let mut reader = LogReader::new(fs.open(&path)?, RecoveryMode::TolerateTornTail);
+    let mut live: std::collections::BTreeMap<u64, (usize, FileMeta)> = Default::default();
+    let (mut log_number, mut next_file_number, mut last_sequence) = (None, None, None);
+    let mut first = true;
+    while let Some(record) = reader.next_record()? {
+        let edit = VersionEdit::decode(&record.data).map_err(|e| match e {
+            EditError::NewerVersion(v) => Error::NotSupported(format!(
+                "{} has manifest format version {v}; this build reads up to {MANIFEST_FORMAT_VERSION}",
+                path.display()
+            )),
+            EditError::Malformed(reason) => Error::corruption(&path, record.offset, reason),
+        })?;
+        if first && edit.format_version.is_none() {
+            return Err(Error::corruption(
+                &path,
+                record.offset,
+                "first edit has no format version",
+            ));
+        }
+        first = false;
+        for (level, number) in &edit.deleted_files {
+            if live.remove(number).is_none_or(|(l, _)| l != *level) {
+                return Err(Error::corruption(
+                    &path,
+                    record.offset,
+                    format!("edit removes file {number} from L{level}, where it is not"),
+                ));
+            }
+        }
+        for (level, meta) in edit.new_files {
+            if level >= NUM_LEVELS {
+                return Err(Error::corruption(
+                    &path,
+                    record.offset,
+                    format!("file on level {level}"),
+                ));
+            }
+            live.insert(meta.number, (level, meta));
+        }
+        log_number = edit.log_number.or(log_number);
+        next_file_number = edit.next_file_number.or(next_file_number);
+        last_sequence = edit.last_sequence.or(last_sequence);
+    }
+    let missing = |what| Error::corruption(&path, 0, format!("manifest never records the {what}"));
+    Ok(RecoveredManifest {
+        log_number: log_number.ok_or_else(|| missing("log number"))?,
+        next_file_number: next_file_number.ok_or_else(|| missing("next file number"))?,
+        last_sequence: last_sequence.ok_or_else(|| missing("last sequence"))?,
+        files: live.into_values().collect(),
+    })
+}
+
+/// Reads a small file whole.
+pub(crate) fn read_whole(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> {
+    let file = fs.open(path)?;
+    let len =
+        usize::try_from(file.len()).map_err(|_| Error::corruption(path, 0, "file too large"))?;
+    let mut buf = vec![0; len];
+    file.read_exact_at(0, &mut buf)?;
+    Ok(buf)
+}

@@ -1,0 +1,276 @@
+//! Opening a database: create or recover, then start the background threads.
+//!
+//! Recovery: `CURRENT` → manifest (live files, log number, counters) → replay every WAL
+//! numbered at or above the log number into a MemTable → write that MemTable as an L0
+//! table → start a new WAL and a new manifest (a full snapshot) → switch `CURRENT` →
+//! delete what is obsolete. Until `CURRENT` switches, the old state is untouched, so a
+//! crash during open loses nothing.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use strata_core::{Error, FileSystem, Result, SequenceNumber};
+use strata_memtable::MemTable;
+use strata_sstable::BlockCache;
+use strata_wal::{LogReader, LogWriter, RecoveryMode, SyncPolicy};
+
+use crate::batch::decode_record;
+use crate::db::{Db, DbInner, ManifestState, View, Workers};
+use crate::edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
+use crate::filename::{self, CURRENT, FileKind, LOCK, table_path, wal_path};
+use crate::manifest::{self, ManifestWriter, RecoveredManifest};
+use crate::options::{DbBuilder, Options};
+use crate::snapshot::SnapshotList;
+use crate::stats::Stats;
+use crate::version::{TableFile, Version};
+use crate::write::{WriteQueue, WriteState};
+
+impl DbBuilder {
+    /// Opens the database: creates it if the directory holds none (unless
+    /// [`create_if_missing`](Self::create_if_missing) is off), or recovers it.
+    ///
+    /// Errors: [`Error::Locked`] if another handle or process has it open;
+    /// [`Error::InvalidArgument`] if the directory holds files but no database;
+    /// [`Error::NotSupported`] for a newer format; [`Error::Corruption`] for damage.
+    pub fn open(self) -> Result<Db> {
+        open(self.opts)
+    }
+}
+
+fn open(opts: Options) -> Result<Db> {
+    let fs = Arc::clone(&opts.fs);
+    let dir = opts.path.clone();
+    check_directory(&*fs, &dir, opts.create_if_missing)?;
+    fs.create_dir_all(&dir)?;
+    let lock = fs.lock(&dir.join(LOCK))?;
+    let recovered = if fs.exists(&dir.join(CURRENT))? {
+        manifest::recover(&*fs, &dir)?
+    } else {
+        RecoveredManifest {
+            next_file_number: 1,
+            ..RecoveredManifest::default()
+        }
+    };
+
+    let kinds: Vec<FileKind> = fs
+        .list(&dir)?
+        .iter()
+        .filter_map(|n| filename::parse(n))
+        .collect();
+    let numbers_of = |want: fn(&FileKind) -> Option<u64>| -> BTreeSet<u64> {
+        kinds.iter().filter_map(want).collect()
+    };
+    let tables_present = numbers_of(|k| {
+        if let FileKind::Table(n) = k {
+            Some(*n)
+        } else {
+            None
+        }
+    });
+    for (_, meta) in &recovered.files {
+        if !tables_present.contains(&meta.number) {
+            return Err(Error::corruption(
+                table_path(&dir, meta.number),
+                0,
+                "the manifest names this table but the file is missing",
+            ));
+        }
+    }
+    let wals = numbers_of(|k| {
+        if let FileKind::Wal(n) = k {
+            Some(*n)
+        } else {
+            None
+        }
+    });
+    let highest_number = kinds
+        .iter()
+        .filter_map(|k| match k {
+            FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n) => Some(*n),
+            FileKind::Current | FileKind::Lock => None,
+        })
+        .max()
+        .unwrap_or(0);
+    // Numbers are never reused, even for files the manifest never learned about.
+    let mut next_file = recovered.next_file_number.max(highest_number + 1);
+    let mut alloc = || {
+        next_file += 1;
+        next_file - 1
+    };
+
+    // Replay the WALs the manifest does not cover, then make them a table.
+    let mem = Arc::new(MemTable::new());
+    let mut last_seq = recovered.last_sequence;
+    for &n in wals.range(recovered.log_number..) {
+        last_seq = last_seq.max(replay_wal(&*fs, &wal_path(&dir, n), &mem)?);
+    }
+    let mut files = recovered.files;
+    let table_opts = crate::compact::table_options(&opts);
+    if !mem.is_empty() {
+        let number = alloc();
+        let meta = crate::flush::build_table(&*fs, &dir, number, table_opts.clone(), &mem)?;
+        files.push((0, meta));
+    }
+    let new_wal = alloc();
+    let wal_file = fs.create(&wal_path(&dir, new_wal))?;
+    fs.sync_dir(&dir)?;
+
+    let manifest_number = alloc();
+    let snapshot = VersionEdit {
+        format_version: Some(MANIFEST_FORMAT_VERSION),
+        log_number: Some(new_wal),
+        next_file_number: Some(next_file),
+        last_sequence: Some(last_seq),
+        deleted_files: Vec::new(),
+        new_files: files,
+    };
+    // The switch: from here on the new manifest, WAL and tables are the database.
+    let manifest = ManifestWriter::create(&*fs, &dir, manifest_number, &snapshot)?;
+
+    let cache = (opts.block_cache_bytes > 0)
+        .then(|| Arc::new(BlockCache::new(opts.block_cache_bytes as u64)));
+    let version = Version::default().apply(&snapshot, |meta| {
+        Arc::new(TableFile::new(
+            Arc::new(meta.clone()),
+            table_path(&dir, meta.number),
+            Arc::clone(&fs),
+            cache.clone(),
+        ))
+    });
+    let live: BTreeSet<u64> = version.file_numbers().collect();
+    remove_obsolete(&*fs, &dir, &kinds, &live, new_wal, manifest_number);
+
+    let (flush_tx, flush_rx) = crossbeam_channel::bounded(1);
+    let (compact_tx, compact_rx) = crossbeam_channel::bounded(opts.compaction_threads);
+    let compaction_threads = opts.compaction_threads;
+    let inner = Arc::new(DbInner {
+        dir,
+        fs,
+        cache,
+        lock: Mutex::new(Some(lock)),
+        view: RwLock::new(Arc::new(View {
+            mem: Arc::new(MemTable::new()),
+            mem_wal: new_wal,
+            frozen: Vec::new(),
+            version: Arc::new(version),
+        })),
+        visible_seq: AtomicU64::new(last_seq),
+        next_file_number: AtomicU64::new(next_file),
+        queue: WriteQueue::default(),
+        write: Mutex::new(WriteState::new(
+            LogWriter::new(wal_file, SyncPolicy::Never),
+            new_wal,
+            last_seq,
+        )),
+        manifest: Mutex::new(ManifestState {
+            writer: manifest,
+            log_number: new_wal,
+            in_progress: Default::default(),
+        }),
+        snapshots: SnapshotList::default(),
+        error: Mutex::new(None),
+        closed: AtomicBool::new(false),
+        progress: (Mutex::new(0), Condvar::new()),
+        stats: Stats::default(),
+        flush_tx,
+        compact_tx,
+        policy: Box::new(crate::compact::policy(&opts)),
+        opts,
+    });
+    let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(f)
+            .map_err(|e| Error::io("starting a background thread", e))
+    };
+    let mut workers = Workers {
+        flush_threads: Vec::new(),
+        compaction_threads: Vec::new(),
+    };
+    {
+        let (inner, rx) = (Arc::clone(&inner), flush_rx);
+        workers.flush_threads.push(spawn(
+            "strata-flush".into(),
+            Box::new(move || crate::flush::run_flush_thread(inner, rx)),
+        )?);
+    }
+    for i in 0..compaction_threads {
+        let (inner, rx) = (Arc::clone(&inner), compact_rx.clone());
+        workers.compaction_threads.push(spawn(
+            format!("strata-compact-{i}"),
+            Box::new(move || crate::compact::run_compaction_thread(inner, rx)),
+        )?);
+    }
+    inner.schedule_compaction();
+    Ok(Db::from_parts(inner, workers))
+}
+
+/// Refuses a directory that holds files but no database, before touching anything.
+fn check_directory(fs: &dyn FileSystem, dir: &Path, create_if_missing: bool) -> Result<()> {
+    if fs.exists(&dir.join(CURRENT))? {
+        return Ok(());
+    }
+    if !create_if_missing {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no Strata database and create_if_missing is off",
+            dir.display()
+        )));
+    }
+    if fs.exists(dir)? {
+        let strangers: Vec<String> = fs.list(dir)?.into_iter().filter(|n| n != LOCK).collect();
+        if let Some(example) = strangers.first() {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a Strata database: it has no CURRENT file but holds {} other entries (e.g. {example:?}); refusing to touch it",
+                dir.display(),
+                strangers.len(),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Replays one WAL into `mem`, returning the largest sequence number it held. A torn
+/// tail (a crash mid-append) ends the log; damage followed by valid records is
+/// corruption.
+fn replay_wal(fs: &dyn FileSystem, path: &Path, mem: &MemTable) -> Result<SequenceNumber> {
+    let mut reader = LogReader::new(fs.open(path)?, RecoveryMode::TolerateTornTail);
+    let mut max_seq = 0;
+    let mut writer = mem.writer()?;
+    while let Some(record) = reader.next_record()? {
+        let bad = |reason: &str| {
+            Error::corruption(path, record.offset, format!("bad write batch: {reason}"))
+        };
+        let decoded = decode_record(&record.data).map_err(bad)?;
+        for (seq, entry) in (decoded.first_seq..).zip(decoded.entries) {
+            let entry = entry.map_err(bad)?;
+            writer.insert(entry.key, seq, entry.kind, entry.value)?;
+            max_seq = max_seq.max(seq);
+        }
+    }
+    Ok(max_seq)
+}
+
+/// Deletes files no longer part of the database: older manifests, replayed WALs, and
+/// tables no manifest entry names (e.g. outputs of a compaction that crashed).
+fn remove_obsolete(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    kinds: &[FileKind],
+    live: &BTreeSet<u64>,
+    wal: u64,
+    manifest: u64,
+) {
+    for kind in kinds {
+        let path = match *kind {
+            FileKind::Manifest(n) if n != manifest => dir.join(filename::manifest_name(n)),
+            FileKind::Wal(n) if n < wal => wal_path(dir, n),
+            FileKind::Table(n) if !live.contains(&n) => table_path(dir, n),
+            _ => continue,
+        };
+        // Best effort: whatever stays is retried at the next open.
+        let _ = fs.remove(&path);
+    }
+    let _ = fs.sync_dir(dir);
+}

@@ -1,0 +1,178 @@
+//! Database options, with documented defaults.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata_core::{FileSystem, StdFs};
+
+/// How a database is opened and tuned. Built with [`crate::Db::builder`]; every field has a
+/// default chosen for a single-process embedded store on an SSD, and the reason is given.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) path: PathBuf,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) create_if_missing: bool,
+    pub(crate) memtable_bytes: usize,
+    pub(crate) max_frozen_memtables: usize,
+    pub(crate) table_file_bytes: u64,
+    pub(crate) block_bytes: usize,
+    pub(crate) bloom_bits_per_key: u32,
+    pub(crate) block_cache_bytes: usize,
+    pub(crate) l0_compaction_trigger: usize,
+    pub(crate) l0_slowdown_trigger: usize,
+    pub(crate) l0_stop_trigger: usize,
+    pub(crate) level_base_bytes: u64,
+    pub(crate) level_fanout: u64,
+    pub(crate) compaction_threads: usize,
+    pub(crate) max_key_bytes: usize,
+    pub(crate) max_value_bytes: usize,
+    pub(crate) manifest_roll_bytes: u64,
+}
+
+/// Builder for [`Options`] that opens the database; see [`crate::Db::builder`].
+#[derive(Clone, Debug)]
+pub struct DbBuilder {
+    pub(crate) opts: Options,
+}
+
+impl DbBuilder {
+    pub(crate) fn new(path: &Path) -> Self {
+        DbBuilder {
+            opts: Options {
+                path: path.to_path_buf(),
+                fs: Arc::new(StdFs),
+                create_if_missing: true,
+                // 64 MiB: large enough that a flush writes a table worth a compaction's
+                // time and random inserts stay cache-resident per node, small enough that
+                // replaying its WAL after a crash takes well under a second.
+                memtable_bytes: 64 << 20,
+                // Two frozen MemTables let one flush run while a second waits, absorbing
+                // bursts; more would only raise memory use and replay time.
+                max_frozen_memtables: 2,
+                // 64 MiB tables keep the file count (and open descriptors) low for GiB-sized
+                // databases while a compaction's unit of work stays well under a second.
+                table_file_bytes: 64 << 20,
+                // 4 KiB blocks match the page size: one page-cache page per point read.
+                block_bytes: 4 << 10,
+                // 10 bits per key gives a ~1% false-positive rate, the usual sweet spot
+                // between filter memory and wasted block reads.
+                bloom_bits_per_key: 10,
+                // 32 MiB: a modest default for an embedded library; raise it for reads.
+                block_cache_bytes: 32 << 20,
+                // LevelDB/RocksDB defaults: compact L0 at 4 files, slow writers at 8,
+                // stop them at 12 until compaction catches up.
+                l0_compaction_trigger: 4,
+                l0_slowdown_trigger: 8,
+                l0_stop_trigger: 12,
+                // L1 target 256 MiB (RocksDB's default), each deeper level 10x larger.
+                level_base_bytes: 256 << 20,
+                level_fanout: 10,
+                // One background compaction thread leaves a core for the application on
+                // small machines; raise it on larger ones.
+                compaction_threads: 1,
+                // Keys up to 64 KiB, values up to 64 MiB: larger writes are almost
+                // always a bug, and every value is held in memory once in the MemTable.
+                max_key_bytes: 64 << 10,
+                max_value_bytes: 64 << 20,
+                // 4 MiB of edits is tens of thousands of flushes and compactions: replay
+                // stays fast, and rolling over (a full snapshot) stays rare.
+                manifest_roll_bytes: 4 << 20,
+            },
+        }
+    }
+
+    /// Runs all I/O through `fs` instead of the operating system's file system
+    /// (tests, fault injection).
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.opts.fs = fs;
+        self
+    }
+
+    /// Whether to create the database if the directory holds none (default `true`).
+    pub fn create_if_missing(mut self, yes: bool) -> Self {
+        self.opts.create_if_missing = yes;
+        self
+    }
+
+    /// MemTable size that triggers a freeze and flush (default 64 MiB).
+    pub fn memtable_bytes(mut self, bytes: usize) -> Self {
+        self.opts.memtable_bytes = bytes.max(1);
+        self
+    }
+
+    /// Frozen MemTables allowed before writes wait for flushes (default 2).
+    pub fn max_frozen_memtables(mut self, n: usize) -> Self {
+        self.opts.max_frozen_memtables = n.max(1);
+        self
+    }
+
+    /// Target size of a table file written by compaction (default 64 MiB).
+    pub fn table_file_bytes(mut self, bytes: u64) -> Self {
+        self.opts.table_file_bytes = bytes.max(1);
+        self
+    }
+
+    /// Target size of a data block (default 4 KiB).
+    pub fn block_bytes(mut self, bytes: usize) -> Self {
+        self.opts.block_bytes = bytes.max(64);
+        self
+    }
+
+    /// Bloom filter bits per key (default 10, about 1% false positives; 0 disables).
+    pub fn bloom_bits_per_key(mut self, bits: u32) -> Self {
+        self.opts.bloom_bits_per_key = bits;
+        self
+    }
+
+    /// Capacity of the shared block cache in bytes (default 32 MiB).
+    pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
+        self.opts.block_cache_bytes = bytes;
+        self
+    }
+
+    /// L0 file count that triggers a compaction (default 4); writes slow down at twice
+    /// and stop at three times this count.
+    pub fn l0_compaction_trigger(mut self, files: usize) -> Self {
+        let files = files.max(1);
+        self.opts.l0_compaction_trigger = files;
+        self.opts.l0_slowdown_trigger = files * 2;
+        self.opts.l0_stop_trigger = files * 3;
+        self
+    }
+
+    /// Target size of L1 (default 256 MiB); deeper levels grow by the fanout.
+    pub fn level_base_bytes(mut self, bytes: u64) -> Self {
+        self.opts.level_base_bytes = bytes.max(1);
+        self
+    }
+
+    /// Size ratio between adjacent levels (default 10).
+    pub fn level_fanout(mut self, fanout: u64) -> Self {
+        self.opts.level_fanout = fanout.max(2);
+        self
+    }
+
+    /// Background compaction threads (default 1).
+    pub fn compaction_threads(mut self, n: usize) -> Self {
+        self.opts.compaction_threads = n.max(1);
+        self
+    }
+
+    /// Largest key accepted (default 64 KiB).
+    pub fn max_key_bytes(mut self, bytes: usize) -> Self {
+        self.opts.max_key_bytes = bytes;
+        self
+    }
+
+    /// Manifest size at which it is rewritten as a snapshot (default 4 MiB).
+    pub fn manifest_roll_bytes(mut self, bytes: u64) -> Self {
+        self.opts.manifest_roll_bytes = bytes;
+        self
+    }
+
+    /// Largest value accepted (default 64 MiB).
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.opts.max_value_bytes = bytes;
+        self
+    }
+}

@@ -1,0 +1,99 @@
+//! Snapshots: pinned sequence numbers.
+
+use std::collections::BTreeMap;
+use std::ops::RangeBounds;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use strata_core::{Result, SequenceNumber};
+
+use crate::db::{DbInner, lock};
+use crate::iter::{DbIter, KeyRange};
+
+/// The live snapshots, counted per sequence number; compaction keeps the newest version
+/// of each key visible to each of them.
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotList {
+    live: Mutex<BTreeMap<SequenceNumber, usize>>,
+}
+
+impl SnapshotList {
+    fn release(&self, seq: SequenceNumber) {
+        let mut live = lock(&self.live);
+        if let Some(n) = live.get_mut(&seq) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&seq);
+            }
+        }
+    }
+
+    /// The distinct live snapshot sequence numbers, ascending.
+    pub fn list(&self) -> Vec<SequenceNumber> {
+        lock(&self.live).keys().copied().collect()
+    }
+}
+
+/// A consistent, read-only view of the database as of the moment it was taken. Writes
+/// made later are invisible through it. Released on drop.
+pub struct Snapshot {
+    inner: Arc<DbInner>,
+    seq: SequenceNumber,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("seq", &self.seq).finish()
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn new(inner: Arc<DbInner>) -> Self {
+        // Read the sequence number under the list's lock, so a compaction that lists the
+        // snapshots either sees this one or started before its sequence existed.
+        let mut live = lock(&inner.snapshots.live);
+        let seq = inner.visible_seq.load(std::sync::atomic::Ordering::Acquire);
+        *live.entry(seq).or_default() += 1;
+        drop(live);
+        Snapshot { inner, seq }
+    }
+
+    /// The sequence number this snapshot reads at.
+    pub fn sequence(&self) -> SequenceNumber {
+        self.seq
+    }
+
+    /// The value of `key` as of the snapshot.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        self.inner.get_at(key.as_ref(), self.seq)
+    }
+
+    /// Iterates `range` as of the snapshot.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
+        DbIter::new(
+            Arc::clone(&self.inner),
+            Some(self.seq),
+            KeyRange::from_bounds(range),
+        )
+    }
+
+    /// Iterates the keys starting with `prefix` as of the snapshot.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
+        DbIter::new(
+            Arc::clone(&self.inner),
+            Some(self.seq),
+            KeyRange::prefix(prefix.as_ref()),
+        )
+    }
+
+    /// Every key as of the snapshot.
+    pub fn iter(&self) -> DbIter {
+        self.range::<&[u8], _>(..)
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        self.inner.snapshots.release(self.seq);
+    }
+}

@@ -1,0 +1,185 @@
+//! Versions: immutable sets of live table files, one list per level.
+//!
+//! A [`Version`] never changes once built; flushes and compactions make a new one by
+//! applying a [`VersionEdit`]. Readers and iterators pin the version they started with
+//! (an `Arc`), so a table file stays on disk until the last version and iterator that
+//! name it are gone: [`TableFile`] removes its file on drop once a compaction has marked
+//! it obsolete.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use strata_compaction::FileMeta;
+use strata_core::{FileSystem, Lookup, Result, SequenceNumber};
+use strata_sstable::{BlockCache, Table};
+
+use crate::edit::{MAX_LEVELS, VersionEdit};
+use crate::stats::Stats;
+
+/// Number of levels a database has (L0..L6), as in LevelDB and RocksDB.
+pub(crate) const NUM_LEVELS: usize = 7;
+const _: () = assert!(NUM_LEVELS <= MAX_LEVELS);
+
+/// One live table file: its manifest entry and, once read, its open reader.
+pub(crate) struct TableFile {
+    pub meta: Arc<FileMeta>,
+    path: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    cache: Option<Arc<BlockCache>>,
+    table: OnceLock<Arc<Table>>,
+    obsolete: AtomicBool,
+}
+
+impl std::fmt::Debug for TableFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableFile")
+            .field("number", &self.meta.number)
+            .finish()
+    }
+}
+
+impl TableFile {
+    pub fn new(
+        meta: Arc<FileMeta>,
+        path: PathBuf,
+        fs: Arc<dyn FileSystem>,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Self {
+        TableFile {
+            meta,
+            path,
+            fs,
+            cache,
+            table: OnceLock::new(),
+            obsolete: AtomicBool::new(false),
+        }
+    }
+
+    /// The open table, opening it on first use. A failed open is not remembered, so a
+    /// transient error does not stick.
+    pub fn table(&self) -> Result<Arc<Table>> {
+        if let Some(t) = self.table.get() {
+            return Ok(Arc::clone(t));
+        }
+        let table = Table::open(
+            self.fs.open(&self.path)?,
+            self.meta.number,
+            self.cache.clone(),
+        )?;
+        Ok(Arc::clone(self.table.get_or_init(|| table)))
+    }
+
+    /// Marks the file for removal once nothing references it any more.
+    pub fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for TableFile {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            // Best effort: a file left behind is found and removed at the next open.
+            let _ = self.fs.remove(&self.path);
+        }
+    }
+}
+
+/// An immutable set of live files. `levels[0]` is ordered newest first (its files may
+/// overlap); deeper levels are sorted by key and do not overlap.
+#[derive(Debug, Default)]
+pub(crate) struct Version {
+    pub levels: [Vec<Arc<TableFile>>; NUM_LEVELS],
+}
+
+impl Version {
+    /// Newest entry for `user_key` visible at `snapshot`, asking each candidate table's
+    /// Bloom filter before reading it.
+    pub fn get(&self, user_key: &[u8], snapshot: SequenceNumber, stats: &Stats) -> Result<Lookup> {
+        for file in &self.levels[0] {
+            if file.meta.smallest_user_key() <= user_key && user_key <= file.meta.largest_user_key()
+            {
+                let found = Self::get_in(file, user_key, snapshot, stats)?;
+                if found.is_final() {
+                    return Ok(found);
+                }
+            }
+        }
+        for files in &self.levels[1..] {
+            let i = files.partition_point(|f| f.meta.largest_user_key() < user_key);
+            if let Some(file) = files
+                .get(i)
+                .filter(|f| f.meta.smallest_user_key() <= user_key)
+            {
+                let found = Self::get_in(file, user_key, snapshot, stats)?;
+                if found.is_final() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(Lookup::Absent)
+    }
+
+    fn get_in(
+        file: &TableFile,
+        user_key: &[u8],
+        snapshot: SequenceNumber,
+        stats: &Stats,
+    ) -> Result<Lookup> {
+        let (found, trace) = file.table()?.get_traced(user_key, snapshot)?;
+        stats.record_table_lookup(
+            trace.filter,
+            trace.data_block.is_some(),
+            trace.cache_hit,
+            &found,
+        );
+        Ok(found)
+    }
+
+    /// A new version with `edit` applied. Files the edit removes are marked obsolete
+    /// (their bytes go once no older version holds them) — unless the edit re-adds the
+    /// same file on another level (a trivial move), which keeps its handle.
+    pub fn apply(&self, edit: &VersionEdit, make: impl Fn(&FileMeta) -> Arc<TableFile>) -> Version {
+        let mut next = Version::default();
+        let mut removed: HashMap<u64, Arc<TableFile>> = HashMap::new();
+        for (level, files) in self.levels.iter().enumerate() {
+            for f in files {
+                if edit.deleted_files.contains(&(level, f.meta.number)) {
+                    removed.insert(f.meta.number, Arc::clone(f));
+                } else {
+                    next.levels[level].push(Arc::clone(f));
+                }
+            }
+        }
+        for (level, meta) in &edit.new_files {
+            let file = removed.remove(&meta.number).unwrap_or_else(|| make(meta));
+            if let Some(files) = next.levels.get_mut(*level) {
+                files.push(file);
+            }
+        }
+        for f in removed.values() {
+            f.mark_obsolete();
+        }
+        next.levels[0].sort_by(|a, b| {
+            (b.meta.largest_seq, b.meta.number).cmp(&(a.meta.largest_seq, a.meta.number))
+        });
+        for files in &mut next.levels[1..] {
+            files.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
+        }
+        next
+    }
+
+    /// The manifest entries of every level, for the compaction picker.
+    pub fn level_metas(&self) -> Vec<Vec<Arc<FileMeta>>> {
+        self.levels
+            .iter()
+            .map(|files| files.iter().map(|f| Arc::clone(&f.meta)).collect())
+            .collect()
+    }
+
+    /// Every live file's number.
+    pub fn file_numbers(&self) -> impl Iterator<Item = u64> + '_ {
+        self.levels.iter().flatten().map(|f| f.meta.number)
+    }
+}

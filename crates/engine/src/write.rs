@@ -1,0 +1,280 @@
+//! The write path: group commit, the WAL, MemTable inserts, and making room.
+//!
+//! Writers queue up; the writer at the head of the queue becomes the *leader*, takes the
+//! whole queue (up to a size limit) as one group, writes it as ONE WAL record with at
+//! most one fsync, inserts it into the MemTable and wakes the others. Sequence numbers
+//! are assigned per group, consecutively, in queue order.
+//!
+//! Lock order: `queue` is never held across I/O; `write` (the leader's state) is held by
+//! one leader at a time across the WAL write; nothing here takes `manifest`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_core::{Error, Result, SequenceNumber};
+use strata_memtable::MemTable;
+use strata_wal::{LogWriter, SyncPolicy};
+
+use crate::batch::{WriteBatch, encode_record};
+use crate::db::{DbInner, lock};
+use crate::filename::wal_path;
+
+/// Group size beyond which the leader leaves the rest of the queue to the next leader,
+/// so one huge group does not delay small writers' acknowledgements too much.
+const MAX_GROUP_BYTES: usize = 1 << 20;
+
+/// One queued write and, once done, its outcome.
+struct Pending {
+    batch: WriteBatch,
+    sync: bool,
+    /// `None` while queued; the leader stores the outcome.
+    outcome: Mutex<Option<Result<(), String>>>,
+}
+
+/// Writers waiting their turn.
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    queue: Mutex<VecDeque<Arc<Pending>>>,
+    turn: Condvar,
+}
+
+/// The leader's state: the live WAL and the last sequence number used.
+pub(crate) struct WriteState {
+    pub wal: LogWriter,
+    pub wal_number: u64,
+    pub last_seq: SequenceNumber,
+    record: Vec<u8>,
+}
+
+impl WriteState {
+    pub fn new(wal: LogWriter, wal_number: u64, last_seq: SequenceNumber) -> Self {
+        WriteState {
+            wal,
+            wal_number,
+            last_seq,
+            record: Vec::new(),
+        }
+    }
+}
+
+/// Validates and applies one batch through the group-commit queue.
+pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Result<()> {
+    validate(inner, &batch)?;
+    inner.check_writable()?;
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let me = Arc::new(Pending {
+        batch,
+        sync,
+        outcome: Mutex::new(None),
+    });
+    let q = &inner.queue;
+    let mut queue = lock(&q.queue);
+    queue.push_back(Arc::clone(&me));
+    loop {
+        if let Some(outcome) = lock(&me.outcome).take() {
+            return outcome.map_err(Error::Poisoned);
+        }
+        if queue.front().is_some_and(|head| Arc::ptr_eq(head, &me)) {
+            break;
+        }
+        queue = q.turn.wait(queue).unwrap_or_else(|p| p.into_inner());
+    }
+    // Leader: take a group from the head, leaving it queued so later arrivals wait.
+    let mut bytes = 0;
+    let group: Vec<Arc<Pending>> = queue
+        .iter()
+        .take_while(|p| {
+            let first = bytes == 0;
+            bytes += p.batch.encoded_len().max(1);
+            first || bytes <= MAX_GROUP_BYTES
+        })
+        .cloned()
+        .collect();
+    drop(queue);
+
+    let result = write_group(inner, &group);
+
+    let mut queue = lock(&q.queue);
+    for p in &group {
+        queue.pop_front();
+        if !Arc::ptr_eq(p, &me) {
+            *lock(&p.outcome) = Some(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| format!("write group failed: {e}")),
+            );
+        }
+    }
+    drop(queue);
+    q.turn.notify_all();
+    result
+}
+
+fn validate(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
+    for entry in batch.iter() {
+        let entry = entry.map_err(|e| Error::InvalidArgument(format!("malformed batch: {e}")))?;
+        if entry.key.len() > inner.opts.max_key_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "key of {} bytes exceeds the limit of {}",
+                entry.key.len(),
+                inner.opts.max_key_bytes
+            )));
+        }
+        if entry.value.len() > inner.opts.max_value_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "value of {} bytes exceeds the limit of {}",
+                entry.value.len(),
+                inner.opts.max_value_bytes
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes one group: WAL record (+ fsync if any member asked), then MemTable.
+fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
+    let mut ws = lock(&inner.write);
+    make_room(inner, &mut ws)?;
+    inner.check_writable()?;
+    let first_seq = ws.last_seq + 1;
+    let state = &mut *ws;
+    encode_record(&mut state.record, first_seq, group.iter().map(|p| &p.batch));
+    let written = state.wal.add_record(&state.record).and_then(|_| {
+        if group.iter().any(|p| p.sync) {
+            state.wal.sync()
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = written {
+        inner.set_error("writing the WAL", &e);
+        return Err(e);
+    }
+    inner
+        .stats
+        .wal_bytes_written
+        .fetch_add(state.record.len() as u64, Ordering::Relaxed);
+
+    let mem = Arc::clone(&inner.view().mem);
+    let mut seq = first_seq;
+    let mut user_bytes = 0;
+    let inserted = (|| {
+        let mut writer = mem.writer()?;
+        for p in group {
+            for entry in p.batch.iter() {
+                let entry =
+                    entry.map_err(|e| Error::InvalidArgument(format!("malformed batch: {e}")))?;
+                writer.insert(entry.key, seq, entry.kind, entry.value)?;
+                user_bytes += entry.key.len() + entry.value.len();
+                seq += 1;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = inserted {
+        // The WAL holds the group but the MemTable only part of it: readers must not
+        // go on from here. Reopening replays the WAL.
+        inner.set_error("inserting into the MemTable", &e);
+        return Err(e);
+    }
+    inner
+        .stats
+        .user_bytes_written
+        .fetch_add(user_bytes as u64, Ordering::Relaxed);
+    ws.last_seq = seq - 1;
+    inner.visible_seq.store(ws.last_seq, Ordering::Release);
+    Ok(())
+}
+
+/// Waits for flushes and compactions if the tree is too far behind, and switches to a
+/// fresh MemTable and WAL when the current MemTable is full.
+fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
+    let mut slowed = false;
+    loop {
+        inner.check_writable()?;
+        let view = inner.view();
+        let l0_files = view.version.levels[0].len();
+        if l0_files >= inner.opts.l0_stop_trigger {
+            inner.schedule_compaction();
+            stall(inner);
+            continue;
+        }
+        if l0_files >= inner.opts.l0_slowdown_trigger && !slowed {
+            // Spread the delay over writes instead of stopping them all at once later.
+            let start = Instant::now();
+            std::thread::sleep(Duration::from_millis(1));
+            inner.stats.add_stall(start.elapsed());
+            inner.stats.slowdowns.fetch_add(1, Ordering::Relaxed);
+            slowed = true;
+            continue;
+        }
+        if view.mem.approximate_memory_usage() < inner.opts.memtable_bytes {
+            return Ok(());
+        }
+        if view.frozen.len() >= inner.opts.max_frozen_memtables {
+            inner.schedule_flush();
+            stall(inner);
+            continue;
+        }
+        return rotate(inner, ws);
+    }
+}
+
+/// Freezes the MemTable and starts a new WAL for its successor.
+pub(crate) fn rotate(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
+    let number = inner.new_file_number();
+    let result = (|| {
+        // The closed log must be durable before a later synced write in the new log can
+        // be: otherwise a crash could keep the new write and lose older ones (a hole).
+        ws.wal.sync()?;
+        let file = inner.fs.create(&wal_path(&inner.dir, number))?;
+        inner.fs.sync_dir(&inner.dir)?;
+        Ok(file)
+    })();
+    let file = match result {
+        Ok(f) => f,
+        Err(e) => {
+            inner.set_error("switching to a new WAL", &e);
+            return Err(e);
+        }
+    };
+    ws.wal = LogWriter::new(file, SyncPolicy::Never);
+    let old_number = std::mem::replace(&mut ws.wal_number, number);
+    inner.update_view(|v| {
+        v.mem.freeze();
+        let mut next = v.clone();
+        next.frozen.insert(0, (Arc::clone(&v.mem), old_number));
+        next.mem = Arc::new(MemTable::new());
+        next.mem_wal = number;
+        next
+    });
+    inner.schedule_flush();
+    Ok(())
+}
+
+/// Blocks a stalled writer until a background thread reports progress.
+fn stall(inner: &DbInner) {
+    let start = Instant::now();
+    wait_for_progress(inner);
+    inner.stats.add_stall(start.elapsed());
+}
+
+/// Blocks until a background thread reports progress, or briefly, to re-check state.
+pub(crate) fn wait_for_progress(inner: &DbInner) {
+    let (count, cv) = &inner.progress;
+    let guard = lock(count);
+    let seen = *guard;
+    let _ = cv
+        .wait_timeout_while(guard, Duration::from_millis(100), |c| *c == seen)
+        .unwrap_or_else(|p| p.into_inner());
+}
+
+/// Syncs the live WAL (at close).
+pub(crate) fn sync_wal(inner: &DbInner) -> Result<()> {
+    lock(&inner.write).wal.sync()
+}

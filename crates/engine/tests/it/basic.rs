@@ -1,0 +1,219 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use strata::{Db, Error, WriteBatch, WriteOptions};
+use strata_core::{FileSystem, MemFs};
+
+use crate::{collect, open_mem, tiny};
+
+#[test]
+fn put_get_delete_survive_reopen_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    db.put("a", "1").unwrap();
+    db.put("b", "2").unwrap();
+    db.delete("a").unwrap();
+    assert_eq!(db.get("a").unwrap(), None);
+    assert_eq!(db.get("b").unwrap().as_deref(), Some(&b"2"[..]));
+    db.close().unwrap();
+
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(db.get("a").unwrap(), None);
+    assert_eq!(db.get("b").unwrap().as_deref(), Some(&b"2"[..]));
+}
+
+#[test]
+fn writes_survive_a_drop_without_close() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    for i in 0..500u32 {
+        db.put(format!("key{i:05}"), format!("value{i}")).unwrap();
+    }
+    drop(db);
+    let db = open_mem(&fs);
+    for i in 0..500u32 {
+        assert_eq!(
+            db.get(format!("key{i:05}")).unwrap().unwrap(),
+            format!("value{i}").as_bytes()
+        );
+    }
+    assert!(
+        db.stats().levels.iter().skip(1).any(|l| l.files > 0),
+        "{:?}",
+        db.stats().levels
+    );
+}
+
+#[test]
+fn a_second_opener_is_refused_with_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    assert!(matches!(Db::open(dir.path()), Err(Error::Locked { .. })));
+    db.close().unwrap();
+    Db::open(dir.path()).unwrap();
+}
+
+#[test]
+fn a_directory_that_is_not_a_database_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let err = Db::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(err.to_string().contains("not a Strata database"), "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"]);
+}
+
+#[test]
+fn oversized_keys_and_values_are_refused_and_nothing_is_written() {
+    let fs = MemFs::new();
+    let db = tiny(Db::builder(Path::new("/db")))
+        .file_system(Arc::new(fs.clone()))
+        .max_key_bytes(8)
+        .max_value_bytes(16)
+        .open()
+        .unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put("ok", "fine").put("too-long-key", "x");
+    assert!(matches!(
+        db.write(batch, WriteOptions::default()),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        db.put("k", [0u8; 17]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(
+        db.get("ok").unwrap(),
+        None,
+        "a refused batch applies nothing"
+    );
+    db.put("k", [0u8; 16]).unwrap();
+}
+
+#[test]
+fn a_newer_manifest_version_is_not_supported_and_nothing_is_touched() {
+    let fs = MemFs::new();
+    open_mem(&fs).close().unwrap();
+    // A well-formed manifest (valid checksums) from a future format: tag 1 = version 2.
+    let manifest = Path::new("/db/MANIFEST-000999");
+    let mut log = strata_wal::LogWriter::new(
+        fs.create(manifest).unwrap(),
+        strata_wal::SyncPolicy::EveryWrite,
+    );
+    log.add_record(&[1, 2]).unwrap();
+    drop(log);
+    fs.write_file(Path::new("/db/CURRENT"), b"MANIFEST-000999\n".to_vec());
+    let before = fs.list(Path::new("/db")).unwrap();
+    let err = tiny(Db::builder("/db"))
+        .file_system(Arc::new(fs.clone()))
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, Error::NotSupported(_)), "{err}");
+    assert!(err.to_string().contains("version 2"), "{err}");
+    assert_eq!(fs.list(Path::new("/db")).unwrap(), before);
+}
+
+#[test]
+fn a_damaged_current_file_is_corruption() {
+    let fs = MemFs::new();
+    open_mem(&fs).close().unwrap();
+    fs.write_file(Path::new("/db/CURRENT"), b"garbage".to_vec());
+    let err = tiny(Db::builder("/db"))
+        .file_system(Arc::new(fs.clone()))
+        .open()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Corruption { file, .. } if file.ends_with("CURRENT")),
+        "{err}"
+    );
+    fs.write_file(Path::new("/db/CURRENT"), b"MANIFEST-000777\n".to_vec());
+    let err = tiny(Db::builder("/db"))
+        .file_system(Arc::new(fs))
+        .open()
+        .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+}
+
+#[test]
+fn batches_are_atomic_and_ordered() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    let mut batch = WriteBatch::new();
+    batch.put("x", "1").put("x", "2").delete("y").put("z", "3");
+    db.write(batch, WriteOptions { sync: true }).unwrap();
+    assert_eq!(db.get("x").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(collect(db.iter()).len(), 2);
+}
+
+#[test]
+fn iterators_respect_bounds_prefixes_and_direction() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    for k in ["a", "ab", "abc", "b", "b\u{ff}", "c"] {
+        db.put(k, k.to_uppercase()).unwrap();
+    }
+    db.delete("abc").unwrap();
+    let keys = |it: strata::DbIter| {
+        collect(it)
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(db.prefix("a")), ["a", "ab"]);
+    assert_eq!(keys(db.range("ab".."c")), ["ab", "b", "b\u{ff}"]);
+    assert_eq!(keys(db.range("ab"..="c")), ["ab", "b", "b\u{ff}", "c"]);
+    let rev: Vec<_> = db.range("a".."c").rev().map(|kv| kv.unwrap().0).collect();
+    assert_eq!(rev, ["b\u{ff}", "b", "ab", "a"]);
+    let mut both = db.iter();
+    assert_eq!(&both.next().unwrap().unwrap().0[..], b"a");
+    assert_eq!(&both.next_back().unwrap().unwrap().0[..], b"c");
+    assert_eq!(both.count(), 3);
+}
+
+#[test]
+fn snapshots_see_the_past() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    db.put("k", "old").unwrap();
+    let snap = db.snapshot();
+    db.put("k", "new").unwrap();
+    db.delete("gone").unwrap();
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    assert_eq!(snap.get("k").unwrap().as_deref(), Some(&b"old"[..]));
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(collect(snap.iter()), [(b"k".to_vec(), b"old".to_vec())]);
+}
+
+#[test]
+fn compaction_removes_obsolete_files_and_reclaims_deletes() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    for round in 0..4 {
+        for i in 0..200u32 {
+            db.put(format!("k{i:04}"), format!("round{round}-{i}"))
+                .unwrap();
+        }
+    }
+    for i in 0..200u32 {
+        db.delete(format!("k{i:04}")).unwrap();
+    }
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let stats = db.stats();
+    assert_eq!(collect(db.iter()).len(), 0);
+    let tombstones: u64 = stats.levels.iter().map(|l| l.tombstones).sum();
+    let entries: u64 = stats.levels.iter().map(|l| l.entries).sum();
+    assert_eq!((entries, tombstones), (0, 0), "{stats:?}");
+    drop(db);
+    let live_tables = fs
+        .list(Path::new("/db"))
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with(".sst"))
+        .count();
+    assert_eq!(live_tables, 0);
+}

@@ -1,0 +1,179 @@
+//! Model-based test: random operation sequences against a `BTreeMap`, across flushes,
+//! compactions, snapshots, closes and drops.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use proptest::prelude::*;
+use strata::{Db, Snapshot, WriteBatch, WriteOptions};
+use strata_core::MemFs;
+
+use crate::{collect, open_mem};
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(u8, Vec<u8>),
+    Delete(u8),
+    Batch(Vec<(u8, Option<Vec<u8>>)>),
+    Get(u8),
+    Range(u8, u8, bool),
+    Prefix(u8, bool),
+    TakeSnapshot,
+    ReadSnapshot(usize, u8),
+    ScanSnapshot(usize),
+    DropSnapshot(usize),
+    Flush,
+    CompactAll,
+    Close,
+    DropWithoutClose,
+}
+
+fn key(k: u8) -> Vec<u8> {
+    // A small key space so keys collide, are overwritten and deleted often; some keys
+    // share prefixes.
+    format!("k{:02}", k % 60).into_bytes()
+}
+
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        8 => proptest::collection::vec(any::<u8>(), 0..40),
+        1 => proptest::collection::vec(any::<u8>(), 300..1200),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        30 => (any::<u8>(), value()).prop_map(|(k, v)| Op::Put(k, v)),
+        8 => any::<u8>().prop_map(Op::Delete),
+        5 => proptest::collection::vec((any::<u8>(), proptest::option::of(value())), 1..6).prop_map(Op::Batch),
+        10 => any::<u8>().prop_map(Op::Get),
+        4 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(a, b, r)| Op::Range(a, b, r)),
+        2 => (any::<u8>(), any::<bool>()).prop_map(|(p, r)| Op::Prefix(p, r)),
+        2 => Just(Op::TakeSnapshot),
+        3 => (any::<usize>(), any::<u8>()).prop_map(|(i, k)| Op::ReadSnapshot(i, k)),
+        1 => any::<usize>().prop_map(Op::ScanSnapshot),
+        1 => any::<usize>().prop_map(Op::DropSnapshot),
+        1 => Just(Op::Flush),
+        1 => Just(Op::CompactAll),
+        1 => Just(Op::Close),
+        1 => Just(Op::DropWithoutClose),
+    ]
+}
+
+fn model_range(m: &Model, lo: &[u8], hi: &[u8], rev: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut v: Vec<_> = m
+        .range::<[u8], _>((Bound::Included(lo), Bound::Excluded(hi)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if rev {
+        v.reverse();
+    }
+    v
+}
+
+fn run(ops: Vec<Op>) {
+    let fs = MemFs::new();
+    let mut db: Option<Db> = Some(open_mem(&fs));
+    let mut model = Model::new();
+    let mut snaps: Vec<(Snapshot, Model)> = Vec::new();
+    for op in ops {
+        let d = db.get_or_insert_with(|| open_mem(&fs));
+        match op {
+            Op::Put(k, v) => {
+                d.put(key(k), &v).unwrap();
+                model.insert(key(k), v);
+            }
+            Op::Delete(k) => {
+                d.delete(key(k)).unwrap();
+                model.remove(&key(k));
+            }
+            Op::Batch(entries) => {
+                let mut b = WriteBatch::new();
+                for (k, v) in entries {
+                    match v {
+                        Some(v) => {
+                            b.put(key(k), &v);
+                            model.insert(key(k), v);
+                        }
+                        None => {
+                            b.delete(key(k));
+                            model.remove(&key(k));
+                        }
+                    }
+                }
+                d.write(b, WriteOptions::default()).unwrap();
+            }
+            Op::Get(k) => {
+                assert_eq!(
+                    d.get(key(k)).unwrap().map(|v| v.to_vec()),
+                    model.get(&key(k)).cloned(),
+                    "get {k}"
+                );
+            }
+            Op::Range(a, b, rev) => {
+                let (lo, hi) = (key(a).min(key(b)), key(a).max(key(b)));
+                let it = d.range(lo.clone()..hi.clone());
+                let got = if rev { collect(it.rev()) } else { collect(it) };
+                assert_eq!(got, model_range(&model, &lo, &hi, rev));
+            }
+            Op::Prefix(p, rev) => {
+                let prefix = format!("k{}", p % 6).into_bytes();
+                let it = d.prefix(&prefix);
+                let got = if rev { collect(it.rev()) } else { collect(it) };
+                let mut want: Vec<_> = model
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if rev {
+                    want.reverse();
+                }
+                assert_eq!(got, want);
+            }
+            Op::TakeSnapshot => snaps.push((d.snapshot(), model.clone())),
+            Op::ReadSnapshot(i, k) if !snaps.is_empty() => {
+                let (s, m) = &snaps[i % snaps.len()];
+                assert_eq!(
+                    s.get(key(k)).unwrap().map(|v| v.to_vec()),
+                    m.get(&key(k)).cloned()
+                );
+            }
+            Op::ScanSnapshot(i) if !snaps.is_empty() => {
+                let (s, m) = &snaps[i % snaps.len()];
+                let want: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                assert_eq!(collect(s.iter()), want);
+            }
+            Op::DropSnapshot(i) if !snaps.is_empty() => {
+                snaps.remove(i % snaps.len());
+            }
+            Op::ReadSnapshot(..) | Op::ScanSnapshot(_) | Op::DropSnapshot(_) => {}
+            Op::Flush => d.flush().unwrap(),
+            Op::CompactAll => d.compact_range::<&[u8], _>(..).unwrap(),
+            Op::Close => {
+                snaps.clear();
+                db.take().unwrap().close().unwrap();
+            }
+            Op::DropWithoutClose => {
+                snaps.clear();
+                drop(db.take());
+            }
+        }
+    }
+    let d = db.get_or_insert_with(|| open_mem(&fs));
+    let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(collect(d.iter()), want);
+    let mut rev = want.clone();
+    rev.reverse();
+    assert_eq!(collect(d.iter().rev()), rev);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn engine_matches_a_btreemap_model(ops in proptest::collection::vec(op(), 1..400)) {
+        run(ops);
+    }
+}
