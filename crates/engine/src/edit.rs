@@ -27,7 +27,7 @@ use strata_core::varint::{
 use strata_core::{InternalKey, SequenceNumber};
 
 /// The manifest format this build writes and the newest it reads.
-pub(crate) const MANIFEST_FORMAT_VERSION: u32 = 1;
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 
 const TAG_FORMAT_VERSION: u32 = 1;
 const TAG_LOG_NUMBER: u32 = 2;
@@ -36,25 +36,34 @@ const TAG_LAST_SEQUENCE: u32 = 4;
 const TAG_DELETED_FILE: u32 = 5;
 const TAG_NEW_FILE: u32 = 6;
 
-/// A change to the set of live files and the database's counters.
+/// A change to the set of live files and the database's counters: one manifest record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct VersionEdit {
+pub struct VersionEdit {
+    /// Manifest format version (first field of a manifest's first edit).
     pub format_version: Option<u32>,
+    /// WALs numbered below this are fully in tables.
     pub log_number: Option<u64>,
+    /// The next unused file number.
     pub next_file_number: Option<u64>,
+    /// At least the largest sequence number in any table.
     pub last_sequence: Option<SequenceNumber>,
+    /// `(level, file number)` of files leaving a level.
     pub deleted_files: Vec<(usize, u64)>,
+    /// `(level, file)` of files joining a level.
     pub new_files: Vec<(usize, FileMeta)>,
 }
 
 /// Why an edit failed to decode (the caller adds file and offset).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum EditError {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EditError {
+    /// The bytes are not a valid edit.
     Malformed(&'static str),
+    /// The edit declares a manifest format newer than this build reads.
     NewerVersion(u32),
 }
 
 impl VersionEdit {
+    /// Appends the edit's encoding to `dst`.
     pub fn encode(&self, dst: &mut Vec<u8>) {
         if let Some(v) = self.format_version {
             put_varint32(dst, TAG_FORMAT_VERSION);
@@ -88,6 +97,7 @@ impl VersionEdit {
         }
     }
 
+    /// Decodes one manifest record.
     pub fn decode(mut src: &[u8]) -> Result<Self, EditError> {
         let mut edit = VersionEdit::default();
         let mut d = Decoder { src: &mut src };

@@ -13,11 +13,16 @@ use std::path::{Path, PathBuf};
 
 /// What a file in the database directory is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FileKind {
+pub enum FileKind {
+    /// `CURRENT`: names the live manifest.
     Current,
+    /// `LOCK`: held while the database is open.
     Lock,
+    /// `MANIFEST-NNNNNN`: log of version edits.
     Manifest(u64),
+    /// `NNNNNN.log`: write-ahead log.
     Wal(u64),
+    /// `NNNNNN.sst`: table.
     Table(u64),
 }
 

@@ -31,6 +31,7 @@ mod db;
 mod edit;
 mod filename;
 mod flush;
+pub mod inspect;
 mod iter;
 mod manifest;
 mod open;

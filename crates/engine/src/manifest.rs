@@ -78,8 +78,9 @@ pub(crate) struct RecoveredManifest {
     pub files: Vec<(usize, FileMeta)>,
 }
 
-/// Reads `CURRENT` and replays the manifest it names.
-pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredManifest> {
+/// The manifest `CURRENT` names; `Corruption` naming `CURRENT` if it names nothing valid
+/// or a file that does not exist.
+pub(crate) fn current_manifest_path(fs: &dyn FileSystem, dir: &Path) -> Result<PathBuf> {
     let current_path = dir.join(CURRENT);
     let current = read_whole(fs, &current_path)?;
     let name = std::str::from_utf8(&current)
@@ -99,7 +100,7 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredManife
             ));
         }
     }
-    let path: PathBuf = dir.join(name);
+    let path = dir.join(name);
     if !fs.exists(&path)? {
         return Err(Error::corruption(
             &current_path,
@@ -107,6 +108,12 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredManife
             format!("CURRENT names {name}, which does not exist"),
         ));
     }
+    Ok(path)
+}
+
+/// Reads `CURRENT` and replays the manifest it names.
+pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredManifest> {
+    let path = current_manifest_path(fs, dir)?;
     let mut reader = LogReader::new(fs.open(&path)?, RecoveryMode::TolerateTornTail);
     let mut live: std::collections::BTreeMap<u64, (usize, FileMeta)> = Default::default();
     let (mut log_number, mut next_file_number, mut last_sequence) = (None, None, None);
