@@ -10,7 +10,6 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use strata_core::{Error, FileLock, FileSystem, Lookup, Result, SequenceNumber};
 use strata_memtable::MemTable;
-use strata_sstable::BlockCache;
 
 use crate::batch::WriteBatch;
 use crate::edit::VersionEdit;
@@ -19,6 +18,7 @@ use crate::manifest::ManifestWriter;
 use crate::options::{DbBuilder, Options};
 use crate::snapshot::{Snapshot, SnapshotList};
 use crate::stats::{DbStats, LevelStats, Stats, load};
+use crate::table_cache::TableCache;
 use crate::version::Version;
 use crate::write::{WriteQueue, WriteState};
 
@@ -49,7 +49,7 @@ pub(crate) struct DbInner {
     pub opts: Options,
     pub dir: PathBuf,
     pub fs: Arc<dyn FileSystem>,
-    pub cache: Option<Arc<BlockCache>>,
+    pub tables: Arc<TableCache>,
     pub lock: Mutex<Option<Box<dyn FileLock>>>,
     pub view: RwLock<Arc<View>>,
     /// Newest sequence number readers may see; advanced after a group is in the MemTable.
@@ -150,7 +150,7 @@ impl DbInner {
             Arc::new(meta.clone()),
             crate::filename::table_path(&self.dir, meta.number),
             Arc::clone(&self.fs),
-            self.cache.clone(),
+            Arc::clone(&self.tables),
         ))
     }
 
@@ -416,6 +416,7 @@ impl Db {
                     .iter()
                     .map(|(m, _)| m.approximate_memory_usage())
                     .sum::<usize>()) as u64,
+            open_tables: inner.tables.len(),
         }
     }
 

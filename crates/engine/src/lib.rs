@@ -38,6 +38,7 @@ mod open;
 mod options;
 mod snapshot;
 mod stats;
+mod table_cache;
 mod version;
 mod write;
 

@@ -24,6 +24,7 @@ use crate::manifest::{self, ManifestWriter, RecoveredManifest};
 use crate::options::{DbBuilder, Options};
 use crate::snapshot::SnapshotList;
 use crate::stats::Stats;
+use crate::table_cache::TableCache;
 use crate::version::{TableFile, Version};
 use crate::write::{WriteQueue, WriteState};
 
@@ -129,14 +130,19 @@ fn open(opts: Options) -> Result<Db> {
     // The switch: from here on the new manifest, WAL and tables are the database.
     let manifest = ManifestWriter::create(&*fs, &dir, manifest_number, &snapshot)?;
 
-    let cache = (opts.block_cache_bytes > 0)
+    let blocks = (opts.block_cache_bytes > 0)
         .then(|| Arc::new(BlockCache::new(opts.block_cache_bytes as u64)));
+    let tables = Arc::new(TableCache::new(
+        Arc::clone(&fs),
+        blocks,
+        opts.max_open_files,
+    ));
     let version = Version::default().apply(&snapshot, |meta| {
         Arc::new(TableFile::new(
             Arc::new(meta.clone()),
             table_path(&dir, meta.number),
             Arc::clone(&fs),
-            cache.clone(),
+            Arc::clone(&tables),
         ))
     });
     let live: BTreeSet<u64> = version.file_numbers().collect();
@@ -148,7 +154,7 @@ fn open(opts: Options) -> Result<Db> {
     let inner = Arc::new(DbInner {
         dir,
         fs,
-        cache,
+        tables,
         lock: Mutex::new(Some(lock)),
         view: RwLock::new(Arc::new(View {
             mem: Arc::new(MemTable::new()),

@@ -27,6 +27,7 @@ pub struct Options {
     pub(crate) max_key_bytes: usize,
     pub(crate) max_value_bytes: usize,
     pub(crate) manifest_roll_bytes: u64,
+    pub(crate) max_open_files: usize,
 }
 
 /// Builder for [`Options`] that opens the database; see [`crate::Db::builder`].
@@ -77,6 +78,7 @@ impl DbBuilder {
                 // 4 MiB of edits is tens of thousands of flushes and compactions: replay
                 // stays fast, and rolling over (a full snapshot) stays rare.
                 manifest_roll_bytes: 4 << 20,
+                max_open_files: 1000,
             },
         }
     }
@@ -167,6 +169,13 @@ impl DbBuilder {
     /// Manifest size at which it is rewritten as a snapshot (default 4 MiB).
     pub fn manifest_roll_bytes(mut self, bytes: u64) -> Self {
         self.opts.manifest_roll_bytes = bytes;
+        self
+    }
+
+    /// Table readers kept open (default 1000, LevelDB's): each holds a descriptor and
+    /// its index and filter in memory.
+    pub fn max_open_files(mut self, n: usize) -> Self {
+        self.opts.max_open_files = n.max(1);
         self
     }
 

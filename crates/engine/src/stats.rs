@@ -114,6 +114,8 @@ pub struct DbStats {
     pub block_cache_misses: u64,
     /// Live size of the MemTables in bytes.
     pub memtable_bytes: u64,
+    /// Table readers currently open (bounded by `max_open_files`).
+    pub open_tables: usize,
 }
 
 impl DbStats {
@@ -127,6 +129,17 @@ impl DbStats {
     /// Total bytes in table files.
     pub fn table_bytes(&self) -> u64 {
         self.levels.iter().map(|l| l.bytes).sum()
+    }
+
+    /// Estimated space amplification: table bytes ÷ the bytes of the deepest non-empty
+    /// level. Leveled compaction keeps almost all live data in the deepest level, so this
+    /// approaches the true ratio (disk bytes ÷ live bytes) from below; an exact figure
+    /// would need a full scan. 1.0 for an empty database.
+    pub fn space_amplification(&self) -> f64 {
+        match self.levels.iter().rev().find(|l| l.bytes > 0) {
+            Some(bottom) => self.table_bytes() as f64 / bottom.bytes as f64,
+            None => 1.0,
+        }
     }
 }
 

@@ -8,27 +8,27 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use strata_compaction::FileMeta;
 use strata_core::{FileSystem, Lookup, Result, SequenceNumber};
-use strata_sstable::{BlockCache, Table};
+use strata_sstable::Table;
 
 use crate::edit::{MAX_LEVELS, VersionEdit};
 use crate::stats::Stats;
+use crate::table_cache::TableCache;
 
 /// Number of levels a database has (L0..L6), as in LevelDB and RocksDB.
 pub(crate) const NUM_LEVELS: usize = 7;
 const _: () = assert!(NUM_LEVELS <= MAX_LEVELS);
 
-/// One live table file: its manifest entry and, once read, its open reader.
+/// One live table file: its manifest entry; its reader comes from the table cache.
 pub(crate) struct TableFile {
     pub meta: Arc<FileMeta>,
     path: PathBuf,
     fs: Arc<dyn FileSystem>,
-    cache: Option<Arc<BlockCache>>,
-    table: OnceLock<Arc<Table>>,
+    tables: Arc<TableCache>,
     obsolete: AtomicBool,
 }
 
@@ -45,30 +45,20 @@ impl TableFile {
         meta: Arc<FileMeta>,
         path: PathBuf,
         fs: Arc<dyn FileSystem>,
-        cache: Option<Arc<BlockCache>>,
+        tables: Arc<TableCache>,
     ) -> Self {
         TableFile {
             meta,
             path,
             fs,
-            cache,
-            table: OnceLock::new(),
+            tables,
             obsolete: AtomicBool::new(false),
         }
     }
 
-    /// The open table, opening it on first use. A failed open is not remembered, so a
-    /// transient error does not stick.
+    /// The open table (from the table cache, opening it if needed).
     pub fn table(&self) -> Result<Arc<Table>> {
-        if let Some(t) = self.table.get() {
-            return Ok(Arc::clone(t));
-        }
-        let table = Table::open(
-            self.fs.open(&self.path)?,
-            self.meta.number,
-            self.cache.clone(),
-        )?;
-        Ok(Arc::clone(self.table.get_or_init(|| table)))
+        self.tables.get(self.meta.number, &self.path)
     }
 
     /// Marks the file for removal once nothing references it any more.
@@ -80,6 +70,7 @@ impl TableFile {
 impl Drop for TableFile {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::Acquire) {
+            self.tables.evict(self.meta.number);
             // Best effort: a file left behind is found and removed at the next open.
             let _ = self.fs.remove(&self.path);
         }

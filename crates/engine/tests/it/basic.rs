@@ -284,3 +284,27 @@ fn inspect_reads_back_the_manifest_and_the_wal() {
     assert_eq!(live, counts);
     assert!(live.iter().sum::<usize>() > 0);
 }
+
+#[test]
+fn the_table_cache_bounds_open_tables() {
+    let fs = MemFs::new();
+    let db = tiny(Db::builder(Path::new("/db")))
+        .file_system(Arc::new(fs.clone()))
+        .max_open_files(2)
+        .l0_compaction_trigger(1000)
+        .open()
+        .unwrap();
+    for i in 0..400u32 {
+        db.put(format!("k{i:04}"), [b'v'; 60]).unwrap();
+    }
+    db.flush().unwrap();
+    let files: usize = db.stats().levels.iter().map(|l| l.files).sum();
+    assert!(files > 2, "{files} tables");
+    for i in 0..400u32 {
+        assert!(db.get(format!("k{i:04}")).unwrap().is_some());
+    }
+    assert_eq!(collect(db.iter()).len(), 400);
+    let stats = db.stats();
+    assert!(stats.open_tables <= 2, "{} open", stats.open_tables);
+    assert!(stats.space_amplification() >= 1.0);
+}

@@ -1,0 +1,59 @@
+//! The table cache: open table readers, bounded in number.
+//!
+//! Opening a table reads its footer, properties, index and filter, so readers are kept
+//! open between lookups; the bound (`max_open_files`) caps file descriptors and the
+//! memory of indexes and filters. An evicted table stays usable by whoever still holds
+//! its `Arc` (an iterator); the next lookup reopens it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use quick_cache::sync::Cache;
+use strata_core::{FileSystem, Result};
+use strata_sstable::{BlockCache, Table};
+
+/// Shared by every version's table files.
+pub(crate) struct TableCache {
+    fs: Arc<dyn FileSystem>,
+    blocks: Option<Arc<BlockCache>>,
+    open: Cache<u64, Arc<Table>>,
+}
+
+impl std::fmt::Debug for TableCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableCache")
+            .field("open", &self.open.len())
+            .finish()
+    }
+}
+
+impl TableCache {
+    pub fn new(
+        fs: Arc<dyn FileSystem>,
+        blocks: Option<Arc<BlockCache>>,
+        max_open_files: usize,
+    ) -> Self {
+        TableCache {
+            fs,
+            blocks,
+            open: Cache::new(max_open_files.max(1)),
+        }
+    }
+
+    /// The reader of table `number` at `path`, opening it if it is not open.
+    pub fn get(&self, number: u64, path: &Path) -> Result<Arc<Table>> {
+        self.open.get_or_insert_with(&number, || {
+            Table::open(self.fs.open(path)?, number, self.blocks.clone())
+        })
+    }
+
+    /// Forgets table `number` (its file is being deleted).
+    pub fn evict(&self, number: u64) {
+        self.open.remove(&number);
+    }
+
+    /// Tables currently open.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+}
