@@ -31,6 +31,24 @@ pub struct Options {
 }
 
 /// Builder for [`Options`] that opens the database; see [`crate::Db::builder`].
+///
+/// Defaults, and why:
+///
+/// | option | default | why |
+/// |---|---|---|
+/// | `memtable_bytes` | 64 MiB | a flush writes a table worth a compaction's time, while replaying its WAL after a crash stays well under a second |
+/// | `max_frozen_memtables` | 2 | one flush runs while another MemTable waits, absorbing bursts; more only raises memory use and replay time |
+/// | `table_file_bytes` | 64 MiB | few files (and descriptors) for GiB-sized databases, while one compaction output stays a sub-second unit of work |
+/// | `block_bytes` | 4 KiB | one page-cache page per point read |
+/// | `bloom_bits_per_key` | 10 | about 1 % false positives: the usual balance of filter memory against wasted block reads |
+/// | `block_cache_bytes` | 32 MiB | modest for an embedded library; raise it for read-heavy use |
+/// | `max_open_files` | 1000 | LevelDB's: bounds descriptors and the memory of indexes and filters |
+/// | `l0_compaction_trigger` | 4 (slowdown 8, stop 12) | LevelDB's and RocksDB's: few L0 files to search per lookup, with room to absorb bursts |
+/// | `level_base_bytes` | 256 MiB | RocksDB's base level target |
+/// | `level_fanout` | 10 | the classic leveled ratio: ~1.1 space amplification, write amplification ~ fanout per level |
+/// | `compaction_threads` | 1 | leaves a core for the application on small machines |
+/// | `max_key_bytes` / `max_value_bytes` | 64 KiB / 64 MiB | larger writes are almost always a bug, and every value sits in memory once in the MemTable |
+/// | `manifest_roll_bytes` | 4 MiB | tens of thousands of edits: replay stays fast and rewriting a snapshot stays rare |
 #[derive(Clone, Debug)]
 pub struct DbBuilder {
     pub(crate) opts: Options,
@@ -38,45 +56,26 @@ pub struct DbBuilder {
 
 impl DbBuilder {
     pub(crate) fn new(path: &Path) -> Self {
+        // Why each default: the table on `DbBuilder`.
         DbBuilder {
             opts: Options {
                 path: path.to_path_buf(),
                 fs: Arc::new(StdFs),
                 create_if_missing: true,
-                // 64 MiB: large enough that a flush writes a table worth a compaction's
-                // time and random inserts stay cache-resident per node, small enough that
-                // replaying its WAL after a crash takes well under a second.
                 memtable_bytes: 64 << 20,
-                // Two frozen MemTables let one flush run while a second waits, absorbing
-                // bursts; more would only raise memory use and replay time.
                 max_frozen_memtables: 2,
-                // 64 MiB tables keep the file count (and open descriptors) low for GiB-sized
-                // databases while a compaction's unit of work stays well under a second.
                 table_file_bytes: 64 << 20,
-                // 4 KiB blocks match the page size: one page-cache page per point read.
                 block_bytes: 4 << 10,
-                // 10 bits per key gives a ~1% false-positive rate, the usual sweet spot
-                // between filter memory and wasted block reads.
                 bloom_bits_per_key: 10,
-                // 32 MiB: a modest default for an embedded library; raise it for reads.
                 block_cache_bytes: 32 << 20,
-                // LevelDB/RocksDB defaults: compact L0 at 4 files, slow writers at 8,
-                // stop them at 12 until compaction catches up.
                 l0_compaction_trigger: 4,
                 l0_slowdown_trigger: 8,
                 l0_stop_trigger: 12,
-                // L1 target 256 MiB (RocksDB's default), each deeper level 10x larger.
                 level_base_bytes: 256 << 20,
                 level_fanout: 10,
-                // One background compaction thread leaves a core for the application on
-                // small machines; raise it on larger ones.
                 compaction_threads: 1,
-                // Keys up to 64 KiB, values up to 64 MiB: larger writes are almost
-                // always a bug, and every value is held in memory once in the MemTable.
                 max_key_bytes: 64 << 10,
                 max_value_bytes: 64 << 20,
-                // 4 MiB of edits is tens of thousands of flushes and compactions: replay
-                // stays fast, and rolling over (a full snapshot) stays rare.
                 manifest_roll_bytes: 4 << 20,
                 max_open_files: 1000,
             },
