@@ -58,7 +58,7 @@ pub(crate) fn file_meta(number: u64, s: strata_sstable::TableSummary) -> FileMet
 pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
     while let Ok(Work::Run) = rx.recv() {
         loop {
-            if lock(&inner.error).is_some() || inner.closed.load(Ordering::Acquire) {
+            if inner.error.get().is_some() || inner.closed.load(Ordering::Acquire) {
                 break;
             }
             let task = {

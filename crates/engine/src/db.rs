@@ -60,7 +60,7 @@ pub(crate) struct DbInner {
     pub manifest: Mutex<ManifestState>,
     pub snapshots: SnapshotList,
     /// The first unrecoverable failure; once set, writes are refused until reopen.
-    pub error: Mutex<Option<String>>,
+    pub error: std::sync::OnceLock<String>,
     pub closed: AtomicBool,
     /// Wakes writers stalled on flushes or compactions, and `flush()` callers.
     pub progress: (Mutex<u64>, Condvar),
@@ -169,7 +169,7 @@ impl DbInner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::InvalidArgument("the database is closed".into()));
         }
-        match &*lock(&self.error) {
+        match self.error.get() {
             Some(reason) => Err(Error::Poisoned(reason.clone())),
             None => Ok(()),
         }
@@ -178,11 +178,7 @@ impl DbInner {
     /// Records an unrecoverable failure (the first one wins) and wakes every waiter so
     /// none of them waits forever.
     pub fn set_error(&self, context: &str, e: &Error) {
-        let mut slot = lock(&self.error);
-        if slot.is_none() {
-            *slot = Some(format!("{context}: {e}"));
-        }
-        drop(slot);
+        let _ = self.error.set(format!("{context}: {e}"));
         self.signal_progress();
     }
 
@@ -438,7 +434,7 @@ fn close_inner(inner: &Arc<DbInner>, workers: &Mutex<Workers>) -> Result<()> {
         return Ok(());
     }
     // Flushing at close makes the next open replay nothing, so it is fast.
-    let flushed = if lock(&inner.error).is_none() {
+    let flushed = if inner.error.get().is_none() {
         crate::flush::flush_and_wait(inner)
     } else {
         Ok(())

@@ -22,7 +22,7 @@ use crate::filename::{table_path, wal_path};
 /// The flush thread: one pass per doorbell until told to stop.
 pub(crate) fn run_flush_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
     while let Ok(Work::Run) = rx.recv() {
-        while lock(&inner.error).is_none() && !inner.view().frozen.is_empty() {
+        while inner.error.get().is_none() && !inner.view().frozen.is_empty() {
             if let Err(e) = flush_oldest(&inner) {
                 inner.set_error("flushing a MemTable", &e);
             }

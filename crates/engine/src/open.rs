@@ -176,7 +176,7 @@ fn open(opts: Options) -> Result<Db> {
             in_progress: Default::default(),
         }),
         snapshots: SnapshotList::default(),
-        error: Mutex::new(None),
+        error: std::sync::OnceLock::new(),
         closed: AtomicBool::new(false),
         progress: (Mutex::new(0), Condvar::new()),
         stats: Stats::default(),

@@ -160,6 +160,8 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
         .wal_bytes_written
         .fetch_add(state.record.len() as u64, Ordering::Relaxed);
 
+    // Only the leader (holding `write`) freezes MemTables, so this one stays active
+    // for the whole group.
     let mem = Arc::clone(&inner.view().mem);
     let mut seq = first_seq;
     let mut user_bytes = 0;

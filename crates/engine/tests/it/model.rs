@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use strata::{Db, Snapshot, WriteBatch, WriteOptions};
 use strata_core::MemFs;
 
-use crate::{collect, open_mem};
+use crate::collect;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -73,8 +73,20 @@ fn model_range(m: &Model, lo: &[u8], hi: &[u8], rev: bool) -> Vec<(Vec<u8>, Vec<
     v
 }
 
-fn run(ops: Vec<Op>) {
+/// Opens the model's database: MemTables either frozen after every write group (every
+/// write is a flush) or holding many entries (the MemTable's arena grows in 64 KiB
+/// chunks, so its size counts in those).
+fn open(fs: &MemFs, memtable_bytes: usize) -> Db {
+    crate::tiny(Db::builder("/db"))
+        .memtable_bytes(memtable_bytes)
+        .file_system(std::sync::Arc::new(fs.clone()))
+        .open()
+        .unwrap()
+}
+
+fn run(ops: Vec<Op>, memtable_bytes: usize) {
     let fs = MemFs::new();
+    let open_mem = |fs: &MemFs| open(fs, memtable_bytes);
     let mut db: Option<Db> = Some(open_mem(&fs));
     let mut model = Model::new();
     let mut snaps: Vec<(Snapshot, Model)> = Vec::new();
@@ -170,10 +182,11 @@ fn run(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 96, .. ProptestConfig::default() })]
 
     #[test]
-    fn engine_matches_a_btreemap_model(ops in proptest::collection::vec(op(), 1..400)) {
-        run(ops);
+    fn engine_matches_a_btreemap_model(ops in proptest::collection::vec(op(), 1..400),
+                                       memtable_bytes in prop_oneof![Just(4 << 10), Just(80 << 10)]) {
+        run(ops, memtable_bytes);
     }
 }
