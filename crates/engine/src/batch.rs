@@ -43,6 +43,15 @@ impl WriteBatch {
         Self::default()
     }
 
+    /// An empty batch with room for `bytes` of encoded entries (about key + value + 3
+    /// bytes per put).
+    pub fn with_capacity(bytes: usize) -> Self {
+        WriteBatch {
+            entries: Vec::with_capacity(bytes),
+            count: 0,
+        }
+    }
+
     /// Adds a put of `value` at `key`.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
         self.entries.push(ValueKind::Put as u8);

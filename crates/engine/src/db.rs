@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
+use strata_core::varint::MAX_VARINT64_LEN;
 use strata_core::{Error, FileLock, FileSystem, Lookup, Result, SequenceNumber};
 use strata_memtable::MemTable;
 
@@ -313,7 +314,9 @@ impl Db {
 
     /// Sets `key` to `value` (written to the OS before returning; see [`WriteOptions`]).
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let mut batch = WriteBatch::new();
+        let (key, value) = (key.as_ref(), value.as_ref());
+        let mut batch =
+            WriteBatch::with_capacity(key.len() + value.len() + 2 * MAX_VARINT64_LEN + 1);
         batch.put(key, value);
         self.write(batch, WriteOptions::default())
     }

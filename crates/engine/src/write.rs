@@ -110,8 +110,13 @@ pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Resu
             );
         }
     }
+    // Only queued writers wait on `turn`; waking nobody would still cost a futex
+    // syscall per write, a large part of an uncontended put.
+    let anyone_waits = group.len() > 1 || !queue.is_empty();
     drop(queue);
-    q.turn.notify_all();
+    if anyone_waits {
+        q.turn.notify_all();
+    }
     result
 }
 
