@@ -308,3 +308,38 @@ fn the_table_cache_bounds_open_tables() {
     assert!(stats.open_tables <= 2, "{} open", stats.open_tables);
     assert!(stats.space_amplification() >= 1.0);
 }
+
+#[test]
+fn unknown_files_in_a_database_directory_are_left_alone() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    db.put("k", "v").unwrap();
+    db.close().unwrap();
+    for stray in [".DS_Store", "MANIFEST-old", "notes.txt", "12x.sst"] {
+        fs.write_file(&Path::new("/db").join(stray), b"not ours".to_vec());
+    }
+    let db = open_mem(&fs);
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    db.put("k", "v2").unwrap();
+    db.close().unwrap();
+    let names = fs.list(Path::new("/db")).unwrap();
+    for stray in [".DS_Store", "MANIFEST-old", "notes.txt", "12x.sst"] {
+        assert!(names.iter().any(|n| n == stray), "{stray} was removed");
+    }
+}
+
+#[test]
+fn sequence_numbers_continue_past_everything_recovered() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    db.put("k", "first").unwrap();
+    let before = db.snapshot().sequence();
+    drop(db); // no close: the WAL is replayed at open
+    let db = open_mem(&fs);
+    assert!(db.snapshot().sequence() >= before);
+    db.put("k", "second").unwrap();
+    assert!(db.snapshot().sequence() > before);
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"second"[..]));
+    db.compact_range::<&[u8], _>(..).unwrap();
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"second"[..]));
+}
