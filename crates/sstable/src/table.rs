@@ -418,7 +418,8 @@ impl Table {
     pub fn verify_block(&self, handle: BlockHandle) -> Result<u64> {
         let contents = read_block_contents(&*self.file, handle, self.footer.file_id)?;
         let mut it = BlockIter::new(self.parse_block(contents, handle)?);
-        it.seek_to_first().map_err(|e| self.block_error(handle, e))?;
+        it.seek_to_first()
+            .map_err(|e| self.block_error(handle, e))?;
         let mut entries = 0u64;
         while it.valid() {
             entries += 1;

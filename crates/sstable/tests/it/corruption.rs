@@ -345,7 +345,11 @@ fn verify_block_names_every_damaged_block_and_only_those() {
     let table = open(&fs, &path, None).unwrap();
     for &h in &handles {
         match table.verify_block(h) {
-            Ok(_) => assert!(!damaged.contains(&h), "damaged block at {} passed", h.offset),
+            Ok(_) => assert!(
+                !damaged.contains(&h),
+                "damaged block at {} passed",
+                h.offset
+            ),
             Err(Error::Corruption { file, offset, .. }) => {
                 assert!(damaged.contains(&h), "intact block at {} failed", h.offset);
                 assert_eq!((file.as_path(), offset), (path.as_path(), h.offset));

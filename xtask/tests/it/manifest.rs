@@ -1,0 +1,2 @@
+//! `manifest` tests.
+use crate::common::*;

@@ -1,0 +1,2 @@
+//! `sst` tests.
+use crate::common::*;

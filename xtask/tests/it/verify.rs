@@ -1,0 +1,2 @@
+//! `verify` tests.
+use crate::common::*;

@@ -1,0 +1,2 @@
+//! `wal` tests.
+use crate::common::*;
