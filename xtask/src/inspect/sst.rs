@@ -449,7 +449,11 @@ fn render_dump(d: &SstDump, out: &mut dyn Write) -> io::Result<()> {
             b.reason.as_deref().unwrap_or("?")
         )?,
     }
-    writeln!(out, "index: {} data blocks", d.index.len())?;
+    writeln!(
+        out,
+        "index: {}",
+        show::count(d.index.len() as u64, "data block", "data blocks")
+    )?;
     writeln!(
         out,
         "  {:>5}  {:>10}  {:>7}  separator",

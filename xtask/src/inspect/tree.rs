@@ -620,7 +620,7 @@ const HIGHLIGHT: char = '█';
 fn fill(i: usize, covers: bool) -> char {
     if covers {
         HIGHLIGHT
-    } else if i % 2 == 0 {
+    } else if i.is_multiple_of(2) {
         FILLS[0]
     } else {
         FILLS[1]
@@ -637,9 +637,12 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
     for w in &t.warnings {
         writeln!(out, "warning: {w}")?;
     }
-    let Some(ks) = &t.key_space else {
-        writeln!(out, "empty: no tables and no unflushed data")?;
-        return Ok(());
+    let ks = match &t.key_space {
+        Some(ks) if !(t.levels.is_empty() && t.memtable.is_empty()) => ks,
+        _ => {
+            writeln!(out, "empty: no tables and no unflushed data")?;
+            return render_lookup(t, out);
+        }
     };
     let prefix = if ks.common_prefix.is_empty() {
         String::new()
@@ -762,6 +765,10 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
         }
     }
 
+    render_lookup(t, out)
+}
+
+fn render_lookup(t: &DbTree, out: &mut dyn Write) -> io::Result<()> {
     if let Some(l) = &t.lookup {
         writeln!(
             out,

@@ -16,7 +16,9 @@ const BAR_H: f64 = 16.0;
 const TOP: f64 = 70.0;
 const LINE_H: f64 = 16.0;
 
-const COLORS: [&str; 2] = ["#9ecae1", "#6baed6"];
+/// Neighbouring files alternate two blues.
+const COLOR_EVEN: &str = "#9ecae1";
+const COLOR_ODD: &str = "#6baed6";
 const HIGHLIGHT: &str = "#fd8d3c";
 const ANSWERED: &str = "#e6550d";
 const HIGHLIGHT_STROKE: &str = "#a63603";
@@ -105,7 +107,8 @@ pub(super) fn render(t: &DbTree) -> String {
                     Some("answered") => (ANSWERED, HIGHLIGHT_STROKE),
                     Some("not-visited") => (NOT_VISITED, HIGHLIGHT_STROKE),
                     Some(_) => (HIGHLIGHT, HIGHLIGHT_STROKE),
-                    None => (COLORS[i % 2], "#2171b5"),
+                    None if i.is_multiple_of(2) => (COLOR_EVEN, "#2171b5"),
+                    None => (COLOR_ODD, "#2171b5"),
                 };
                 let key = |k: &Option<show::IKey>| {
                     k.as_ref()
@@ -188,7 +191,7 @@ pub(super) fn render(t: &DbTree) -> String {
         c.next_file_number,
         c.last_sequence
     );
-    if let Some(ks) = &t.key_space {
+    if let (Some(ks), false) = (&t.key_space, rows.is_empty()) {
         let _ = write!(
             s,
             r#"<text x="{LABEL_W}" y="{}" text-anchor="start">{}</text><text x="{}" y="{}" text-anchor="end">{}</text>"#,
