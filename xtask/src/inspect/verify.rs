@@ -212,7 +212,10 @@ fn verify_dir(dir: &Path, tolerate: bool) -> Result<Vec<FileCheck>, Failure> {
                             }
                         }
                     }
-                    check.note = Some(format!("current; {} live tables", live.len()));
+                    check.note = Some(format!(
+                        "current; {}",
+                        show::count(live.len() as u64, "live table", "live tables")
+                    ));
                 } else {
                     check.note = Some("not current (left over)".into());
                 }
@@ -365,19 +368,30 @@ fn check_log(path: &Path, kind: LogKind, tolerate: bool) -> FileCheck {
         (Some((offset, why)), _) => check.damage(Some(offset), why),
         (None, Err(e)) => check.damage(Some(0), e.to_string()),
         (None, Ok(Some(LogEnd::Clean { .. }))) => {}
-        (None, Ok(Some(end @ LogEnd::TornTail { damage, .. }))) => {
-            let reason = format!("{end} (what a crash mid-write leaves)");
+        (
+            None,
+            Ok(Some(LogEnd::TornTail {
+                damage,
+                bytes_dropped,
+                ..
+            })),
+        ) => {
+            let reason = format!(
+                "torn tail ({}): the last {} bytes hold no whole record; a crash mid-write \
+                 leaves this, and recovery drops them",
+                damage.kind, bytes_dropped
+            );
             if tolerate {
                 check.warn(Some(damage.offset), reason);
             } else {
                 check.damage(Some(damage.offset), reason);
             }
         }
-        (None, Ok(Some(end @ LogEnd::Stopped { damage, .. }))) => {
+        (None, Ok(Some(LogEnd::Stopped { damage, .. }))) => {
             check.damage(
                 Some(damage.offset),
                 format!(
-                    "{} — intact data follows it: not a torn tail ({end})",
+                    "{}; intact data follows, so this is damage, not a torn tail",
                     damage.kind
                 ),
             );

@@ -276,6 +276,7 @@ fn render(d: &WalDump, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "end: {}", d.end.text)?;
     let s = &d.summary;
     let seqs = match (s.first_seq, s.last_seq) {
+        (Some(a), Some(b)) if a == b => format!(", sequence number {a}"),
         (Some(a), Some(b)) => format!(", sequence numbers {a}..{b}"),
         _ => String::new(),
     };
