@@ -67,6 +67,43 @@ pub fn value_preview(value: &[u8]) -> String {
     }
 }
 
+/// A value's first bytes, for reports: serialised (JSON) in the command-line form
+/// (text, or `0x…` hex) without quotes, shown (text output) quoted with `…` when cut.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preview {
+    plain: String,
+    text: String,
+}
+
+impl Preview {
+    /// The preview of `value`.
+    pub fn of(value: &[u8]) -> Self {
+        let head = match value.get(..VALUE_PREVIEW_BYTES) {
+            Some(head) => match std::str::from_utf8(head) {
+                Ok(_) => head,
+                Err(e) => head.get(..e.valid_up_to()).unwrap_or(head),
+            },
+            None => value,
+        };
+        Preview {
+            plain: plain(head),
+            text: value_preview(value),
+        }
+    }
+}
+
+impl std::fmt::Display for Preview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for Preview {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.plain)
+    }
+}
+
 /// Reads a key given on the command line: `0x…` is hex, anything else is UTF-8.
 pub fn parse_key(arg: &str) -> Result<Vec<u8>, String> {
     let Some(digits) = arg.strip_prefix("0x") else {
@@ -203,6 +240,12 @@ mod tests {
         let long = "é".repeat(20);
         let shown = value_preview(long.as_bytes());
         assert!(shown.ends_with('…') && shown.starts_with("'é"), "{shown}");
+        let p = Preview::of(long.as_bytes());
+        assert_eq!(p.to_string(), shown);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            format!("\"{}\"", "é".repeat(12))
+        );
     }
 
     #[test]

@@ -192,7 +192,7 @@ struct IndexRow {
 struct EntryRow {
     key: Option<IKey>,
     value_bytes: usize,
-    value_preview: String,
+    value_preview: show::Preview,
 }
 
 #[derive(Serialize)]
@@ -341,7 +341,7 @@ fn read_entries(table: &Arc<Table>) -> (Vec<EntryRow>, Option<Error>) {
         rows.push(EntryRow {
             key: IKey::parse(it.key()),
             value_bytes: it.value().len(),
-            value_preview: show::value_preview(it.value()),
+            value_preview: show::Preview::of(it.value()),
         });
         step = it.next();
     }
@@ -498,7 +498,7 @@ struct Version {
     seq: u64,
     kind: &'static str,
     value_bytes: usize,
-    value_preview: String,
+    value_preview: show::Preview,
 }
 
 #[derive(Serialize)]
@@ -513,7 +513,7 @@ struct SstGet {
     /// `found`, `deleted` or `absent`.
     result: &'static str,
     value_bytes: Option<usize>,
-    value_preview: Option<String>,
+    value_preview: Option<show::Preview>,
     /// Every version of the key in the table, newest first (at most 20).
     versions: Vec<Version>,
     /// Whether the filter said "may contain" for a key the table does not hold.
@@ -547,7 +547,7 @@ fn versions(table: &Arc<Table>, user_key: &[u8], limit: usize) -> Result<Vec<Ver
                 seq: p.seq,
                 kind: show::kind(p.kind),
                 value_bytes: it.value().len(),
-                value_preview: show::value_preview(it.value()),
+                value_preview: show::Preview::of(it.value()),
             }),
             _ => break,
         }
@@ -591,7 +591,7 @@ fn get(args: &GetArgs) -> CmdResult {
         block,
         result,
         value_bytes: value.map(|v| v.len()),
-        value_preview: value.map(|v| show::value_preview(v)),
+        value_preview: value.map(|v| show::Preview::of(v)),
         bloom_false_positive: trace.filter == FilterAnswer::MayContain && versions.is_empty(),
         versions,
     };
@@ -626,7 +626,10 @@ fn render_get(g: &SstGet, filter: FilterAnswer, out: &mut dyn Write) -> io::Resu
     let result = match g.result {
         "found" => format!(
             "found {} ({} B)",
-            g.value_preview.as_deref().unwrap_or(""),
+            g.value_preview
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             g.value_bytes.unwrap_or(0)
         ),
         "deleted" => {

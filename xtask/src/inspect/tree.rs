@@ -227,7 +227,7 @@ struct LookupReport {
     /// `found`, `deleted`, `absent` or `error`.
     result: &'static str,
     value_bytes: Option<usize>,
-    value_preview: Option<String>,
+    value_preview: Option<show::Preview>,
     /// The step that answered.
     answered_by: Option<usize>,
 }
@@ -541,7 +541,7 @@ fn lookup(
         steps,
         result,
         value_bytes: value.map(<[u8]>::len),
-        value_preview: value.map(show::value_preview),
+        value_preview: value.map(show::Preview::of),
         answered_by,
     }
 }
@@ -804,7 +804,10 @@ fn render_lookup(t: &DbTree, out: &mut dyn Write) -> io::Result<()> {
         let result = match (l.result, l.answered_by) {
             ("found", Some(step)) => format!(
                 "found {} ({} B) at step {step}",
-                l.value_preview.as_deref().unwrap_or(""),
+                l.value_preview
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 l.value_bytes.unwrap_or(0)
             ),
             ("deleted", Some(step)) => {

@@ -45,7 +45,7 @@ struct Entry {
     kind: &'static str,
     key: String,
     value_bytes: usize,
-    value_preview: String,
+    value_preview: show::Preview,
 }
 
 #[derive(Serialize)]
@@ -141,7 +141,7 @@ fn dump(args: &DumpArgs) -> CmdResult {
                         kind: show::kind(e.kind),
                         key: show::plain(&e.key),
                         value_bytes: e.value.len(),
-                        value_preview: show::value_preview(&e.value),
+                        value_preview: show::Preview::of(&e.value),
                     })
                     .collect();
             }

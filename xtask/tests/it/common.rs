@@ -122,6 +122,20 @@ pub fn engine_db(root: &Path) -> PathBuf {
     db.put(key(70), value(70, 3)).unwrap();
     db.delete(key(160)).unwrap();
 
+    // The flush thread deletes a flushed WAL after `flush` returns: wait for it, so the
+    // image always holds just the live WAL.
+    let logs = || {
+        std::fs::read_dir(&live)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+            .count()
+    };
+    let started = std::time::Instant::now();
+    while logs() > 1 {
+        assert!(started.elapsed().as_secs() < 10, "flushed WALs never deleted");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+
     let image = root.join("db");
     std::fs::create_dir_all(&image).unwrap();
     for entry in std::fs::read_dir(&live).unwrap() {

@@ -82,7 +82,7 @@ fn sst_get_shows_the_bloom_answer_the_block_read_and_the_result() {
     )
     .json();
     assert_eq!(hex["result"], "found");
-    assert_eq!(hex["value_preview"], "'brown'");
+    assert_eq!(hex["value_preview"], "brown");
     // Older snapshots see older versions.
     let old = xtask(
         tmp.path(),
