@@ -482,7 +482,11 @@ fn lookup(
                     block: None,
                     answer: "not_visited",
                     seq: None,
-                    detail: "not visited: the lookup stopped earlier".into(),
+                    detail: if failed {
+                        "not visited: the lookup failed earlier".into()
+                    } else {
+                        "not visited: the lookup stopped earlier".into()
+                    },
                 });
                 continue;
             }

@@ -171,6 +171,12 @@ fn progress(total: u64) -> ProgressBar {
 
 fn verify_dir(dir: &Path, tolerate: bool) -> Result<Vec<FileCheck>, Failure> {
     let files = dbdir::list(dir)?;
+    if files.is_empty() {
+        return Err(Failure::new(format!(
+            "{}: not a Strata database (no CURRENT, manifest, WAL or table in it)",
+            dir.display()
+        )));
+    }
     let total: u64 = files
         .iter()
         .filter_map(|(_, p)| std::fs::metadata(p).ok())
@@ -186,6 +192,10 @@ fn verify_dir(dir: &Path, tolerate: bool) -> Result<Vec<FileCheck>, Failure> {
         Ok(p) => {
             current_check.summary = format!("names {}", file_name(&p));
             Some(p)
+        }
+        Err(_) if !current.exists() => {
+            current_check.damage(None, "missing: no manifest names the live files");
+            None
         }
         Err(e) => {
             current_check.damage(None, e.to_string());

@@ -168,3 +168,43 @@ fn every_cut_and_every_flip_is_a_clean_answer() {
     }
     assert!(runs > 2000, "{runs}");
 }
+
+#[test]
+fn a_directory_without_strata_files_is_not_a_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("plain")).unwrap();
+    std::fs::write(tmp.path().join("plain/notes.txt"), "hello").unwrap();
+    let run = xtask(tmp.path(), &["verify", "plain"]);
+    assert_eq!(
+        run.assert_one_line_error(),
+        "error: plain: not a Strata database (no CURRENT, manifest, WAL or table in it)"
+    );
+    // Strata files without CURRENT: CURRENT is named as damaged, the rest still checked.
+    let tmp = fixtures();
+    std::fs::remove_file(tmp.path().join("db/CURRENT")).unwrap();
+    let run = xtask(tmp.path(), &["verify", "db"]);
+    assert_eq!(
+        run.assert_one_line_error(),
+        "error: damaged: CURRENT: missing: no manifest names the live files"
+    );
+    assert!(run.stdout.contains("ok       000004.sst"), "{}", run.stdout);
+}
+
+#[test]
+fn a_lookup_that_meets_a_missing_table_says_where_and_stops() {
+    let tmp = fixtures();
+    std::fs::remove_file(tmp.path().join("layered/000011.sst")).unwrap();
+    let run = xtask(tmp.path(), &["db", "tree", "layered", "--key", "banana"]);
+    assert_eq!(
+        run.assert_one_line_error(),
+        "error: lookup failed at 000011.sst: layered/000011.sst: no such file or directory"
+    );
+    assert!(
+        run.stdout
+            .contains("not visited: the lookup failed earlier"),
+        "{}",
+        run.stdout
+    );
+    // The picture is still drawn from the manifest.
+    assert!(run.stdout.contains("L0 000011"), "{}", run.stdout);
+}

@@ -127,12 +127,21 @@ pub fn engine_db(root: &Path) -> PathBuf {
     let logs = || {
         std::fs::read_dir(&live)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
             .count()
     };
     let started = std::time::Instant::now();
     while logs() > 1 {
-        assert!(started.elapsed().as_secs() < 10, "flushed WALs never deleted");
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "flushed WALs never deleted"
+        );
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 
