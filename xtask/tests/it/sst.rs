@@ -161,3 +161,45 @@ fn sst_dump_entries_stops_at_a_damaged_block_with_what_it_read() {
         )
     );
 }
+
+#[test]
+fn compressed_tables_dump_and_verify() {
+    use strata_core::{InternalKey, ValueKind};
+    use strata_sstable::{Compression, TableBuilder, TableOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("000001.sst");
+    let options = TableOptions {
+        block_size_bytes: 512,
+        compression: Compression::Lz4,
+        ..TableOptions::default()
+    };
+    let mut b = TableBuilder::new(StdFs.create(&path).unwrap(), options).unwrap();
+    for i in 0..500u32 {
+        let k = InternalKey::new(key(i).as_bytes(), u64::from(i) + 1, ValueKind::Put);
+        b.add(k.as_bytes(), &[b'z'; 200]).unwrap();
+    }
+    b.finish().unwrap();
+
+    let json = xtask(
+        tmp.path(),
+        &["sst", "dump", "000001.sst", "--json", "--entries"],
+    )
+    .json();
+    assert_eq!(json["properties"]["compression"], "lz4");
+    assert!(
+        json["properties"]["data_bytes_on_disk"].as_u64()
+            < json["properties"]["data_bytes_uncompressed"].as_u64()
+    );
+    assert_eq!(json["entries"].as_array().unwrap().len(), 500);
+    assert_eq!(json["entries"][7]["value_bytes"], 200);
+    xtask(tmp.path(), &["verify", "000001.sst"]).assert_ok();
+    let block = open(&path).index_entries().nth(3).unwrap().handle;
+    flip(&path, block.offset + block.size / 2, 0x10);
+    let err = xtask(tmp.path(), &["verify", "000001.sst"])
+        .assert_one_line_error()
+        .to_owned();
+    assert!(
+        err.contains(&format!("000001.sst at offset {}", block.offset)),
+        "{err}"
+    );
+}
