@@ -672,6 +672,15 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
         (true, Some(n)) => format!("{:>4}", format!("[{n}]")),
         (true, None) => "    ".to_owned(),
     };
+    // Where the lookup stopped, at the end of that row.
+    let answered = t.lookup.as_ref().and_then(|l| l.answered_by);
+    let stop = |s: Option<usize>| {
+        if s.is_some() && s == answered {
+            "  ← the lookup stops here"
+        } else {
+            ""
+        }
+    };
 
     // Axis labels.
     let left = show::key_short(
@@ -698,13 +707,14 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
         let row = bar_row(width, w.positions.iter().map(|&x| (x, x, '•')));
         writeln!(
             out,
-            "{:<label_w$}{}|{row}| {}: {} unflushed ({}, {})",
+            "{:<label_w$}{}|{row}| {}: {} unflushed ({}, {}){}",
             "memtable",
             step_col(w.lookup_step),
             w.file,
             show::count(w.entries as u64, "entry", "entries"),
             show::count(w.puts as u64, "put", "puts"),
-            show::count(w.deletes as u64, "delete", "deletes")
+            show::count(w.deletes as u64, "delete", "deletes"),
+            stop(w.lookup_step)
         )?;
     }
     for l in &t.levels {
@@ -713,12 +723,13 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
                 let row = bar_row(width, std::iter::once((f.x0, f.x1, fill(i, f.covers_key))));
                 writeln!(
                     out,
-                    "{:<label_w$}{}|{row}| {}, {}, {}",
+                    "{:<label_w$}{}|{row}| {}, {}, {}{}",
                     format!("L0 {:06}", f.meta.number),
                     step_col(f.lookup_step),
                     show::size(f.meta.size_bytes),
                     show::count(f.meta.entries, "entry", "entries"),
-                    show::count(f.meta.tombstones, "tombstone", "tombstones")
+                    show::count(f.meta.tombstones, "tombstone", "tombstones"),
+                    stop(f.lookup_step)
                 )?;
             }
         } else {
@@ -734,13 +745,15 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
                 l.level,
                 show::count(l.files.len() as u64, "file", "files")
             );
+            let step = l.files.iter().find_map(|f| f.lookup_step);
             writeln!(
                 out,
-                "{label:<label_w$}{}|{row}| {}, {}, {}",
-                step_col(l.files.iter().find_map(|f| f.lookup_step)),
+                "{label:<label_w$}{}|{row}| {}, {}, {}{}",
+                step_col(step),
                 show::size(l.size_bytes),
                 show::count(l.entries, "entry", "entries"),
-                show::count(l.tombstones, "tombstone", "tombstones")
+                show::count(l.tombstones, "tombstone", "tombstones"),
+                stop(step)
             )?;
         }
     }
