@@ -408,6 +408,37 @@ impl Table {
         self.file.path()
     }
 
+    /// Reads and checks one block of this table, bypassing the cache: its trailer
+    /// checksum, its decompression and, decoding every entry, its layout (restart
+    /// array, prefix compression, key lengths). Returns the number of entries.
+    ///
+    /// For inspection tools that want *every* damaged block of a table (with
+    /// [`index_entries`](Self::index_entries) for the data blocks), where
+    /// [`verify`](Self::verify) stops at the first. Read-only.
+    pub fn verify_block(&self, handle: BlockHandle) -> Result<u64> {
+        let contents = read_block_contents(&*self.file, handle, self.footer.file_id)?;
+        let mut it = BlockIter::new(self.parse_block(contents, handle)?);
+        it.seek_to_first()
+            .map_err(|e| self.block_error(handle, e))?;
+        let mut entries = 0u64;
+        while it.valid() {
+            entries += 1;
+            it.next().map_err(|e| self.block_error(handle, e))?;
+        }
+        Ok(entries)
+    }
+
+    /// Reads and checks the footer of the table in `file` (magic, length, checksum,
+    /// version) without loading anything else: for tools that report what can still
+    /// be read of a table whose meta blocks are damaged. Read-only.
+    pub fn read_footer(file: &dyn RandomAccessFile) -> Result<Footer> {
+        Footer::read(file.path(), file.len(), |offset, len| {
+            let mut buf = vec![0; len];
+            file.read_exact_at(offset, &mut buf)?;
+            Ok(buf)
+        })
+    }
+
     /// Reads and checks every block (bypassing the cache): checksums, entry
     /// encoding, key order, and the counts and key range against the properties. A
     /// damaged filter — ignored by lookups — is reported here as corruption.

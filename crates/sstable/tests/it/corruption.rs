@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use strata_core::{Error, Lookup, MemFs, ValueKind};
+use strata_core::{Error, FileSystem, Lookup, MemFs, ValueKind};
 use strata_sstable::{BlockCache, Compression, FilterStatus, TableOptions};
 
 use crate::common::*;
@@ -317,4 +317,65 @@ fn garbage_files_never_panic() {
             assert_names_file(&e, &path, len as u64);
         }
     }
+}
+
+#[test]
+fn verify_block_names_every_damaged_block_and_only_those() {
+    let fs = MemFs::new();
+    let path = table_path("blocks");
+    let model = small_model();
+    build(&fs, &path, &model, small_options(Compression::None));
+    let table = open(&fs, &path, None).unwrap();
+    let handles: Vec<_> = table.index_entries().map(|e| e.handle).collect();
+    assert!(handles.len() >= 4, "want several data blocks");
+    let intact: u64 = handles
+        .iter()
+        .map(|&h| table.verify_block(h).unwrap())
+        .sum();
+    assert_eq!(intact, model.len() as u64, "entries counted per block");
+
+    // Damage the second and the last data block: exactly those two fail, each naming
+    // its own offset; the others still verify.
+    let mut bytes = fs.read_file(&path).unwrap();
+    let damaged = [handles[1], handles[handles.len() - 1]];
+    for h in damaged {
+        bytes[h.offset as usize + 1] ^= 0x20;
+    }
+    fs.write_file(&path, bytes);
+    let table = open(&fs, &path, None).unwrap();
+    for &h in &handles {
+        match table.verify_block(h) {
+            Ok(_) => assert!(
+                !damaged.contains(&h),
+                "damaged block at {} passed",
+                h.offset
+            ),
+            Err(Error::Corruption { file, offset, .. }) => {
+                assert!(damaged.contains(&h), "intact block at {} failed", h.offset);
+                assert_eq!((file.as_path(), offset), (path.as_path(), h.offset));
+            }
+            Err(e) => panic!("expected corruption, got {e}"),
+        }
+    }
+}
+
+#[test]
+fn read_footer_reads_an_intact_footer_of_a_table_that_will_not_open() {
+    let fs = MemFs::new();
+    let path = table_path("footer");
+    build(&fs, &path, &small_model(), small_options(Compression::None));
+    let footer = strata_sstable::Table::read_footer(&*fs.open(&path).unwrap()).unwrap();
+    assert_eq!(footer, *open(&fs, &path, None).unwrap().footer());
+    // Damage the index block: the table no longer opens, its footer still reads.
+    let mut bytes = fs.read_file(&path).unwrap();
+    bytes[footer.index.offset as usize] ^= 1;
+    fs.write_file(&path, bytes.clone());
+    assert!(open(&fs, &path, None).unwrap_err().is_corruption());
+    let again = strata_sstable::Table::read_footer(&*fs.open(&path).unwrap()).unwrap();
+    assert_eq!(again, footer);
+    // A truncated file has no footer.
+    bytes.truncate(bytes.len() - 3);
+    fs.write_file(&path, bytes);
+    let e = strata_sstable::Table::read_footer(&*fs.open(&path).unwrap()).unwrap_err();
+    assert_names_file(&e, &path, u64::MAX);
 }
