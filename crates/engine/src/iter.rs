@@ -1,7 +1,6 @@
 //! User-facing iteration: a merged view of MemTables and tables, resolved to the newest
 //! visible version of each user key, with tombstones and shadowed versions skipped.
 
-use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -92,16 +91,24 @@ fn merged(view: &View) -> Result<Merged> {
     for f in &view.version.levels[0] {
         children.push(Box::new(f.table()?.iter()));
     }
-    for files in view.version.levels.iter().skip(1).filter(|l| !l.is_empty()) {
-        let by_number: HashMap<u64, _> = files
-            .iter()
-            .map(|f| (f.meta.number, Arc::clone(f)))
-            .collect();
+    for (level, files) in view.version.levels.iter().enumerate().skip(1) {
+        if files.is_empty() {
+            continue;
+        }
+        // The opener finds the file by binary search in the pinned version (sorted by
+        // smallest key), so building an iterator allocates no per-level index.
+        let version = Arc::clone(&view.version);
         let opener: TableOpener = Arc::new(move |meta: &FileMeta| {
-            let f = by_number.get(&meta.number).ok_or_else(|| {
-                Error::InvalidArgument(format!("table {} is not in this version", meta.number))
-            })?;
-            Ok(Box::new(f.table()?.iter()) as Box<dyn SortedIter + Send>)
+            let files = &version.levels[level];
+            let file = files
+                .binary_search_by(|f| f.meta.smallest.cmp(&meta.smallest))
+                .ok()
+                .and_then(|i| files.get(i))
+                .filter(|f| f.meta.number == meta.number)
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!("table {} is not in this version", meta.number))
+                })?;
+            Ok(Box::new(file.table()?.iter()) as Box<dyn SortedIter + Send>)
         });
         let metas = files.iter().map(|f| Arc::clone(&f.meta)).collect();
         children.push(Box::new(LevelIter::new(metas, opener)));
