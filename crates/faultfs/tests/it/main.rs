@@ -1,0 +1,2 @@
+//! Engine tests on the fault-injecting file system.
+#![allow(clippy::unwrap_used)]
