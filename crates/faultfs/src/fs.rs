@@ -572,10 +572,11 @@ impl RandomAccessFile for FaultRandomAccessFile {
             })?;
         buf.copy_from_slice(src);
         for (path, at, bit) in &s.flips {
-            if *path == self.path && (offset..offset + buf.len() as u64).contains(at) {
-                if let Some(b) = buf.get_mut((at - offset) as usize) {
-                    *b ^= 1 << bit;
-                }
+            if *path == self.path
+                && (offset..offset + buf.len() as u64).contains(at)
+                && let Some(b) = buf.get_mut((at - offset) as usize)
+            {
+                *b ^= 1 << bit;
             }
         }
         Ok(())
