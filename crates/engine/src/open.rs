@@ -43,7 +43,7 @@ fn open(opts: Options) -> Result<Db> {
     let fs = Arc::clone(&opts.fs);
     let dir = opts.path.clone();
     check_directory(&*fs, &dir, opts.create_if_missing)?;
-    fs.create_dir_all(&dir)?;
+    create_dir_durably(&*fs, &dir)?;
     let lock = fs.lock(&dir.join(LOCK))?;
     let recovered = if fs.exists(&dir.join(CURRENT))? {
         manifest::recover(&*fs, &dir)?
@@ -205,6 +205,24 @@ fn open(opts: Options) -> Result<Db> {
     }
     inner.schedule_compaction();
     Ok(Db::from_parts(inner, workers))
+}
+
+/// Creates `dir` and its missing ancestors, and syncs the parent of each one created:
+/// otherwise a power loss could take the new directory, with every synced file in it,
+/// away (durability rule 9).
+fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    for a in dir.ancestors() {
+        if a.as_os_str().is_empty() || fs.exists(a)? {
+            break;
+        }
+        missing.push(a);
+    }
+    fs.create_dir_all(dir)?;
+    for a in missing.into_iter().rev() {
+        fs.sync_dir(strata_core::fs::parent_dir(a))?;
+    }
+    Ok(())
 }
 
 /// Refuses a directory that holds files but no database, before touching anything.
