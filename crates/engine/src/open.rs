@@ -237,7 +237,12 @@ fn check_directory(fs: &dyn FileSystem, dir: &Path, create_if_missing: bool) -> 
         )));
     }
     if fs.exists(dir)? {
-        let strangers: Vec<String> = fs.list(dir)?.into_iter().filter(|n| n != LOCK).collect();
+        let mut strangers = Vec::new();
+        for name in fs.list(dir)? {
+            if !left_by_interrupted_create(fs, dir, &name)? {
+                strangers.push(name);
+            }
+        }
         if let Some(example) = strangers.first() {
             return Err(Error::InvalidArgument(format!(
                 "{} is not a Strata database: it has no CURRENT file but holds {} other entries (e.g. {example:?}); refusing to touch it",
@@ -247,6 +252,18 @@ fn check_directory(fs: &dyn FileSystem, dir: &Path, create_if_missing: bool) -> 
         }
     }
     Ok(())
+}
+
+/// Whether `name` is a file that creating a database writes before `CURRENT` exists and
+/// that cannot hold acknowledged data: the lock, the first manifest, the `CURRENT`
+/// temp file, an empty WAL. A crash during creation leaves only these behind; opening
+/// again starts over (and removes them) instead of refusing the directory.
+fn left_by_interrupted_create(fs: &dyn FileSystem, dir: &Path, name: &str) -> Result<bool> {
+    Ok(match filename::parse(name) {
+        Some(FileKind::Lock | FileKind::Manifest(_)) => true,
+        Some(FileKind::Wal(_)) => fs.open(&dir.join(name))?.is_empty(),
+        _ => name == format!("{CURRENT}.tmp"),
+    })
 }
 
 /// Replays one WAL into `mem`, returning the largest sequence number it held. A torn

@@ -29,3 +29,28 @@ fn creating_a_database_syncs_the_new_directory_entry() {
     );
     assert!(after.exists(std::path::Path::new(crate::DB)).unwrap());
 }
+
+/// A crash while `Db::open` created a database (WAL and manifest written, `CURRENT` not
+/// yet) left a directory that every later open refused as "not a Strata database".
+#[test]
+fn a_crash_while_creating_a_database_does_not_brick_the_directory() {
+    let fs = FaultFs::new();
+    drop(crate::open(&fs, true).unwrap());
+    let creation = fs
+        .ops()
+        .iter()
+        .position(|o| o.to.as_ref().is_some_and(|t| t.ends_with("CURRENT")))
+        .unwrap();
+    for k in 0..=creation + 1 {
+        for opts in [CrashOptions::process(), CrashOptions::power_loss()] {
+            let after = fs.crash_at(k, &opts);
+            let db = crate::open(&after, true)
+                .unwrap_or_else(|e| panic!("crash after change {k} ({opts:?}): {e}"));
+            assert_eq!(db.iter().count(), 0);
+            db.put("k", "v").unwrap();
+            drop(db);
+            let db = crate::open(&after, true).unwrap();
+            assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+        }
+    }
+}
