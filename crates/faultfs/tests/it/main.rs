@@ -44,6 +44,7 @@ pub fn tiny(builder: DbBuilder, roomy: bool) -> DbBuilder {
         .block_cache_bytes(32 << 10)
 }
 
+/// Opens (creating or recovering) the [`tiny`] database at [`DB`] on `fs`.
 pub fn open(fs: &FaultFs, roomy: bool) -> strata::Result<Db> {
     tiny(Db::builder(Path::new(DB)), roomy)
         .file_system(Arc::new(fs.clone()))
@@ -52,8 +53,11 @@ pub fn open(fs: &FaultFs, roomy: bool) -> strata::Result<Db> {
 
 /// A database on a fault-injecting file system and the history of what it was told.
 pub struct Harness {
+    /// The file system the database runs on.
     pub fs: FaultFs,
+    /// The database.
     pub db: Db,
+    /// Every write and flush, stamped with change counts.
     pub hist: History,
     /// The state after every acknowledged write: what reads must show.
     pub live: Model,
@@ -112,6 +116,7 @@ impl Harness {
         result
     }
 
+    /// Puts one key.
     pub fn put(&mut self, k: &[u8], v: &[u8], sync: bool) -> strata::Result<()> {
         self.write(vec![(k.to_vec(), Some(v.to_vec()))], sync)
     }
