@@ -85,6 +85,23 @@ fn open(opts: Options) -> Result<Db> {
             None
         }
     });
+    // The WAL the manifest names as live always exists: it is created (and its
+    // directory synced) before an edit names it, and removed only after an edit naming
+    // a newer one is durable. If it is gone, edits were lost — damage to the manifest's
+    // last records that looked like a torn tail — and opening would silently go back in
+    // time.
+    if let Some((path, valid_len)) = &recovered.source
+        && !wals.contains(&recovered.log_number)
+    {
+        return Err(Error::corruption(
+            path,
+            *valid_len,
+            format!(
+                "the live WAL it names ({}) is missing: edits after this offset were lost",
+                wal_path(&dir, recovered.log_number).display()
+            ),
+        ));
+    }
     let highest_number = kinds
         .iter()
         .filter_map(|k| match k {
