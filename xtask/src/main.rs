@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod crashtest;
 mod demo;
 mod engine_demo;
 
@@ -21,12 +22,20 @@ enum Command {
     /// tree), then the write-ahead log on its own: write a log, read it back, tear its
     /// tail as a crash would, flip a byte, and show each recovery mode.
     Demo(demo::Args),
+    /// Kill -9 a process writing to a database at random moments, over and over, and
+    /// verify after each kill that nothing acknowledged was lost.
+    Crashtest(crashtest::Args),
+    /// The process `crashtest` kills (internal).
+    #[command(hide = true)]
+    CrashtestChild(crashtest::ChildArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Crashtest(args) => crashtest::run(&args).map_err(|e| e.to_string().into()),
+        Command::CrashtestChild(args) => return crashtest::child(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
