@@ -281,3 +281,54 @@ fn bit_flips_on_read_are_corruption_never_wrong_values() {
     assert!(corrupt > 0, "some flips were seen");
     h.check_reads(&keys).unwrap();
 }
+
+/// An I/O error at any step of a recovery (replay, table write, new WAL and manifest,
+/// the CURRENT switch, removals) fails the open or is harmless; with the disk healthy
+/// again — and after a power loss on top of the failure — the next open recovers
+/// everything.
+#[test]
+fn io_errors_during_recovery_lose_nothing() {
+    let keys = universe(40);
+    let fs = FaultFs::new();
+    let mut h = Harness::open(fs.clone(), Model::new(), true).unwrap();
+    for i in 0..30u64 {
+        h.put(&key(i), format!("v{i}").as_bytes(), false).unwrap();
+        if i % 6 == 0 {
+            h.write(vec![(key(i + 2), None)], false).unwrap();
+        }
+    }
+    let state = h.live.clone();
+    let crashed = fs.crash(&CrashOptions::process());
+    drop(h);
+    // How many changes a clean recovery makes.
+    let probe = crashed.crash_at(usize::MAX, &CrashOptions::process());
+    drop(crate::open(&probe, true).unwrap());
+    let steps = probe.op_count() as u64;
+    assert!(steps > 10);
+    let hist = crate::oracle::History::new(state.clone());
+    let mut failed_opens = 0;
+    for k in 1..=steps {
+        let disk = crashed.crash_at(usize::MAX, &CrashOptions::process());
+        let seen = Arc::new(AtomicU64::new(0));
+        let s = Arc::clone(&seen);
+        disk.inject(Fault::when(move |op| {
+            op.kind.is_mutating() && s.fetch_add(1, Ordering::SeqCst) + 1 == k
+        }));
+        match crate::open(&disk, true) {
+            Ok(db) => {
+                let got = crate::oracle::read_all(&db, &keys).unwrap();
+                assert_eq!(got, state, "open succeeded despite failed change {k}");
+            }
+            Err(e) => {
+                assert!(matches!(e, Error::Io { .. }), "change {k}: {e}");
+                failed_opens += 1;
+            }
+        }
+        disk.clear_faults();
+        for opts in [CrashOptions::process(), CrashOptions::power_loss()] {
+            crash_and_check(&disk, disk.op_count(), &opts, &hist, &keys, true)
+                .unwrap_or_else(|e| panic!("failed change {k}: {e}"));
+        }
+    }
+    assert!(failed_opens > steps / 2, "most failures fail the open");
+}
