@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = t.filter_status();
     } else {
         assert!(
-            !matches!(t.filter_status(), strata_sstable::FilterStatus::Loaded { .. }),
+            !matches!(
+                t.filter_status(),
+                strata_sstable::FilterStatus::Loaded { .. }
+            ),
             "a filter failing its checksum is not used"
         );
         assert!(t.verify().is_err(), "verify reports the damaged filter");

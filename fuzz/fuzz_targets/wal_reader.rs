@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // Point-in-time stops at the first damage, so every other mode's records start
     // with its records, and one that read the whole log cleanly read the same ones.
-    assert!(torn.starts_with(&pit), "tolerant mode disagrees before the first damage");
+    assert!(
+        torn.starts_with(&pit),
+        "tolerant mode disagrees before the first damage"
+    );
     assert!(strict.starts_with(&pit) || strict_end.is_none());
     if strict_end.is_some() {
         assert_eq!(strict, torn, "a clean log reads the same in every mode");

@@ -71,7 +71,11 @@ pub fn build_table(input: &mut Input) -> (Vec<u8>, Expected) {
     let mut b = TableBuilder::new(file, opts).expect("valid options");
     let mut expected = Expected::new();
     for (key, (seq, put, value)) in &entries {
-        let kind = if *put { ValueKind::Put } else { ValueKind::Delete };
+        let kind = if *put {
+            ValueKind::Put
+        } else {
+            ValueKind::Delete
+        };
         b.add(InternalKey::new(key, *seq, kind).as_bytes(), value)
             .expect("sorted entries");
         expected.insert(key.clone(), put.then(|| value.clone()));
@@ -110,10 +114,7 @@ pub fn layout(bytes: &[u8]) -> Layout {
 /// Recomputes the checksum of the block at `(offset, size)` and of the footer, so
 /// damage inside them passes verification and reaches the decoders.
 pub fn reseal(bytes: &mut [u8], l: &Layout) {
-    let blocks = l
-        .data
-        .iter()
-        .chain([&l.filter, &l.properties, &l.index]);
+    let blocks = l.data.iter().chain([&l.filter, &l.properties, &l.index]);
     for &(offset, size) in blocks {
         let (o, s) = (offset as usize, size as usize);
         if o + s + 5 > bytes.len() {
@@ -211,11 +212,20 @@ pub fn lookups(t: &Table, expected: &Expected, trust: bool) {
 /// Checks `scan` against `expected`: whatever was read before an error is exactly the
 /// table's entries, in order.
 pub fn check_scan(scan: &Scan, expected: &Expected) {
-    let want: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-        expected.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    assert!(scan.entries.len() <= want.len(), "more entries than written");
+    let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = expected
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(
+        scan.entries.len() <= want.len(),
+        "more entries than written"
+    );
     if !scan.failed {
-        assert_eq!(scan.entries.len(), want.len(), "entries lost without an error");
+        assert_eq!(
+            scan.entries.len(),
+            want.len(),
+            "entries lost without an error"
+        );
     }
     for ((k, v), (wk, wv)) in scan.entries.iter().zip(&want) {
         let parsed = strata_core::ParsedInternalKey::parse(k).expect("a valid internal key");
