@@ -42,3 +42,26 @@ fn crashtest_survives_a_hundred_kills() {
         .expect("an acknowledged-write count");
     assert!(acked > iterations * 10, "{summary}");
 }
+
+/// The verifier is not vacuous: a value nobody wrote (as a resurrected or invented
+/// write would be) fails the next cycle.
+#[test]
+fn crashtest_notices_a_value_that_was_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |iterations: &str| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["crashtest", "--iterations", iterations, "--seed", "3"])
+            .arg("--dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(run("2").status.success());
+    let db = strata::Db::open(dir.path().join("db")).unwrap();
+    db.put("key9999", "never written by the workload").unwrap();
+    db.close().unwrap();
+    let out = run("1");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("key9999"), "{stderr}");
+}
