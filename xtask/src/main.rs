@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod crashtest;
 mod demo;
 mod engine_demo;
 mod inspect;
@@ -36,6 +37,12 @@ enum Command {
     Db(inspect::tree::Command),
     /// Check every checksum of a database directory or file; exits non-zero on damage.
     Verify(inspect::verify::Args),
+    /// Kill -9 a process writing to a database at random moments, over and over, and
+    /// verify after each kill that nothing acknowledged was lost.
+    Crashtest(crashtest::Args),
+    /// The process `crashtest` kills (internal).
+    #[command(hide = true)]
+    CrashtestChild(crashtest::ChildArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +54,8 @@ fn main() -> ExitCode {
         Command::Manifest(c) => inspect::finish(inspect::manifest::run(&c)),
         Command::Db(c) => inspect::finish(inspect::tree::run(&c)),
         Command::Verify(args) => inspect::finish(inspect::verify::run(&args)),
+        Command::Crashtest(args) => crashtest::run(&args).map_err(|e| e.to_string().into()),
+        Command::CrashtestChild(args) => return crashtest::child(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

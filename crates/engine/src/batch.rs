@@ -182,6 +182,12 @@ pub(crate) fn decode_record(payload: &[u8]) -> Result<DecodedRecord<'_>, &'stati
     let rest = payload.get(n..).ok_or("truncated header")?;
     let (count, m) = get_varint32(rest).ok_or("truncated entry count")?;
     let entries = rest.get(m..).ok_or("truncated header")?;
+    // Every sequence number of the record must fit the internal key's 56 bits; callers
+    // count `first_seq..` without overflow checks.
+    let last = first_seq.checked_add(u64::from(count.saturating_sub(1)));
+    if last.is_none_or(|last| last > strata_core::MAX_SEQUENCE) {
+        return Err("sequence numbers out of range");
+    }
     Ok(DecodedRecord {
         first_seq,
         entries: BatchEntries {
@@ -219,7 +225,7 @@ mod tests {
     proptest! {
         #[test]
         fn grouped_batches_round_trip(groups in proptest::collection::vec(proptest::collection::vec(op(), 0..8), 1..4),
-                                      seq in 0..strata_core::MAX_SEQUENCE) {
+                                      seq in 0..strata_core::MAX_SEQUENCE - 64) {
             let batches: Vec<WriteBatch> = groups.iter().map(|g| batch_of(g)).collect();
             let mut payload = Vec::new();
             encode_record(&mut payload, seq, batches.iter());
@@ -253,6 +259,36 @@ mod tests {
                 let _ = rec.entries.count();
             }
         }
+    }
+
+    /// Found by the `batch_decoder` fuzz target: a first sequence number of `u64::MAX`
+    /// made counting the entries' sequence numbers overflow (a panic in debug builds,
+    /// wrapped sequence numbers in release).
+    #[test]
+    fn sequence_numbers_past_56_bits_are_malformed() {
+        let fuzz_input = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00,
+        ];
+        assert_eq!(
+            decode_record(&fuzz_input).err(),
+            Some("sequence numbers out of range")
+        );
+        let mut b = WriteBatch::new();
+        b.put("a", "1").put("b", "2");
+        let mut payload = Vec::new();
+        encode_record(
+            &mut payload,
+            strata_core::MAX_SEQUENCE - 1,
+            std::iter::once(&b),
+        );
+        assert!(
+            decode_record(&payload).is_ok(),
+            "the last two sequence numbers"
+        );
+        payload.clear();
+        encode_record(&mut payload, strata_core::MAX_SEQUENCE, std::iter::once(&b));
+        assert!(decode_record(&payload).is_err(), "one past the last");
+        assert!(crate::inspect::decode_wal_batch(&fuzz_input).is_err());
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub(crate) struct RecoveredManifest {
     pub last_sequence: SequenceNumber,
     /// Live files per level, in no particular order.
     pub files: Vec<(usize, FileMeta)>,
+    /// The manifest read (`None` for a new database) and the length of its intact part.
+    pub source: Option<(PathBuf, u64)>,
 }
 
 /// The manifest `CURRENT` names; `Corruption` naming `CURRENT` if it names nothing valid
@@ -163,6 +165,10 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredManife
         next_file_number: next_file_number.ok_or_else(|| missing("next file number"))?,
         last_sequence: last_sequence.ok_or_else(|| missing("last sequence"))?,
         files: live.into_values().collect(),
+        source: Some((
+            path.clone(),
+            reader.end().map_or(0, strata_wal::LogEnd::valid_len),
+        )),
     })
 }
 

@@ -44,7 +44,7 @@ fn open(opts: Options) -> Result<Db> {
     let fs = Arc::clone(&opts.fs);
     let dir = opts.path.clone();
     check_directory(&*fs, &dir, opts.create_if_missing)?;
-    fs.create_dir_all(&dir)?;
+    create_dir_durably(&*fs, &dir)?;
     let lock = fs.lock(&dir.join(LOCK))?;
     let recovered = if fs.exists(&dir.join(CURRENT))? {
         manifest::recover(&*fs, &dir)?
@@ -86,6 +86,23 @@ fn open(opts: Options) -> Result<Db> {
             None
         }
     });
+    // The WAL the manifest names as live always exists: it is created (and its
+    // directory synced) before an edit names it, and removed only after an edit naming
+    // a newer one is durable. If it is gone, edits were lost — damage to the manifest's
+    // last records that looked like a torn tail — and opening would silently go back in
+    // time.
+    if let Some((path, valid_len)) = &recovered.source
+        && !wals.contains(&recovered.log_number)
+    {
+        return Err(Error::corruption(
+            path,
+            *valid_len,
+            format!(
+                "the live WAL it names ({}) is missing: edits after this offset were lost",
+                wal_path(&dir, recovered.log_number).display()
+            ),
+        ));
+    }
     let highest_number = kinds
         .iter()
         .filter_map(|k| match k {
@@ -213,6 +230,24 @@ fn open(opts: Options) -> Result<Db> {
     Ok(Db::from_parts(inner, workers))
 }
 
+/// Creates `dir` and its missing ancestors, and syncs the parent of each one created:
+/// otherwise a power loss could take the new directory, with every synced file in it,
+/// away (durability rule 9).
+fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    for a in dir.ancestors() {
+        if a.as_os_str().is_empty() || fs.exists(a)? {
+            break;
+        }
+        missing.push(a);
+    }
+    fs.create_dir_all(dir)?;
+    for a in missing.into_iter().rev() {
+        fs.sync_dir(strata_core::fs::parent_dir(a))?;
+    }
+    Ok(())
+}
+
 /// Refuses a directory that holds files but no database, before touching anything.
 fn check_directory(fs: &dyn FileSystem, dir: &Path, create_if_missing: bool) -> Result<()> {
     if fs.exists(&dir.join(CURRENT))? {
@@ -225,7 +260,12 @@ fn check_directory(fs: &dyn FileSystem, dir: &Path, create_if_missing: bool) -> 
         )));
     }
     if fs.exists(dir)? {
-        let strangers: Vec<String> = fs.list(dir)?.into_iter().filter(|n| n != LOCK).collect();
+        let mut strangers = Vec::new();
+        for name in fs.list(dir)? {
+            if !left_by_interrupted_create(fs, dir, &name)? {
+                strangers.push(name);
+            }
+        }
         if let Some(example) = strangers.first() {
             return Err(Error::InvalidArgument(format!(
                 "{} is not a Strata database: it has no CURRENT file but holds {} other entries (e.g. {example:?}); refusing to touch it",
@@ -235,6 +275,18 @@ fn check_directory(fs: &dyn FileSystem, dir: &Path, create_if_missing: bool) -> 
         }
     }
     Ok(())
+}
+
+/// Whether `name` is a file that creating a database writes before `CURRENT` exists and
+/// that cannot hold acknowledged data: the lock, the first manifest, the `CURRENT`
+/// temp file, an empty WAL. A crash during creation leaves only these behind; opening
+/// again starts over (and removes them) instead of refusing the directory.
+fn left_by_interrupted_create(fs: &dyn FileSystem, dir: &Path, name: &str) -> Result<bool> {
+    Ok(match filename::parse(name) {
+        Some(FileKind::Lock | FileKind::Manifest(_)) => true,
+        Some(FileKind::Wal(_)) => fs.open(&dir.join(name))?.is_empty(),
+        _ => name == format!("{CURRENT}.tmp"),
+    })
 }
 
 /// Replays one WAL into `mem`, returning the largest sequence number it held. A torn

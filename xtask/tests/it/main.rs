@@ -10,6 +10,7 @@
 
 mod bad_input;
 mod common;
+mod crashtest;
 mod manifest;
 mod sst;
 mod tree;

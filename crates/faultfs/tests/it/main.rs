@@ -1,0 +1,192 @@
+//! The engine on the fault-injecting file system: random crashes, crash-point sweeps,
+//! injected I/O errors and on-disk corruption, each checked against an oracle kept
+//! outside the file system (`oracle.rs`). `docs/durability.md` lists what each test
+//! proves.
+#![allow(clippy::unwrap_used)]
+
+mod corruption;
+mod errors;
+mod oracle;
+mod random;
+mod regressions;
+mod sweep;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use strata::{Db, DbBuilder, WriteBatch, WriteOptions};
+use strata_faultfs::{CrashOptions, FaultFs};
+
+use oracle::{History, Model, Write};
+
+/// Where every test database lives.
+pub const DB: &str = "/db";
+
+/// MemTable budget of the *roomy* shape. A MemTable's reported size is its arena's
+/// chunks (the first is 64 KiB, values over 16 KiB get their own), so below 64 KiB every
+/// write group freezes its MemTable; 100 KiB lets a WAL hold many records and rotates
+/// after a large value or two.
+pub const ROOMY_MEMTABLE: usize = 100 << 10;
+
+/// Options so small that flushes, compactions into several levels, manifest roll-overs
+/// and WAL rotations happen every few dozen writes. `roomy`: many records per WAL
+/// (rotation on large values); otherwise every write group gets its own MemTable, WAL
+/// and flush.
+pub fn tiny(builder: DbBuilder, roomy: bool) -> DbBuilder {
+    builder
+        .memtable_bytes(if roomy { ROOMY_MEMTABLE } else { 2 << 10 })
+        .table_file_bytes(4 << 10)
+        .block_bytes(256)
+        .level_base_bytes(8 << 10)
+        .level_fanout(4)
+        .l0_compaction_trigger(2)
+        .manifest_roll_bytes(1 << 10)
+        .block_cache_bytes(32 << 10)
+}
+
+/// Opens (creating or recovering) the [`tiny`] database at [`DB`] on `fs`.
+pub fn open(fs: &FaultFs, roomy: bool) -> strata::Result<Db> {
+    tiny(Db::builder(Path::new(DB)), roomy)
+        .file_system(Arc::new(fs.clone()))
+        .open()
+}
+
+/// A database on a fault-injecting file system and the history of what it was told.
+pub struct Harness {
+    /// The file system the database runs on.
+    pub fs: FaultFs,
+    /// The database.
+    pub db: Db,
+    /// Every write and flush, stamped with change counts.
+    pub hist: History,
+    /// The state after every acknowledged write: what reads must show.
+    pub live: Model,
+    /// Which [`tiny`] shape the database was opened with.
+    pub roomy: bool,
+}
+
+impl Harness {
+    /// Opens (creating or recovering) the database on `fs`; `base` is its state.
+    pub fn open(fs: FaultFs, base: Model, roomy: bool) -> strata::Result<Self> {
+        let db = open(&fs, roomy)?;
+        Ok(Harness::resume(fs, db, base, roomy))
+    }
+
+    /// Continues with a database already open on `fs` holding `base`.
+    pub fn resume(fs: FaultFs, db: Db, base: Model, roomy: bool) -> Self {
+        Harness {
+            fs,
+            db,
+            roomy,
+            live: base.clone(),
+            hist: History::new(base),
+        }
+    }
+
+    /// Applies a batch, stamping it with the change counts around it.
+    pub fn write(
+        &mut self,
+        entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        sync: bool,
+    ) -> strata::Result<()> {
+        let mut batch = WriteBatch::new();
+        for (k, v) in &entries {
+            match v {
+                Some(v) => batch.put(k, v),
+                None => batch.delete(k),
+            };
+        }
+        let start = self.fs.op_count();
+        let result = self.db.write(batch, WriteOptions { sync });
+        let acked = result.is_ok().then(|| self.fs.op_count());
+        if result.is_ok() {
+            for (k, v) in &entries {
+                match v {
+                    Some(v) => self.live.insert(k.clone(), v.clone()),
+                    None => self.live.remove(k),
+                };
+            }
+        }
+        self.hist.writes.push(Write {
+            entries,
+            sync,
+            start,
+            acked,
+        });
+        result
+    }
+
+    /// Puts one key.
+    pub fn put(&mut self, k: &[u8], v: &[u8], sync: bool) -> strata::Result<()> {
+        self.write(vec![(k.to_vec(), Some(v.to_vec()))], sync)
+    }
+
+    /// Flushes; an acknowledged flush makes every earlier write durable.
+    pub fn flush(&mut self) -> strata::Result<()> {
+        let before = self.hist.writes.len();
+        self.db.flush()?;
+        self.hist.barriers.push((self.fs.op_count(), before));
+        Ok(())
+    }
+
+    /// Compacts everything to the bottom (flushing first: also a barrier).
+    pub fn compact_all(&mut self) -> strata::Result<()> {
+        let before = self.hist.writes.len();
+        self.db.compact_range::<&[u8], _>(..)?;
+        self.hist.barriers.push((self.fs.op_count(), before));
+        Ok(())
+    }
+
+    /// Checks that reads show every acknowledged write.
+    pub fn check_reads(&self, universe: &[Vec<u8>]) -> Result<(), String> {
+        let got = oracle::read_all(&self.db, universe)?;
+        let want = &self.live;
+        if got != *want {
+            return Err(format!(
+                "live reads disagree with the acknowledged writes: {} keys vs {}",
+                got.len(),
+                want.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Crashes `fs` after its first `k` changes, reopens, reads everything back and checks
+/// it against `hist`. Returns the reopened database and what it holds.
+pub fn crash_and_check(
+    fs: &FaultFs,
+    k: usize,
+    opts: &CrashOptions,
+    hist: &History,
+    universe: &[Vec<u8>],
+    roomy: bool,
+) -> Result<(FaultFs, Db, Model), String> {
+    let after = fs.crash_at(k, opts);
+    let context = || {
+        let ops = fs.ops();
+        let from = k.saturating_sub(6);
+        let near: Vec<String> = ops
+            .iter()
+            .enumerate()
+            .skip(from)
+            .take(k - from + 3)
+            .map(|(i, o)| format!("{}{i}: {o}", if i + 1 == k { "*" } else { " " }))
+            .collect();
+        format!(
+            "crash after change {k} of {} ({opts:?}); changes around it:\n{}",
+            ops.len(),
+            near.join("\n")
+        )
+    };
+    let db = open(&after, roomy).map_err(|e| format!("reopen failed (I4): {e}\n{}", context()))?;
+    let got = oracle::read_all(&db, universe).map_err(|e| format!("{e}\n{}", context()))?;
+    hist.check(&got, k, opts.is_process_crash())
+        .map_err(|e| format!("{e}{}", context()))?;
+    Ok((after, db, got))
+}
+
+/// `k00`..`k{n-1}`: the keys the workloads use.
+pub fn universe(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("k{i:02}").into_bytes()).collect()
+}

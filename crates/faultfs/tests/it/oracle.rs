@@ -1,0 +1,165 @@
+//! The oracle: the history of writes the test made, kept outside the faulty file
+//! system, and the check of a recovered database against it (invariants I1–I5 of
+//! `docs/durability.md`).
+//!
+//! Each write is stamped with the file system's change count before it was issued and
+//! after it was acknowledged. For a crash after the first `k` changes:
+//! - writes issued at or after `k` cannot have reached the disk;
+//! - a write acknowledged by `k` with `sync` (or followed by an acknowledged flush) must
+//!   be there (I1), and after a process crash every write acknowledged by `k` (I5);
+//! - in between it may or may not be, but the recovered state must equal the state
+//!   after *some prefix* of the writes (I2, which also rules out resurrected deletes,
+//!   I3, and values never written).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use strata::Db;
+
+/// Key → value.
+pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// One write: its entries (`None` = delete), in order.
+#[derive(Clone, Debug)]
+pub struct Write {
+    pub entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub sync: bool,
+    /// Change count before the write was issued.
+    pub start: usize,
+    /// Change count after it was acknowledged; `None` if it failed.
+    pub acked: Option<usize>,
+}
+
+/// Writes since a known durable state.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// The state the history starts from (durable: e.g. a recovered database).
+    pub base: Model,
+    pub writes: Vec<Write>,
+    /// `(change count when a flush was acknowledged, writes issued before it)`: a flush
+    /// makes every earlier write durable.
+    pub barriers: Vec<(usize, usize)>,
+}
+
+pub fn apply(model: &mut Model, w: &Write) {
+    for (k, v) in &w.entries {
+        match v {
+            Some(v) => model.insert(k.clone(), v.clone()),
+            None => model.remove(k),
+        };
+    }
+}
+
+impl History {
+    pub fn new(base: Model) -> Self {
+        History {
+            base,
+            ..History::default()
+        }
+    }
+
+    /// Bounds on how many writes a crash after change `k` keeps: `(at least, at most)`.
+    pub fn bounds(&self, k: usize, process_crash: bool) -> (usize, usize) {
+        let most = self.writes.iter().take_while(|w| w.start < k).count();
+        let durable = |w: &Write| w.acked.is_some_and(|a| a <= k) && (w.sync || process_crash);
+        let mut least = self.writes.iter().rposition(durable).map_or(0, |i| i + 1);
+        for &(at, before) in &self.barriers {
+            if at <= k {
+                least = least.max(before);
+            }
+        }
+        (least.min(most), most)
+    }
+
+    /// Checks `recovered` against the history for a crash after change `k`; returns
+    /// the prefix length it matches, or a description of what is wrong.
+    pub fn check(&self, recovered: &Model, k: usize, process_crash: bool) -> Result<usize, String> {
+        let (least, most) = self.bounds(k, process_crash);
+        let mut model = self.base.clone();
+        for w in &self.writes[..least] {
+            apply(&mut model, w);
+        }
+        let mut closest = (usize::MAX, least, model.clone());
+        for p in least..=most {
+            if p > least {
+                apply(&mut model, &self.writes[p - 1]);
+            }
+            if *recovered == model {
+                return Ok(p);
+            }
+            let d = distance(recovered, &model);
+            if d < closest.0 {
+                closest = (d, p, model.clone());
+            }
+        }
+        Err(self.explain(recovered, &closest.2, closest.1, least, most))
+    }
+
+    fn explain(&self, got: &Model, want: &Model, p: usize, least: usize, most: usize) -> String {
+        let mut s = format!(
+            "recovered state matches no allowed prefix (must keep {least}..={most} of {} writes); closest is prefix {p}:\n",
+            self.writes.len()
+        );
+        let keys: std::collections::BTreeSet<&Vec<u8>> = got.keys().chain(want.keys()).collect();
+        for k in keys {
+            let (g, w) = (got.get(k), want.get(k));
+            if g == w {
+                continue;
+            }
+            let deleted_in_history = self
+                .writes
+                .iter()
+                .any(|wr| wr.entries.iter().any(|(ek, ev)| ek == k && ev.is_none()));
+            let what = match (g, w) {
+                (Some(_), None) if deleted_in_history => "resurrected delete (I3)",
+                (Some(_), None) => "key never written",
+                (None, Some(_)) => "lost write (I1/I2)",
+                _ => "wrong value",
+            };
+            let _ = writeln!(
+                s,
+                "  {}: got {:?}, want {:?}: {what}",
+                String::from_utf8_lossy(k),
+                g.map(|v| v.len()),
+                w.map(|v| v.len())
+            );
+        }
+        s
+    }
+}
+
+fn distance(a: &Model, b: &Model) -> usize {
+    a.iter().filter(|(k, v)| b.get(*k) != Some(v)).count()
+        + b.keys().filter(|k| !a.contains_key(*k)).count()
+}
+
+/// Everything `db` holds, read by a forward scan, cross-checked by a reverse scan and a
+/// point lookup of every key in `universe`.
+pub fn read_all(db: &Db, universe: &[Vec<u8>]) -> Result<Model, String> {
+    let mut m = Model::new();
+    for kv in db.iter() {
+        let (k, v) = kv.map_err(|e| format!("scan failed: {e}"))?;
+        m.insert(k.to_vec(), v.to_vec());
+    }
+    let rev: Result<Vec<_>, _> = db.iter().rev().collect();
+    let rev = rev.map_err(|e| format!("reverse scan failed: {e}"))?;
+    if rev.len() != m.len()
+        || rev
+            .iter()
+            .rev()
+            .zip(&m)
+            .any(|((k, v), (mk, mv))| k[..] != mk[..] || v[..] != mv[..])
+    {
+        return Err("reverse scan disagrees with forward scan".into());
+    }
+    for k in universe {
+        let got = db.get(k).map_err(|e| format!("get failed: {e}"))?;
+        if got.as_deref() != m.get(k).map(Vec::as_slice) {
+            return Err(format!(
+                "get({}) disagrees with the scan",
+                String::from_utf8_lossy(k)
+            ));
+        }
+    }
+    Ok(m)
+}

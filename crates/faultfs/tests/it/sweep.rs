@@ -1,0 +1,206 @@
+//! Exhaustive crash-point sweeps: each scripted scenario runs once on a recording file
+//! system; then, for every prefix of its changes, the machine is crashed there (process
+//! crash, strict power loss, and two random power losses), the database reopened and
+//! checked against the oracle.
+
+use std::time::{Duration, Instant};
+
+use strata_faultfs::{CrashOptions, FaultFs, OpKind};
+
+use crate::oracle::Model;
+use crate::{Harness, crash_and_check, universe};
+
+fn key(i: usize) -> Vec<u8> {
+    format!("k{:02}", i % 40).into_bytes()
+}
+
+/// Runs `scenario` on a fresh database, closes it, and checks a crash after every
+/// recorded change. Returns the recorded changes for the scenario's own assertions.
+fn sweep(roomy: bool, scenario: impl FnOnce(&mut Harness)) -> Vec<strata_faultfs::OpRecord> {
+    let fs = FaultFs::new();
+    let mut h = Harness::open(fs.clone(), Model::new(), roomy).unwrap();
+    scenario(&mut h);
+    let Harness { db, hist, .. } = h;
+    db.close().unwrap();
+    let keys = universe(40);
+    let ops = fs.ops();
+    let mut failures = Vec::new();
+    for k in 0..=ops.len() {
+        for opts in [
+            CrashOptions::process(),
+            CrashOptions::power_loss(),
+            CrashOptions::random(k as u64),
+            CrashOptions::random(!(k as u64)),
+        ] {
+            if let Err(e) = crash_and_check(&fs, k, &opts, &hist, &keys, roomy) {
+                failures.push(e);
+            }
+        }
+        assert!(failures.len() < 3, "{}", failures.join("\n\n"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    ops
+}
+
+fn count(ops: &[strata_faultfs::OpRecord], kind: OpKind, name_has: &str) -> usize {
+    ops.iter()
+        .filter(|o| {
+            o.kind == kind
+                && o.to
+                    .as_ref()
+                    .unwrap_or(&o.path)
+                    .to_string_lossy()
+                    .contains(name_has)
+        })
+        .count()
+}
+
+fn wait_for(h: &Harness, what: &str, done: impl Fn(&strata::DbStats) -> bool) {
+    let start = Instant::now();
+    while !done(&h.db.stats()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn create_and_first_synced_write() {
+    let ops = sweep(true, |h| h.put(b"k00", b"first", true).unwrap());
+    assert_eq!(
+        count(&ops, OpKind::Rename, "CURRENT"),
+        1,
+        "CURRENT set at creation"
+    );
+    assert_eq!(
+        count(&ops, OpKind::Create, ".sst"),
+        1,
+        "close flushed the write"
+    );
+}
+
+#[test]
+fn puts_deletes_and_batches_with_and_without_sync() {
+    sweep(true, |h| {
+        for i in 0..24 {
+            let sync = i % 3 == 0;
+            match i % 4 {
+                0 | 1 => h.put(&key(i), format!("v{i}").as_bytes(), sync).unwrap(),
+                2 => h.write(vec![(key(i - 2), None)], sync).unwrap(),
+                _ => h
+                    .write(
+                        vec![
+                            (key(i), Some(b"b".to_vec())),
+                            (key(i + 1), None),
+                            (key(i + 2), Some(vec![])),
+                        ],
+                        sync,
+                    )
+                    .unwrap(),
+            }
+        }
+    });
+}
+
+#[test]
+fn flush() {
+    let ops = sweep(true, |h| {
+        for i in 0..10 {
+            h.put(&key(i), b"before", i == 4).unwrap();
+        }
+        h.flush().unwrap();
+        for i in 5..12 {
+            h.put(&key(i), b"after", false).unwrap();
+        }
+        h.write(vec![(key(0), None)], false).unwrap();
+        h.flush().unwrap();
+    });
+    assert!(count(&ops, OpKind::Create, ".sst") >= 2);
+}
+
+#[test]
+fn l0_to_l1_compaction_with_tombstones_over_older_values() {
+    let ops = sweep(true, |h| {
+        for i in 0..12 {
+            h.put(&key(i), format!("old{i}").as_bytes(), false).unwrap();
+        }
+        h.flush().unwrap();
+        // Tombstones in the second table over values in the first: after the L0→L1
+        // compaction they shadow (or drop) them; a crash must never bring one back.
+        for i in 0..12 {
+            if i % 2 == 0 {
+                h.write(vec![(key(i), None)], false).unwrap();
+            } else {
+                h.put(&key(i), format!("new{i}").as_bytes(), false).unwrap();
+            }
+        }
+        h.flush().unwrap();
+        wait_for(h, "the L0→L1 compaction", |s| {
+            s.compactions + s.trivial_moves >= 1
+        });
+        h.compact_all().unwrap();
+    });
+    assert!(
+        count(&ops, OpKind::Create, ".sst") >= 3,
+        "flushes and a compaction output"
+    );
+}
+
+#[test]
+fn manifest_roll_over() {
+    // One write group per MemTable: every write is a flush and a manifest edit, and the
+    // 1 KiB manifest rolls over every few dozen edits.
+    let ops = sweep(false, |h| {
+        for i in 0..40 {
+            h.put(&key(i), format!("v{i}").as_bytes(), i % 7 == 0)
+                .unwrap();
+        }
+    });
+    assert!(
+        count(&ops, OpKind::Create, "MANIFEST") >= 3,
+        "the manifest rolled over (creation + roll + close)"
+    );
+}
+
+#[test]
+fn wal_rotation_on_large_values() {
+    let big = vec![b'x'; crate::ROOMY_MEMTABLE / 3];
+    let ops = sweep(true, |h| {
+        for i in 0..8 {
+            h.put(&key(i), &big, i == 5).unwrap();
+            h.put(&key(i + 10), b"small", false).unwrap();
+        }
+    });
+    assert!(count(&ops, OpKind::Create, ".log") >= 3, "the WAL rotated");
+}
+
+/// A crash at any point of a recovery (replaying WALs into a table, the new manifest,
+/// the switch of CURRENT, the removal of old files) keeps every write.
+#[test]
+fn crash_during_recovery() {
+    let keys = universe(40);
+    for roomy in [true, false] {
+        let fs = FaultFs::new();
+        let mut h = Harness::open(fs.clone(), Model::new(), roomy).unwrap();
+        for i in 0..30 {
+            h.put(&key(i), format!("v{i}").as_bytes(), false).unwrap();
+            if i % 5 == 0 {
+                h.write(vec![(key(i + 3), None)], false).unwrap();
+            }
+        }
+        let state = h.live.clone();
+        // A process crash keeps everything; the next open has WALs to replay.
+        let crashed = fs.crash(&CrashOptions::process());
+        drop(h);
+        let db = crate::open(&crashed, roomy).unwrap();
+        drop(db);
+        let hist = crate::oracle::History::new(state);
+        for k in 0..=crashed.op_count() {
+            for opts in [CrashOptions::power_loss(), CrashOptions::random(k as u64)] {
+                crash_and_check(&crashed, k, &opts, &hist, &keys, roomy).unwrap();
+            }
+        }
+    }
+}
