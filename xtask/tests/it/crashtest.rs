@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 /// The two tests run one at a time: one holds a database open in this process while the
 /// other spawns children, and a child forked in that window briefly inherits the open
-/// `LOCK` descriptor (until it execs), which made the next opener see `Locked`.
+/// `LOCK` descriptor until it execs — the likely cause of a `Locked` seen once by the
+/// next opener under a loaded machine.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 #[test]
