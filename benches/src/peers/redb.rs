@@ -10,6 +10,15 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 
 use crate::engine::{Config, Engine, Res};
 
+/// One item of a table iterator.
+type Entry<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bench");
 
 /// redb behind the harness's interface.
@@ -86,11 +95,7 @@ impl Engine for RedbEngine {
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(TABLE)?;
-        let mut step = |kv: Result<
-            (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
-            redb::StorageError,
-        >|
-         -> Res<bool> {
+        let mut step = |kv: Entry| -> Res<bool> {
             let (k, v) = kv?;
             Ok(visit(k.value(), v.value()))
         };
