@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod crashtest;
 mod demo;
 mod engine_demo;
@@ -43,6 +44,17 @@ enum Command {
     /// The process `crashtest` kills (internal).
     #[command(hide = true)]
     CrashtestChild(crashtest::ChildArgs),
+    /// Run the db_bench-style comparison harness (`benches/`, package strata-bench) in
+    /// release: `cargo xtask bench [--features peers|rocksdb] [--engine all] [--num N]
+    /// [--benchmarks a,b] ...`. Every argument goes to strata-bench (see
+    /// `cargo xtask bench --help`); without arguments: 200k keys, Strata only, a
+    /// temporary directory.
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Arguments for strata-bench, plus `--features LIST` to compile peers in.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +68,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => inspect::finish(inspect::verify::run(&args)),
         Command::Crashtest(args) => crashtest::run(&args).map_err(|e| e.to_string().into()),
         Command::CrashtestChild(args) => return crashtest::child(&args),
+        Command::Bench { args } => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

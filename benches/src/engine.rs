@@ -1,0 +1,211 @@
+//! The one interface every engine is driven through, and Strata's implementation of it.
+//!
+//! The harness never sees an engine's own types: each workload calls these methods with
+//! the same keys, values and durability for every engine, so differences in the figures
+//! are differences between the engines (and between their bindings' overheads, which are
+//! small next to a storage operation).
+
+use std::path::Path;
+use std::time::Duration;
+
+use strata::{Db, WriteBatch, WriteOptions};
+
+/// Any error an engine or the harness reports.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Result with [`BoxError`].
+pub type Res<T> = std::result::Result<T, BoxError>;
+
+/// The memory budget and threads every engine is given (see `docs/benchmarks.md`).
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Block cache (LSMs) or page cache of the engine (B-trees get this plus the write buffer).
+    pub cache_bytes: usize,
+    /// MemTable / write buffer size at which an LSM freezes and flushes it.
+    pub write_buffer_bytes: usize,
+}
+
+/// A database under test, open on one directory.
+///
+/// Durability contract: `put`/`delete` with `sync == false` return once the write is
+/// handed to the operating system (each engine's closest mode; the exceptions are
+/// written in `docs/benchmarks.md`); with `sync == true` once it is on stable storage.
+pub trait Engine: Send + Sync {
+    /// Sets `key` to `value`.
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Res<()>;
+    /// The length of `key`'s value, if present (the value is read, then dropped).
+    fn get(&self, key: &[u8]) -> Res<Option<usize>>;
+    /// Deletes `key`.
+    fn delete(&self, key: &[u8]) -> Res<()>;
+    /// Positions at the first key `>= key` and reads that entry; returns whether one
+    /// exists and equals `key`.
+    fn seek(&self, key: &[u8]) -> Res<bool>;
+    /// Visits every entry in key order (descending if `reverse`) until `visit` returns
+    /// false.
+    fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()>;
+    /// Makes the state after a write workload durable in the engine's own structures
+    /// (flush MemTables) and waits for the background work it can wait for.
+    fn settle(&self) -> Res<()>;
+    /// A picture of the engine's tree (levels), if it can give one.
+    fn shape(&self) -> Option<String> {
+        None
+    }
+    /// Closes cleanly, releasing every file and thread.
+    fn close(self: Box<Self>) -> Res<()>;
+}
+
+/// Names of the engines compiled into this binary, Strata first.
+pub fn compiled() -> Vec<&'static str> {
+    let mut v = vec!["strata"];
+    if cfg!(feature = "rocksdb") {
+        v.push("rocksdb");
+    }
+    if cfg!(feature = "fjall") {
+        v.push("fjall");
+    }
+    if cfg!(feature = "sled") {
+        v.push("sled");
+    }
+    if cfg!(feature = "redb") {
+        v.push("redb");
+    }
+    v
+}
+
+/// Opens engine `name` on `dir` (created if missing).
+pub fn open(name: &str, dir: &Path, cfg: &Config) -> Res<Box<dyn Engine>> {
+    std::fs::create_dir_all(dir)?;
+    match name {
+        "strata" => Ok(Box::new(StrataEngine::open(dir, cfg)?)),
+        #[cfg(feature = "fjall")]
+        "fjall" => Ok(Box::new(crate::peers::fjall::FjallEngine::open(dir, cfg)?)),
+        #[cfg(feature = "sled")]
+        "sled" => Ok(Box::new(crate::peers::sled::SledEngine::open(dir, cfg)?)),
+        #[cfg(feature = "redb")]
+        "redb" => Ok(Box::new(crate::peers::redb::RedbEngine::open(dir, cfg)?)),
+        #[cfg(feature = "rocksdb")]
+        "rocksdb" => Ok(Box::new(crate::peers::rocksdb::RocksEngine::open(
+            dir, cfg,
+        )?)),
+        other => Err(format!(
+            "engine {other:?} is not compiled in (compiled: {}; peers need \
+             `--features peers` or `--features rocksdb`)",
+            compiled().join(", ")
+        )
+        .into()),
+    }
+}
+
+/// Strata through its public API, default options except the memory budget.
+pub struct StrataEngine {
+    db: Db,
+}
+
+impl StrataEngine {
+    fn open(dir: &Path, cfg: &Config) -> Res<Self> {
+        let db = Db::builder(dir)
+            .block_cache_bytes(cfg.cache_bytes)
+            .memtable_bytes(cfg.write_buffer_bytes)
+            .open()?;
+        Ok(StrataEngine { db })
+    }
+}
+
+impl Engine for StrataEngine {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Res<()> {
+        if sync {
+            let mut b = WriteBatch::new();
+            b.put(key, value);
+            self.db.write(b, WriteOptions { sync: true })?;
+        } else {
+            self.db.put(key, value)?;
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Res<Option<usize>> {
+        Ok(self.db.get(key)?.map(|v| v.len()))
+    }
+
+    fn delete(&self, key: &[u8]) -> Res<()> {
+        Ok(self.db.delete(key)?)
+    }
+
+    fn seek(&self, key: &[u8]) -> Res<bool> {
+        match self.db.range(key..).next() {
+            Some(kv) => {
+                let (k, v) = kv?;
+                Ok(k[..] == *key && !v.is_empty())
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
+        if reverse {
+            for kv in self.db.iter().rev() {
+                let (k, v) = kv?;
+                if !visit(&k, &v) {
+                    break;
+                }
+            }
+        } else {
+            for kv in self.db.iter() {
+                let (k, v) = kv?;
+                if !visit(&k, &v) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn settle(&self) -> Res<()> {
+        self.db.flush()?;
+        // Strata has no "wait for compactions" call: wait until the counters of finished
+        // background work stop moving (the harness also waits for the process's writes
+        // to stop, which covers a compaction still running).
+        let mut last = None;
+        for _ in 0..600 {
+            let s = self.db.stats();
+            let now = (s.flushes, s.compactions, s.trivial_moves);
+            if last == Some(now) {
+                break;
+            }
+            last = Some(now);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    fn shape(&self) -> Option<String> {
+        let s = self.db.stats();
+        let mut out = String::new();
+        for (level, l) in s.levels.iter().enumerate().filter(|(_, l)| l.files > 0) {
+            out.push_str(&format!(
+                "    L{level}: {:>3} files {:>9.1} MiB {:>10} entries {:>9} tombstones\n",
+                l.files,
+                l.bytes as f64 / (1 << 20) as f64,
+                l.entries,
+                l.tombstones
+            ));
+        }
+        out.push_str(&format!(
+            "    flushes {}, compactions {}, trivial moves {}, engine-counted write amp {:.2}, \
+             stall {:.1?}, block cache hits/misses {}/{}, bloom useful {} of {} checks",
+            s.flushes,
+            s.compactions,
+            s.trivial_moves,
+            s.write_amplification(),
+            s.stall_time,
+            s.block_cache_hits,
+            s.block_cache_misses,
+            s.bloom_useful,
+            s.bloom_checks
+        ));
+        Some(out)
+    }
+
+    fn close(self: Box<Self>) -> Res<()> {
+        Ok(self.db.close()?)
+    }
+}

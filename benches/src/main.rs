@@ -1,0 +1,590 @@
+//! `strata-bench`: a db_bench-style comparison of Strata with RocksDB, fjall, sled and
+//! redb, run side by side in one process so ratios hold on a noisy machine.
+//!
+//! Run it with `cargo xtask bench [--features peers] -- <db_bench flags>`; see
+//! `benches/README.md` and `docs/benchmarks.md`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+mod engine;
+mod metrics;
+mod peers;
+mod report;
+mod workload;
+
+use engine::{Config, Engine, Res};
+use report::Row;
+use workload::{Values, fill_key, permutation, progress, run_ops, run_scan};
+
+/// The workloads, in db_bench's names, in the order they run by default.
+const DEFAULT_BENCHMARKS: &str = "fillseq,fillrandom,overwrite,reopen,readrandom,readmissing,\
+readseq,readreverse,seekrandom,readwhilewriting,deleterandom,fillsync";
+
+/// db_bench-style benchmark of Strata and its peers.
+#[derive(Parser, Debug)]
+#[command(name = "strata-bench", version, about)]
+struct Args {
+    /// Number of keys.
+    #[arg(long, default_value_t = 200_000)]
+    num: u64,
+    /// Key size in bytes (a big-endian u64 followed by padding; at least 9).
+    #[arg(long = "key_size", default_value_t = 16)]
+    key_size: usize,
+    /// Value size in bytes.
+    #[arg(long = "value_size", default_value_t = 100)]
+    value_size: usize,
+    /// Threads per workload (readwhilewriting: reader threads, plus one writer).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Reads per read workload (default: --num).
+    #[arg(long)]
+    reads: Option<u64>,
+    /// Base directory; each engine uses `<db>/<engine>`. Default: a temporary directory,
+    /// removed at the end.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Do not wipe the databases before fill workloads; assume they hold --num keys.
+    #[arg(long = "use_existing_db", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    use_existing_db: bool,
+    /// strata | rocksdb | fjall | sled | redb | all (every compiled engine); a comma list
+    /// also works.
+    #[arg(long, default_value = "strata")]
+    engine: String,
+    /// Comma-separated workloads, run in order.
+    #[arg(long, default_value = DEFAULT_BENCHMARKS, value_delimiter = ',')]
+    benchmarks: Vec<String>,
+    /// Block cache bytes (B-trees get this plus --write_buffer_size as their cache).
+    #[arg(long = "cache_bytes", default_value_t = 32 << 20)]
+    cache_bytes: usize,
+    /// MemTable / write buffer bytes of the LSMs.
+    #[arg(long = "write_buffer_size", default_value_t = 64 << 20)]
+    write_buffer_size: usize,
+    /// Seed of the random orders.
+    #[arg(long, default_value_t = 301)]
+    seed: u64,
+    /// Print the results as JSON on stdout (the db_bench lines go to stderr).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    json: bool,
+    /// How long the process must write nothing before a write workload counts as settled.
+    #[arg(long = "settle_quiet_ms", default_value_t = 500)]
+    settle_quiet_ms: u64,
+    /// Also write a bar chart of ops/s per workload and engine (SVG) to this file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+}
+
+/// What a workload does, for the bookkeeping around it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// Starts from an empty database and writes every key.
+    Fill,
+    /// Writes or deletes over existing data.
+    Update,
+    /// Reads existing data.
+    Read,
+    /// Closes and times the open.
+    Reopen,
+}
+
+fn kind(name: &str) -> Option<Kind> {
+    Some(match name {
+        "fillseq" | "fillrandom" | "fillsync" => Kind::Fill,
+        "overwrite" | "deleterandom" => Kind::Update,
+        "readrandom" | "readmissing" | "readseq" | "readreverse" | "seekrandom"
+        | "readwhilewriting" => Kind::Read,
+        "reopen" => Kind::Reopen,
+        _ => return None,
+    })
+}
+
+/// Per-engine state carried between workloads.
+#[derive(Default)]
+struct State {
+    /// The database holds keys `0..num`.
+    loaded: bool,
+    /// Write rounds so far (overwrites write new values).
+    round: u64,
+    /// The engine's tree after each write workload.
+    shapes: Vec<(String, String)>,
+}
+
+struct Bench {
+    args: Args,
+    base: PathBuf,
+    cfg: Config,
+    values: Values,
+    reads: u64,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Res<()> {
+    if args.key_size < 9 {
+        return Err("--key_size must be at least 9 (8-byte number + padding)".into());
+    }
+    if args.num == 0 {
+        return Err("--num must be positive".into());
+    }
+    for b in &args.benchmarks {
+        if kind(b).is_none() {
+            return Err(format!("unknown benchmark {b:?}").into());
+        }
+    }
+    let engines: Vec<&'static str> = if args.engine == "all" {
+        engine::compiled()
+    } else {
+        let compiled = engine::compiled();
+        let mut v = Vec::new();
+        for e in args.engine.split(',').map(str::trim) {
+            match compiled.iter().find(|c| **c == e) {
+                Some(c) => v.push(*c),
+                None => {
+                    return Err(format!(
+                        "engine {e:?} is not compiled in (compiled: {}); build with \
+                         `cargo xtask bench --features peers` (fjall, sled, redb) or \
+                         `--features rocksdb`",
+                        compiled.join(", ")
+                    )
+                    .into());
+                }
+            }
+        }
+        v
+    };
+    let tmp;
+    let base = match &args.db {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("strata-bench")
+                .tempdir_in(std::env::temp_dir())?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let bench = Bench::new(args, base);
+    bench.header(&engines);
+    let (out, states) = bench.measure(&engines)?;
+    if bench.args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("\n{}", out.table());
+        for (e, s) in &states {
+            for (after, shape) in &s.shapes {
+                println!("{e}'s tree after {after} (settled):\n{shape}");
+            }
+        }
+    }
+    if let Some(path) = &bench.args.svg {
+        std::fs::write(path, out.svg())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+impl Bench {
+    fn new(args: Args, base: PathBuf) -> Bench {
+        let cfg = Config {
+            cache_bytes: args.cache_bytes,
+            write_buffer_bytes: args.write_buffer_size,
+        };
+        let values = Values::new(args.value_size, args.seed);
+        let reads = args.reads.unwrap_or(args.num);
+        Bench {
+            args,
+            base,
+            cfg,
+            values,
+            reads,
+        }
+    }
+
+    /// Runs every workload on every engine in turn.
+    fn measure<'e>(&self, engines: &[&'e str]) -> Res<(report::Report, BTreeMap<&'e str, State>)> {
+        let mut states: BTreeMap<&str, State> = BTreeMap::new();
+        let mut rows = Vec::new();
+        for name in &self.args.benchmarks {
+            for &e in engines {
+                let state = states.entry(e).or_default();
+                let row = self.run_one(name, e, state)?;
+                report::line(&row, self.args.json);
+                rows.push(row);
+            }
+        }
+        let out = report::Report::new(
+            &self.args_summary(),
+            metrics::machine(),
+            engines.iter().map(|e| e.to_string()).collect(),
+            rows,
+        );
+        Ok((out, states))
+    }
+
+    fn entry_bytes(&self) -> u64 {
+        (self.args.key_size + self.args.value_size) as u64
+    }
+
+    fn args_summary(&self) -> String {
+        format!(
+            "--num={} --key_size={} --value_size={} --threads={} --reads={} --cache_bytes={} \
+             --write_buffer_size={} --seed={}",
+            self.args.num,
+            self.args.key_size,
+            self.args.value_size,
+            self.args.threads,
+            self.reads,
+            self.args.cache_bytes,
+            self.args.write_buffer_size,
+            self.args.seed
+        )
+    }
+
+    fn header(&self, engines: &[&str]) {
+        let raw = self.args.num * self.entry_bytes();
+        let lines = [
+            format!("Keys:       {} bytes each", self.args.key_size),
+            format!("Values:     {} bytes each", self.args.value_size),
+            format!("Entries:    {}", self.args.num),
+            format!("RawSize:    {:.1} MB (estimated)", raw as f64 / 1e6),
+            format!("Engines:    {}", engines.join(", ")),
+            format!(
+                "Memory:     block cache {} MiB, write buffer {} MiB",
+                self.args.cache_bytes >> 20,
+                self.args.write_buffer_size >> 20
+            ),
+            format!("Threads:    {}", self.args.threads),
+            format!("Machine:    {}", metrics::machine()),
+            format!("Directory:  {}", self.base.display()),
+            "------------------------------------------------".to_string(),
+        ];
+        for l in lines {
+            if self.args.json {
+                eprintln!("{l}");
+            } else {
+                println!("{l}");
+            }
+        }
+    }
+
+    fn dir(&self, engine: &str) -> PathBuf {
+        self.base.join(engine)
+    }
+
+    /// Writes keys `0..num` in order, untimed, for a read workload on an empty database.
+    fn preload(&self, engine: &str, state: &mut State) -> Res<()> {
+        eprintln!(
+            "({engine}: loading {} keys in order first, untimed)",
+            self.args.num
+        );
+        let dir = self.dir(engine);
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = engine::open(engine, &dir, &self.cfg)?;
+        let pb = progress(self.args.num, &format!("{engine} load"));
+        run_ops(
+            1,
+            self.args.num,
+            self.args.key_size,
+            &pb,
+            |key, j| {
+                fill_key(key, j, false);
+                db.put(key, self.values.get(j, 0), false)?;
+                Ok(true)
+            },
+            None,
+        )?;
+        db.settle()?;
+        db.close()?;
+        metrics::release_freed_memory();
+        state.loaded = true;
+        state.round = 1;
+        Ok(())
+    }
+
+    fn run_one(&self, name: &str, engine: &str, state: &mut State) -> Res<Row> {
+        let kind = kind(name).ok_or("unknown benchmark")?;
+        let dir = self.dir(engine);
+        if kind == Kind::Fill && !self.args.use_existing_db {
+            let _ = std::fs::remove_dir_all(&dir);
+            state.loaded = false;
+        }
+        if self.args.use_existing_db && !state.loaded && dir.exists() {
+            state.loaded = true;
+            state.round = 1;
+        }
+        if matches!(kind, Kind::Read | Kind::Update | Kind::Reopen) && !state.loaded {
+            self.preload(engine, state)?;
+        }
+
+        let opened = Instant::now();
+        let db = engine::open(engine, &dir, &self.cfg)?;
+        let open_time = opened.elapsed();
+        metrics::reset_peak_rss();
+        let io0 = metrics::Io::now();
+        let (outcome, note) = self.workload(name, engine, &*db, state, open_time)?;
+
+        let writes = matches!(kind, Kind::Fill | Kind::Update);
+        let (mut write_amp, mut space_amp) = (None, None);
+        if writes {
+            db.settle()?;
+            metrics::wait_for_quiet(
+                Duration::from_millis(self.args.settle_quiet_ms),
+                Duration::from_secs(300),
+            );
+            let written = metrics::Io::now().device_bytes_since(&io0);
+            let per_op = if name == "deleterandom" {
+                self.args.key_size as u64
+            } else {
+                self.entry_bytes()
+            };
+            write_amp = Some(written as f64 / (outcome.ops * per_op).max(1) as f64);
+            if name != "deleterandom" {
+                let live = if name == "fillsync" {
+                    outcome.ops
+                } else {
+                    self.args.num
+                } * self.entry_bytes();
+                space_amp = Some(metrics::allocated_bytes(&dir) as f64 / live.max(1) as f64);
+            }
+            if let Some(shape) = db.shape() {
+                state.shapes.push((name.to_string(), shape));
+            }
+        }
+        let peak_rss = metrics::peak_rss();
+        db.close()?;
+        metrics::release_freed_memory();
+        match name {
+            "deleterandom" => state.loaded = false,
+            "fillsync" => state.loaded = false, // holds only num/1000 keys
+            _ if writes => state.loaded = true,
+            _ => {}
+        }
+
+        let bytes = if kind == Kind::Read {
+            outcome.found
+        } else {
+            outcome.ops
+        } * self.entry_bytes();
+        Ok(Row::new(
+            name, engine, &outcome, bytes, note, write_amp, space_amp, peak_rss,
+        ))
+    }
+
+    /// Runs the timed part of workload `name`; returns the outcome and a note for the
+    /// db_bench line.
+    fn workload(
+        &self,
+        name: &str,
+        engine: &str,
+        db: &dyn Engine,
+        state: &mut State,
+        open_time: Duration,
+    ) -> Res<(workload::Outcome, String)> {
+        let num = self.args.num;
+        let ks = self.args.key_size;
+        let threads = self.args.threads;
+        let seed = self.args.seed;
+        let values = &self.values;
+        let label = format!("{engine} {name}");
+        let out = match name {
+            "fillseq" | "fillrandom" | "overwrite" | "fillsync" => {
+                let sync = name == "fillsync";
+                // db_bench's fillsync writes num/1000 keys; at least 1000 keep it measurable.
+                let ops = if sync {
+                    (num / 1000).max(1000).min(num)
+                } else {
+                    num
+                };
+                let order = match name {
+                    "fillseq" => None,
+                    "overwrite" => Some(permutation(num, seed + 2)),
+                    _ => Some(permutation(num, seed + 1)),
+                };
+                let round = state.round;
+                state.round += 1;
+                let pb = progress(ops, &label);
+                let o = run_ops(
+                    threads,
+                    ops,
+                    ks,
+                    &pb,
+                    |key, j| {
+                        let i = order.as_ref().and_then(|p| p.get(j as usize).copied());
+                        let i = i.unwrap_or(j);
+                        fill_key(key, i, false);
+                        db.put(key, values.get(i, round), sync)?;
+                        Ok(true)
+                    },
+                    None,
+                )?;
+                (o, String::new())
+            }
+            "deleterandom" => {
+                let order = permutation(num, seed + 5);
+                let pb = progress(num, &label);
+                let o = run_ops(
+                    threads,
+                    num,
+                    ks,
+                    &pb,
+                    |key, j| {
+                        fill_key(key, order.get(j as usize).copied().unwrap_or(j), false);
+                        db.delete(key)?;
+                        Ok(true)
+                    },
+                    None,
+                )?;
+                (o, String::new())
+            }
+            "readrandom" | "readmissing" | "seekrandom" | "readwhilewriting" => {
+                let missing = name == "readmissing";
+                let seek = name == "seekrandom";
+                let order = permutation(num, seed + if seek { 4 } else { 3 });
+                let pb = progress(self.reads, &label);
+                let read = |key: &mut [u8], j: u64| -> Res<bool> {
+                    let i = order.get((j % num) as usize).copied().unwrap_or(0);
+                    fill_key(key, i, missing);
+                    if seek {
+                        db.seek(key)
+                    } else {
+                        Ok(db.get(key)?.is_some())
+                    }
+                };
+                let round = state.round;
+                let writer = |stop: &std::sync::atomic::AtomicBool| -> Res<u64> {
+                    let order = permutation(num, seed + 6);
+                    let mut key = vec![0u8; ks];
+                    let mut n = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                        let i = order.get((n % num) as usize).copied().unwrap_or(0);
+                        fill_key(&mut key, i, false);
+                        db.put(&key, values.get(i, round), false)?;
+                        n += 1;
+                    }
+                    Ok(n)
+                };
+                let bg: Option<workload::Background<'_>> = if name == "readwhilewriting" {
+                    state.round += 1;
+                    Some(&writer)
+                } else {
+                    None
+                };
+                let o = run_ops(threads, self.reads, ks, &pb, read, bg)?;
+                let mut note = format!("({} of {} found)", o.found, o.ops);
+                if bg.is_some() {
+                    note.push_str(&format!(
+                        " (writer: {} puts, {:.0} puts/s)",
+                        o.background_ops,
+                        o.background_ops as f64 / o.elapsed.as_secs_f64()
+                    ));
+                }
+                (o, note)
+            }
+            "readseq" | "readreverse" => {
+                let limit = self.reads.min(num);
+                let pb = progress(limit * threads.max(1) as u64, &label);
+                let o = run_scan(db, threads, name == "readreverse", limit, &pb)?;
+                let note = format!("({} entries)", o.found);
+                (o, note)
+            }
+            "reopen" => {
+                let mut hist = workload::histogram()?;
+                hist.saturating_record(open_time.as_nanos() as u64);
+                let o = workload::Outcome {
+                    ops: 1,
+                    found: 0,
+                    elapsed: open_time,
+                    hist,
+                    background_ops: 0,
+                };
+                (o, "(open after a clean close)".to_string())
+            }
+            other => return Err(format!("unknown benchmark {other:?}").into()),
+        };
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(dir: &std::path::Path, extra: &[&str]) -> Bench {
+        let mut argv = vec![
+            "strata-bench",
+            "--db",
+            dir.to_str().unwrap(),
+            "--settle_quiet_ms",
+            "20",
+            "--json",
+        ];
+        argv.extend_from_slice(extra);
+        Bench::new(Args::try_parse_from(argv).unwrap(), dir.to_path_buf())
+    }
+
+    /// Every workload runs end to end on Strata and reports what it did.
+    #[test]
+    fn every_workload_runs_and_reports_consistent_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let num = 3000u64;
+        let all_but_sync = DEFAULT_BENCHMARKS.replace(",fillsync", "");
+        let b = bench(
+            dir.path(),
+            &["--num", "3000", "--benchmarks", &all_but_sync],
+        );
+        let (report, states) = b.measure(&["strata"]).unwrap();
+        let row = |w: &str| report.results.iter().find(|r| r.workload == w).unwrap();
+        for w in all_but_sync.split(',') {
+            assert!(row(w).ops_per_sec > 0.0, "{w}");
+        }
+        assert_eq!(row("fillseq").ops, num);
+        assert_eq!(row("readrandom").found, num);
+        assert_eq!(row("readmissing").found, 0);
+        assert_eq!(row("seekrandom").found, num);
+        assert_eq!(row("readseq").ops, num);
+        assert_eq!(row("readreverse").ops, num);
+        assert_eq!(row("readwhilewriting").found, num);
+        for w in ["fillseq", "fillrandom", "overwrite"] {
+            let r = row(w);
+            assert!(r.write_amp.unwrap() >= 1.0, "{w}: {:?}", r.write_amp);
+            assert!(r.space_amp.unwrap() > 0.5, "{w}: {:?}", r.space_amp);
+        }
+        assert!(row("deleterandom").write_amp.is_some());
+        // Settling flushed each fill into a table, and its shape was recorded.
+        assert!(
+            states["strata"]
+                .shapes
+                .iter()
+                .any(|(w, s)| w == "fillseq" && s.contains("L0"))
+        );
+        assert!(report.svg().contains("<rect"));
+        assert!(report.table().contains("| readmissing | strata |"));
+    }
+
+    /// fillsync writes min(num, max(num/1000, 1000)) keys, each synced; a read after it
+    /// reloads the database first (fillsync leaves only its own keys).
+    #[test]
+    fn fillsync_then_read_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bench(
+            dir.path(),
+            &["--num", "200", "--benchmarks", "fillsync,readrandom"],
+        );
+        let (report, _) = b.measure(&["strata"]).unwrap();
+        assert_eq!(report.results[0].ops, 200);
+        assert_eq!(report.results[1].found, 200);
+    }
+}

@@ -1,0 +1,185 @@
+//! What the harness reads from the operating system: bytes the process wrote to the
+//! device, its peak resident memory, and the space a directory takes on disk.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Counters from `/proc/self/io` (whole process: every engine thread counts).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Io {
+    /// Bytes handed to `write()`-like calls (page cache included).
+    pub wchar: u64,
+    /// Bytes the process caused to be sent to the device (accounted when a page is
+    /// dirtied).
+    pub write_bytes: u64,
+    /// Dirty bytes that were truncated away before reaching the device.
+    pub cancelled_write_bytes: u64,
+}
+
+impl Io {
+    /// Reads the counters; zero if `/proc/self/io` is unavailable.
+    pub fn now() -> Io {
+        let mut io = Io::default();
+        if let Ok(s) = std::fs::read_to_string("/proc/self/io") {
+            for line in s.lines() {
+                let mut parts = line.split(':');
+                let (Some(k), Some(v)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let v: u64 = v.trim().parse().unwrap_or(0);
+                match k {
+                    "wchar" => io.wchar = v,
+                    "write_bytes" => io.write_bytes = v,
+                    "cancelled_write_bytes" => io.cancelled_write_bytes = v,
+                    _ => {}
+                }
+            }
+        }
+        io
+    }
+
+    /// Bytes that reached (or will reach) the device since `earlier`.
+    pub fn device_bytes_since(&self, earlier: &Io) -> u64 {
+        let written = self.write_bytes.saturating_sub(earlier.write_bytes);
+        let cancelled = self
+            .cancelled_write_bytes
+            .saturating_sub(earlier.cancelled_write_bytes);
+        written.saturating_sub(cancelled)
+    }
+}
+
+unsafe extern "C" {
+    /// glibc: returns free heap memory to the operating system.
+    fn malloc_trim(pad: usize) -> i32;
+}
+
+/// Hands memory freed by a closed engine back to the OS, so the next engine's peak RSS
+/// does not include the previous engine's freed-but-retained heap.
+pub fn release_freed_memory() {
+    // SAFETY: malloc_trim only walks glibc's own arenas under their locks; it takes no
+    // pointers from us and is safe to call at any time from any thread.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+/// Resets the process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident set size since the last [`reset_peak_rss`], in bytes.
+pub fn peak_rss() -> u64 {
+    status_kib("VmHWM:") * 1024
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Space allocated on disk for everything under `dir` (st_blocks × 512), recursively.
+pub fn allocated_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    for e in entries.flatten() {
+        let Ok(md) = e.metadata() else { continue };
+        if md.is_dir() {
+            total += allocated_bytes(&e.path());
+        } else {
+            total += md.blocks() * 512;
+        }
+    }
+    total
+}
+
+/// Waits until the process has written nothing for `quiet` (background flushes and
+/// compactions finished), at most `limit`. Returns how long it waited.
+pub fn wait_for_quiet(quiet: Duration, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut last = Io::now().wchar;
+    let mut still_since = Instant::now();
+    while start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = Io::now().wchar;
+        if now != last {
+            last = now;
+            still_since = Instant::now();
+        } else if still_since.elapsed() >= quiet {
+            break;
+        }
+    }
+    start.elapsed()
+}
+
+/// One line about the machine: CPU model, cores, memory, kernel.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{cores} x {cpu}, {:.0} GiB RAM, Linux {kernel}",
+        mem_kib as f64 / (1 << 20) as f64
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freed_memory_goes_back_and_peak_rss_resets() {
+        let before = status_kib("VmRSS:");
+        let mut big = vec![1u8; 64 << 20];
+        big.iter_mut().step_by(4096).for_each(|b| *b = 2);
+        assert!(status_kib("VmRSS:") >= before + (60 << 10));
+        drop(big);
+        release_freed_memory();
+        reset_peak_rss();
+        // The 64 MiB block is gone from the peak once it is reset.
+        assert!(
+            peak_rss() / 1024 < before + (32 << 10),
+            "peak {} KiB",
+            peak_rss() / 1024
+        );
+    }
+
+    #[test]
+    fn io_counters_and_directory_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), vec![7u8; 10_000]).unwrap();
+        assert!(allocated_bytes(dir.path()) >= 10_000);
+        assert!(Io::now().wchar >= 10_000);
+    }
+}

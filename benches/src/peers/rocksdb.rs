@@ -1,0 +1,106 @@
+//! RocksDB through the `rocksdb` crate (bundled sources, release build): WAL on, no
+//! fsync per write (`WriteOptions::sync = false`, RocksDB's default), fillsync with
+//! `sync = true`. Write buffer `write_buffer_bytes`, up to 3 write buffers (1 active + 2
+//! immutable, like Strata's two frozen MemTables), LRU block cache `cache_bytes`, 4 KiB
+//! blocks, 10-bit Bloom filters, no compression, 2 background jobs, everything else at
+//! RocksDB's defaults (level-style compaction, L0 trigger 4, L1 256 MiB, 64 MiB files).
+
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, DB, DBCompressionType, IteratorMode, Options, WaitForCompactOptions,
+    WriteOptions,
+};
+
+use crate::engine::{Config, Engine, Res};
+
+/// RocksDB behind the harness's interface.
+pub struct RocksEngine {
+    db: DB,
+    plain: WriteOptions,
+    synced: WriteOptions,
+}
+
+impl RocksEngine {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path, cfg: &Config) -> Res<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_write_buffer_size(cfg.write_buffer_bytes);
+        opts.set_max_write_buffer_number(3);
+        opts.set_compression_type(DBCompressionType::None);
+        opts.set_max_background_jobs(2);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_size(4096);
+        table.set_bloom_filter(10.0, false);
+        table.set_block_cache(&Cache::new_lru_cache(cfg.cache_bytes));
+        opts.set_block_based_table_factory(&table);
+        let db = DB::open(&opts, dir)?;
+        let plain = WriteOptions::default();
+        let mut synced = WriteOptions::default();
+        synced.set_sync(true);
+        Ok(RocksEngine { db, plain, synced })
+    }
+}
+
+impl Engine for RocksEngine {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Res<()> {
+        let wo = if sync { &self.synced } else { &self.plain };
+        self.db.put_opt(key, value, wo)?;
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Res<Option<usize>> {
+        Ok(self.db.get_pinned(key)?.map(|v| v.len()))
+    }
+
+    fn delete(&self, key: &[u8]) -> Res<()> {
+        self.db.delete_opt(key, &self.plain)?;
+        Ok(())
+    }
+
+    fn seek(&self, key: &[u8]) -> Res<bool> {
+        let mut it = self.db.raw_iterator();
+        it.seek(key);
+        let found = match (it.key(), it.value()) {
+            (Some(k), Some(v)) => k == key && !v.is_empty(),
+            _ => false,
+        };
+        it.status()?;
+        Ok(found)
+    }
+
+    fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
+        let mut it = self.db.raw_iterator();
+        if reverse {
+            it.seek_to_last();
+        } else {
+            it.seek_to_first();
+        }
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !visit(k, v) {
+                break;
+            }
+            if reverse {
+                it.prev();
+            } else {
+                it.next();
+            }
+        }
+        it.status()?;
+        let _ = IteratorMode::Start;
+        Ok(())
+    }
+
+    fn settle(&self) -> Res<()> {
+        self.db.flush()?;
+        self.db
+            .wait_for_compact(&WaitForCompactOptions::default())?;
+        Ok(())
+    }
+
+    fn close(self: Box<Self>) -> Res<()> {
+        drop(self.db);
+        Ok(())
+    }
+}

@@ -1,0 +1,385 @@
+//! Output: db_bench-style lines while running, then a table, JSON, and an SVG bar chart.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::workload::Outcome;
+
+/// One workload on one engine.
+#[derive(Serialize, Clone, Debug)]
+pub struct Row {
+    /// db_bench workload name.
+    pub workload: String,
+    /// Engine name.
+    pub engine: String,
+    /// Operations timed.
+    pub ops: u64,
+    /// Reads that found their key, or entries a scan visited.
+    pub found: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Throughput.
+    pub ops_per_sec: f64,
+    /// 1e6 / ops_per_sec.
+    pub micros_per_op: f64,
+    /// Latency percentiles in microseconds.
+    pub p50_us: f64,
+    /// 75th percentile (µs).
+    pub p75_us: f64,
+    /// 99th percentile (µs).
+    pub p99_us: f64,
+    /// 99.9th percentile (µs).
+    pub p999_us: f64,
+    /// 99.99th percentile (µs).
+    pub p9999_us: f64,
+    /// User bytes moved per second (keys + values written, or found by reads), in MB/s.
+    pub mb_per_sec: f64,
+    /// Device bytes written (`/proc/self/io`) ÷ user bytes, for write workloads.
+    pub write_amp: Option<f64>,
+    /// Allocated directory size after settling ÷ live user bytes, for fills and overwrite.
+    pub space_amp: Option<f64>,
+    /// Peak resident memory of the process during the workload, MiB.
+    pub peak_rss_mib: f64,
+    /// Found counts, background writer, and the like.
+    pub note: String,
+    /// Strata's ops/s ÷ the best peer's (on Strata's row, when peers ran).
+    pub strata_vs_best_peer: Option<f64>,
+    /// Strata's ops/s ÷ each peer's (on Strata's row).
+    pub strata_vs: BTreeMap<String, f64>,
+}
+
+impl Row {
+    /// Builds a row from a timed phase.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        workload: &str,
+        engine: &str,
+        o: &Outcome,
+        bytes: u64,
+        note: String,
+        write_amp: Option<f64>,
+        space_amp: Option<f64>,
+        peak_rss: u64,
+    ) -> Row {
+        let secs = o.elapsed.as_secs_f64().max(1e-9);
+        let ops_per_sec = o.ops as f64 / secs;
+        let q = |p: f64| o.hist.value_at_quantile(p) as f64 / 1e3;
+        Row {
+            workload: workload.into(),
+            engine: engine.into(),
+            ops: o.ops,
+            found: o.found,
+            seconds: secs,
+            ops_per_sec,
+            micros_per_op: 1e6 / ops_per_sec.max(1e-9),
+            p50_us: q(0.50),
+            p75_us: q(0.75),
+            p99_us: q(0.99),
+            p999_us: q(0.999),
+            p9999_us: q(0.9999),
+            mb_per_sec: bytes as f64 / 1e6 / secs,
+            write_amp,
+            space_amp,
+            peak_rss_mib: peak_rss as f64 / (1 << 20) as f64,
+            note,
+            strata_vs_best_peer: None,
+            strata_vs: BTreeMap::new(),
+        }
+    }
+}
+
+/// Prints `row` as db_bench does (to stderr when stdout carries JSON).
+pub fn line(r: &Row, json: bool) {
+    let mut s = format!(
+        "{:<12} : {:>11.3} micros/op {:>8} ops/sec {:>8.3} seconds {:>9} operations; {:>6.1} MB/s [{}]",
+        r.workload,
+        r.micros_per_op,
+        r.ops_per_sec.round() as u64,
+        r.seconds,
+        r.ops,
+        r.mb_per_sec,
+        r.engine
+    );
+    if !r.note.is_empty() {
+        s.push(' ');
+        s.push_str(&r.note);
+    }
+    let _ = write!(
+        s,
+        "\nPercentiles: P50: {:.2} P75: {:.2} P99: {:.2} P99.9: {:.2} P99.99: {:.2}",
+        r.p50_us, r.p75_us, r.p99_us, r.p999_us, r.p9999_us
+    );
+    if let Some(w) = r.write_amp {
+        let _ = write!(s, "\nWriteAmp: {w:.2}");
+        if let Some(sp) = r.space_amp {
+            let _ = write!(s, " SpaceAmp: {sp:.2}");
+        }
+        let _ = write!(s, " PeakRSS: {:.0} MiB", r.peak_rss_mib);
+    }
+    if json {
+        eprintln!("{s}");
+    } else {
+        println!("{s}");
+    }
+}
+
+/// A whole run.
+#[derive(Serialize)]
+pub struct Report {
+    /// The parameters, as flags.
+    pub parameters: String,
+    /// CPU, cores, memory, kernel.
+    pub machine: String,
+    /// Engines in the order they ran.
+    pub engines: Vec<String>,
+    /// One row per workload and engine.
+    pub results: Vec<Row>,
+}
+
+impl Report {
+    /// Collects the rows and fills in Strata's ratios against the peers.
+    pub fn new(parameters: &str, machine: String, engines: Vec<String>, rows: Vec<Row>) -> Self {
+        let mut rows = rows;
+        let by_workload: Vec<(String, String, f64)> = rows
+            .iter()
+            .map(|r| (r.workload.clone(), r.engine.clone(), r.ops_per_sec))
+            .collect();
+        for r in rows.iter_mut().filter(|r| r.engine == "strata") {
+            // A workload may run several times; compare with the peers' run that follows
+            // this one, i.e. the same position in the per-workload sequence.
+            let peers: Vec<&(String, String, f64)> = by_workload
+                .iter()
+                .filter(|(w, e, _)| *w == r.workload && e != "strata")
+                .collect();
+            for (_, e, ops) in &peers {
+                if *ops > 0.0 {
+                    r.strata_vs.insert(e.clone(), r.ops_per_sec / ops);
+                }
+            }
+            let best = peers.iter().map(|(_, _, o)| *o).fold(0.0, f64::max);
+            if best > 0.0 {
+                r.strata_vs_best_peer = Some(r.ops_per_sec / best);
+            }
+        }
+        Report {
+            parameters: parameters.to_string(),
+            machine,
+            engines,
+            results: rows,
+        }
+    }
+
+    /// A readable table (Markdown, so it pastes into docs), then Strata ÷ each peer.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "| workload | engine | ops/s | µs/op | p50 µs | p99 µs | p99.9 µs | MB/s | write amp | space amp | peak RSS MiB | Strata ÷ best peer |"
+        );
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let opt = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "".into());
+        for r in &self.results {
+            let ratio = match r.strata_vs_best_peer {
+                Some(x) => {
+                    let best = r
+                        .strata_vs
+                        .iter()
+                        .min_by(|a, b| a.1.total_cmp(b.1))
+                        .map(|(e, _)| e.as_str())
+                        .unwrap_or("");
+                    format!("**{x:.2}×** ({best})")
+                }
+                None => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0} | {} |",
+                r.workload,
+                r.engine,
+                thousands(r.ops_per_sec),
+                r.micros_per_op,
+                r.p50_us,
+                r.p99_us,
+                r.p999_us,
+                r.mb_per_sec,
+                opt(r.write_amp),
+                opt(r.space_amp),
+                r.peak_rss_mib,
+                ratio
+            );
+        }
+        let peers: Vec<&String> = self.engines.iter().filter(|e| *e != "strata").collect();
+        if !peers.is_empty() && self.engines.iter().any(|e| e == "strata") {
+            let _ = writeln!(
+                s,
+                "\nStrata's ops/s ÷ each peer's (> 1: Strata is faster)\n"
+            );
+            let _ = write!(s, "| workload |");
+            for p in &peers {
+                let _ = write!(s, " {p} |");
+            }
+            let _ = write!(s, "\n|---|");
+            for _ in &peers {
+                let _ = write!(s, "--:|");
+            }
+            s.push('\n');
+            for r in self.results.iter().filter(|r| r.engine == "strata") {
+                let _ = write!(s, "| {} |", r.workload);
+                for p in &peers {
+                    match r.strata_vs.get(*p) {
+                        Some(x) => {
+                            let _ = write!(s, " {x:.2} |");
+                        }
+                        None => s.push_str(" |"),
+                    }
+                }
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// A grouped bar chart of ops/s (log scale) per workload and engine, as SVG.
+    pub fn svg(&self) -> String {
+        let colors = [
+            "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+        ];
+        let rows: Vec<&Row> = self
+            .results
+            .iter()
+            .filter(|r| r.workload != "reopen" && r.ops_per_sec > 0.0)
+            .collect();
+        let mut workloads: Vec<&str> = Vec::new();
+        for r in &rows {
+            if !workloads.contains(&r.workload.as_str()) {
+                workloads.push(&r.workload);
+            }
+        }
+        let engines = &self.engines;
+        let (lo, hi) = rows.iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
+            (lo.min(r.ops_per_sec), hi.max(r.ops_per_sec))
+        });
+        let lo_exp = lo.max(1.0).log10().floor();
+        let hi_exp = hi.max(10.0).log10().ceil().max(lo_exp + 1.0);
+        let bar = 16.0;
+        let group = bar * engines.len() as f64 + 24.0;
+        let (left, top, plot_h) = (70.0, 50.0, 360.0);
+        let width = left + group * workloads.len() as f64 + 20.0;
+        let height = top + plot_h + 110.0;
+        let y = |v: f64| top + plot_h * (1.0 - (v.max(1.0).log10() - lo_exp) / (hi_exp - lo_exp));
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(
+            s,
+            r##"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="24" font-size="15">ops/s per workload (log scale, higher is better)</text>"##
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{left}" y="40" font-size="11" fill="#555">{}</text>"##,
+            xml(&self.parameters)
+        );
+        let mut e = lo_exp;
+        while e <= hi_exp {
+            let v = 10f64.powf(e);
+            let yy = y(v);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{left}" x2="{:.0}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.0}" y="{:.1}" text-anchor="end">{}</text>"##,
+                width - 20.0,
+                left - 6.0,
+                yy + 4.0,
+                short(v)
+            );
+            e += 1.0;
+        }
+        for (gi, w) in workloads.iter().enumerate() {
+            let gx = left + group * gi as f64 + 12.0;
+            for (ei, eng) in engines.iter().enumerate() {
+                let Some(r) = rows.iter().find(|r| r.workload == *w && r.engine == *eng) else {
+                    continue;
+                };
+                let x = gx + bar * ei as f64;
+                let yy = y(r.ops_per_sec);
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{x:.1}" y="{yy:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {} ops/s</title></rect>"#,
+                    bar - 2.0,
+                    (top + plot_h - yy).max(0.0),
+                    colors.get(ei % colors.len()).unwrap_or(&"#000"),
+                    eng,
+                    w,
+                    thousands(r.ops_per_sec)
+                );
+            }
+            let cx = gx + bar * engines.len() as f64 / 2.0;
+            let _ = writeln!(
+                s,
+                r#"<text x="{cx:.1}" y="{:.1}" text-anchor="end" transform="rotate(-35 {cx:.1} {:.1})">{w}</text>"#,
+                top + plot_h + 16.0,
+                top + plot_h + 16.0
+            );
+        }
+        for (ei, eng) in engines.iter().enumerate() {
+            let x = left + 110.0 * ei as f64;
+            let yy = height - 18.0;
+            let _ = writeln!(
+                s,
+                r#"<rect x="{x:.0}" y="{:.0}" width="12" height="12" fill="{}"/><text x="{:.0}" y="{yy:.0}">{eng}</text>"#,
+                yy - 10.0,
+                colors.get(ei % colors.len()).unwrap_or(&"#000"),
+                x + 16.0
+            );
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// 1234567.8 → "1,234,568".
+fn thousands(v: f64) -> String {
+    let n = v.round() as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 1e6 → "1M".
+fn short(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{}k", v / 1e3)
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(1234567.8), "1,234,568");
+    }
+}

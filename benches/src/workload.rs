@@ -1,0 +1,304 @@
+//! Keys, values and the timed loops every workload is built from.
+//!
+//! Keys are `big-endian u64 || padding` (the anchors' layout): key `i` sorts as `i` does,
+//! so a sequential fill is a sequential fill for every engine. A *missing* key for `i`
+//! has the same prefix and a different last padding byte: it sorts between key `i` and
+//! key `i + 1`, inside the key range, and is never written. Random workloads visit a
+//! seeded random permutation of `0..num`, the same for every engine.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::engine::{Engine, Res};
+
+/// Padding byte of present keys; missing keys end in [`MISSING_PAD`] instead.
+const PAD: u8 = b'0';
+const MISSING_PAD: u8 = b'1';
+
+/// Writes key `i` (or its missing twin) into `buf` (already `key_size` long).
+pub fn fill_key(buf: &mut [u8], i: u64, missing: bool) {
+    if let Some((head, tail)) = buf.split_at_mut_checked(8) {
+        head.copy_from_slice(&i.to_be_bytes());
+        tail.fill(PAD);
+        if missing && let Some(last) = tail.last_mut() {
+            *last = MISSING_PAD;
+        }
+    }
+}
+
+/// splitmix64: a small, well-mixed generator; seeded, so every engine sees the same order.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// A random permutation of `0..n` (Fisher–Yates), reproducible from `seed`.
+pub fn permutation(n: u64, seed: u64) -> Vec<u64> {
+    let mut v: Vec<u64> = (0..n).collect();
+    let mut rng = Rng::new(seed);
+    for i in (1..v.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+    v
+}
+
+/// Value bytes: slices of one pseudo-random buffer (like db_bench's generator), so values
+/// differ from key to key and from round to round without allocating per write.
+pub struct Values {
+    buf: Vec<u8>,
+    size: usize,
+}
+
+impl Values {
+    /// Values of `size` bytes.
+    pub fn new(size: usize, seed: u64) -> Values {
+        let mut rng = Rng::new(seed ^ 0x5EED);
+        let len = (1 << 20) + size;
+        let mut buf = Vec::with_capacity(len + 8);
+        while buf.len() < len {
+            buf.extend_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        Values { buf, size }
+    }
+
+    /// The value written for key `i` in write round `round`.
+    pub fn get(&self, i: u64, round: u64) -> &[u8] {
+        let span = (self.buf.len() - self.size) as u64;
+        let at = (i
+            .wrapping_mul(0x9E37_79B9)
+            .wrapping_add(round.wrapping_mul(7919))
+            % span) as usize;
+        self.buf.get(at..at + self.size).unwrap_or(&[])
+    }
+}
+
+/// What a timed phase did.
+pub struct Outcome {
+    /// Operations timed.
+    pub ops: u64,
+    /// Reads that found their key (reads) or entries visited (scans).
+    pub found: u64,
+    /// Wall time of the phase.
+    pub elapsed: Duration,
+    /// Per-operation latency in nanoseconds.
+    pub hist: Histogram<u64>,
+    /// Operations done by a background writer during the phase (readwhilewriting).
+    pub background_ops: u64,
+}
+
+/// A latency histogram in nanoseconds: 1 ns to one hour, 3 significant digits.
+pub fn histogram() -> Res<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 3_600_000_000_000, 3)?)
+}
+
+/// A progress bar on stderr for `total` steps; hidden when stderr is not a terminal.
+pub fn progress(total: u64, label: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_prefix(label.to_string());
+    pb
+}
+
+/// A job run beside the timed operations until they finish; returns its operation count.
+pub type Background<'a> = &'a (dyn Fn(&AtomicBool) -> Res<u64> + Sync);
+
+/// Progress is reported in steps of this many operations (an atomic add per step).
+const STEP: u64 = 1024;
+
+/// Runs `op(scratch_key, j)` for every `j` in `0..total`, split into `threads`
+/// contiguous shares, timing each call. `op` returns whether a read found its key.
+/// `background`, if given, runs on its own thread until the timed operations finish and
+/// returns how many operations it did.
+pub fn run_ops<F>(
+    threads: usize,
+    total: u64,
+    key_size: usize,
+    pb: &ProgressBar,
+    op: F,
+    background: Option<Background<'_>>,
+) -> Res<Outcome>
+where
+    F: Fn(&mut [u8], u64) -> Res<bool> + Sync,
+{
+    let threads = threads.max(1) as u64;
+    let stop = AtomicBool::new(false);
+    let found = AtomicU64::new(0);
+    let start = Instant::now();
+    let (hists, bg) = std::thread::scope(|s| -> Res<(Vec<Histogram<u64>>, u64)> {
+        let bg = background.map(|f| {
+            let stop = &stop;
+            s.spawn(move || f(stop))
+        });
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (op, found) = (&op, &found);
+                s.spawn(move || -> Res<Histogram<u64>> {
+                    let mut hist = histogram()?;
+                    let mut key = vec![0u8; key_size];
+                    let (lo, hi) = (total * t / threads, total * (t + 1) / threads);
+                    let mut hits = 0;
+                    let mut last = Instant::now();
+                    for j in lo..hi {
+                        if op(&mut key, j)? {
+                            hits += 1;
+                        }
+                        let now = Instant::now();
+                        hist.saturating_record((now - last).as_nanos() as u64);
+                        last = now;
+                        if (j - lo) % STEP == STEP - 1 {
+                            pb.inc(STEP);
+                        }
+                    }
+                    found.fetch_add(hits, Ordering::Relaxed);
+                    Ok(hist)
+                })
+            })
+            .collect();
+        let mut hists = Vec::new();
+        let mut first_err = None;
+        for w in workers {
+            match w.join() {
+                Ok(Ok(h)) => hists.push(h),
+                Ok(Err(e)) => first_err = first_err.or(Some(e)),
+                Err(_) => first_err = first_err.or(Some("a worker thread panicked".into())),
+            }
+        }
+        stop.store(true, Ordering::Release);
+        let bg_ops = match bg.map(|h| h.join()) {
+            None => 0,
+            Some(Ok(Ok(n))) => n,
+            Some(Ok(Err(e))) => return Err(e),
+            Some(Err(_)) => return Err("the background writer panicked".into()),
+        };
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok((hists, bg_ops)),
+        }
+    })?;
+    let elapsed = start.elapsed();
+    pb.finish_and_clear();
+    let mut hist = histogram()?;
+    for h in &hists {
+        hist.add(h)?;
+    }
+    Ok(Outcome {
+        ops: total,
+        found: found.load(Ordering::Relaxed),
+        elapsed,
+        hist,
+        background_ops: bg,
+    })
+}
+
+/// Scans the whole database (at most `limit` entries) on each of `threads` threads.
+/// Latency is recorded per batch of [`STEP`] entries, divided by the batch size: a
+/// clock read per entry would cost as much as the fastest engines' `next()`.
+pub fn run_scan(
+    engine: &dyn Engine,
+    threads: usize,
+    reverse: bool,
+    limit: u64,
+    pb: &ProgressBar,
+) -> Res<Outcome> {
+    let start = Instant::now();
+    let results = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(move || -> Res<(u64, Histogram<u64>)> {
+                    let mut hist = histogram()?;
+                    let mut seen = 0u64;
+                    let mut last = Instant::now();
+                    engine.scan(reverse, &mut |k, v| {
+                        std::hint::black_box((k, v));
+                        seen += 1;
+                        if seen.is_multiple_of(STEP) {
+                            let now = Instant::now();
+                            hist.saturating_record((now - last).as_nanos() as u64 / STEP);
+                            last = now;
+                            pb.inc(STEP);
+                        }
+                        seen < limit
+                    })?;
+                    Ok((seen, hist))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().map_err(|_| "a scan thread panicked".into()))
+            .collect::<Res<Vec<Res<(u64, Histogram<u64>)>>>>()
+    })?;
+    let elapsed = start.elapsed();
+    pb.finish_and_clear();
+    let mut hist = histogram()?;
+    let mut seen = 0;
+    for r in results {
+        let (n, h) = r?;
+        seen += n;
+        hist.add(&h)?;
+    }
+    Ok(Outcome {
+        ops: seen,
+        found: seen,
+        elapsed,
+        hist,
+        background_ops: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_like_their_numbers_and_missing_keys_fall_between() {
+        let mut a = vec![0u8; 16];
+        let mut m = vec![0u8; 16];
+        let mut b = vec![0u8; 16];
+        for i in [0u64, 1, 255, 256, 1 << 40] {
+            fill_key(&mut a, i, false);
+            fill_key(&mut m, i, true);
+            fill_key(&mut b, i + 1, false);
+            assert!(a < m && m < b, "key {i}");
+        }
+    }
+
+    #[test]
+    fn permutation_is_a_reproducible_permutation() {
+        let p = permutation(1000, 7);
+        assert_eq!(p, permutation(1000, 7));
+        assert_ne!(p, permutation(1000, 8));
+        let mut s = p.clone();
+        s.sort_unstable();
+        assert_eq!(s, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn values_have_the_requested_size_and_differ_by_round() {
+        let v = Values::new(100, 1);
+        assert_eq!(v.get(5, 0).len(), 100);
+        assert_ne!(v.get(5, 0), v.get(5, 1));
+        assert_ne!(v.get(5, 0), v.get(6, 0));
+    }
+}
