@@ -22,9 +22,10 @@ enum Command {
     /// tree), then the write-ahead log on its own: write a log, read it back, tear its
     /// tail as a crash would, flip a byte, and show each recovery mode.
     Demo(demo::Args),
-    /// Run the db_bench-style comparison harness (`benches/`, package strata-bench) in
-    /// release: `cargo xtask bench [--features peers|rocksdb] [--engine all] [--num N]
-    /// [--benchmarks a,b] ...`. Every argument goes to strata-bench (see
+    /// Run the db_bench-style comparison with peer engines (benches/, strata-bench).
+    ///
+    /// `cargo xtask bench [--features peers|rocksdb] [--engine all] [--num N]
+    /// [--benchmarks a,b] ...`: every argument goes to strata-bench (see
     /// `cargo xtask bench --help`); without arguments: 200k keys, Strata only, a
     /// temporary directory.
     #[command(disable_help_flag = true)]
