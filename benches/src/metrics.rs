@@ -103,19 +103,22 @@ pub fn allocated_bytes(dir: &Path) -> u64 {
     total
 }
 
-/// Waits until the process has written nothing for `quiet` (background flushes and
-/// compactions finished), at most `limit`. Returns how long it waited.
+/// Waits until the process has written (almost) nothing for `quiet` — background
+/// flushes and compactions finished — at most `limit`. A trickle below 256 KiB per
+/// window (sled's periodic log flush, RocksDB's info LOG) does not count as activity.
+/// Returns how long it waited.
 pub fn wait_for_quiet(quiet: Duration, limit: Duration) -> Duration {
+    const TRICKLE: u64 = 256 << 10;
     let start = Instant::now();
-    let mut last = Io::now().wchar;
-    let mut still_since = Instant::now();
+    let mut since = Io::now().wchar;
+    let mut window_start = Instant::now();
     while start.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(50));
         let now = Io::now().wchar;
-        if now != last {
-            last = now;
-            still_since = Instant::now();
-        } else if still_since.elapsed() >= quiet {
+        if now.saturating_sub(since) >= TRICKLE {
+            since = now;
+            window_start = Instant::now();
+        } else if window_start.elapsed() >= quiet {
             break;
         }
     }

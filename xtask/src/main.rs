@@ -44,9 +44,10 @@ enum Command {
     /// The process `crashtest` kills (internal).
     #[command(hide = true)]
     CrashtestChild(crashtest::ChildArgs),
-    /// Run the db_bench-style comparison harness (`benches/`, package strata-bench) in
-    /// release: `cargo xtask bench [--features peers|rocksdb] [--engine all] [--num N]
-    /// [--benchmarks a,b] ...`. Every argument goes to strata-bench (see
+    /// Run the db_bench-style comparison with peer engines (benches/, strata-bench).
+    ///
+    /// `cargo xtask bench [--features peers|rocksdb] [--engine all] [--num N]
+    /// [--benchmarks a,b] ...`: every argument goes to strata-bench (see
     /// `cargo xtask bench --help`); without arguments: 200k keys, Strata only, a
     /// temporary directory.
     #[command(disable_help_flag = true)]
