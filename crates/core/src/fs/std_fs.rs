@@ -13,9 +13,10 @@ use crate::{Error, Result};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdFs;
 
-fn ctx(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let context = format!("{what} {}", path.display());
-    move |e| Error::io(context, e)
+/// Wraps an I/O error with what was being done to which file. The message is built
+/// only when an error happens: `append` is on every write's path.
+fn ctx<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::io(format!("{what} {}", path.display()), e)
 }
 
 impl FileSystem for StdFs {
