@@ -39,6 +39,10 @@ fn sweep(roomy: bool, scenario: impl FnOnce(&mut Harness)) -> Vec<strata_faultfs
         assert!(failures.len() < 3, "{}", failures.join("\n\n"));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    eprintln!(
+        "sweep: {} crash points × 4 crash modes checked",
+        ops.len() + 1
+    );
     ops
 }
 
