@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_channel::Receiver;
 use strata_compaction::{
-    CompactionJob, CompactionTask, FileMeta, LeveledOptions, LeveledPolicy, TableOpener, TableSink,
-    TableWriter,
+    CompactionEdit, CompactionJob, CompactionTask, FileMeta, LeveledOptions, LeveledPolicy,
+    TableOpener, TableSink, TableWriter,
 };
 use strata_core::{Error, Result, SortedIter};
 use strata_sstable::{TableBuilder, TableOptions};
@@ -84,17 +84,7 @@ pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
 /// Runs one task and installs its outcome.
 fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> Result<()> {
     if task.trivial_move {
-        let e = task.trivial_move_edit();
-        let edit = VersionEdit {
-            deleted_files: e.deleted,
-            new_files: e
-                .added
-                .into_iter()
-                .map(|(l, m)| (l, (*m).clone()))
-                .collect(),
-            ..VersionEdit::default()
-        };
-        apply_edit(inner, edit)?;
+        apply_edit(inner, version_edit(task.trivial_move_edit()))?;
         inner.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
@@ -132,17 +122,7 @@ fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> R
             return Err(e);
         }
     };
-    let edit = VersionEdit {
-        deleted_files: outcome.edit.deleted,
-        new_files: outcome
-            .edit
-            .added
-            .into_iter()
-            .map(|(l, m)| (l, (*m).clone()))
-            .collect(),
-        ..VersionEdit::default()
-    };
-    apply_edit(inner, edit)?;
+    apply_edit(inner, version_edit(outcome.edit))?;
     let s = &inner.stats;
     s.compactions.fetch_add(1, Ordering::Relaxed);
     s.compaction_bytes_read
@@ -150,6 +130,19 @@ fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> R
     s.compaction_bytes_written
         .fetch_add(outcome.stats.output_bytes, Ordering::Relaxed);
     Ok(())
+}
+
+/// The manifest edit for a compaction's change of files.
+fn version_edit(e: CompactionEdit) -> VersionEdit {
+    VersionEdit {
+        deleted_files: e.deleted,
+        new_files: e
+            .added
+            .into_iter()
+            .map(|(l, m)| (l, (*m).clone()))
+            .collect(),
+        ..VersionEdit::default()
+    }
 }
 
 /// Makes `edit` durable in the manifest and publishes the new version.
