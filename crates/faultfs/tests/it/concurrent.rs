@@ -28,7 +28,7 @@ struct Log {
 
 fn run_seed(seed: u64) -> Result<(), String> {
     let fs = FaultFs::new();
-    let roomy = seed % 2 == 0;
+    let roomy = seed.is_multiple_of(2);
     let db = crate::open(&fs, roomy).map_err(|e| e.to_string())?;
     let keys = universe(KEYS);
     let log = Arc::new(Mutex::new(Log {
