@@ -4,6 +4,7 @@
 //! proves.
 #![allow(clippy::unwrap_used)]
 
+mod concurrent;
 mod corruption;
 mod errors;
 mod oracle;
