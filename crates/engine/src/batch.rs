@@ -114,6 +114,15 @@ pub(crate) fn encode_record<'a>(
     }
 }
 
+/// Encodes a *sync marker*: a record of no entries at `next_seq`, the sequence number
+/// the next write will take. It says "every older WAL was synced before this record was
+/// written" (the write path writes it after syncing rotated-out WALs; recovery relies
+/// on it to tell a power-loss gap from damage). Writes never produce an empty record
+/// otherwise: empty batches are not queued.
+pub(crate) fn encode_sync_marker(dst: &mut Vec<u8>, next_seq: SequenceNumber) {
+    encode_record(dst, next_seq, std::iter::empty());
+}
+
 /// One decoded entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BatchEntry<'a> {
@@ -174,6 +183,18 @@ impl<'a> Iterator for BatchEntries<'a> {
 pub(crate) struct DecodedRecord<'a> {
     pub first_seq: SequenceNumber,
     pub entries: BatchEntries<'a>,
+}
+
+impl DecodedRecord<'_> {
+    /// How many entries (and sequence numbers) the record holds.
+    pub fn count(&self) -> u32 {
+        self.entries.remaining
+    }
+
+    /// Whether this is a sync marker ([`encode_sync_marker`]).
+    pub fn is_sync_marker(&self) -> bool {
+        self.count() == 0
+    }
 }
 
 /// Decodes a record payload's header; entries decode lazily.

@@ -55,6 +55,9 @@ pub(crate) struct DbInner {
     pub view: RwLock<Arc<View>>,
     /// Newest sequence number readers may see; advanced after a group is in the MemTable.
     pub visible_seq: AtomicU64,
+    /// First sequence number of each WAL that may still be live, oldest first: a
+    /// flush's edit records where the next WAL starts (`ManifestState::last_sequence`).
+    pub wal_starts: Mutex<Vec<(u64, SequenceNumber)>>,
     pub next_file_number: AtomicU64,
     pub queue: WriteQueue,
     pub write: Mutex<WriteState>,
@@ -84,6 +87,10 @@ pub(crate) enum Work {
 pub(crate) struct ManifestState {
     pub writer: ManifestWriter,
     pub log_number: u64,
+    /// The sequence number right before the first record of WAL `log_number`: tables
+    /// hold nothing newer, and recovery expects that WAL to continue from here (a gap
+    /// means a power loss truncated an unsynced WAL; see `open::Replay`).
+    pub last_sequence: SequenceNumber,
     pub in_progress: strata_compaction::InProgress,
 }
 
@@ -98,10 +105,11 @@ impl ManifestState {
         also: impl FnOnce(&mut View),
     ) -> Result<()> {
         edit.next_file_number = Some(inner.next_file_number.load(Ordering::Relaxed));
-        edit.last_sequence = Some(inner.visible_seq.load(Ordering::Acquire));
         if let Some(n) = edit.log_number {
             self.log_number = n;
+            self.last_sequence = inner.wal_start(n).saturating_sub(1);
         }
+        edit.last_sequence = Some(self.last_sequence);
         self.writer.append(edit)?;
         inner.update_view(|v| {
             let mut next = v.clone();
@@ -125,7 +133,7 @@ impl ManifestState {
             format_version: Some(crate::edit::MANIFEST_FORMAT_VERSION),
             log_number: Some(self.log_number),
             next_file_number: Some(inner.next_file_number.load(Ordering::Relaxed)),
-            last_sequence: Some(inner.visible_seq.load(Ordering::Acquire)),
+            last_sequence: Some(self.last_sequence),
             deleted_files: Vec::new(),
             new_files: version
                 .levels
@@ -153,6 +161,19 @@ impl DbInner {
             Arc::clone(&self.fs),
             Arc::clone(&self.tables),
         ))
+    }
+
+    /// The first sequence number of WAL `number`, forgetting older WALs (their
+    /// MemTables are in tables once an edit names `number` as the live log).
+    pub fn wal_start(&self, number: u64) -> SequenceNumber {
+        let mut starts = lock(&self.wal_starts);
+        starts.retain(|(n, _)| *n >= number);
+        match starts.first() {
+            Some(&(n, start)) if n == number => start,
+            // Not recorded (cannot happen): a later start only makes recovery less
+            // suspicious of gaps, never drops a write.
+            _ => self.visible_seq.load(Ordering::Acquire) + 1,
+        }
     }
 
     pub fn view(&self) -> Arc<View> {

@@ -7,14 +7,14 @@
 //! crash during open loses nothing.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use strata_core::{Error, FileSystem, Result, SequenceNumber};
 use strata_memtable::MemTable;
 use strata_sstable::BlockCache;
-use strata_wal::{LogReader, LogWriter, RecoveryMode, SyncPolicy};
+use strata_wal::{LogEnd, LogReader, LogWriter, RecoveryMode, SyncPolicy};
 
 use crate::batch::decode_record;
 use crate::db::{Db, DbInner, ManifestState, View, Workers};
@@ -120,10 +120,14 @@ fn open(opts: Options) -> Result<Db> {
 
     // Replay the WALs the manifest does not cover, then make them a table.
     let mem = Arc::new(MemTable::new());
-    let mut last_seq = recovered.last_sequence;
+    let mut replay = Replay {
+        next_seq: Some(recovered.last_sequence.saturating_add(1)),
+        ..Replay::default()
+    };
     for &n in wals.range(recovered.log_number..) {
-        last_seq = last_seq.max(replay_wal(&*fs, &wal_path(&dir, n), &mem)?);
+        replay.wal(&*fs, &wal_path(&dir, n), &mem)?;
     }
+    let last_seq = recovered.last_sequence.max(replay.max_seq);
     let mut files = recovered.files;
     let table_opts = crate::compact::table_options(&opts);
     if !mem.is_empty() {
@@ -180,6 +184,7 @@ fn open(opts: Options) -> Result<Db> {
             version: Arc::new(version),
         })),
         visible_seq: AtomicU64::new(last_seq),
+        wal_starts: Mutex::new(vec![(new_wal, last_seq + 1)]),
         next_file_number: AtomicU64::new(next_file),
         queue: WriteQueue::default(),
         write: Mutex::new(WriteState::new(
@@ -190,6 +195,7 @@ fn open(opts: Options) -> Result<Db> {
         manifest: Mutex::new(ManifestState {
             writer: manifest,
             log_number: new_wal,
+            last_sequence: last_seq,
             in_progress: Default::default(),
         }),
         snapshots: SnapshotList::default(),
@@ -289,25 +295,76 @@ fn left_by_interrupted_create(fs: &dyn FileSystem, dir: &Path, name: &str) -> Re
     })
 }
 
-/// Replays one WAL into `mem`, returning the largest sequence number it held. A torn
-/// tail (a crash mid-append) ends the log; damage followed by valid records is
-/// corruption.
-fn replay_wal(fs: &dyn FileSystem, path: &Path, mem: &MemTable) -> Result<SequenceNumber> {
-    let mut reader = LogReader::new(fs.open(path)?, RecoveryMode::TolerateTornTail);
-    let mut max_seq = 0;
-    let mut writer = mem.writer()?;
-    while let Some(record) = reader.next_record()? {
-        let bad = |reason: &str| {
-            Error::corruption(path, record.offset, format!("bad write batch: {reason}"))
-        };
-        let decoded = decode_record(&record.data).map_err(bad)?;
-        for (seq, entry) in (decoded.first_seq..).zip(decoded.entries) {
-            let entry = entry.map_err(bad)?;
-            writer.insert(entry.key, seq, entry.kind, entry.value)?;
-            max_seq = max_seq.max(seq);
+/// Replays the WALs the manifest does not cover, oldest first.
+///
+/// Consecutive records take consecutive sequence numbers, across WALs too. A gap where
+/// one WAL ends and the next begins means a power loss took the end of an unsynced,
+/// rotated-out WAL (the write path syncs those lazily): everything from the gap on is
+/// dropped, as a prefix of the writes must survive, never a hole. If a later WAL holds a
+/// sync marker, the truncated WAL had been synced, so the gap is damage: `Corruption`.
+#[derive(Default)]
+struct Replay {
+    /// Largest sequence number inserted.
+    max_seq: SequenceNumber,
+    /// Sequence number the next record must start at: from the manifest's last
+    /// sequence, then from each record.
+    next_seq: Option<SequenceNumber>,
+    /// The previous WAL and its valid length.
+    last_end: Option<(PathBuf, u64)>,
+    /// Where the gap is, once one was found: nothing more is inserted.
+    gap: Option<(PathBuf, u64)>,
+}
+
+impl Replay {
+    /// Replays one WAL into `mem`. A torn tail (a crash mid-append) ends the log; damage
+    /// followed by valid records is corruption.
+    fn wal(&mut self, fs: &dyn FileSystem, path: &Path, mem: &MemTable) -> Result<()> {
+        let mut reader = LogReader::new(fs.open(path)?, RecoveryMode::TolerateTornTail);
+        let mut writer = mem.writer()?;
+        let mut first_record = true;
+        while let Some(record) = reader.next_record()? {
+            let bad = |reason: &str| {
+                Error::corruption(path, record.offset, format!("bad write batch: {reason}"))
+            };
+            let decoded = decode_record(&record.data).map_err(bad)?;
+            // Records inside one WAL are contiguous by construction (one appender); only
+            // the seam between two WALs can hide a power-loss gap.
+            if std::mem::take(&mut first_record)
+                && self.gap.is_none()
+                && let Some(expected) = self.next_seq
+                && decoded.first_seq > expected
+            {
+                self.gap = self.last_end.take();
+            }
+            if let Some((gap_path, gap_offset)) = &self.gap {
+                if decoded.is_sync_marker() {
+                    return Err(Error::corruption(
+                        gap_path,
+                        *gap_offset,
+                        format!(
+                            "records after this offset are missing, yet {} (offset {}) records that this WAL was synced",
+                            path.display(),
+                            record.offset
+                        ),
+                    ));
+                }
+                continue;
+            }
+            self.next_seq = Some(decoded.first_seq + u64::from(decoded.count()));
+            for (seq, entry) in (decoded.first_seq..).zip(decoded.entries) {
+                let entry = entry.map_err(bad)?;
+                writer.insert(entry.key, seq, entry.kind, entry.value)?;
+                self.max_seq = self.max_seq.max(seq);
+            }
         }
+        // An empty WAL moves nothing on, unless it is the first: a gap after it means
+        // its records were lost.
+        if self.gap.is_none() && (!first_record || self.last_end.is_none()) {
+            let end = reader.end().map_or(0, LogEnd::valid_len);
+            self.last_end = Some((path.to_path_buf(), end));
+        }
+        Ok(())
     }
-    Ok(max_seq)
 }
 
 /// Deletes files no longer part of the database: older manifests, replayed WALs, and
@@ -331,4 +388,125 @@ fn remove_obsolete(
         let _ = fs.remove(&path);
     }
     let _ = fs.sync_dir(dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{WriteBatch, encode_record, encode_sync_marker};
+    use strata_core::MemFs;
+
+    const DIR: &str = "/db";
+
+    fn open(fs: &MemFs) -> Result<Db> {
+        Db::builder(Path::new(DIR))
+            .file_system(Arc::new(fs.clone()))
+            .open()
+    }
+
+    /// Writes `records` as a WAL numbered `number`, each `(first_seq, keys)`; no keys
+    /// makes a sync marker.
+    fn write_wal(fs: &MemFs, number: u64, records: &[(u64, &[&str])]) {
+        let file = fs.create(&wal_path(Path::new(DIR), number)).unwrap();
+        let mut wal = LogWriter::new(file, SyncPolicy::Never);
+        let mut buf = Vec::new();
+        for (first_seq, keys) in records {
+            if keys.is_empty() {
+                encode_sync_marker(&mut buf, *first_seq);
+            } else {
+                let mut batch = WriteBatch::new();
+                for k in *keys {
+                    batch.put(k, "v");
+                }
+                encode_record(&mut buf, *first_seq, std::iter::once(&batch));
+            }
+            wal.add_record(&buf).unwrap();
+        }
+        wal.sync().unwrap();
+    }
+
+    /// A closed, empty database and the number of its live (empty) WAL: the manifest
+    /// says that WAL continues from sequence number 1.
+    fn empty_database(fs: &MemFs) -> u64 {
+        open(fs).unwrap().close().unwrap();
+        let wals: Vec<u64> = fs
+            .list(Path::new(DIR))
+            .unwrap()
+            .iter()
+            .filter_map(|n| match filename::parse(n) {
+                Some(FileKind::Wal(n)) => Some(n),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(wals.len(), 1, "one live WAL");
+        wals[0]
+    }
+
+    fn present(db: &Db, keys: &[&str]) -> Vec<bool> {
+        keys.iter().map(|k| db.get(k).unwrap().is_some()).collect()
+    }
+
+    #[test]
+    fn contiguous_wals_replay_entirely() {
+        let fs = MemFs::new();
+        let w = empty_database(&fs);
+        write_wal(&fs, w, &[(1, &["a", "b"])]);
+        write_wal(&fs, w + 1, &[(3, &["c"]), (4, &[]), (4, &["d"])]);
+        let db = open(&fs).unwrap();
+        assert_eq!(present(&db, &["a", "b", "c", "d"]), [true; 4]);
+    }
+
+    #[test]
+    fn a_gap_between_wals_drops_everything_after_it() {
+        // WAL w lost its last record (seq 3) to a power loss before it was synced: the
+        // next WAL's records must not survive without it (a prefix, never a hole).
+        let fs = MemFs::new();
+        let w = empty_database(&fs);
+        write_wal(&fs, w, &[(1, &["a", "b"])]);
+        write_wal(&fs, w + 1, &[(4, &["d"])]);
+        write_wal(&fs, w + 2, &[(5, &["e"])]);
+        let db = open(&fs).unwrap();
+        assert_eq!(
+            present(&db, &["a", "b", "d", "e"]),
+            [true, true, false, false]
+        );
+        // The new writes continue after the survivors, and survive a reopen.
+        db.put("f", "v").unwrap();
+        db.close().unwrap();
+        let db = open(&fs).unwrap();
+        assert_eq!(
+            present(&db, &["a", "b", "d", "f"]),
+            [true, true, false, true]
+        );
+    }
+
+    #[test]
+    fn a_wal_lost_entirely_is_a_gap_too() {
+        let fs = MemFs::new();
+        let w = empty_database(&fs);
+        write_wal(&fs, w, &[]);
+        write_wal(&fs, w + 1, &[(2, &["b"])]);
+        let db = open(&fs).unwrap();
+        assert_eq!(present(&db, &["b"]), [false]);
+    }
+
+    #[test]
+    fn a_gap_before_a_sync_marker_is_corruption_naming_the_truncated_wal() {
+        let fs = MemFs::new();
+        let w = empty_database(&fs);
+        write_wal(&fs, w, &[(1, &["a"])]);
+        write_wal(&fs, w + 1, &[(3, &["c"])]);
+        write_wal(&fs, w + 2, &[(4, &[]), (4, &["d"])]);
+        let wal = wal_path(Path::new(DIR), w);
+        let before = fs.read_file(&wal).unwrap();
+        match open(&fs) {
+            Err(Error::Corruption { file, offset, .. }) => {
+                assert_eq!(file, wal);
+                assert_eq!(offset, before.len() as u64);
+            }
+            other => panic!("expected Corruption, got {:?}", other.map(|_| ())),
+        }
+        // Nothing was touched: the evidence is still there.
+        assert_eq!(fs.read_file(&wal).unwrap(), before);
+    }
 }

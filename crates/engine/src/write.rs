@@ -46,6 +46,11 @@ pub(crate) struct WriteState {
     pub wal_number: u64,
     pub last_seq: SequenceNumber,
     record: Vec<u8>,
+    /// Rotated-out WALs holding records no sync has covered, oldest first. They are
+    /// synced lazily, just before the first synced write after them (see
+    /// [`sync_closed_wals`]), so a log that is flushed and deleted before anyone asks
+    /// for durability never costs a device write.
+    closed_unsynced: Vec<(u64, LogWriter)>,
 }
 
 impl WriteState {
@@ -55,6 +60,7 @@ impl WriteState {
             wal_number,
             last_seq,
             record: Vec::new(),
+            closed_unsynced: Vec::new(),
         }
     }
 }
@@ -148,14 +154,15 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
     inner.check_writable()?;
     let first_seq = ws.last_seq + 1;
     let state = &mut *ws;
-    encode_record(&mut state.record, first_seq, group.iter().map(|p| &p.batch));
-    let written = state.wal.add_record(&state.record).and_then(|_| {
-        if group.iter().any(|p| p.sync) {
-            state.wal.sync()
-        } else {
-            Ok(())
+    let sync = group.iter().any(|p| p.sync);
+    let written = (|| {
+        if sync {
+            sync_closed_wals(inner, state)?;
         }
-    });
+        encode_record(&mut state.record, first_seq, group.iter().map(|p| &p.batch));
+        state.wal.add_record(&state.record)?;
+        if sync { state.wal.sync() } else { Ok(()) }
+    })();
     if let Err(e) = written {
         inner.set_error("writing the WAL", &e);
         return Err(e);
@@ -236,9 +243,8 @@ fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
 pub(crate) fn rotate(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
     let number = inner.new_file_number();
     let result = (|| {
-        // The closed log must be durable before a later synced write in the new log can
-        // be: otherwise a crash could keep the new write and lose older ones (a hole).
-        ws.wal.sync()?;
+        // The closed log is not synced here: `sync_closed_wals` does it before the next
+        // synced write, and recovery stops at a gap a power loss left in an unsynced one.
         let file = inner.fs.create(&wal_path(&inner.dir, number))?;
         inner.fs.sync_dir(&inner.dir)?;
         Ok(file)
@@ -250,8 +256,12 @@ pub(crate) fn rotate(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
             return Err(e);
         }
     };
-    ws.wal = LogWriter::new(file, SyncPolicy::Never);
+    let old_wal = std::mem::replace(&mut ws.wal, LogWriter::new(file, SyncPolicy::Never));
     let old_number = std::mem::replace(&mut ws.wal_number, number);
+    lock(&inner.wal_starts).push((number, ws.last_seq + 1));
+    if old_wal.has_unsynced() {
+        ws.closed_unsynced.push((old_number, old_wal));
+    }
     inner.update_view(|v| {
         v.mem.freeze();
         let mut next = v.clone();
@@ -281,7 +291,39 @@ pub(crate) fn wait_for_progress(inner: &DbInner) {
         .unwrap_or_else(|p| p.into_inner());
 }
 
-/// Syncs the live WAL (at close).
+/// Syncs every WAL: the rotated-out ones, then the live one (at close).
 pub(crate) fn sync_wal(inner: &DbInner) -> Result<()> {
-    lock(&inner.write).wal.sync()
+    let mut ws = lock(&inner.write);
+    sync_closed_wals(inner, &mut ws)?;
+    ws.wal.sync()
+}
+
+/// Makes every rotated-out WAL durable, so that a synced write in the live WAL cannot
+/// outlive older writes a power loss took from them (a hole, which would break I2).
+///
+/// Afterwards it appends a *sync marker* (an empty record, [`encode_sync_marker`]) to
+/// the live WAL: recovery treats a sequence gap between WALs as a crash-truncated
+/// unsynced log and stops replaying there, unless a later WAL holds a marker, which
+/// proves the truncated log had been synced, so the gap is damage (`Corruption`).
+fn sync_closed_wals(inner: &DbInner, ws: &mut WriteState) -> Result<()> {
+    {
+        // A WAL whose MemTable is in a table already needs no sync: it is obsolete.
+        let view = inner.view();
+        ws.closed_unsynced
+            .retain(|(number, _)| view.frozen.iter().any(|(_, n)| n == number));
+    }
+    if ws.closed_unsynced.is_empty() {
+        return Ok(());
+    }
+    for (_, wal) in &mut ws.closed_unsynced {
+        wal.sync()?;
+    }
+    ws.closed_unsynced.clear();
+    crate::batch::encode_sync_marker(&mut ws.record, ws.last_seq + 1);
+    ws.wal.add_record(&ws.record)?;
+    inner
+        .stats
+        .wal_bytes_written
+        .fetch_add(ws.record.len() as u64, Ordering::Relaxed);
+    Ok(())
 }

@@ -154,6 +154,12 @@ impl LogWriter {
         self.len
     }
 
+    /// Whether records were appended since the last successful sync: a log without
+    /// them needs no sync to be durable.
+    pub fn has_unsynced(&self) -> bool {
+        self.unsynced > 0
+    }
+
     /// Whether nothing (not even the header) has been written.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -285,5 +291,18 @@ mod tests {
         assert_eq!(data[len as usize + 6], FragmentType::First as u8);
         assert_eq!(data[BLOCK_SIZE + 6], FragmentType::Last as u8);
         assert_eq!(resumed.len(), data.len() as u64);
+    }
+
+    #[test]
+    fn unsynced_bytes_are_tracked_until_a_sync() {
+        let (_fs, mut w) = mem_writer(SyncPolicy::Never);
+        assert!(!w.has_unsynced());
+        w.add_record(b"a").unwrap();
+        assert!(w.has_unsynced());
+        w.sync().unwrap();
+        assert!(!w.has_unsynced());
+        let (_fs, mut every) = mem_writer(SyncPolicy::EveryWrite);
+        every.add_record(b"a").unwrap();
+        assert!(!every.has_unsynced());
     }
 }
