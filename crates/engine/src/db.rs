@@ -417,6 +417,8 @@ impl Db {
                 .collect(),
             user_bytes_written: load(&s.user_bytes_written),
             wal_bytes_written: load(&s.wal_bytes_written),
+            wal_syncs: load(&s.wal_syncs),
+            synced_writes: load(&s.synced_writes),
             flush_bytes_written: load(&s.flush_bytes_written),
             compaction_bytes_read: load(&s.compaction_bytes_read),
             compaction_bytes_written: load(&s.compaction_bytes_written),

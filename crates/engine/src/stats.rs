@@ -11,6 +11,8 @@ use strata_sstable::FilterAnswer;
 pub(crate) struct Stats {
     pub user_bytes_written: AtomicU64,
     pub wal_bytes_written: AtomicU64,
+    pub wal_syncs: AtomicU64,
+    pub synced_writes: AtomicU64,
     pub flush_bytes_written: AtomicU64,
     pub compaction_bytes_read: AtomicU64,
     pub compaction_bytes_written: AtomicU64,
@@ -86,6 +88,10 @@ pub struct DbStats {
     pub user_bytes_written: u64,
     /// Bytes appended to write-ahead logs.
     pub wal_bytes_written: u64,
+    /// Syncs of the live WAL on behalf of synced writes (group commit: one per group).
+    pub wal_syncs: u64,
+    /// Writes that asked for `sync`; divided by `wal_syncs`, how many share an fsync.
+    pub synced_writes: u64,
     /// Bytes of tables written by flushes.
     pub flush_bytes_written: u64,
     /// Bytes of tables read by compactions.

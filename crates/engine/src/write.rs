@@ -9,8 +9,8 @@
 //! one leader at a time across the WAL write; nothing here takes `manifest`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use strata_core::{Error, Result, SequenceNumber};
@@ -38,7 +38,35 @@ struct Pending {
 pub(crate) struct WriteQueue {
     queue: Mutex<VecDeque<Arc<Pending>>>,
     turn: Condvar,
+    /// Writers inside [`write`] now, queued or not yet: how many a syncing leader may
+    /// expect to join its group.
+    writers: AtomicUsize,
+    /// Whether a leader waits on `arrived` for more writers to join a synced group.
+    gathering: AtomicBool,
+    arrived: Condvar,
+    /// How long the last WAL sync took, in nanoseconds.
+    last_sync_nanos: AtomicU64,
 }
+
+/// Counts a writer in [`WriteQueue::writers`] until it returns.
+struct Active<'a>(&'a AtomicUsize);
+
+impl<'a> Active<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Active(count)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The longest a syncing leader waits for company: a fraction of a sync, so waiting
+/// never costs more than the sync it shares.
+const MAX_GATHER: Duration = Duration::from_millis(1);
 
 /// The leader's state: the live WAL and the last sequence number used.
 pub(crate) struct WriteState {
@@ -78,8 +106,12 @@ pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Resu
         outcome: Mutex::new(None),
     });
     let q = &inner.queue;
+    let _active = Active::enter(&q.writers);
     let mut queue = lock(&q.queue);
     queue.push_back(Arc::clone(&me));
+    if q.gathering.load(Ordering::Relaxed) {
+        q.arrived.notify_one();
+    }
     loop {
         if let Some(outcome) = lock(&me.outcome).take() {
             return outcome.map_err(Error::Poisoned);
@@ -89,6 +121,7 @@ pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Resu
         }
         queue = q.turn.wait(queue).unwrap_or_else(|p| p.into_inner());
     }
+    let queue = gather(q, queue);
     // Leader: take a group from the head, leaving it queued so later arrivals wait.
     let mut bytes = 0;
     let group: Vec<Arc<Pending>> = queue
@@ -126,6 +159,39 @@ pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Resu
     result
 }
 
+/// Lets a leader whose group will be synced wait briefly for the other active writers
+/// to queue up, so one fsync covers them all.
+///
+/// Without it, writers that sync alternate between two halves: while one group's fsync
+/// runs, the rest queue up and form the next group, and the first group's writers,
+/// released a moment later, miss it. Waiting up to half the last sync's duration lets
+/// them catch up; one lone writer never waits.
+fn gather<'a>(
+    q: &'a WriteQueue,
+    mut queue: MutexGuard<'a, VecDeque<Arc<Pending>>>,
+) -> MutexGuard<'a, VecDeque<Arc<Pending>>> {
+    if !queue.iter().any(|p| p.sync) {
+        return queue;
+    }
+    let budget =
+        Duration::from_nanos(q.last_sync_nanos.load(Ordering::Relaxed) / 2).min(MAX_GATHER);
+    let deadline = Instant::now() + budget;
+    q.gathering.store(true, Ordering::Relaxed);
+    while queue.len() < q.writers.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        queue = q
+            .arrived
+            .wait_timeout(queue, deadline - now)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+    q.gathering.store(false, Ordering::Relaxed);
+    queue
+}
+
 fn validate(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
     for entry in batch.iter() {
         let entry = entry.map_err(|e| Error::InvalidArgument(format!("malformed batch: {e}")))?;
@@ -161,7 +227,19 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
         }
         encode_record(&mut state.record, first_seq, group.iter().map(|p| &p.batch));
         state.wal.add_record(&state.record)?;
-        if sync { state.wal.sync() } else { Ok(()) }
+        if sync {
+            let start = Instant::now();
+            state.wal.sync()?;
+            let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            inner.queue.last_sync_nanos.store(nanos, Ordering::Relaxed);
+            let synced = group.iter().filter(|p| p.sync).count();
+            inner.stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
+            inner
+                .stats
+                .synced_writes
+                .fetch_add(synced as u64, Ordering::Relaxed);
+        }
+        Ok(())
     })();
     if let Err(e) = written {
         inner.set_error("writing the WAL", &e);

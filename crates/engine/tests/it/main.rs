@@ -3,6 +3,7 @@
 
 mod basic;
 mod concurrency;
+mod group_commit;
 mod model;
 
 use std::path::Path;
