@@ -59,6 +59,9 @@ pub enum FilterStatus {
         probes: u32,
         /// Bits set to one (about half at the optimal k).
         bits_set: u64,
+        /// Whether all of a key's probes fall in one 512-bit block (filter kind 2,
+        /// written by this build) rather than across the whole array (kind 1).
+        blocked: bool,
     },
     /// The table was written without a filter.
     Empty,
@@ -385,6 +388,7 @@ impl Table {
                 bits: f.num_bits(),
                 probes: f.probes(),
                 bits_set: f.bits_set(),
+                blocked: f.is_blocked(),
             },
             Filter::Empty => FilterStatus::Empty,
             Filter::Unusable(reason) => FilterStatus::Unusable {

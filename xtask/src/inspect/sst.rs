@@ -10,7 +10,7 @@ use serde::Serialize;
 use strata::inspect::{self, FileKind};
 use strata_core::FileSystem;
 use strata_core::{Error, InternalKey, Lookup, MAX_SEQUENCE, ParsedInternalKey, SortedIter, StdFs};
-use strata_sstable::filter::theoretical_fp_rate;
+use strata_sstable::filter::{blocked_fp_rate, theoretical_fp_rate};
 use strata_sstable::{BlockHandle, Compression, FilterAnswer, FilterStatus, Footer, Table};
 
 use super::show::{self, IKey};
@@ -221,6 +221,7 @@ fn filter_report(table: &Table) -> FilterReport {
             bits,
             probes,
             bits_set,
+            blocked,
         } => {
             let fill = if bits == 0 {
                 1.0
@@ -228,12 +229,16 @@ fn filter_report(table: &Table) -> FilterReport {
                 bits_set as f64 / bits as f64
             };
             FilterReport {
-                state: "bloom",
+                state: if blocked { "blocked bloom" } else { "bloom" },
                 bits,
                 probes,
                 bits_set,
                 estimated_fp_rate: fill.powi(probes as i32),
-                theoretical_fp_rate: theoretical_fp_rate(bits, keys, probes),
+                theoretical_fp_rate: if blocked {
+                    blocked_fp_rate(bits, keys, probes)
+                } else {
+                    theoretical_fp_rate(bits, keys, probes)
+                },
                 reason: None,
             }
         }
@@ -417,10 +422,15 @@ fn render_dump(d: &SstDump, out: &mut dyn Write) -> io::Result<()> {
     )?;
     let b = &d.filter;
     match b.state {
-        "bloom" => {
+        "bloom" | "blocked bloom" => {
             writeln!(
                 out,
-                "filter: Bloom, {} bits ({}), {} probes, {} bits set ({:.1} %)",
+                "filter: {}, {} bits ({}), {} probes, {} bits set ({:.1} %)",
+                if b.state == "bloom" {
+                    "Bloom"
+                } else {
+                    "Bloom in 512-bit blocks"
+                },
                 b.bits,
                 show::size(b.bits / 8),
                 b.probes,

@@ -108,7 +108,7 @@ fn sst_get_names_a_bloom_false_positive_and_a_certain_no() {
     let fp = (0..10_000)
         .map(|i| format!("absent{i}"))
         .find(|k| table.may_contain(k.as_bytes()))
-        .expect("some absent key passes a 64-bit filter");
+        .expect("some absent key passes a one-block filter");
     let no = (0..10_000)
         .map(|i| format!("absent{i}"))
         .find(|k| !table.may_contain(k.as_bytes()))
