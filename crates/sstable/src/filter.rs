@@ -211,7 +211,7 @@ impl BloomFilter {
         }
         // A blocked array cut short of a whole block would still be probed safely
         // (`get` below), but it is not a filter this build wrote: ignore it.
-        if blocked && bits.len() as u64 % (BLOCK_BITS / 8) != 0 {
+        if blocked && !(bits.len() as u64).is_multiple_of(BLOCK_BITS / 8) {
             return Err(FilterDecodeError::PartialBlock);
         }
         Ok(BloomFilter {
