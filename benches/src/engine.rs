@@ -202,6 +202,14 @@ impl Engine for StrataEngine {
             s.bloom_useful,
             s.bloom_checks
         ));
+        if s.wal_syncs > 0 {
+            out.push_str(&format!(
+                "\n    synced writes {} in {} WAL syncs ({:.2} per sync)",
+                s.synced_writes,
+                s.wal_syncs,
+                s.synced_writes as f64 / s.wal_syncs as f64
+            ));
+        }
         Some(out)
     }
 

@@ -70,6 +70,17 @@ pub trait WritableFile: Send + fmt::Debug {
     /// Bytes appended so far (the file's length).
     fn len(&self) -> u64;
 
+    /// Writes zeros over the `bytes` that follow what was appended so far (where not
+    /// done already) and makes them durable; `len` does not change. Later appends
+    /// overwrite blocks that are allocated and written, so a `sync` after them has no
+    /// file-size or extent change to commit: on ext4 an fdatasync of such a file skips
+    /// the journal commit an appending one waits for. Readers see the zeros after the
+    /// appended data. The default does nothing, for file systems without that cost.
+    fn preallocate(&mut self, bytes: u64) -> Result<()> {
+        let _ = bytes;
+        Ok(())
+    }
+
     /// Whether nothing has been appended.
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -21,6 +21,12 @@ use crate::batch::{WriteBatch, encode_record};
 use crate::db::{DbInner, lock};
 use crate::filename::wal_path;
 
+/// Zero-filled space kept ahead of a WAL that receives synced writes (extended by
+/// twice this when less is left): its fdatasyncs then commit no file-size change, about
+/// twice as fast on ext4. Costs one extra device write of the WAL's bytes, and only for
+/// WALs that see synced writes.
+const WAL_PREALLOCATE_BYTES: u64 = 1 << 20;
+
 /// Group size beyond which the leader leaves the rest of the queue to the next leader,
 /// so one huge group does not delay small writers' acknowledgements too much.
 const MAX_GROUP_BYTES: usize = 1 << 20;
@@ -224,6 +230,7 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
     let written = (|| {
         if sync {
             sync_closed_wals(inner, state)?;
+            state.wal.keep_preallocated(WAL_PREALLOCATE_BYTES)?;
         }
         encode_record(&mut state.record, first_seq, group.iter().map(|p| &p.batch));
         state.wal.add_record(&state.record)?;

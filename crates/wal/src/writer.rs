@@ -47,6 +47,8 @@ pub struct LogWriter {
     block_offset: usize,
     /// Bytes appended since the last successful sync.
     unsynced: u64,
+    /// End of the space preallocated by [`keep_preallocated`](Self::keep_preallocated).
+    preallocated_end: u64,
     /// Reused framing buffer: no allocation per record once it has grown.
     buf: Vec<u8>,
     /// Why the writer refuses further work, once something failed.
@@ -91,6 +93,7 @@ impl LogWriter {
             len: log_len,
             block_offset: (log_len % BLOCK_SIZE as u64) as usize,
             unsynced: 0,
+            preallocated_end: 0,
             buf: Vec::new(),
             poisoned: None,
         }
@@ -145,6 +148,28 @@ impl LogWriter {
             return Err(self.poison("sync", e));
         }
         self.unsynced = 0;
+        Ok(())
+    }
+
+    /// Keeps at least `bytes` of zero-filled, synced space ahead of the log's end,
+    /// extending it by `2 × bytes` when less is left
+    /// ([`WritableFile::preallocate`](strata_core::WritableFile::preallocate)). For
+    /// logs synced often: a sync of records written into such space commits no file
+    /// metadata, which roughly halves its latency on ext4. A reader sees the zeros after
+    /// the last record as the log's end (a zero-filled tail).
+    ///
+    /// A failure poisons the writer: the failed sync may have dropped the log's own
+    /// unsynced pages.
+    pub fn keep_preallocated(&mut self, bytes: u64) -> Result<()> {
+        self.check_poisoned()?;
+        if self.len.saturating_add(bytes) <= self.preallocated_end {
+            return Ok(());
+        }
+        let ahead = bytes.saturating_mul(2);
+        if let Err(e) = self.file.preallocate(ahead) {
+            return Err(self.poison("preallocation", e));
+        }
+        self.preallocated_end = self.len.saturating_add(ahead);
         Ok(())
     }
 
@@ -304,5 +329,36 @@ mod tests {
         let (_fs, mut every) = mem_writer(SyncPolicy::EveryWrite);
         every.add_record(b"a").unwrap();
         assert!(!every.has_unsynced());
+    }
+
+    #[test]
+    fn preallocated_logs_read_back_every_record_and_end_at_the_zeros() {
+        use crate::{DamageKind, LogEnd, LogReader, RecoveryMode};
+        use strata_core::StdFs;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let mut w = LogWriter::new(StdFs.create(&path).unwrap(), SyncPolicy::Never);
+        let records: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| vec![i as u8; (i as usize * 37) % 900])
+            .collect();
+        for r in &records {
+            w.keep_preallocated(4096).unwrap();
+            w.add_record(r).unwrap();
+            w.sync().unwrap();
+        }
+        let file_len = std::fs::metadata(&path).unwrap().len();
+        assert!(file_len > w.len(), "zeros follow the log");
+        assert!(file_len <= w.len() + 2 * 4096);
+
+        let mut reader = LogReader::new(StdFs.open(&path).unwrap(), RecoveryMode::TolerateTornTail);
+        let read: Vec<Vec<u8>> = reader.by_ref().map(|r| r.unwrap().data.to_vec()).collect();
+        assert_eq!(read, records);
+        match reader.end() {
+            Some(LogEnd::TornTail { offset, damage, .. }) => {
+                assert_eq!(*offset, w.len());
+                assert_eq!(damage.kind, DamageKind::ZeroFilled);
+            }
+            other => panic!("expected a zero-filled tail, got {other:?}"),
+        }
     }
 }

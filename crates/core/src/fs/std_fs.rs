@@ -31,6 +31,7 @@ impl FileSystem for StdFs {
             file,
             path: path.to_path_buf(),
             len: 0,
+            zeroed_end: 0,
         }))
     }
 
@@ -113,7 +114,12 @@ struct StdWritableFile {
     file: File,
     path: PathBuf,
     len: u64,
+    /// End of the zeros `preallocate` wrote (and synced) past `len`.
+    zeroed_end: u64,
 }
+
+/// Zeros written per call by `preallocate`.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 impl WritableFile for StdWritableFile {
     fn append(&mut self, data: &[u8]) -> Result<()> {
@@ -130,6 +136,30 @@ impl WritableFile for StdWritableFile {
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn preallocate(&mut self, bytes: u64) -> Result<()> {
+        let end = self.len.saturating_add(bytes);
+        let mut at = self.zeroed_end.max(self.len);
+        if at >= end {
+            return Ok(());
+        }
+        // Real zeros, not `fallocate`: ext4 marks fallocated extents unwritten, and the
+        // first write into one is an extent change that a sync must commit anyway.
+        // `write_all_at` leaves the cursor, so appends still go to `len`.
+        while at < end {
+            let n = (end - at).min(ZEROS.len() as u64) as usize;
+            let zeros = ZEROS.get(..n).unwrap_or(&ZEROS);
+            self.file
+                .write_all_at(zeros, at)
+                .map_err(ctx("preallocating", &self.path))?;
+            at += zeros.len() as u64;
+        }
+        self.file
+            .sync_data()
+            .map_err(ctx("syncing preallocated space of", &self.path))?;
+        self.zeroed_end = end;
+        Ok(())
     }
 }
 
@@ -173,5 +203,38 @@ struct StdFileLock {
 impl FileLock for StdFileLock {
     fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preallocated_space_is_zeros_that_appends_overwrite_without_growing_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("log");
+        let mut w = StdFs.create(&p).unwrap();
+        w.append(b"0123456789").unwrap();
+        w.preallocate(100_000).unwrap();
+        assert_eq!(w.len(), 10, "preallocation is not appended data");
+        let on_disk = || std::fs::read(&p).unwrap();
+        assert_eq!(on_disk().len(), 100_010);
+        assert!(on_disk()[10..].iter().all(|&b| b == 0));
+
+        w.append(b"abcde").unwrap();
+        w.sync().unwrap();
+        assert_eq!(w.len(), 15);
+        let bytes = on_disk();
+        assert_eq!(bytes.len(), 100_010, "the append overwrote zeros");
+        assert_eq!(&bytes[..15], b"0123456789abcde");
+        assert!(bytes[15..].iter().all(|&b| b == 0));
+
+        // Asking for what is already there writes nothing more; asking past it extends.
+        w.preallocate(50).unwrap();
+        assert_eq!(on_disk().len(), 100_010);
+        w.preallocate(200_000).unwrap();
+        assert_eq!(on_disk().len(), 200_015);
+        assert_eq!(&on_disk()[..15], b"0123456789abcde");
     }
 }
