@@ -58,6 +58,7 @@ pub(crate) struct DbInner {
     /// First sequence number of each WAL that may still be live, oldest first: a
     /// flush's edit records where the next WAL starts (`ManifestState::last_sequence`).
     pub wal_starts: Mutex<Vec<(u64, SequenceNumber)>>,
+    pub closed_wals: crate::write::ClosedWals,
     pub next_file_number: AtomicU64,
     pub queue: WriteQueue,
     pub write: Mutex<WriteState>,
@@ -329,7 +330,7 @@ impl Db {
         }
     }
 
-    fn inner(&self) -> &Arc<DbInner> {
+    pub(crate) fn inner(&self) -> &Arc<DbInner> {
         &self.handle.inner
     }
 

@@ -59,6 +59,8 @@ fn flush_oldest(inner: &Arc<DbInner>) -> Result<()> {
     manifest.log_and_apply(inner, &mut edit, |v| {
         // The flushed MemTable is the oldest frozen one.
         v.frozen.pop();
+        // Before anyone can see it gone from the view (a `flush()` waiting for it).
+        crate::write::forget_closed_wals(inner, wal_number);
     })?;
     drop(manifest);
     inner.stats.flushes.fetch_add(1, Ordering::Relaxed);

@@ -185,6 +185,7 @@ fn open(opts: Options) -> Result<Db> {
         })),
         visible_seq: AtomicU64::new(last_seq),
         wal_starts: Mutex::new(vec![(new_wal, last_seq + 1)]),
+        closed_wals: Default::default(),
         next_file_number: AtomicU64::new(next_file),
         queue: WriteQueue::default(),
         write: Mutex::new(WriteState::new(
@@ -508,5 +509,43 @@ mod tests {
         }
         // Nothing was touched: the evidence is still there.
         assert_eq!(fs.read_file(&wal).unwrap(), before);
+    }
+
+    #[test]
+    fn rotated_out_wals_are_released_once_flushed_and_synced_before_a_synced_write() {
+        let fs = MemFs::new();
+        let db = Db::builder(Path::new(DIR))
+            .file_system(Arc::new(fs.clone()))
+            .memtable_bytes(4 << 10)
+            .open()
+            .unwrap();
+        let closed = |db: &Db| db.inner().closed_wals.len();
+        for i in 0..2_000u32 {
+            db.put(format!("key{i:05}"), [7u8; 100]).unwrap();
+            // Never more than the unflushed MemTables: flushed WALs are let go (an open
+            // descriptor would keep a deleted WAL's pages alive, and leak). Both only
+            // shrink behind our back, so read the view first.
+            let frozen = db.inner().view().frozen.len();
+            assert!(closed(&db) <= frozen);
+        }
+        db.flush().unwrap();
+        assert_eq!(closed(&db), 0);
+        let rotations = db.stats().flushes;
+        assert!(rotations > 10, "{rotations} rotations");
+
+        // A synced write syncs whatever rotated-out WAL is left first.
+        for i in 0..50u32 {
+            db.put(format!("more{i:05}"), [7u8; 100]).unwrap();
+        }
+        db.write(
+            {
+                let mut b = WriteBatch::new();
+                b.put("synced", "v");
+                b
+            },
+            crate::WriteOptions { sync: true },
+        )
+        .unwrap();
+        assert_eq!(closed(&db), 0);
     }
 }

@@ -80,11 +80,25 @@ pub(crate) struct WriteState {
     pub wal_number: u64,
     pub last_seq: SequenceNumber,
     record: Vec<u8>,
-    /// Rotated-out WALs holding records no sync has covered, oldest first. They are
-    /// synced lazily, just before the first synced write after them (see
-    /// [`sync_closed_wals`]), so a log that is flushed and deleted before anyone asks
-    /// for durability never costs a device write.
-    closed_unsynced: Vec<(u64, LogWriter)>,
+}
+
+/// Rotated-out WALs holding records no sync has covered, oldest first. They are synced
+/// lazily, just before the first synced write after them (see [`sync_closed_wals`]), so
+/// a log that is flushed and deleted before anyone asks for durability never costs a
+/// device write. The flush that makes one obsolete drops it ([`forget_closed_wals`]):
+/// an open descriptor would keep the deleted file's dirty pages alive until the
+/// kernel writes them back.
+///
+/// A leaf lock: nothing else is taken while it is held.
+#[derive(Default)]
+pub(crate) struct ClosedWals(Mutex<Vec<(u64, LogWriter)>>);
+
+impl ClosedWals {
+    /// How many rotated-out WALs are held.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
 }
 
 impl WriteState {
@@ -94,7 +108,6 @@ impl WriteState {
             wal_number,
             last_seq,
             record: Vec::new(),
-            closed_unsynced: Vec::new(),
         }
     }
 }
@@ -345,7 +358,7 @@ pub(crate) fn rotate(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
     let old_number = std::mem::replace(&mut ws.wal_number, number);
     lock(&inner.wal_starts).push((number, ws.last_seq + 1));
     if old_wal.has_unsynced() {
-        ws.closed_unsynced.push((old_number, old_wal));
+        lock(&inner.closed_wals.0).push((old_number, old_wal));
     }
     inner.update_view(|v| {
         v.mem.freeze();
@@ -376,6 +389,11 @@ pub(crate) fn wait_for_progress(inner: &DbInner) {
         .unwrap_or_else(|p| p.into_inner());
 }
 
+/// Drops the rotated-out WALs numbered up to `number`, whose MemTables are in tables.
+pub(crate) fn forget_closed_wals(inner: &DbInner, number: u64) {
+    lock(&inner.closed_wals.0).retain(|(n, _)| *n > number);
+}
+
 /// Syncs every WAL: the rotated-out ones, then the live one (at close).
 pub(crate) fn sync_wal(inner: &DbInner) -> Result<()> {
     let mut ws = lock(&inner.write);
@@ -392,18 +410,15 @@ pub(crate) fn sync_wal(inner: &DbInner) -> Result<()> {
 /// proves the truncated log had been synced, so the gap is damage (`Corruption`).
 fn sync_closed_wals(inner: &DbInner, ws: &mut WriteState) -> Result<()> {
     {
-        // A WAL whose MemTable is in a table already needs no sync: it is obsolete.
-        let view = inner.view();
-        ws.closed_unsynced
-            .retain(|(number, _)| view.frozen.iter().any(|(_, n)| n == number));
+        let mut closed = lock(&inner.closed_wals.0);
+        if closed.is_empty() {
+            return Ok(());
+        }
+        for (_, wal) in closed.iter_mut() {
+            wal.sync()?;
+        }
+        closed.clear();
     }
-    if ws.closed_unsynced.is_empty() {
-        return Ok(());
-    }
-    for (_, wal) in &mut ws.closed_unsynced {
-        wal.sync()?;
-    }
-    ws.closed_unsynced.clear();
     crate::batch::encode_sync_marker(&mut ws.record, ws.last_seq + 1);
     ws.wal.add_record(&ws.record)?;
     inner
