@@ -116,12 +116,6 @@ fn merged(view: &View) -> Result<Merged> {
     Ok(MergingIter::new(children))
 }
 
-/// The user key the backward cursor is resolving, and its newest visible entry so far.
-struct PendingKey {
-    key: Vec<u8>,
-    newest: Option<(ValueKind, Bytes)>,
-}
-
 /// One direction's cursor over the merged stream.
 struct Cursor {
     it: Merged,
@@ -138,9 +132,15 @@ pub struct DbIter {
     range: KeyRange,
     front: Option<Cursor>,
     back: Option<Cursor>,
-    /// The last key yielded from each end: the ends stop when they meet.
-    front_last: Option<Bytes>,
-    back_last: Option<Bytes>,
+    /// Whether the front has yielded an entry; its last key is then `skip` (the forward
+    /// cursor returns right after recording the key it yields). The ends stop when they
+    /// meet.
+    front_yielded: bool,
+    /// Likewise for the back: its last key is then `pending`.
+    back_yielded: bool,
+    /// Reused buffer: the user key the backward cursor is resolving (and, between
+    /// calls, the last one it yielded).
+    pending: Vec<u8>,
     /// Reused buffer: the user key the forward cursor has finished with (valid when
     /// `skip_valid`); its older versions are skipped.
     skip: Vec<u8>,
@@ -174,8 +174,9 @@ impl DbIter {
             range,
             front: None,
             back: None,
-            front_last: None,
-            back_last: None,
+            front_yielded: false,
+            back_yielded: false,
+            pending: Vec::new(),
             skip: Vec::new(),
             skip_valid: false,
             done: false,
@@ -266,35 +267,37 @@ impl DbIter {
             }
         }
         // Walking backwards meets a key's versions oldest first: the last visible one
-        // seen before the user key changes is the newest visible.
-        let mut current: Option<PendingKey> = None;
+        // seen before the user key changes is the newest visible. `self.pending` holds
+        // the user key being resolved (when `has_pending`), `newest` its newest visible
+        // entry so far.
+        let mut has_pending = false;
+        let mut newest: Option<(ValueKind, Bytes)> = None;
         while c.it.valid() {
             let p = ParsedInternalKey::parse(c.it.key()).ok_or_else(|| corrupt_key(&self.inner))?;
-            // A new user key: the previous one is resolved.
-            if let Some(PendingKey {
-                key,
-                newest: Some((ValueKind::Put, v)),
-            }) = current.take_if(|pending| pending.key.as_slice() != p.user_key)
-            {
-                return Ok(Some((Bytes::from(key), v)));
+            if has_pending && self.pending.as_slice() != p.user_key {
+                // A new user key: the previous one is resolved.
+                if let Some((ValueKind::Put, v)) = newest.take() {
+                    return Ok(Some((Bytes::copy_from_slice(&self.pending), v)));
+                }
+                has_pending = false;
             }
             if !self.range.above_lo(p.user_key) {
                 return Ok(None);
             }
-            let pending = current.get_or_insert_with(|| PendingKey {
-                key: p.user_key.to_vec(),
-                newest: None,
-            });
+            if !has_pending {
+                has_pending = true;
+                self.pending.clear();
+                self.pending.extend_from_slice(p.user_key);
+            }
             if p.seq <= self.seq {
-                pending.newest = Some((p.kind, c.it.value_bytes()));
+                newest = Some((p.kind, c.it.value_bytes()));
             }
             c.it.prev()?;
         }
-        Ok(match current {
-            Some(PendingKey {
-                key,
-                newest: Some((ValueKind::Put, v)),
-            }) => Some((Bytes::from(key), v)),
+        Ok(match newest {
+            Some((ValueKind::Put, v)) if has_pending => {
+                Some((Bytes::copy_from_slice(&self.pending), v))
+            }
             _ => None,
         })
     }
@@ -308,8 +311,8 @@ impl Iterator for DbIter {
             return None;
         }
         match self.step_forward() {
-            Ok(Some(item)) if self.back_last.as_ref().is_none_or(|b| item.0 < *b) => {
-                self.front_last = Some(item.0.clone());
+            Ok(Some(item)) if !self.back_yielded || item.0[..] < self.pending[..] => {
+                self.front_yielded = true;
                 Some(Ok(item))
             }
             Ok(_) => {
@@ -330,8 +333,8 @@ impl DoubleEndedIterator for DbIter {
             return None;
         }
         match self.step_backward() {
-            Ok(Some(item)) if self.front_last.as_ref().is_none_or(|f| item.0 > *f) => {
-                self.back_last = Some(item.0.clone());
+            Ok(Some(item)) if !self.front_yielded || item.0[..] > self.skip[..] => {
+                self.back_yielded = true;
                 Some(Ok(item))
             }
             Ok(_) => {
