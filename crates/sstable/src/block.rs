@@ -602,7 +602,7 @@ mod tests {
                         let i = es.partition_point(|(ek, _)| compare_internal_keys(ek, &t) == Ordering::Less);
                         pos = (i < es.len()).then_some(i);
                     }
-                    3 | 4 | 5 => if let Some(p) = pos {
+                    3..=5 => if let Some(p) = pos {
                         it.prev().unwrap();
                         pos = p.checked_sub(1);
                     },

@@ -324,6 +324,30 @@ impl Table {
         Ok((block, false))
     }
 
+    /// A data block from bytes the caller read itself (`raw`: the block and its trailer,
+    /// as [`read_raw`](Self::read_raw) returns them): checked, decompressed and parsed,
+    /// never cached.
+    pub(crate) fn block_from_raw(&self, raw: Bytes, handle: BlockHandle) -> Result<Block> {
+        let contents = decode_block_contents(self.path(), raw, handle, self.footer.file_id)?;
+        self.parse_block(contents, handle)
+    }
+
+    /// Reads `buf.len()` bytes of the file at `offset` (a run of whole blocks with their
+    /// trailers, for read-ahead).
+    pub(crate) fn read_raw(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let in_file = offset
+            .checked_add(buf.len() as u64)
+            .is_some_and(|end| end <= self.file.len());
+        if !in_file {
+            return Err(Error::corruption(
+                self.path(),
+                offset,
+                format!("read of {} bytes runs past the end of the file", buf.len()),
+            ));
+        }
+        self.file.read_exact_at(offset, buf)
+    }
+
     fn parse_block(&self, contents: Bytes, handle: BlockHandle) -> Result<Block> {
         Block::new(contents).map_err(|e| self.block_error(handle, e))
     }
@@ -494,17 +518,32 @@ fn read_block_contents(
     handle: BlockHandle,
     file_id: u64,
 ) -> Result<Bytes> {
-    let corrupt = |reason: String| Error::corruption(file.path(), handle.offset, reason);
     let end = handle
         .end_with_trailer()
         .filter(|&end| end <= file.len())
         .ok_or_else(|| {
-            corrupt(format!(
-                "block of {} bytes runs past the end of the file",
-                handle.size
-            ))
+            Error::corruption(
+                file.path(),
+                handle.offset,
+                format!(
+                    "block of {} bytes runs past the end of the file",
+                    handle.size
+                ),
+            )
         })?;
     let raw = file.read_bytes(handle.offset, (end - handle.offset) as usize)?;
+    decode_block_contents(file.path(), raw, handle, file_id)
+}
+
+/// Checks a block read with its trailer (`raw`: `handle.size` bytes, then the trailer)
+/// and returns its (decompressed) contents.
+fn decode_block_contents(
+    path: &Path,
+    raw: Bytes,
+    handle: BlockHandle,
+    file_id: u64,
+) -> Result<Bytes> {
+    let corrupt = |reason: String| Error::corruption(path, handle.offset, reason);
     let size = handle.size as usize;
     let (stored, trailer) = raw.split_at_checked(size).unwrap_or((&[], &[]));
     let (Some(&kind), Some(crc)) = (trailer.first(), read_u32_le(trailer, 1)) else {
