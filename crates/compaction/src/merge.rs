@@ -11,6 +11,14 @@
 //! stands on its first entry after the current one; moving backward, on its last entry
 //! before it. Switching direction re-seeks every other child to the current key and
 //! steps it once, which costs `k` seeks but only happens on a switch.
+//!
+//! **Deferred seeks.** [`MergingIter::seek_deferred`] lets the caller postpone a child's
+//! seek when it knows a lower bound of where the seek would land (a table's smallest
+//! key, or "past this user key" when the table's Bloom filter excludes it). The child
+//! then plays its matches with the bound in place of a key, and is only really sought
+//! when it wins, i.e. when the merged cursor gets that far. A point-like seek (`range(k..)`
+//! read for one entry) thus reads the data blocks of the tables that may hold `k`
+//! only.
 
 use bytes::Bytes;
 use strata_core::key::{compare_internal_keys, user_key};
@@ -51,6 +59,12 @@ pub struct MergingIter<I> {
     valid: bool,
     /// The current key, copied on a direction switch (the switch moves the children).
     scratch: Vec<u8>,
+    /// Per child: whether its seek to `deferred_target` is postponed; it then plays with
+    /// `bounds[i]`, a key at or below the entry the seek will reach.
+    deferred: Vec<bool>,
+    bounds: Vec<Vec<u8>>,
+    deferred_target: Vec<u8>,
+    any_deferred: bool,
 }
 
 impl<I: SortedIter> MergingIter<I> {
@@ -66,6 +80,67 @@ impl<I: SortedIter> MergingIter<I> {
             dir: Direction::Forward,
             valid: false,
             scratch: Vec::new(),
+            deferred: vec![false; k],
+            bounds: vec![Vec::new(); k],
+            deferred_target: Vec::new(),
+            any_deferred: false,
+        }
+    }
+
+    /// Positions on the first entry `>= target`, like [`SortedIter::seek`], but lets
+    /// `defer` postpone the seek of child `i`: `defer(i, bound)` returns true after
+    /// writing into `bound` (cleared) an internal key at or below the first entry of
+    /// child `i` that is `>= target` (any key if the child has none). The child is then
+    /// only sought when the merged cursor reaches its bound.
+    ///
+    /// A bound above the child's real entry breaks the merge order: the caller must know
+    /// it (from the child's smallest key, or a filter excluding a user key: then every
+    /// entry the seek can reach is above the largest internal key of that user key).
+    pub fn seek_deferred(
+        &mut self,
+        target: &[u8],
+        mut defer: impl FnMut(usize, &mut Vec<u8>) -> bool,
+    ) -> Result<()> {
+        self.deferred_target.clear();
+        self.deferred_target.extend_from_slice(target);
+        self.any_deferred = false;
+        for i in 0..self.children.len() {
+            let bound = &mut self.bounds[i];
+            bound.clear();
+            let postpone = defer(i, bound);
+            self.deferred[i] = postpone;
+            if postpone {
+                self.any_deferred = true;
+            } else if let Err(e) = self.children[i].seek(target) {
+                self.valid = false;
+                return Err(e);
+            }
+        }
+        self.rebuild(Direction::Forward);
+        self.settle()
+    }
+
+    /// Seeks postponed children for real while one of them is the winner, so the
+    /// winner always stands on an entry.
+    fn settle(&mut self) -> Result<()> {
+        while self.any_deferred && self.valid && self.deferred[self.tree[0]] {
+            let w = self.tree[0];
+            self.deferred[w] = false;
+            if let Err(e) = self.children[w].seek(&self.deferred_target) {
+                self.valid = false;
+                return Err(e);
+            }
+            self.refresh(w);
+            self.replay::<false>(w);
+        }
+        Ok(())
+    }
+
+    /// Forgets postponed seeks (every child is about to be repositioned).
+    fn clear_deferred(&mut self) {
+        if self.any_deferred {
+            self.deferred.fill(false);
+            self.any_deferred = false;
         }
     }
 
@@ -88,6 +163,7 @@ impl<I: SortedIter> MergingIter<I> {
 
     /// Runs a child move over every child; on error, leaves the iterator invalid.
     fn for_each_child(&mut self, mut f: impl FnMut(&mut I) -> Result<()>) -> Result<()> {
+        self.clear_deferred();
         for child in &mut self.children {
             if let Err(e) = f(child) {
                 self.valid = false;
@@ -100,6 +176,11 @@ impl<I: SortedIter> MergingIter<I> {
     /// Refreshes the cached state of child `i` after it moved.
     #[inline]
     fn refresh(&mut self, i: usize) {
+        if self.deferred[i] {
+            self.live[i] = true;
+            self.prefix[i] = key_prefix(&self.bounds[i]);
+            return;
+        }
         let child = &self.children[i];
         let live = child.valid();
         self.live[i] = live;
@@ -130,6 +211,8 @@ impl<I: SortedIter> MergingIter<I> {
             children: &self.children,
             live: &self.live,
             prefix: &self.prefix,
+            deferred: &self.deferred,
+            bounds: &self.bounds,
         };
         for i in 0..k {
             self.winners[k + i] = i;
@@ -155,6 +238,8 @@ impl<I: SortedIter> MergingIter<I> {
             children: &self.children,
             live: &self.live,
             prefix: &self.prefix,
+            deferred: &self.deferred,
+            bounds: &self.bounds,
         };
         let mut winner = w;
         let mut node = (self.children.len() + w) / 2;
@@ -179,15 +264,21 @@ impl<I: SortedIter> MergingIter<I> {
         }
         self.refresh(w);
         match self.dir {
-            Direction::Forward => self.replay::<false>(w),
-            Direction::Reverse => self.replay::<true>(w),
+            Direction::Forward => {
+                self.replay::<false>(w);
+                self.settle()
+            }
+            Direction::Reverse => {
+                self.replay::<true>(w);
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Repositions every child but the current one (`cur`) on its first entry after the
     /// current `(key, cur)` in `(key, index)` order.
     fn switch_to_forward(&mut self) -> Result<()> {
+        self.clear_deferred();
         let cur = self.tree[0];
         self.scratch.clear();
         self.scratch.extend_from_slice(self.children[cur].key());
@@ -217,6 +308,8 @@ impl<I: SortedIter> MergingIter<I> {
     /// Repositions every child but the current one on its last entry before the current
     /// `(key, cur)` in `(key, index)` order.
     fn switch_to_reverse(&mut self) -> Result<()> {
+        // Every other child is sought to the current key below: postponed seeks die.
+        self.clear_deferred();
         let cur = self.tree[0];
         self.scratch.clear();
         self.scratch.extend_from_slice(self.children[cur].key());
@@ -327,9 +420,21 @@ struct Matches<'a, I> {
     children: &'a [I],
     live: &'a [bool],
     prefix: &'a [u64],
+    deferred: &'a [bool],
+    bounds: &'a [Vec<u8>],
 }
 
 impl<I: SortedIter> Matches<'_, I> {
+    /// Child `i`'s key, or its bound while its seek is postponed.
+    #[inline]
+    fn key(&self, i: usize) -> &[u8] {
+        if self.deferred[i] {
+            &self.bounds[i]
+        } else {
+            self.children[i].key()
+        }
+    }
+
     /// Whether child `a` wins against child `b`: valid, and `(key, index)` smaller
     /// moving forward, larger moving backward. An exhausted child never wins.
     #[inline(always)]
@@ -344,7 +449,7 @@ impl<I: SortedIter> Matches<'_, I> {
         let ord = if pa != pb {
             pa.cmp(&pb)
         } else {
-            compare_internal_keys(self.children[a].key(), self.children[b].key()).then(a.cmp(&b))
+            compare_internal_keys(self.key(a), self.key(b)).then(a.cmp(&b))
         };
         if REVERSE { ord.is_gt() } else { ord.is_lt() }
     }
