@@ -7,10 +7,12 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use strata_compaction::{FileMeta, LevelIter, MergingIter, TableOpener};
+use strata_core::key::encode_internal_key;
 use strata_core::{
     Error, InternalKey, MAX_SEQUENCE, ParsedInternalKey, Result, SequenceNumber, SortedIter,
-    ValueKind,
+    ValueKind, compare_internal_keys,
 };
+use strata_sstable::Table;
 
 use crate::db::{DbInner, View};
 
@@ -81,15 +83,30 @@ impl KeyRange {
 
 type Merged = MergingIter<Box<dyn SortedIter + Send>>;
 
-/// Builds the merged stream of every source in `view`, newest first.
-fn merged(view: &View) -> Result<Merged> {
+/// What one child of the merged stream reads: for deciding whether its seek may wait.
+enum Source {
+    Mem,
+    /// An L0 table.
+    Table(Arc<Table>, Arc<FileMeta>),
+    /// A level (L1 and deeper) of the pinned version.
+    Level(usize),
+}
+
+/// Builds the merged stream of every source in `view`, newest first, and what each
+/// child reads.
+fn merged(view: &View) -> Result<(Merged, Vec<Source>)> {
     let mut children: Vec<Box<dyn SortedIter + Send>> = Vec::new();
+    let mut sources = Vec::new();
     children.push(Box::new(view.mem.iter()));
+    sources.push(Source::Mem);
     for (m, _) in &view.frozen {
         children.push(Box::new(m.iter()));
+        sources.push(Source::Mem);
     }
     for f in &view.version.levels[0] {
-        children.push(Box::new(f.table()?.iter()));
+        let table = f.table()?;
+        children.push(Box::new(table.iter()));
+        sources.push(Source::Table(table, Arc::clone(&f.meta)));
     }
     for (level, files) in view.version.levels.iter().enumerate().skip(1) {
         if files.is_empty() {
@@ -112,14 +129,72 @@ fn merged(view: &View) -> Result<Merged> {
         });
         let metas = files.iter().map(|f| Arc::clone(&f.meta)).collect();
         children.push(Box::new(LevelIter::new(metas, opener)));
+        sources.push(Source::Level(level));
     }
-    Ok(MergingIter::new(children))
+    Ok((MergingIter::new(children), sources))
+}
+
+/// Whether the seek of a child reading `source` to `target` (the first version of
+/// `user_key`) may wait, and if so, writes into `bound` a key at or below the entry it
+/// would land on (see [`MergingIter::seek_deferred`]):
+///
+/// - the table (or, in a level, the one table that can hold the landing entry) starts
+///   at or after `target`: its smallest key is the landing entry;
+/// - its Bloom filter excludes `user_key`: the landing entry has a larger user key, so
+///   it is above every version of `user_key` (a filter has no false negatives).
+///
+/// A seek that reads no block anyway (every key below `target`) is not postponed.
+fn defer_seek(
+    view: &View,
+    source: &Source,
+    user_key: &[u8],
+    target: &[u8],
+    bound: &mut Vec<u8>,
+) -> bool {
+    let (meta, file) = match source {
+        Source::Mem => return false,
+        Source::Table(_, meta) => (meta, None),
+        Source::Level(level) => {
+            let files = &view.version.levels[*level];
+            let i = files.partition_point(|f| {
+                compare_internal_keys(f.meta.largest.as_bytes(), target).is_lt()
+            });
+            match files.get(i) {
+                Some(f) => (&f.meta, Some(f)),
+                None => return false,
+            }
+        }
+    };
+    if compare_internal_keys(meta.largest.as_bytes(), target).is_lt() {
+        return false;
+    }
+    if compare_internal_keys(meta.smallest.as_bytes(), target).is_ge() {
+        bound.extend_from_slice(meta.smallest.as_bytes());
+        return true;
+    }
+    let excluded = match (source, file) {
+        (Source::Table(table, _), _) => !table.may_contain(user_key),
+        // A level's table comes from the table cache; if it cannot be opened, the real
+        // seek reports why.
+        (_, Some(f)) => f.table().is_ok_and(|t| !t.may_contain(user_key)),
+        _ => false,
+    };
+    if excluded {
+        // The largest internal key of `user_key`: sequence 0, the lowest kind.
+        encode_internal_key(bound, user_key, 0, ValueKind::Delete);
+    }
+    excluded
 }
 
 /// One direction's cursor over the merged stream.
 struct Cursor {
     it: Merged,
+    sources: Vec<Source>,
     started: bool,
+    /// The forward cursor stands on the entry it yielded last; it moves past it at the
+    /// next call, so a caller that reads one entry (a seek) never moves the merge (which
+    /// could make it read blocks of children whose seeks were postponed).
+    advance: bool,
 }
 
 /// An iterator over `(key, value)` pairs in key order, reversible with `.rev()` (both
@@ -185,9 +260,12 @@ impl DbIter {
 
     fn cursor(view: &View, slot: &mut Option<Cursor>) -> Result<()> {
         if slot.is_none() {
+            let (it, sources) = merged(view)?;
             *slot = Some(Cursor {
-                it: merged(view)?,
+                it,
+                sources,
                 started: false,
+                advance: false,
             });
         }
         Ok(())
@@ -200,17 +278,30 @@ impl DbIter {
         };
         if !c.started {
             c.started = true;
-            match &self.range.lo {
-                Bound::Unbounded => c.it.seek_to_first()?,
-                Bound::Included(k) => {
-                    c.it.seek(InternalKey::for_seek(k, MAX_SEQUENCE).as_bytes())?
-                }
+            let lo = match &self.range.lo {
+                Bound::Unbounded => None,
+                Bound::Included(k) => Some(k),
                 Bound::Excluded(k) => {
-                    c.it.seek(InternalKey::for_seek(k, MAX_SEQUENCE).as_bytes())?;
                     self.skip.clone_from(k);
                     self.skip_valid = true;
+                    Some(k)
+                }
+            };
+            match lo {
+                None => c.it.seek_to_first()?,
+                Some(k) => {
+                    let target = InternalKey::for_seek(k, MAX_SEQUENCE);
+                    let (view, sources) = (&self.view, &c.sources);
+                    c.it.seek_deferred(target.as_bytes(), |i, bound| {
+                        sources
+                            .get(i)
+                            .is_some_and(|s| defer_seek(view, s, k, target.as_bytes(), bound))
+                    })?;
                 }
             }
+        } else if c.advance {
+            c.advance = false;
+            c.it.next()?;
         }
         while c.it.valid() {
             let p = ParsedInternalKey::parse(c.it.key()).ok_or_else(|| corrupt_key(&self.inner))?;
@@ -230,7 +321,7 @@ impl DbIter {
                 continue;
             }
             let item = (Bytes::copy_from_slice(p.user_key), c.it.value_bytes());
-            c.it.next()?;
+            c.advance = true;
             return Ok(Some(item));
         }
         Ok(None)
