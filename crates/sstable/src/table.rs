@@ -13,7 +13,7 @@ use strata_core::{
     SortedIter, ValueKind, compare_internal_keys,
 };
 
-use crate::block::{Block, BlockError, BlockIter};
+use crate::block::{Block, BlockError, BlockIter, compare_keys};
 use crate::cache::BlockCache;
 use crate::filter::{BloomFilter, FilterDecodeError};
 use crate::format::{BlockHandle, Compression, Footer, block_checksum};
@@ -127,7 +127,7 @@ impl Index {
         let mut hi = self.entries.len();
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if compare_internal_keys(self.separator(mid), target).is_lt() {
+            if compare_keys(self.separator(mid), target).is_lt() {
                 lo = mid + 1;
             } else {
                 hi = mid;
