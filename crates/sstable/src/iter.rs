@@ -56,6 +56,10 @@ struct Readahead {
     run: u32,
     /// Size of the next read-ahead (0 before the first).
     size: usize,
+    /// The buffer before `buf`, kept for reuse: a backward scan still holds a value of
+    /// the buffer it leaves when it reads the next one (it resolves a key's versions one
+    /// step ahead), so two buffers alternate.
+    spare: Bytes,
 }
 
 impl Readahead {
@@ -193,12 +197,20 @@ impl TableIter {
         if let Some(it) = self.block.as_mut() {
             it.release_block();
         }
-        let mut buf = std::mem::take(&mut self.readahead.buf)
-            .try_into_mut()
-            .unwrap_or_else(|_| BytesMut::new());
+        let mut buf = match std::mem::take(&mut self.readahead.buf).try_into_mut() {
+            Ok(buf) => buf,
+            Err(held) => std::mem::replace(&mut self.readahead.spare, held)
+                .try_into_mut()
+                .unwrap_or_default(),
+        };
         if buf.len() >= len {
+            // Already initialised: the read overwrites it.
             buf.truncate(len);
         } else {
+            if buf.capacity() < len {
+                // Growing would copy the old contents: start afresh.
+                buf = BytesMut::with_capacity(len);
+            }
             buf.resize(len, 0);
         }
         self.table.read_raw(start, &mut buf)?;
