@@ -46,25 +46,33 @@ pub struct MergingIter<I> {
     children: Vec<I>,
     /// `tree[0]`: the winner (the child holding the current entry); `tree[n]` for
     /// `1 <= n < k`: the loser of the match at internal node `n`. Child `i` is the leaf
-    /// at node `k + i`; node `n`'s parent is `n / 2`.
+    /// at node `k + i`; node `n`'s parent is `n / 2`. `tree[k..3k]` is scratch for
+    /// rebuilding: `tree[k + n]` is the winner at node `n` (one allocation for both).
     tree: Vec<usize>,
-    /// Per child: whether it is valid (an exhausted child loses every match).
-    live: Vec<bool>,
-    /// Per child: the first 8 bytes of its current user key, big-endian and zero-padded.
-    /// Two children whose prefixes differ compare by prefix alone.
-    prefix: Vec<u64>,
-    /// Scratch for rebuilding the tree: the winner at every node.
-    winners: Vec<usize>,
+    /// Per child: what its matches are decided on.
+    slots: Vec<Slot>,
     dir: Direction,
     valid: bool,
     /// The current key, copied on a direction switch (the switch moves the children).
     scratch: Vec<u8>,
-    /// Per child: whether its seek to `deferred_target` is postponed; it then plays with
-    /// `bounds[i]`, a key at or below the entry the seek will reach.
-    deferred: Vec<bool>,
-    bounds: Vec<Vec<u8>>,
+    /// The bounds of postponed seeks, end to end (see [`Slot::bound`]).
+    bounds: Vec<u8>,
     deferred_target: Vec<u8>,
     any_deferred: bool,
+}
+
+/// The cached state of one child.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    /// The first 8 bytes of its current user key, big-endian and zero-padded. Two
+    /// children whose prefixes differ compare by prefix alone.
+    prefix: u64,
+    /// Whether it is valid (an exhausted child loses every match).
+    live: bool,
+    /// Whether its seek to `deferred_target` is postponed; it then plays with
+    /// `bounds[bound.0..bound.1]`, a key at or below the entry the seek will reach.
+    deferred: bool,
+    bound: (usize, usize),
 }
 
 impl<I: SortedIter> MergingIter<I> {
@@ -73,15 +81,12 @@ impl<I: SortedIter> MergingIter<I> {
         let k = children.len();
         MergingIter {
             children,
-            tree: vec![0; k],
-            live: vec![false; k],
-            prefix: vec![0; k],
-            winners: vec![0; 2 * k],
+            tree: vec![0; 3 * k],
+            slots: vec![Slot::default(); k],
             dir: Direction::Forward,
             valid: false,
             scratch: Vec::new(),
-            deferred: vec![false; k],
-            bounds: vec![Vec::new(); k],
+            bounds: Vec::new(),
             deferred_target: Vec::new(),
             any_deferred: false,
         }
@@ -104,18 +109,26 @@ impl<I: SortedIter> MergingIter<I> {
         self.deferred_target.clear();
         self.deferred_target.extend_from_slice(target);
         self.any_deferred = false;
+        self.bounds.clear();
+        let mut scratch = std::mem::take(&mut self.scratch);
         for i in 0..self.children.len() {
-            let bound = &mut self.bounds[i];
-            bound.clear();
-            let postpone = defer(i, bound);
-            self.deferred[i] = postpone;
+            scratch.clear();
+            let postpone = defer(i, &mut scratch);
+            let start = self.bounds.len();
+            if postpone {
+                self.bounds.extend_from_slice(&scratch);
+            }
+            self.slots[i].deferred = postpone;
+            self.slots[i].bound = (start, self.bounds.len());
             if postpone {
                 self.any_deferred = true;
             } else if let Err(e) = self.children[i].seek(target) {
+                self.scratch = scratch;
                 self.valid = false;
                 return Err(e);
             }
         }
+        self.scratch = scratch;
         self.rebuild(Direction::Forward);
         self.settle()
     }
@@ -123,9 +136,9 @@ impl<I: SortedIter> MergingIter<I> {
     /// Seeks postponed children for real while one of them is the winner, so the
     /// winner always stands on an entry.
     fn settle(&mut self) -> Result<()> {
-        while self.any_deferred && self.valid && self.deferred[self.tree[0]] {
+        while self.any_deferred && self.valid && self.slots[self.tree[0]].deferred {
             let w = self.tree[0];
-            self.deferred[w] = false;
+            self.slots[w].deferred = false;
             if let Err(e) = self.children[w].seek(&self.deferred_target) {
                 self.valid = false;
                 return Err(e);
@@ -139,7 +152,9 @@ impl<I: SortedIter> MergingIter<I> {
     /// Forgets postponed seeks (every child is about to be repositioned).
     fn clear_deferred(&mut self) {
         if self.any_deferred {
-            self.deferred.fill(false);
+            for slot in &mut self.slots {
+                slot.deferred = false;
+            }
             self.any_deferred = false;
         }
     }
@@ -176,16 +191,20 @@ impl<I: SortedIter> MergingIter<I> {
     /// Refreshes the cached state of child `i` after it moved.
     #[inline]
     fn refresh(&mut self, i: usize) {
-        if self.deferred[i] {
-            self.live[i] = true;
-            self.prefix[i] = key_prefix(&self.bounds[i]);
+        let slot = &mut self.slots[i];
+        if slot.deferred {
+            slot.live = true;
+            slot.prefix = key_prefix(
+                self.bounds
+                    .get(slot.bound.0..slot.bound.1)
+                    .unwrap_or_default(),
+            );
             return;
         }
         let child = &self.children[i];
-        let live = child.valid();
-        self.live[i] = live;
-        if live {
-            self.prefix[i] = key_prefix(child.key());
+        slot.live = child.valid();
+        if slot.live {
+            slot.prefix = key_prefix(child.key());
         }
     }
 
@@ -209,26 +228,25 @@ impl<I: SortedIter> MergingIter<I> {
         }
         let m = Matches {
             children: &self.children,
-            live: &self.live,
-            prefix: &self.prefix,
-            deferred: &self.deferred,
+            slots: &self.slots,
             bounds: &self.bounds,
         };
+        let (tree, winners) = self.tree.split_at_mut(k);
         for i in 0..k {
-            self.winners[k + i] = i;
+            winners[k + i] = i;
         }
         for n in (1..k).rev() {
-            let (a, b) = (self.winners[2 * n], self.winners[2 * n + 1]);
+            let (a, b) = (winners[2 * n], winners[2 * n + 1]);
             let (win, lose) = if m.beats::<REVERSE>(b, a) {
                 (b, a)
             } else {
                 (a, b)
             };
-            self.winners[n] = win;
-            self.tree[n] = lose;
+            winners[n] = win;
+            tree[n] = lose;
         }
-        self.tree[0] = if k == 1 { 0 } else { self.winners[1] };
-        self.valid = self.live[self.tree[0]];
+        tree[0] = if k == 1 { 0 } else { winners[1] };
+        self.valid = self.slots[tree[0]].live;
     }
 
     /// Replays the matches on the path of child `w` (the winner, which just moved).
@@ -236,9 +254,7 @@ impl<I: SortedIter> MergingIter<I> {
     fn replay<const REVERSE: bool>(&mut self, w: usize) {
         let m = Matches {
             children: &self.children,
-            live: &self.live,
-            prefix: &self.prefix,
-            deferred: &self.deferred,
+            slots: &self.slots,
             bounds: &self.bounds,
         };
         let mut winner = w;
@@ -252,7 +268,7 @@ impl<I: SortedIter> MergingIter<I> {
             node /= 2;
         }
         self.tree[0] = winner;
-        self.valid = self.live[winner];
+        self.valid = self.slots[winner].live;
     }
 
     /// Moves the winning child with `step`; on error, leaves the iterator invalid.
@@ -418,18 +434,19 @@ fn key_prefix(internal_key: &[u8]) -> u64 {
 /// The state a match is decided on.
 struct Matches<'a, I> {
     children: &'a [I],
-    live: &'a [bool],
-    prefix: &'a [u64],
-    deferred: &'a [bool],
-    bounds: &'a [Vec<u8>],
+    slots: &'a [Slot],
+    bounds: &'a [u8],
 }
 
 impl<I: SortedIter> Matches<'_, I> {
     /// Child `i`'s key, or its bound while its seek is postponed.
     #[inline]
     fn key(&self, i: usize) -> &[u8] {
-        if self.deferred[i] {
-            &self.bounds[i]
+        let slot = &self.slots[i];
+        if slot.deferred {
+            self.bounds
+                .get(slot.bound.0..slot.bound.1)
+                .unwrap_or_default()
         } else {
             self.children[i].key()
         }
@@ -439,13 +456,14 @@ impl<I: SortedIter> Matches<'_, I> {
     /// moving forward, larger moving backward. An exhausted child never wins.
     #[inline(always)]
     fn beats<const REVERSE: bool>(&self, a: usize, b: usize) -> bool {
-        if !self.live[a] {
+        let (sa, sb) = (&self.slots[a], &self.slots[b]);
+        if !sa.live {
             return false;
         }
-        if !self.live[b] {
+        if !sb.live {
             return true;
         }
-        let (pa, pb) = (self.prefix[a], self.prefix[b]);
+        let (pa, pb) = (sa.prefix, sb.prefix);
         let ord = if pa != pb {
             pa.cmp(&pb)
         } else {

@@ -12,7 +12,8 @@ use strata_core::{
     Error, InternalKey, MAX_SEQUENCE, ParsedInternalKey, Result, SequenceNumber, SortedIter,
     ValueKind, compare_internal_keys,
 };
-use strata_sstable::Table;
+use strata_memtable::MemTableIter;
+use strata_sstable::{Table, TableIter};
 
 use crate::db::{DbInner, View};
 
@@ -81,7 +82,62 @@ impl KeyRange {
     }
 }
 
-type Merged = MergingIter<Box<dyn SortedIter + Send>>;
+/// One input of the merged stream: an enum rather than a boxed trait object, so building
+/// an iterator allocates no box per input and each step is a predictable branch instead of
+/// a virtual call.
+enum Child {
+    Mem(MemTableIter),
+    Table(TableIter),
+    Level(LevelIter),
+}
+
+macro_rules! each_child {
+    ($self:expr, $c:ident => $e:expr) => {
+        match $self {
+            Child::Mem($c) => $e,
+            Child::Table($c) => $e,
+            Child::Level($c) => $e,
+        }
+    };
+}
+
+impl SortedIter for Child {
+    #[inline]
+    fn valid(&self) -> bool {
+        each_child!(self, c => c.valid())
+    }
+    fn seek_to_first(&mut self) -> Result<()> {
+        each_child!(self, c => c.seek_to_first())
+    }
+    fn seek_to_last(&mut self) -> Result<()> {
+        each_child!(self, c => c.seek_to_last())
+    }
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        each_child!(self, c => c.seek(target))
+    }
+    #[inline]
+    fn next(&mut self) -> Result<()> {
+        each_child!(self, c => c.next())
+    }
+    #[inline]
+    fn prev(&mut self) -> Result<()> {
+        each_child!(self, c => c.prev())
+    }
+    #[inline]
+    fn key(&self) -> &[u8] {
+        each_child!(self, c => c.key())
+    }
+    #[inline]
+    fn value(&self) -> &[u8] {
+        each_child!(self, c => c.value())
+    }
+    #[inline]
+    fn value_bytes(&self) -> Bytes {
+        each_child!(self, c => c.value_bytes())
+    }
+}
+
+type Merged = MergingIter<Child>;
 
 /// What one child of the merged stream reads: for deciding whether its seek may wait.
 enum Source {
@@ -95,17 +151,22 @@ enum Source {
 /// Builds the merged stream of every source in `view`, newest first, and what each
 /// child reads.
 fn merged(view: &View) -> Result<(Merged, Vec<Source>)> {
-    let mut children: Vec<Box<dyn SortedIter + Send>> = Vec::new();
-    let mut sources = Vec::new();
-    children.push(Box::new(view.mem.iter()));
+    let levels = &view.version.levels;
+    let n = 1
+        + view.frozen.len()
+        + levels[0].len()
+        + levels.iter().skip(1).filter(|l| !l.is_empty()).count();
+    let mut children = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    children.push(Child::Mem(view.mem.iter()));
     sources.push(Source::Mem);
     for (m, _) in &view.frozen {
-        children.push(Box::new(m.iter()));
+        children.push(Child::Mem(m.iter()));
         sources.push(Source::Mem);
     }
     for f in &view.version.levels[0] {
         let table = f.table()?;
-        children.push(Box::new(table.iter()));
+        children.push(Child::Table(table.iter()));
         sources.push(Source::Table(table, Arc::clone(&f.meta)));
     }
     for (level, files) in view.version.levels.iter().enumerate().skip(1) {
@@ -128,7 +189,7 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>)> {
             Ok(Box::new(file.table()?.iter()) as Box<dyn SortedIter + Send>)
         });
         let metas = files.iter().map(|f| Arc::clone(&f.meta)).collect();
-        children.push(Box::new(LevelIter::new(metas, opener)));
+        children.push(Child::Level(LevelIter::new(metas, opener)));
         sources.push(Source::Level(level));
     }
     Ok((MergingIter::new(children), sources))
