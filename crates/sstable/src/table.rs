@@ -100,6 +100,23 @@ struct Index {
     /// (end of the separator in `keys`, block handle); separator `i` starts where
     /// separator `i - 1` ends.
     entries: Vec<(usize, BlockHandle)>,
+    /// Per separator, the first 8 bytes of its user key (see [`user_key_prefix`]): a
+    /// dense array the binary search runs on, touching the keys only among separators
+    /// that share the target's prefix.
+    prefixes: Vec<u64>,
+}
+
+/// The first 8 bytes of an internal key's user key as a big-endian integer,
+/// zero-padded: non-decreasing in internal-key order, so a smaller prefix means a smaller
+/// key and only equal prefixes need the keys compared.
+fn user_key_prefix(internal_key: &[u8]) -> u64 {
+    let uk = strata_core::key::user_key(internal_key);
+    let mut head = [0u8; 8];
+    let n = uk.len().min(8);
+    if let (Some(dst), Some(src)) = (head.get_mut(..n), uk.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_be_bytes(head)
 }
 
 impl Index {
@@ -123,8 +140,15 @@ impl Index {
     /// The first block whose separator is `>= target`: the only block that can hold
     /// the first entry `>= target`.
     fn find(&self, target: &[u8]) -> Option<usize> {
-        let mut lo = 0;
-        let mut hi = self.entries.len();
+        let tp = user_key_prefix(target);
+        // Separators with a smaller prefix are below the target, with a larger one above.
+        let mut lo = self.prefixes.partition_point(|&p| p < tp);
+        let mut hi = lo
+            + self
+                .prefixes
+                .get(lo..)
+                .unwrap_or_default()
+                .partition_point(|&p| p == tp);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if compare_keys(self.separator(mid), target).is_lt() {
@@ -595,6 +619,7 @@ fn decode_index(
     let mut index = Index {
         keys: Vec::new(),
         entries: Vec::new(),
+        prefixes: Vec::new(),
     };
     let mut expected_offset = 0u64;
     let mut prev_start = 0;
@@ -622,6 +647,7 @@ fn decode_index(
         prev_start = index.keys.len();
         index.keys.extend_from_slice(separator);
         index.entries.push((index.keys.len(), block));
+        index.prefixes.push(user_key_prefix(separator));
         it.next().map_err(block_error)?;
     }
     if expected_offset != footer.filter.offset {
