@@ -247,6 +247,19 @@ fn defer_seek(
     excluded
 }
 
+/// `a == b`, settling most unequal keys on their first 8 bytes without a call into
+/// `bcmp`: a scan compares every entry's user key with the previous one.
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        (Some(x), Some(y)) if x != y => false,
+        _ => a == b,
+    }
+}
+
 /// One direction's cursor over the merged stream.
 struct Cursor {
     it: Merged,
@@ -369,7 +382,7 @@ impl DbIter {
             if !self.range.below_hi(p.user_key) {
                 return Ok(None);
             }
-            if p.seq > self.seq || (self.skip_valid && p.user_key == self.skip.as_slice()) {
+            if p.seq > self.seq || (self.skip_valid && same_key(p.user_key, &self.skip)) {
                 c.it.next()?;
                 continue;
             }
@@ -426,7 +439,7 @@ impl DbIter {
         let mut newest: Option<(ValueKind, Bytes)> = None;
         while c.it.valid() {
             let p = ParsedInternalKey::parse(c.it.key()).ok_or_else(|| corrupt_key(&self.inner))?;
-            if has_pending && self.pending.as_slice() != p.user_key {
+            if has_pending && !same_key(&self.pending, p.user_key) {
                 // A new user key: the previous one is resolved.
                 if let Some((ValueKind::Put, v)) = newest.take() {
                     return Ok(Some((Bytes::copy_from_slice(&self.pending), v)));
