@@ -55,9 +55,11 @@ pub struct MergingIter<I> {
     valid: bool,
     /// The current key, copied on a direction switch (the switch moves the children).
     scratch: Vec<u8>,
-    /// The bounds of postponed seeks, end to end (see [`Slot::bound`]).
+    /// The target of postponed seeks, then their bounds, end to end (see
+    /// [`Slot::bound`]).
     bounds: Vec<u8>,
-    deferred_target: Vec<u8>,
+    /// The target of postponed seeks is `bounds[..target_len]`.
+    target_len: usize,
     any_deferred: bool,
 }
 
@@ -69,7 +71,7 @@ struct Slot {
     prefix: u64,
     /// Whether it is valid (an exhausted child loses every match).
     live: bool,
-    /// Whether its seek to `deferred_target` is postponed; it then plays with
+    /// Whether its seek (to `bounds[..target_len]`) is postponed; it then plays with
     /// `bounds[bound.0..bound.1]`, a key at or below the entry the seek will reach.
     deferred: bool,
     bound: (usize, usize),
@@ -87,16 +89,16 @@ impl<I: SortedIter> MergingIter<I> {
             valid: false,
             scratch: Vec::new(),
             bounds: Vec::new(),
-            deferred_target: Vec::new(),
+            target_len: 0,
             any_deferred: false,
         }
     }
 
     /// Positions on the first entry `>= target`, like [`SortedIter::seek`], but lets
     /// `defer` postpone the seek of child `i`: `defer(i, bound)` returns true after
-    /// writing into `bound` (cleared) an internal key at or below the first entry of
-    /// child `i` that is `>= target` (any key if the child has none). The child is then
-    /// only sought when the merged cursor reaches its bound.
+    /// appending to `bound` an internal key at or below the first entry of child `i`
+    /// that is `>= target` (any key if the child has none). The child is then only
+    /// sought when the merged cursor reaches its bound.
     ///
     /// A bound above the child's real entry breaks the merge order: the caller must know
     /// it (from the child's smallest key, or a filter excluding a user key: then every
@@ -106,29 +108,27 @@ impl<I: SortedIter> MergingIter<I> {
         target: &[u8],
         mut defer: impl FnMut(usize, &mut Vec<u8>) -> bool,
     ) -> Result<()> {
-        self.deferred_target.clear();
-        self.deferred_target.extend_from_slice(target);
         self.any_deferred = false;
+        // One buffer, one allocation: the target, then every bound.
         self.bounds.clear();
-        let mut scratch = std::mem::take(&mut self.scratch);
+        self.bounds.extend_from_slice(target);
+        self.target_len = target.len();
         for i in 0..self.children.len() {
-            scratch.clear();
-            let postpone = defer(i, &mut scratch);
             let start = self.bounds.len();
-            if postpone {
-                self.bounds.extend_from_slice(&scratch);
+            let postpone = defer(i, &mut self.bounds);
+            if !postpone {
+                self.bounds.truncate(start);
             }
-            self.slots[i].deferred = postpone;
-            self.slots[i].bound = (start, self.bounds.len());
+            let slot = &mut self.slots[i];
+            slot.deferred = postpone;
+            slot.bound = (start, self.bounds.len());
             if postpone {
                 self.any_deferred = true;
             } else if let Err(e) = self.children[i].seek(target) {
-                self.scratch = scratch;
                 self.valid = false;
                 return Err(e);
             }
         }
-        self.scratch = scratch;
         self.rebuild(Direction::Forward);
         self.settle()
     }
@@ -139,7 +139,8 @@ impl<I: SortedIter> MergingIter<I> {
         while self.any_deferred && self.valid && self.slots[self.tree[0]].deferred {
             let w = self.tree[0];
             self.slots[w].deferred = false;
-            if let Err(e) = self.children[w].seek(&self.deferred_target) {
+            let target = self.bounds.get(..self.target_len).unwrap_or_default();
+            if let Err(e) = self.children[w].seek(target) {
                 self.valid = false;
                 return Err(e);
             }
