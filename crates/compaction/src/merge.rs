@@ -11,6 +11,14 @@
 //! stands on its first entry after the current one; moving backward, on its last entry
 //! before it. Switching direction re-seeks every other child to the current key and
 //! steps it once, which costs `k` seeks but only happens on a switch.
+//!
+//! **Deferred seeks.** [`MergingIter::seek_deferred`] lets the caller postpone a child's
+//! seek when it knows a lower bound of where the seek would land (a table's smallest
+//! key, or "past this user key" when the table's Bloom filter excludes it). The child
+//! then plays its matches with the bound in place of a key, and is only really sought
+//! when it wins, i.e. when the merged cursor gets that far. A point-like seek (`range(k..)`
+//! read for one entry) thus reads the data blocks of the tables that may hold `k`
+//! only.
 
 use bytes::Bytes;
 use strata_core::key::{compare_internal_keys, user_key};
@@ -38,19 +46,35 @@ pub struct MergingIter<I> {
     children: Vec<I>,
     /// `tree[0]`: the winner (the child holding the current entry); `tree[n]` for
     /// `1 <= n < k`: the loser of the match at internal node `n`. Child `i` is the leaf
-    /// at node `k + i`; node `n`'s parent is `n / 2`.
+    /// at node `k + i`; node `n`'s parent is `n / 2`. `tree[k..3k]` is scratch for
+    /// rebuilding: `tree[k + n]` is the winner at node `n` (one allocation for both).
     tree: Vec<usize>,
-    /// Per child: whether it is valid (an exhausted child loses every match).
-    live: Vec<bool>,
-    /// Per child: the first 8 bytes of its current user key, big-endian and zero-padded.
-    /// Two children whose prefixes differ compare by prefix alone.
-    prefix: Vec<u64>,
-    /// Scratch for rebuilding the tree: the winner at every node.
-    winners: Vec<usize>,
+    /// Per child: what its matches are decided on.
+    slots: Vec<Slot>,
     dir: Direction,
     valid: bool,
     /// The current key, copied on a direction switch (the switch moves the children).
     scratch: Vec<u8>,
+    /// The target of postponed seeks, then their bounds, end to end (see
+    /// [`Slot::bound`]).
+    bounds: Vec<u8>,
+    /// The target of postponed seeks is `bounds[..target_len]`.
+    target_len: usize,
+    any_deferred: bool,
+}
+
+/// The cached state of one child.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    /// The first 8 bytes of its current user key, big-endian and zero-padded. Two
+    /// children whose prefixes differ compare by prefix alone.
+    prefix: u64,
+    /// Whether it is valid (an exhausted child loses every match).
+    live: bool,
+    /// Whether its seek (to `bounds[..target_len]`) is postponed; it then plays with
+    /// `bounds[bound.0..bound.1]`, a key at or below the entry the seek will reach.
+    deferred: bool,
+    bound: (usize, usize),
 }
 
 impl<I: SortedIter> MergingIter<I> {
@@ -59,13 +83,80 @@ impl<I: SortedIter> MergingIter<I> {
         let k = children.len();
         MergingIter {
             children,
-            tree: vec![0; k],
-            live: vec![false; k],
-            prefix: vec![0; k],
-            winners: vec![0; 2 * k],
+            tree: vec![0; 3 * k],
+            slots: vec![Slot::default(); k],
             dir: Direction::Forward,
             valid: false,
             scratch: Vec::new(),
+            bounds: Vec::new(),
+            target_len: 0,
+            any_deferred: false,
+        }
+    }
+
+    /// Positions on the first entry `>= target`, like [`SortedIter::seek`], but lets
+    /// `defer` postpone the seek of child `i`: `defer(i, bound)` returns true after
+    /// appending to `bound` an internal key at or below the first entry of child `i`
+    /// that is `>= target` (any key if the child has none). The child is then only
+    /// sought when the merged cursor reaches its bound.
+    ///
+    /// A bound above the child's real entry breaks the merge order: the caller must know
+    /// it (from the child's smallest key, or a filter excluding a user key: then every
+    /// entry the seek can reach is above the largest internal key of that user key).
+    pub fn seek_deferred(
+        &mut self,
+        target: &[u8],
+        mut defer: impl FnMut(usize, &mut Vec<u8>) -> bool,
+    ) -> Result<()> {
+        self.any_deferred = false;
+        // One buffer, one allocation: the target, then every bound.
+        self.bounds.clear();
+        self.bounds.extend_from_slice(target);
+        self.target_len = target.len();
+        for i in 0..self.children.len() {
+            let start = self.bounds.len();
+            let postpone = defer(i, &mut self.bounds);
+            if !postpone {
+                self.bounds.truncate(start);
+            }
+            let slot = &mut self.slots[i];
+            slot.deferred = postpone;
+            slot.bound = (start, self.bounds.len());
+            if postpone {
+                self.any_deferred = true;
+            } else if let Err(e) = self.children[i].seek(target) {
+                self.valid = false;
+                return Err(e);
+            }
+        }
+        self.rebuild(Direction::Forward);
+        self.settle()
+    }
+
+    /// Seeks postponed children for real while one of them is the winner, so the
+    /// winner always stands on an entry.
+    fn settle(&mut self) -> Result<()> {
+        while self.any_deferred && self.valid && self.slots[self.tree[0]].deferred {
+            let w = self.tree[0];
+            self.slots[w].deferred = false;
+            let target = self.bounds.get(..self.target_len).unwrap_or_default();
+            if let Err(e) = self.children[w].seek(target) {
+                self.valid = false;
+                return Err(e);
+            }
+            self.refresh(w);
+            self.replay::<false>(w);
+        }
+        Ok(())
+    }
+
+    /// Forgets postponed seeks (every child is about to be repositioned).
+    fn clear_deferred(&mut self) {
+        if self.any_deferred {
+            for slot in &mut self.slots {
+                slot.deferred = false;
+            }
+            self.any_deferred = false;
         }
     }
 
@@ -88,6 +179,7 @@ impl<I: SortedIter> MergingIter<I> {
 
     /// Runs a child move over every child; on error, leaves the iterator invalid.
     fn for_each_child(&mut self, mut f: impl FnMut(&mut I) -> Result<()>) -> Result<()> {
+        self.clear_deferred();
         for child in &mut self.children {
             if let Err(e) = f(child) {
                 self.valid = false;
@@ -100,11 +192,20 @@ impl<I: SortedIter> MergingIter<I> {
     /// Refreshes the cached state of child `i` after it moved.
     #[inline]
     fn refresh(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        if slot.deferred {
+            slot.live = true;
+            slot.prefix = key_prefix(
+                self.bounds
+                    .get(slot.bound.0..slot.bound.1)
+                    .unwrap_or_default(),
+            );
+            return;
+        }
         let child = &self.children[i];
-        let live = child.valid();
-        self.live[i] = live;
-        if live {
-            self.prefix[i] = key_prefix(child.key());
+        slot.live = child.valid();
+        if slot.live {
+            slot.prefix = key_prefix(child.key());
         }
     }
 
@@ -128,24 +229,25 @@ impl<I: SortedIter> MergingIter<I> {
         }
         let m = Matches {
             children: &self.children,
-            live: &self.live,
-            prefix: &self.prefix,
+            slots: &self.slots,
+            bounds: &self.bounds,
         };
+        let (tree, winners) = self.tree.split_at_mut(k);
         for i in 0..k {
-            self.winners[k + i] = i;
+            winners[k + i] = i;
         }
         for n in (1..k).rev() {
-            let (a, b) = (self.winners[2 * n], self.winners[2 * n + 1]);
+            let (a, b) = (winners[2 * n], winners[2 * n + 1]);
             let (win, lose) = if m.beats::<REVERSE>(b, a) {
                 (b, a)
             } else {
                 (a, b)
             };
-            self.winners[n] = win;
-            self.tree[n] = lose;
+            winners[n] = win;
+            tree[n] = lose;
         }
-        self.tree[0] = if k == 1 { 0 } else { self.winners[1] };
-        self.valid = self.live[self.tree[0]];
+        tree[0] = if k == 1 { 0 } else { winners[1] };
+        self.valid = self.slots[tree[0]].live;
     }
 
     /// Replays the matches on the path of child `w` (the winner, which just moved).
@@ -153,8 +255,8 @@ impl<I: SortedIter> MergingIter<I> {
     fn replay<const REVERSE: bool>(&mut self, w: usize) {
         let m = Matches {
             children: &self.children,
-            live: &self.live,
-            prefix: &self.prefix,
+            slots: &self.slots,
+            bounds: &self.bounds,
         };
         let mut winner = w;
         let mut node = (self.children.len() + w) / 2;
@@ -167,7 +269,7 @@ impl<I: SortedIter> MergingIter<I> {
             node /= 2;
         }
         self.tree[0] = winner;
-        self.valid = self.live[winner];
+        self.valid = self.slots[winner].live;
     }
 
     /// Moves the winning child with `step`; on error, leaves the iterator invalid.
@@ -179,15 +281,21 @@ impl<I: SortedIter> MergingIter<I> {
         }
         self.refresh(w);
         match self.dir {
-            Direction::Forward => self.replay::<false>(w),
-            Direction::Reverse => self.replay::<true>(w),
+            Direction::Forward => {
+                self.replay::<false>(w);
+                self.settle()
+            }
+            Direction::Reverse => {
+                self.replay::<true>(w);
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Repositions every child but the current one (`cur`) on its first entry after the
     /// current `(key, cur)` in `(key, index)` order.
     fn switch_to_forward(&mut self) -> Result<()> {
+        self.clear_deferred();
         let cur = self.tree[0];
         self.scratch.clear();
         self.scratch.extend_from_slice(self.children[cur].key());
@@ -217,6 +325,8 @@ impl<I: SortedIter> MergingIter<I> {
     /// Repositions every child but the current one on its last entry before the current
     /// `(key, cur)` in `(key, index)` order.
     fn switch_to_reverse(&mut self) -> Result<()> {
+        // Every other child is sought to the current key below: postponed seeks die.
+        self.clear_deferred();
         let cur = self.tree[0];
         self.scratch.clear();
         self.scratch.extend_from_slice(self.children[cur].key());
@@ -325,26 +435,40 @@ fn key_prefix(internal_key: &[u8]) -> u64 {
 /// The state a match is decided on.
 struct Matches<'a, I> {
     children: &'a [I],
-    live: &'a [bool],
-    prefix: &'a [u64],
+    slots: &'a [Slot],
+    bounds: &'a [u8],
 }
 
 impl<I: SortedIter> Matches<'_, I> {
+    /// Child `i`'s key, or its bound while its seek is postponed.
+    #[inline]
+    fn key(&self, i: usize) -> &[u8] {
+        let slot = &self.slots[i];
+        if slot.deferred {
+            self.bounds
+                .get(slot.bound.0..slot.bound.1)
+                .unwrap_or_default()
+        } else {
+            self.children[i].key()
+        }
+    }
+
     /// Whether child `a` wins against child `b`: valid, and `(key, index)` smaller
     /// moving forward, larger moving backward. An exhausted child never wins.
     #[inline(always)]
     fn beats<const REVERSE: bool>(&self, a: usize, b: usize) -> bool {
-        if !self.live[a] {
+        let (sa, sb) = (&self.slots[a], &self.slots[b]);
+        if !sa.live {
             return false;
         }
-        if !self.live[b] {
+        if !sb.live {
             return true;
         }
-        let (pa, pb) = (self.prefix[a], self.prefix[b]);
+        let (pa, pb) = (sa.prefix, sb.prefix);
         let ord = if pa != pb {
             pa.cmp(&pb)
         } else {
-            compare_internal_keys(self.children[a].key(), self.children[b].key()).then(a.cmp(&b))
+            compare_internal_keys(self.key(a), self.key(b)).then(a.cmp(&b))
         };
         if REVERSE { ord.is_gt() } else { ord.is_lt() }
     }

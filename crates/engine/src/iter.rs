@@ -7,10 +7,13 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use strata_compaction::{FileMeta, LevelIter, MergingIter, TableOpener};
+use strata_core::key::encode_internal_key;
 use strata_core::{
     Error, InternalKey, MAX_SEQUENCE, ParsedInternalKey, Result, SequenceNumber, SortedIter,
-    ValueKind,
+    ValueKind, compare_internal_keys,
 };
+use strata_memtable::MemTableIter;
+use strata_sstable::{Table, TableIter};
 
 use crate::db::{DbInner, View};
 
@@ -79,17 +82,95 @@ impl KeyRange {
     }
 }
 
-type Merged = MergingIter<Box<dyn SortedIter + Send>>;
+/// One input of the merged stream: an enum rather than a boxed trait object, so building
+/// an iterator allocates no box per input and each step is a predictable branch instead of
+/// a virtual call.
+// The variants differ in size, but children live side by side in one vector allocated
+// once per iterator: boxing the large variant would bring back an allocation per table.
+#[allow(clippy::large_enum_variant)]
+enum Child {
+    Mem(MemTableIter),
+    Table(TableIter),
+    Level(LevelIter),
+}
 
-/// Builds the merged stream of every source in `view`, newest first.
-fn merged(view: &View) -> Result<Merged> {
-    let mut children: Vec<Box<dyn SortedIter + Send>> = Vec::new();
-    children.push(Box::new(view.mem.iter()));
+macro_rules! each_child {
+    ($self:expr, $c:ident => $e:expr) => {
+        match $self {
+            Child::Mem($c) => $e,
+            Child::Table($c) => $e,
+            Child::Level($c) => $e,
+        }
+    };
+}
+
+impl SortedIter for Child {
+    #[inline]
+    fn valid(&self) -> bool {
+        each_child!(self, c => c.valid())
+    }
+    fn seek_to_first(&mut self) -> Result<()> {
+        each_child!(self, c => c.seek_to_first())
+    }
+    fn seek_to_last(&mut self) -> Result<()> {
+        each_child!(self, c => c.seek_to_last())
+    }
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        each_child!(self, c => c.seek(target))
+    }
+    #[inline]
+    fn next(&mut self) -> Result<()> {
+        each_child!(self, c => c.next())
+    }
+    #[inline]
+    fn prev(&mut self) -> Result<()> {
+        each_child!(self, c => c.prev())
+    }
+    #[inline]
+    fn key(&self) -> &[u8] {
+        each_child!(self, c => c.key())
+    }
+    #[inline]
+    fn value(&self) -> &[u8] {
+        each_child!(self, c => c.value())
+    }
+    #[inline]
+    fn value_bytes(&self) -> Bytes {
+        each_child!(self, c => c.value_bytes())
+    }
+}
+
+type Merged = MergingIter<Child>;
+
+/// What one child of the merged stream reads: for deciding whether its seek may wait.
+enum Source {
+    Mem,
+    /// An L0 table.
+    Table(Arc<Table>, Arc<FileMeta>),
+    /// A level (L1 and deeper) of the pinned version.
+    Level(usize),
+}
+
+/// Builds the merged stream of every source in `view`, newest first, and what each
+/// child reads.
+fn merged(view: &View) -> Result<(Merged, Vec<Source>)> {
+    let levels = &view.version.levels;
+    let n = 1
+        + view.frozen.len()
+        + levels[0].len()
+        + levels.iter().skip(1).filter(|l| !l.is_empty()).count();
+    let mut children = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    children.push(Child::Mem(view.mem.iter()));
+    sources.push(Source::Mem);
     for (m, _) in &view.frozen {
-        children.push(Box::new(m.iter()));
+        children.push(Child::Mem(m.iter()));
+        sources.push(Source::Mem);
     }
     for f in &view.version.levels[0] {
-        children.push(Box::new(f.table()?.iter()));
+        let table = f.table()?;
+        children.push(Child::Table(table.iter()));
+        sources.push(Source::Table(table, Arc::clone(&f.meta)));
     }
     for (level, files) in view.version.levels.iter().enumerate().skip(1) {
         if files.is_empty() {
@@ -111,21 +192,86 @@ fn merged(view: &View) -> Result<Merged> {
             Ok(Box::new(file.table()?.iter()) as Box<dyn SortedIter + Send>)
         });
         let metas = files.iter().map(|f| Arc::clone(&f.meta)).collect();
-        children.push(Box::new(LevelIter::new(metas, opener)));
+        children.push(Child::Level(LevelIter::new(metas, opener)));
+        sources.push(Source::Level(level));
     }
-    Ok(MergingIter::new(children))
+    Ok((MergingIter::new(children), sources))
 }
 
-/// The user key the backward cursor is resolving, and its newest visible entry so far.
-struct PendingKey {
-    key: Vec<u8>,
-    newest: Option<(ValueKind, Bytes)>,
+/// Whether the seek of a child reading `source` to `target` (the first version of
+/// `user_key`) may wait, and if so, writes into `bound` a key at or below the entry it
+/// would land on (see [`MergingIter::seek_deferred`]):
+///
+/// - the table (or, in a level, the one table that can hold the landing entry) starts
+///   at or after `target`: its smallest key is the landing entry;
+/// - its Bloom filter excludes `user_key`: the landing entry has a larger user key, so
+///   it is above every version of `user_key` (a filter has no false negatives).
+///
+/// A seek that reads no block anyway (every key below `target`) is not postponed.
+fn defer_seek(
+    view: &View,
+    source: &Source,
+    user_key: &[u8],
+    target: &[u8],
+    bound: &mut Vec<u8>,
+) -> bool {
+    let (meta, file) = match source {
+        Source::Mem => return false,
+        Source::Table(_, meta) => (meta, None),
+        Source::Level(level) => {
+            let files = &view.version.levels[*level];
+            let i = files.partition_point(|f| {
+                compare_internal_keys(f.meta.largest.as_bytes(), target).is_lt()
+            });
+            match files.get(i) {
+                Some(f) => (&f.meta, Some(f)),
+                None => return false,
+            }
+        }
+    };
+    if compare_internal_keys(meta.largest.as_bytes(), target).is_lt() {
+        return false;
+    }
+    if compare_internal_keys(meta.smallest.as_bytes(), target).is_ge() {
+        bound.extend_from_slice(meta.smallest.as_bytes());
+        return true;
+    }
+    let excluded = match (source, file) {
+        (Source::Table(table, _), _) => !table.may_contain(user_key),
+        // A level's table comes from the table cache; if it cannot be opened, the real
+        // seek reports why.
+        (_, Some(f)) => f.table().is_ok_and(|t| !t.may_contain(user_key)),
+        _ => false,
+    };
+    if excluded {
+        // The largest internal key of `user_key`: sequence 0, the lowest kind.
+        encode_internal_key(bound, user_key, 0, ValueKind::Delete);
+    }
+    excluded
+}
+
+/// `a == b`, settling most unequal keys on their first 8 bytes without a call into
+/// `bcmp`: a scan compares every entry's user key with the previous one.
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        (Some(x), Some(y)) if x != y => false,
+        _ => a == b,
+    }
 }
 
 /// One direction's cursor over the merged stream.
 struct Cursor {
     it: Merged,
+    sources: Vec<Source>,
     started: bool,
+    /// The forward cursor stands on the entry it yielded last; it moves past it at the
+    /// next call, so a caller that reads one entry (a seek) never moves the merge (which
+    /// could make it read blocks of children whose seeks were postponed).
+    advance: bool,
 }
 
 /// An iterator over `(key, value)` pairs in key order, reversible with `.rev()` (both
@@ -138,9 +284,15 @@ pub struct DbIter {
     range: KeyRange,
     front: Option<Cursor>,
     back: Option<Cursor>,
-    /// The last key yielded from each end: the ends stop when they meet.
-    front_last: Option<Bytes>,
-    back_last: Option<Bytes>,
+    /// Whether the front has yielded an entry; its last key is then `skip` (the forward
+    /// cursor returns right after recording the key it yields). The ends stop when they
+    /// meet.
+    front_yielded: bool,
+    /// Likewise for the back: its last key is then `pending`.
+    back_yielded: bool,
+    /// Reused buffer: the user key the backward cursor is resolving (and, between
+    /// calls, the last one it yielded).
+    pending: Vec<u8>,
     /// Reused buffer: the user key the forward cursor has finished with (valid when
     /// `skip_valid`); its older versions are skipped.
     skip: Vec<u8>,
@@ -174,8 +326,9 @@ impl DbIter {
             range,
             front: None,
             back: None,
-            front_last: None,
-            back_last: None,
+            front_yielded: false,
+            back_yielded: false,
+            pending: Vec::new(),
             skip: Vec::new(),
             skip_valid: false,
             done: false,
@@ -184,9 +337,12 @@ impl DbIter {
 
     fn cursor(view: &View, slot: &mut Option<Cursor>) -> Result<()> {
         if slot.is_none() {
+            let (it, sources) = merged(view)?;
             *slot = Some(Cursor {
-                it: merged(view)?,
+                it,
+                sources,
                 started: false,
+                advance: false,
             });
         }
         Ok(())
@@ -199,24 +355,37 @@ impl DbIter {
         };
         if !c.started {
             c.started = true;
-            match &self.range.lo {
-                Bound::Unbounded => c.it.seek_to_first()?,
-                Bound::Included(k) => {
-                    c.it.seek(InternalKey::for_seek(k, MAX_SEQUENCE).as_bytes())?
-                }
+            let lo = match &self.range.lo {
+                Bound::Unbounded => None,
+                Bound::Included(k) => Some(k),
                 Bound::Excluded(k) => {
-                    c.it.seek(InternalKey::for_seek(k, MAX_SEQUENCE).as_bytes())?;
                     self.skip.clone_from(k);
                     self.skip_valid = true;
+                    Some(k)
+                }
+            };
+            match lo {
+                None => c.it.seek_to_first()?,
+                Some(k) => {
+                    let target = InternalKey::for_seek(k, MAX_SEQUENCE);
+                    let (view, sources) = (&self.view, &c.sources);
+                    c.it.seek_deferred(target.as_bytes(), |i, bound| {
+                        sources
+                            .get(i)
+                            .is_some_and(|s| defer_seek(view, s, k, target.as_bytes(), bound))
+                    })?;
                 }
             }
+        } else if c.advance {
+            c.advance = false;
+            c.it.next()?;
         }
         while c.it.valid() {
             let p = ParsedInternalKey::parse(c.it.key()).ok_or_else(|| corrupt_key(&self.inner))?;
             if !self.range.below_hi(p.user_key) {
                 return Ok(None);
             }
-            if p.seq > self.seq || (self.skip_valid && p.user_key == self.skip.as_slice()) {
+            if p.seq > self.seq || (self.skip_valid && same_key(p.user_key, &self.skip)) {
                 c.it.next()?;
                 continue;
             }
@@ -229,7 +398,7 @@ impl DbIter {
                 continue;
             }
             let item = (Bytes::copy_from_slice(p.user_key), c.it.value_bytes());
-            c.it.next()?;
+            c.advance = true;
             return Ok(Some(item));
         }
         Ok(None)
@@ -266,35 +435,37 @@ impl DbIter {
             }
         }
         // Walking backwards meets a key's versions oldest first: the last visible one
-        // seen before the user key changes is the newest visible.
-        let mut current: Option<PendingKey> = None;
+        // seen before the user key changes is the newest visible. `self.pending` holds
+        // the user key being resolved (when `has_pending`), `newest` its newest visible
+        // entry so far.
+        let mut has_pending = false;
+        let mut newest: Option<(ValueKind, Bytes)> = None;
         while c.it.valid() {
             let p = ParsedInternalKey::parse(c.it.key()).ok_or_else(|| corrupt_key(&self.inner))?;
-            // A new user key: the previous one is resolved.
-            if let Some(PendingKey {
-                key,
-                newest: Some((ValueKind::Put, v)),
-            }) = current.take_if(|pending| pending.key.as_slice() != p.user_key)
-            {
-                return Ok(Some((Bytes::from(key), v)));
+            if has_pending && !same_key(&self.pending, p.user_key) {
+                // A new user key: the previous one is resolved.
+                if let Some((ValueKind::Put, v)) = newest.take() {
+                    return Ok(Some((Bytes::copy_from_slice(&self.pending), v)));
+                }
+                has_pending = false;
             }
             if !self.range.above_lo(p.user_key) {
                 return Ok(None);
             }
-            let pending = current.get_or_insert_with(|| PendingKey {
-                key: p.user_key.to_vec(),
-                newest: None,
-            });
+            if !has_pending {
+                has_pending = true;
+                self.pending.clear();
+                self.pending.extend_from_slice(p.user_key);
+            }
             if p.seq <= self.seq {
-                pending.newest = Some((p.kind, c.it.value_bytes()));
+                newest = Some((p.kind, c.it.value_bytes()));
             }
             c.it.prev()?;
         }
-        Ok(match current {
-            Some(PendingKey {
-                key,
-                newest: Some((ValueKind::Put, v)),
-            }) => Some((Bytes::from(key), v)),
+        Ok(match newest {
+            Some((ValueKind::Put, v)) if has_pending => {
+                Some((Bytes::copy_from_slice(&self.pending), v))
+            }
             _ => None,
         })
     }
@@ -308,8 +479,8 @@ impl Iterator for DbIter {
             return None;
         }
         match self.step_forward() {
-            Ok(Some(item)) if self.back_last.as_ref().is_none_or(|b| item.0 < *b) => {
-                self.front_last = Some(item.0.clone());
+            Ok(Some(item)) if !self.back_yielded || item.0[..] < self.pending[..] => {
+                self.front_yielded = true;
                 Some(Ok(item))
             }
             Ok(_) => {
@@ -330,8 +501,8 @@ impl DoubleEndedIterator for DbIter {
             return None;
         }
         match self.step_backward() {
-            Ok(Some(item)) if self.front_last.as_ref().is_none_or(|f| item.0 > *f) => {
-                self.back_last = Some(item.0.clone());
+            Ok(Some(item)) if !self.front_yielded || item.0[..] > self.skip[..] => {
+                self.back_yielded = true;
                 Some(Ok(item))
             }
             Ok(_) => {

@@ -19,6 +19,23 @@ use bytes::Bytes;
 use strata_core::compare_internal_keys;
 use strata_core::varint::{get_varint32, put_varint32, read_u32_le};
 
+/// [`compare_internal_keys`], deciding most comparisons on the user keys' first eight
+/// bytes as one integer compare (no call into `memcmp`): the seeks' binary searches over
+/// restart points and index separators are mostly such comparisons.
+#[inline]
+pub(crate) fn compare_keys(a: &[u8], b: &[u8]) -> Ordering {
+    // An internal key of 16 bytes or more has a user key of at least 8: its first 8
+    // bytes are user-key bytes, and if they differ they decide the order.
+    if a.len() >= 16
+        && b.len() >= 16
+        && let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>())
+        && x != y
+    {
+        return u64::from_be_bytes(*x).cmp(&u64::from_be_bytes(*y));
+    }
+    compare_internal_keys(a, b)
+}
+
 /// Builds one block's contents.
 #[derive(Debug)]
 pub(crate) struct BlockBuilder {
@@ -141,6 +158,16 @@ impl Block {
         }
     }
 
+    /// A stand-in holding no bytes, for an iterator that gave its block up: every
+    /// position in it is invalid and every move fails cleanly.
+    fn released() -> Self {
+        Block {
+            data: Bytes::new(),
+            restarts_offset: 0,
+            num_restarts: 1,
+        }
+    }
+
     /// Offset of the `i`-th restart point (checked to lie before the restart array).
     fn restart_point(&self, i: usize) -> BlockResult<usize> {
         let pos = self.restarts_offset + 4 * i;
@@ -223,7 +250,25 @@ fn decode_entry(data: &[u8], p: usize, limit: usize) -> BlockResult<Entry> {
     })
 }
 
+/// An entry decoded while walking backwards, kept so the next `prev` pops it instead of
+/// decoding its restart interval again.
+#[derive(Clone, Copy, Debug)]
+struct Decoded {
+    current: usize,
+    next: usize,
+    value: (usize, usize),
+    /// End of its whole key in `BlockIter::prev_keys` (it starts where the entry
+    /// below's ends).
+    key_end: usize,
+}
+
 /// A cursor over one block, moving both ways.
+///
+/// Moving backwards decodes the current entry's restart interval once, from its restart
+/// point, and stacks the entries before the current one (`prev_entries`, whole keys in
+/// `prev_keys`): the following `prev` calls pop them, so a backward scan decodes every
+/// entry about once, as a forward one does, instead of re-scanning from the restart
+/// point at every step. Any other move drops the stack.
 #[derive(Debug)]
 pub(crate) struct BlockIter {
     block: Block,
@@ -236,6 +281,11 @@ pub(crate) struct BlockIter {
     value: (usize, usize),
     /// Index of the restart interval holding the current entry.
     restart_index: usize,
+    /// Offset of restart point `restart_index + 1` (`usize::MAX` if there is none).
+    next_restart: usize,
+    /// The entries of the current restart interval before the current one, in order.
+    prev_entries: Vec<Decoded>,
+    prev_keys: Vec<u8>,
 }
 
 impl BlockIter {
@@ -254,13 +304,34 @@ impl BlockIter {
             next: end,
             value: (0, 0),
             restart_index: 0,
+            next_restart: usize::MAX,
+            prev_entries: Vec::new(),
+            prev_keys: Vec::new(),
         }
     }
 
-    /// Points the iterator at another block, keeping the key buffer.
+    /// Points the iterator at another block, keeping its buffers.
     pub(crate) fn reset(&mut self, block: Block) {
-        let key = std::mem::take(&mut self.key);
-        *self = Self::with_key_buffer(block, key);
+        let end = block.restarts_offset;
+        self.block = block;
+        self.key.clear();
+        self.current = end;
+        self.next = end;
+        self.value = (0, 0);
+        self.restart_index = 0;
+        self.next_restart = usize::MAX;
+        self.drop_prev_entries();
+    }
+
+    /// Gives up the block (the iterator is then invalid until [`reset`](Self::reset)),
+    /// so the caller may reuse the buffer it lives in.
+    pub(crate) fn release_block(&mut self) {
+        self.reset(Block::released());
+    }
+
+    fn drop_prev_entries(&mut self) {
+        self.prev_entries.clear();
+        self.prev_keys.clear();
     }
 
     /// Gives the key buffer back (for reuse by the next lookup).
@@ -292,6 +363,7 @@ impl BlockIter {
         self.current = self.block.restarts_offset;
         self.next = self.block.restarts_offset;
         self.key.clear();
+        self.drop_prev_entries();
     }
 
     fn fail<T>(&mut self, e: BlockError) -> BlockResult<T> {
@@ -304,10 +376,22 @@ impl BlockIter {
             Ok(p) => {
                 self.key.clear();
                 self.restart_index = i;
+                self.next_restart = self.restart_after(i)?;
                 self.current = self.block.restarts_offset;
                 self.next = p;
                 Ok(())
             }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Offset of restart point `i + 1`, or `usize::MAX` if `i` is the last.
+    fn restart_after(&mut self, i: usize) -> BlockResult<usize> {
+        if i + 1 >= self.block.num_restarts {
+            return Ok(usize::MAX);
+        }
+        match self.block.restart_point(i + 1) {
+            Ok(p) => Ok(p),
             Err(e) => self.fail(e),
         }
     }
@@ -340,34 +424,44 @@ impl BlockIter {
         self.current = p;
         self.next = e.value_end;
         self.value = (e.value_start, e.value_end);
-        while self.restart_index + 1 < self.block.num_restarts {
-            match self.block.restart_point(self.restart_index + 1) {
-                Ok(r) if r <= p => self.restart_index += 1,
-                Ok(_) => break,
-                Err(err) => return self.fail(err),
-            }
+        while self.next_restart <= p {
+            self.restart_index += 1;
+            self.next_restart = self.restart_after(self.restart_index)?;
         }
         Ok(true)
     }
 
     pub(crate) fn seek_to_first(&mut self) -> BlockResult<()> {
+        self.drop_prev_entries();
         self.seek_to_restart(0)?;
         self.parse_next().map(|_| ())
     }
 
     pub(crate) fn seek_to_last(&mut self) -> BlockResult<()> {
-        self.seek_to_restart(self.block.num_restarts - 1)?;
-        while self.parse_next()? && self.next < self.block.restarts_offset {}
-        Ok(())
+        let last = self.block.num_restarts - 1;
+        self.decode_interval_before(last, self.block.restarts_offset)
     }
 
     pub(crate) fn next(&mut self) -> BlockResult<()> {
         debug_assert!(self.valid());
+        self.drop_prev_entries();
         self.parse_next().map(|_| ())
     }
 
     pub(crate) fn prev(&mut self) -> BlockResult<()> {
         debug_assert!(self.valid());
+        if let Some(e) = self.prev_entries.pop() {
+            // The entry just before the current one, decoded by an earlier `prev`.
+            let start = self.prev_entries.last().map_or(0, |p| p.key_end);
+            self.key.clear();
+            self.key
+                .extend_from_slice(self.prev_keys.get(start..e.key_end).unwrap_or_default());
+            self.prev_keys.truncate(start);
+            self.current = e.current;
+            self.next = e.next;
+            self.value = e.value;
+            return Ok(());
+        }
         let original = self.current;
         // Find the last restart point before the current entry.
         let mut r = self.restart_index;
@@ -385,15 +479,37 @@ impl BlockIter {
             }
             r -= 1;
         }
+        self.decode_interval_before(r, original)
+    }
+
+    /// Decodes restart interval `r` up to the entry that ends at `end` (or at or past
+    /// it, in a damaged block), stacking the entries before that one, and positions on
+    /// it.
+    fn decode_interval_before(&mut self, r: usize, end: usize) -> BlockResult<()> {
+        self.drop_prev_entries();
         self.seek_to_restart(r)?;
-        // Scan forward to the entry that ends where the original one starts.
-        while self.parse_next()? && self.next < original {}
-        Ok(())
+        loop {
+            if !self.parse_next()? {
+                // Invalid (ran off the block): `parse_next` dropped the stack.
+                return Ok(());
+            }
+            if self.next >= end {
+                return Ok(());
+            }
+            self.prev_keys.extend_from_slice(&self.key);
+            self.prev_entries.push(Decoded {
+                current: self.current,
+                next: self.next,
+                value: self.value,
+                key_end: self.prev_keys.len(),
+            });
+        }
     }
 
     /// Positions on the first entry whose key is `>= target` (internal-key order);
     /// invalid if every key in the block is smaller.
     pub(crate) fn seek(&mut self, target: &[u8]) -> BlockResult<()> {
+        self.drop_prev_entries();
         // Binary search for the last restart point whose key is < target.
         let mut left = 0;
         let mut right = self.block.num_restarts - 1;
@@ -403,7 +519,7 @@ impl BlockIter {
                 Ok(k) => k,
                 Err(e) => return self.fail(e),
             };
-            if compare_internal_keys(key, target) == Ordering::Less {
+            if compare_keys(key, target) == Ordering::Less {
                 left = mid;
             } else {
                 right = mid - 1;
@@ -411,7 +527,7 @@ impl BlockIter {
         }
         self.seek_to_restart(left)?;
         while self.parse_next()? {
-            if compare_internal_keys(&self.key, target) != Ordering::Less {
+            if compare_keys(&self.key, target) != Ordering::Less {
                 break;
             }
         }
@@ -482,6 +598,67 @@ mod tests {
                     }
                     None => prop_assert!(!it.valid()),
                 }
+            }
+        }
+
+        /// Random walks (moves both ways, direction switches anywhere, including on
+        /// restart points, seeks in between) against a position in the sorted entries.
+        #[test]
+        fn block_walks_match_a_model(es in entries(), interval in 1usize..6,
+                                     moves in proptest::collection::vec((0u8..8, proptest::collection::vec(0u8..4, 0..6), 0u64..6), 1..120)) {
+            let mut it = BlockIter::new(build(&es, interval));
+            // The model: an index into `es`, or None when invalid.
+            let mut pos: Option<usize> = None;
+            for (m, k, s) in moves {
+                match m {
+                    0 => { it.seek_to_first().unwrap(); pos = Some(0); }
+                    1 => { it.seek_to_last().unwrap(); pos = Some(es.len() - 1); }
+                    2 => {
+                        let t = InternalKey::new(&k, s, ValueKind::Put).into_bytes();
+                        it.seek(&t).unwrap();
+                        let i = es.partition_point(|(ek, _)| compare_internal_keys(ek, &t) == Ordering::Less);
+                        pos = (i < es.len()).then_some(i);
+                    }
+                    3..=5 => if let Some(p) = pos {
+                        it.prev().unwrap();
+                        pos = p.checked_sub(1);
+                    },
+                    _ => if let Some(p) = pos {
+                        it.next().unwrap();
+                        pos = Some(p + 1).filter(|&q| q < es.len());
+                    },
+                }
+                match pos {
+                    Some(p) => {
+                        prop_assert!(it.valid());
+                        prop_assert_eq!(it.key(), &es[p].0[..]);
+                        prop_assert_eq!(it.value(), &es[p].1[..]);
+                        prop_assert_eq!(&it.value_bytes()[..], &es[p].1[..]);
+                    }
+                    None => prop_assert!(!it.valid()),
+                }
+            }
+            // A reset onto another block forgets everything of the old one.
+            it.reset(build(&es[..1], interval));
+            prop_assert!(!it.valid());
+            it.seek_to_last().unwrap();
+            prop_assert_eq!(it.key(), &es[0].0[..]);
+            it.prev().unwrap();
+            prop_assert!(!it.valid());
+        }
+
+        /// The fast comparison agrees with the reference one on any input, including
+        /// keys too short for a trailer and user keys sharing 8-byte prefixes.
+        #[test]
+        fn compare_keys_matches_reference(
+            a in proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xff), any::<u8>()], 0..24),
+            b in proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xff), any::<u8>()], 0..24),
+            share in 0usize..24,
+        ) {
+            let mut b2 = a.get(..share.min(a.len())).unwrap_or_default().to_vec();
+            b2.extend_from_slice(&b);
+            for (x, y) in [(&a, &b), (&a, &b2), (&b2, &a)] {
+                prop_assert_eq!(compare_keys(x, y), compare_internal_keys(x, y));
             }
         }
 

@@ -13,7 +13,7 @@ use strata_core::{
     SortedIter, ValueKind, compare_internal_keys,
 };
 
-use crate::block::{Block, BlockError, BlockIter};
+use crate::block::{Block, BlockError, BlockIter, compare_keys};
 use crate::cache::BlockCache;
 use crate::filter::{BloomFilter, FilterDecodeError};
 use crate::format::{BlockHandle, Compression, Footer, block_checksum};
@@ -103,6 +103,23 @@ struct Index {
     /// (end of the separator in `keys`, block handle); separator `i` starts where
     /// separator `i - 1` ends.
     entries: Vec<(usize, BlockHandle)>,
+    /// Per separator, the first 8 bytes of its user key (see [`user_key_prefix`]): a
+    /// dense array the binary search runs on, touching the keys only among separators
+    /// that share the target's prefix.
+    prefixes: Vec<u64>,
+}
+
+/// The first 8 bytes of an internal key's user key as a big-endian integer,
+/// zero-padded: non-decreasing in internal-key order, so a smaller prefix means a smaller
+/// key and only equal prefixes need the keys compared.
+fn user_key_prefix(internal_key: &[u8]) -> u64 {
+    let uk = strata_core::key::user_key(internal_key);
+    let mut head = [0u8; 8];
+    let n = uk.len().min(8);
+    if let (Some(dst), Some(src)) = (head.get_mut(..n), uk.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_be_bytes(head)
 }
 
 impl Index {
@@ -126,11 +143,18 @@ impl Index {
     /// The first block whose separator is `>= target`: the only block that can hold
     /// the first entry `>= target`.
     fn find(&self, target: &[u8]) -> Option<usize> {
-        let mut lo = 0;
-        let mut hi = self.entries.len();
+        let tp = user_key_prefix(target);
+        // Separators with a smaller prefix are below the target, with a larger one above.
+        let mut lo = self.prefixes.partition_point(|&p| p < tp);
+        let mut hi = lo
+            + self
+                .prefixes
+                .get(lo..)
+                .unwrap_or_default()
+                .partition_point(|&p| p == tp);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if compare_internal_keys(self.separator(mid), target).is_lt() {
+            if compare_keys(self.separator(mid), target).is_lt() {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -327,6 +351,30 @@ impl Table {
         Ok((block, false))
     }
 
+    /// A data block from bytes the caller read itself (`raw`: the block and its trailer,
+    /// as [`read_raw`](Self::read_raw) returns them): checked, decompressed and parsed,
+    /// never cached.
+    pub(crate) fn block_from_raw(&self, raw: Bytes, handle: BlockHandle) -> Result<Block> {
+        let contents = decode_block_contents(self.path(), raw, handle, self.footer.file_id)?;
+        self.parse_block(contents, handle)
+    }
+
+    /// Reads `buf.len()` bytes of the file at `offset` (a run of whole blocks with their
+    /// trailers, for read-ahead).
+    pub(crate) fn read_raw(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let in_file = offset
+            .checked_add(buf.len() as u64)
+            .is_some_and(|end| end <= self.file.len());
+        if !in_file {
+            return Err(Error::corruption(
+                self.path(),
+                offset,
+                format!("read of {} bytes runs past the end of the file", buf.len()),
+            ));
+        }
+        self.file.read_exact_at(offset, buf)
+    }
+
     fn parse_block(&self, contents: Bytes, handle: BlockHandle) -> Result<Block> {
         Block::new(contents).map_err(|e| self.block_error(handle, e))
     }
@@ -498,17 +546,32 @@ fn read_block_contents(
     handle: BlockHandle,
     file_id: u64,
 ) -> Result<Bytes> {
-    let corrupt = |reason: String| Error::corruption(file.path(), handle.offset, reason);
     let end = handle
         .end_with_trailer()
         .filter(|&end| end <= file.len())
         .ok_or_else(|| {
-            corrupt(format!(
-                "block of {} bytes runs past the end of the file",
-                handle.size
-            ))
+            Error::corruption(
+                file.path(),
+                handle.offset,
+                format!(
+                    "block of {} bytes runs past the end of the file",
+                    handle.size
+                ),
+            )
         })?;
     let raw = file.read_bytes(handle.offset, (end - handle.offset) as usize)?;
+    decode_block_contents(file.path(), raw, handle, file_id)
+}
+
+/// Checks a block read with its trailer (`raw`: `handle.size` bytes, then the trailer)
+/// and returns its (decompressed) contents.
+fn decode_block_contents(
+    path: &Path,
+    raw: Bytes,
+    handle: BlockHandle,
+    file_id: u64,
+) -> Result<Bytes> {
+    let corrupt = |reason: String| Error::corruption(path, handle.offset, reason);
     let size = handle.size as usize;
     let (stored, trailer) = raw.split_at_checked(size).unwrap_or((&[], &[]));
     let (Some(&kind), Some(crc)) = (trailer.first(), read_u32_le(trailer, 1)) else {
@@ -560,6 +623,7 @@ fn decode_index(
     let mut index = Index {
         keys: Vec::new(),
         entries: Vec::new(),
+        prefixes: Vec::new(),
     };
     let mut expected_offset = 0u64;
     let mut prev_start = 0;
@@ -587,6 +651,7 @@ fn decode_index(
         prev_start = index.keys.len();
         index.keys.extend_from_slice(separator);
         index.entries.push((index.keys.len(), block));
+        index.prefixes.push(user_key_prefix(separator));
         it.next().map_err(block_error)?;
     }
     if expected_offset != footer.filter.offset {

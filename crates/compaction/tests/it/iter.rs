@@ -177,6 +177,46 @@ proptest! {
         check_against_model(&mut it, &mut model, &ops)?;
     }
 
+    /// A seek with some children postponed (bounds: the target itself, the child's exact
+    /// landing entry, or "past this user key" for children without it), then any moves,
+    /// reads exactly what a plain seek does.
+    #[test]
+    fn deferred_seeks_match_plain_seeks(
+        inputs in proptest::collection::vec(input(), 0..6),
+        target in (0..22u8, 0..9u64),
+        choices in proptest::collection::vec(0..4u8, 6),
+        ops in proptest::collection::vec(op(), 0..40),
+    ) {
+        let inputs: Vec<_> = inputs.iter().enumerate().map(|(i, s)| sorted_entries(s, i)).collect();
+        let mut model = Model::new(&inputs);
+        let t = InternalKey::for_seek(&ukey(target.0), target.1);
+        let past_user_key = InternalKey::new(&ukey(target.0), 0, ValueKind::Delete);
+        let landing: Vec<Option<Vec<u8>>> = inputs.iter().map(|es| {
+            es.iter().map(|(k, _)| k.clone()).find(|k| compare_internal_keys(k, t.as_bytes()).is_ge())
+        }).collect();
+        let has_user_key: Vec<bool> = inputs.iter().map(|es| {
+            es.iter().any(|(k, _)| strata_core::key::user_key(k) == ukey(target.0).as_slice())
+        }).collect();
+        let mut it = MergingIter::new(inputs.into_iter().map(VecIter::new).collect());
+        it.seek_deferred(t.as_bytes(), |i, bound| match choices[i] {
+            1 => { bound.extend_from_slice(t.as_bytes()); true }
+            2 => {
+                bound.extend_from_slice(landing[i].as_deref().unwrap_or(t.as_bytes()));
+                true
+            }
+            3 if !has_user_key[i] => { bound.extend_from_slice(past_user_key.as_bytes()); true }
+            _ => false,
+        }).unwrap();
+        let seek = Op::Seek(target.0, target.1);
+        model.apply(&seek);
+        prop_assert_eq!(it.valid(), model.pos.is_some());
+        if let Some(p) = model.pos {
+            prop_assert_eq!(it.key(), &model.entries[p].0[..]);
+            prop_assert_eq!(it.value(), &model.entries[p].1[..]);
+        }
+        check_against_model(&mut it, &mut model, &ops)?;
+    }
+
     /// A full forward scan and a full backward scan are exact mirror images.
     #[test]
     fn merging_iter_reverse_is_mirror_of_forward(inputs in proptest::collection::vec(input(), 1..5)) {
@@ -226,6 +266,87 @@ proptest! {
         let mut it = MergingIter::new(children);
         check_against_model(&mut it, &mut model, &ops)?;
     }
+}
+
+/// Counts seeks of the wrapped iterator.
+struct CountingSeeks(VecIter, Arc<AtomicUsize>);
+
+impl SortedIter for CountingSeeks {
+    fn valid(&self) -> bool {
+        self.0.valid()
+    }
+    fn seek_to_first(&mut self) -> Result<()> {
+        self.0.seek_to_first()
+    }
+    fn seek_to_last(&mut self) -> Result<()> {
+        self.0.seek_to_last()
+    }
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        self.1.fetch_add(1, Ordering::Relaxed);
+        self.0.seek(target)
+    }
+    fn next(&mut self) -> Result<()> {
+        self.0.next()
+    }
+    fn prev(&mut self) -> Result<()> {
+        self.0.prev()
+    }
+    fn key(&self) -> &[u8] {
+        self.0.key()
+    }
+    fn value(&self) -> &[u8] {
+        self.0.value()
+    }
+}
+
+#[test]
+fn deferred_children_are_sought_only_when_reached() {
+    let kv = |k: &[u8], s| (ik(k, s, ValueKind::Put), k.to_vec());
+    let seeks: Vec<_> = (0..3).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+    let children = vec![
+        CountingSeeks(
+            VecIter::new(vec![kv(b"b", 1), kv(b"d", 1)]),
+            Arc::clone(&seeks[0]),
+        ),
+        CountingSeeks(
+            VecIter::new(vec![kv(b"a", 2), kv(b"c", 1)]),
+            Arc::clone(&seeks[1]),
+        ),
+        CountingSeeks(VecIter::new(vec![kv(b"e", 1)]), Arc::clone(&seeks[2])),
+    ];
+    let mut it = MergingIter::new(children);
+    let past_b = InternalKey::new(b"b", 0, ValueKind::Delete);
+    let target = InternalKey::for_seek(b"b", 9);
+    // Children 1 and 2 hold no "b": postponed, with bounds past "b" and at "e".
+    it.seek_deferred(target.as_bytes(), |i, bound| match i {
+        1 => {
+            bound.extend_from_slice(past_b.as_bytes());
+            true
+        }
+        2 => {
+            bound.extend_from_slice(&ik(b"e", 1, ValueKind::Put));
+            true
+        }
+        _ => false,
+    })
+    .unwrap();
+    assert_eq!(it.value(), b"b");
+    let counts = || {
+        seeks
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(counts(), [1, 0, 0]);
+    it.next().unwrap();
+    assert_eq!(it.value(), b"c");
+    assert_eq!(counts(), [1, 1, 0]);
+    it.next().unwrap();
+    assert_eq!(it.value(), b"d");
+    assert_eq!(counts(), [1, 1, 0]);
+    it.next().unwrap();
+    assert_eq!(it.value(), b"e");
+    assert_eq!(counts(), [1, 1, 1]);
 }
 
 #[test]

@@ -20,6 +20,9 @@ enum Op {
     Get(u8),
     Range(u8, u8, bool),
     Prefix(u8, bool),
+    /// A range consumed from both ends, `true` = next, `false` = next_back, until the
+    /// ends meet.
+    BothEnds(u8, u8, Vec<bool>),
     TakeSnapshot,
     ReadSnapshot(usize, u8),
     ScanSnapshot(usize),
@@ -51,6 +54,8 @@ fn op() -> impl Strategy<Value = Op> {
         10 => any::<u8>().prop_map(Op::Get),
         4 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(a, b, r)| Op::Range(a, b, r)),
         2 => (any::<u8>(), any::<bool>()).prop_map(|(p, r)| Op::Prefix(p, r)),
+        2 => (any::<u8>(), any::<u8>(), proptest::collection::vec(any::<bool>(), 1..80))
+            .prop_map(|(a, b, s)| Op::BothEnds(a, b, s)),
         2 => Just(Op::TakeSnapshot),
         3 => (any::<usize>(), any::<u8>()).prop_map(|(i, k)| Op::ReadSnapshot(i, k)),
         1 => any::<usize>().prop_map(Op::ScanSnapshot),
@@ -143,6 +148,33 @@ fn run(ops: Vec<Op>, memtable_bytes: usize) {
                     want.reverse();
                 }
                 assert_eq!(got, want);
+            }
+            Op::BothEnds(a, b, sides) => {
+                let (lo, hi) = (key(a).min(key(b)), key(a).max(key(b)));
+                let mut want: std::collections::VecDeque<_> =
+                    model_range(&model, &lo, &hi, false).into();
+                let mut it = d.range(lo..=hi.clone());
+                if model.contains_key(&hi) {
+                    want.push_back((hi.clone(), model[&hi].clone()));
+                }
+                // Cycle through the pattern until both ends are exhausted.
+                for front in sides.iter().cycle().take(sides.len().max(1) * 200) {
+                    let got = if *front { it.next() } else { it.next_back() };
+                    let expected = if *front {
+                        want.pop_front()
+                    } else {
+                        want.pop_back()
+                    };
+                    let got = got.map(|r| {
+                        let (k, v) = r.unwrap();
+                        (k.to_vec(), v.to_vec())
+                    });
+                    assert_eq!(got, expected, "front {front}");
+                    if expected.is_none() {
+                        break;
+                    }
+                }
+                assert!(it.next().is_none() && it.next_back().is_none());
             }
             Op::TakeSnapshot => snaps.push((d.snapshot(), model.clone())),
             Op::ReadSnapshot(i, k) if !snaps.is_empty() => {

@@ -5,4 +5,5 @@ mod bloom;
 mod builder;
 mod common;
 mod corruption;
+mod readahead;
 mod roundtrip;
