@@ -475,6 +475,59 @@ fn outputs_split_where_they_would_overlap_too_many_grandparents() {
 }
 
 #[test]
+fn outputs_end_early_where_a_grandparent_ends_once_half_the_target_is_written() {
+    let store = TableStore::new();
+    // 40 keys of equal size; grandparents end after k09, k19 and k29.
+    let key = |i: u32| format!("k{i:02}");
+    let input = store_table(&store, (0..40).map(|i| put(&key(i), 5)).collect());
+    let gps: Vec<Arc<FileMeta>> = [(0, 9), (10, 19), (20, 29)]
+        .iter()
+        .map(|&(a, b)| store_table(&store, vec![put(&key(a), 1), put(&key(b), 1)]))
+        .collect();
+    let mut t = task(1, vec![input], Vec::new());
+    t.grandparents = gps.clone();
+    t.below = vec![gps];
+    let mut sink = store.clone();
+    let run = |t: &CompactionTask, sink: &mut TableStore| {
+        let out = CompactionJob::new(t, store.opener()).run(sink).unwrap();
+        out.edit
+            .added
+            .iter()
+            .map(|(_, f)| String::from_utf8(f.largest_user_key().to_vec()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    // Measure one key's share of a table, then aim at 16 keys per table.
+    let mut one = task(
+        1,
+        vec![store_table(&store, vec![put("k00", 5)])],
+        Vec::new(),
+    );
+    one.target_file_size_bytes = u64::MAX;
+    let per_key = CompactionJob::new(&one, store.opener())
+        .run(&mut sink)
+        .unwrap()
+        .stats
+        .output_bytes;
+    assert!(per_key > 0);
+    t.target_file_size_bytes = 16 * per_key;
+    // Without grandparents: cut at the target only, mid-way through their ranges.
+    let mut plain = t.clone();
+    plain.grandparents.clear();
+    plain.below.clear();
+    let ends_plain = run(&plain, &mut sink);
+    assert!(
+        ends_plain
+            .iter()
+            .all(|k| !["k09", "k19", "k29"].contains(&k.as_str())),
+        "{ends_plain:?}"
+    );
+    // With them: 10 keys (over 55 % of 16) reach the end of the first grandparent, so
+    // the table ends there; likewise at k19 and k29.
+    let ends = run(&t, &mut sink);
+    assert_eq!(ends, ["k09", "k19", "k29", "k39"], "{ends_plain:?}");
+}
+
+#[test]
 fn trivial_move_task_rewrites_nothing() {
     let store = TableStore::new();
     let f = store_table(&store, vec![put("a", 1)]);
