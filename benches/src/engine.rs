@@ -15,6 +15,38 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Result with [`BoxError`].
 pub type Res<T> = std::result::Result<T, BoxError>;
 
+/// Feeds `visit` the entries of a double-ended iterator, front to back or back to front,
+/// until it returns `false`: the scan of every engine whose iterator has that shape.
+pub fn visit_entries<K, V, E>(
+    entries: impl DoubleEndedIterator<Item = Result<(K, V), E>>,
+    reverse: bool,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Res<()>
+where
+    K: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+    BoxError: From<E>,
+{
+    let mut visit_one = |kv: Result<(K, V), E>| -> Res<bool> {
+        let (k, v) = kv?;
+        Ok(visit(k.as_ref(), v.as_ref()))
+    };
+    if reverse {
+        for kv in entries.rev() {
+            if !visit_one(kv)? {
+                break;
+            }
+        }
+    } else {
+        for kv in entries {
+            if !visit_one(kv)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The memory budget and threads every engine is given (see `docs/benchmarks.md`).
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -141,22 +173,7 @@ impl Engine for StrataEngine {
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
-        if reverse {
-            for kv in self.db.iter().rev() {
-                let (k, v) = kv?;
-                if !visit(&k, &v) {
-                    break;
-                }
-            }
-        } else {
-            for kv in self.db.iter() {
-                let (k, v) = kv?;
-                if !visit(&k, &v) {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        visit_entries(self.db.iter(), reverse, visit)
     }
 
     fn settle(&self) -> Res<()> {

@@ -52,22 +52,7 @@ impl Engine for SledEngine {
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
-        if reverse {
-            for kv in self.db.iter().rev() {
-                let (k, v) = kv?;
-                if !visit(&k, &v) {
-                    break;
-                }
-            }
-        } else {
-            for kv in self.db.iter() {
-                let (k, v) = kv?;
-                if !visit(&k, &v) {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        crate::engine::visit_entries(self.db.iter(), reverse, visit)
     }
 
     fn settle(&self) -> Res<()> {
