@@ -27,7 +27,13 @@ use strata_core::varint::{
 use strata_core::{InternalKey, SequenceNumber};
 
 /// The manifest format this build writes and the newest it reads.
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+///
+/// Version 2: `LastSequence` is where WAL `LogNumber` starts, and WALs may end in a
+/// sequence gap that recovery must stop at (rotated-out WALs are synced lazily). A
+/// version-1 reader would replay past such a gap, so it must refuse these databases;
+/// this build reads version 1 too (its larger `LastSequence` only hides gaps, which
+/// version-1 writers never left).
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 
 const TAG_FORMAT_VERSION: u32 = 1;
 const TAG_LOG_NUMBER: u32 = 2;

@@ -409,16 +409,19 @@ pub(crate) fn sync_wal(inner: &DbInner) -> Result<()> {
 /// unsynced log and stops replaying there, unless a later WAL holds a marker, which
 /// proves the truncated log had been synced, so the gap is damage (`Corruption`).
 fn sync_closed_wals(inner: &DbInner, ws: &mut WriteState) -> Result<()> {
-    {
-        let mut closed = lock(&inner.closed_wals.0);
-        if closed.is_empty() {
-            return Ok(());
-        }
-        for (_, wal) in closed.iter_mut() {
-            wal.sync()?;
-        }
-        closed.clear();
+    // Taken out, not synced under the lock: a flush retiring one of them (inside the
+    // view's write lock) must not wait for these fsyncs, nor readers behind it. No
+    // WAL can join meanwhile: rotation needs `write`, which the caller holds. After a
+    // failure the rest are dropped unsynced; the caller sets the sticky error, so no
+    // later write is acknowledged.
+    let mut closed = std::mem::take(&mut *lock(&inner.closed_wals.0));
+    if closed.is_empty() {
+        return Ok(());
     }
+    for (_, wal) in &mut closed {
+        wal.sync()?;
+    }
+    drop(closed);
     crate::batch::encode_sync_marker(&mut ws.record, ws.last_seq + 1);
     ws.wal.add_record(&ws.record)?;
     inner
