@@ -22,9 +22,9 @@ use crate::db::{DbInner, lock};
 use crate::filename::wal_path;
 
 /// Zero-filled space kept ahead of a WAL that receives synced writes (extended by
-/// twice this when less is left): its fdatasyncs then commit no file-size change, about
-/// twice as fast on ext4. Costs one extra device write of the WAL's bytes, and only for
-/// WALs that see synced writes.
+/// twice this when less is left): its fdatasyncs then commit no file-size change
+/// (≈ 11k/s against ≈ 8k/s appending, on this machine's ext4). Costs one extra device
+/// write of the WAL's bytes, and only for WALs that see synced writes.
 const WAL_PREALLOCATE_BYTES: u64 = 1 << 20;
 
 /// Group size beyond which the leader leaves the rest of the queue to the next leader,
