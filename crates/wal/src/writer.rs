@@ -155,8 +155,8 @@ impl LogWriter {
     /// extending it by `2 × bytes` when less is left
     /// ([`WritableFile::preallocate`](strata_core::WritableFile::preallocate)). For
     /// logs synced often: a sync of records written into such space commits no file
-    /// metadata, which cuts its latency by about a quarter on ext4. A reader sees the zeros after
-    /// the last record as the log's end (a zero-filled tail).
+    /// metadata, which cuts its latency by about a quarter on ext4. A reader sees the
+    /// zeros after the last record as the log's end (a zero-filled tail).
     ///
     /// A failure poisons the writer: the failed sync may have dropped the log's own
     /// unsynced pages.
