@@ -120,10 +120,7 @@ fn open(opts: Options) -> Result<Db> {
 
     // Replay the WALs the manifest does not cover, then make them a table.
     let mem = Arc::new(MemTable::new());
-    let mut replay = Replay {
-        next_seq: Some(recovered.last_sequence.saturating_add(1)),
-        ..Replay::default()
-    };
+    let mut replay = Replay::new(recovered.last_sequence);
     for &n in wals.range(recovered.log_number..) {
         replay.wal(&*fs, &wal_path(&dir, n), &mem)?;
     }
@@ -303,13 +300,12 @@ fn left_by_interrupted_create(fs: &dyn FileSystem, dir: &Path, name: &str) -> Re
 /// rotated-out WAL (the write path syncs those lazily): everything from the gap on is
 /// dropped, as a prefix of the writes must survive, never a hole. If a later WAL holds a
 /// sync marker, the truncated WAL had been synced, so the gap is damage: `Corruption`.
-#[derive(Default)]
 struct Replay {
     /// Largest sequence number inserted.
     max_seq: SequenceNumber,
     /// Sequence number the next record must start at: from the manifest's last
     /// sequence, then from each record.
-    next_seq: Option<SequenceNumber>,
+    next_seq: SequenceNumber,
     /// The previous WAL and its valid length.
     last_end: Option<(PathBuf, u64)>,
     /// Where the gap is, once one was found: nothing more is inserted.
@@ -327,6 +323,16 @@ struct Gap {
 }
 
 impl Replay {
+    /// Before the first WAL, which continues from the manifest's `last_sequence`.
+    fn new(last_sequence: SequenceNumber) -> Self {
+        Replay {
+            max_seq: 0,
+            next_seq: last_sequence.saturating_add(1),
+            last_end: None,
+            gap: None,
+        }
+    }
+
     /// Replays one WAL into `mem`. A torn tail (a crash mid-append) ends the log; damage
     /// followed by valid records is corruption.
     fn wal(&mut self, fs: &dyn FileSystem, path: &Path, mem: &MemTable) -> Result<()> {
@@ -342,9 +348,9 @@ impl Replay {
             // the seam between two WALs can hide a power-loss gap.
             if std::mem::take(&mut first_record)
                 && self.gap.is_none()
-                && let Some(expected) = self.next_seq
-                && decoded.first_seq > expected
+                && decoded.first_seq > self.next_seq
             {
+                let expected = self.next_seq;
                 let Some((before, valid_len)) = self.last_end.take() else {
                     // The manifest's LastSequence is where this WAL starts, and a crash
                     // never takes the beginning of a log: damage, not a power loss.
@@ -381,7 +387,7 @@ impl Replay {
                 }
                 continue;
             }
-            self.next_seq = Some(decoded.first_seq + u64::from(decoded.count()));
+            self.next_seq = decoded.first_seq + u64::from(decoded.count());
             for (seq, entry) in (decoded.first_seq..).zip(decoded.entries) {
                 let entry = entry.map_err(bad)?;
                 writer.insert(entry.key, seq, entry.kind, entry.value)?;
