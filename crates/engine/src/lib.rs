@@ -36,6 +36,8 @@ mod iter;
 mod manifest;
 mod open;
 mod options;
+#[cfg(test)]
+mod slow_fs;
 mod snapshot;
 mod stats;
 mod table_cache;

@@ -627,72 +627,19 @@ mod tests {
         assert_eq!(present(&db, &["a", "d", "e"]), [true; 3]);
     }
 
-    /// `MemFs` whose syncs are slow: WALs 600 ms, tables 150 ms.
-    #[derive(Debug)]
-    struct SlowSyncFs(MemFs);
-
-    #[derive(Debug)]
-    struct SlowSyncFile(Box<dyn strata_core::WritableFile>, std::time::Duration);
-
-    impl strata_core::WritableFile for SlowSyncFile {
-        fn append(&mut self, data: &[u8]) -> Result<()> {
-            self.0.append(data)
-        }
-        fn sync(&mut self) -> Result<()> {
-            std::thread::sleep(self.1);
-            self.0.sync()
-        }
-        fn len(&self) -> u64 {
-            self.0.len()
-        }
-    }
-
-    impl FileSystem for SlowSyncFs {
-        fn create(&self, p: &Path) -> Result<Box<dyn strata_core::WritableFile>> {
-            let file = self.0.create(p)?;
-            let millis = match p.extension().and_then(|e| e.to_str()) {
-                Some("log") => 600,
-                Some("sst") => 150,
-                _ => 0,
-            };
-            Ok(Box::new(SlowSyncFile(
-                file,
-                std::time::Duration::from_millis(millis),
-            )))
-        }
-        fn open(&self, p: &Path) -> Result<Arc<dyn strata_core::RandomAccessFile>> {
-            self.0.open(p)
-        }
-        fn rename(&self, a: &Path, b: &Path) -> Result<()> {
-            self.0.rename(a, b)
-        }
-        fn remove(&self, p: &Path) -> Result<()> {
-            self.0.remove(p)
-        }
-        fn list(&self, d: &Path) -> Result<Vec<String>> {
-            self.0.list(d)
-        }
-        fn exists(&self, p: &Path) -> Result<bool> {
-            self.0.exists(p)
-        }
-        fn create_dir_all(&self, d: &Path) -> Result<()> {
-            self.0.create_dir_all(d)
-        }
-        fn sync_dir(&self, d: &Path) -> Result<()> {
-            self.0.sync_dir(d)
-        }
-        fn lock(&self, p: &Path) -> Result<Box<dyn strata_core::FileLock>> {
-            self.0.lock(p)
-        }
-    }
-
     #[test]
     fn reads_do_not_wait_for_the_sync_of_rotated_out_wals() {
         // A flush retiring a WAL (inside the view's write lock) while a synced write
         // syncs the rotated-out WALs must not hold every reader for that fsync (found in
         // review: a get waited 1.05 s behind a 600 ms WAL sync).
+        let fs = crate::slow_fs::SlowSyncFs {
+            inner: MemFs::new(),
+            wal: std::time::Duration::from_millis(600),
+            table: std::time::Duration::from_millis(150),
+            other: std::time::Duration::ZERO,
+        };
         let db = Db::builder(Path::new(DIR))
-            .file_system(Arc::new(SlowSyncFs(MemFs::new())))
+            .file_system(Arc::new(fs))
             .memtable_bytes(4 << 10)
             .open()
             .unwrap();

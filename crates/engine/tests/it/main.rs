@@ -3,7 +3,6 @@
 
 mod basic;
 mod concurrency;
-mod group_commit;
 mod model;
 
 use std::path::Path;

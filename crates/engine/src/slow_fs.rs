@@ -1,0 +1,74 @@
+//! A test file system: `MemFs` whose syncs take as long as a slow disk's, so that
+//! writers pile up behind them and locks held across them show.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_core::{FileLock, FileSystem, MemFs, RandomAccessFile, Result, WritableFile};
+
+/// How long a sync takes, by kind of file.
+#[derive(Debug, Clone)]
+pub(crate) struct SlowSyncFs {
+    pub inner: MemFs,
+    pub wal: Duration,
+    pub table: Duration,
+    pub other: Duration,
+}
+
+#[derive(Debug)]
+struct SlowSyncFile {
+    inner: Box<dyn WritableFile>,
+    sync_time: Duration,
+}
+
+impl WritableFile for SlowSyncFile {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.inner.append(data)
+    }
+    fn sync(&mut self) -> Result<()> {
+        std::thread::sleep(self.sync_time);
+        self.inner.sync()
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+impl FileSystem for SlowSyncFs {
+    fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        let sync_time = match path.extension().and_then(|e| e.to_str()) {
+            Some("log") => self.wal,
+            Some("sst") => self.table,
+            _ => self.other,
+        };
+        Ok(Box::new(SlowSyncFile {
+            inner: self.inner.create(path)?,
+            sync_time,
+        }))
+    }
+    fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
+        self.inner.open(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> Result<()> {
+        self.inner.remove(path)
+    }
+    fn list(&self, dir: &Path) -> Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn exists(&self, path: &Path) -> Result<bool> {
+        self.inner.exists(path)
+    }
+    fn create_dir_all(&self, dir: &Path) -> Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
+        self.inner.lock(path)
+    }
+}
