@@ -125,6 +125,26 @@ pub(crate) fn log_header_payload() -> [u8; LOG_HEADER_PAYLOAD_LEN] {
     p
 }
 
+/// Whether `start`, the first bytes of a file (up to [`LOG_HEADER_LEN`] of them), could
+/// be a record log's header: the header itself, one damaged in a few bytes, one a crash
+/// cut short, or zeros (not written yet). Anything else is another kind of file, which
+/// tools should name as such rather than as a log torn at offset 0.
+///
+/// ```
+/// use strata_wal::format::could_be_log_header;
+/// assert!(!could_be_log_header(b"root:x:0:0:root:/root:/bin/bash"));
+/// assert!(could_be_log_header(&[0; 19]));
+/// ```
+pub fn could_be_log_header(start: &[u8]) -> bool {
+    let mut expected = Vec::with_capacity(LOG_HEADER_LEN);
+    put_fragment(&mut expected, FragmentType::Header, &log_header_payload());
+    let start = start.get(..LOG_HEADER_LEN).unwrap_or(start);
+    let differing = start.iter().zip(&expected).filter(|(a, b)| a != b).count();
+    // A torn or damaged header keeps most of its bytes; another kind of file shares a
+    // byte here and there by chance.
+    start.iter().all(|&b| b == 0) || differing * 2 <= start.len()
+}
+
 /// A fragment header as stored, not yet checked against its payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RawHeader {

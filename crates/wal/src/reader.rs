@@ -13,8 +13,8 @@ use bytes::Bytes;
 use strata_core::{Error, RandomAccessFile, Result};
 
 use crate::format::{
-    BLOCK_SIZE, FormatVersion, FragmentType, HEADER_LEN, LOG_HEADER_LEN, LOG_HEADER_PAYLOAD_LEN,
-    MAGIC, RawHeader, fragment_crc,
+    BLOCK_SIZE, FormatVersion, FragmentType, HEADER_LEN, LOG_HEADER_PAYLOAD_LEN, MAGIC, RawHeader,
+    fragment_crc,
 };
 
 /// How the reader treats damage. `docs/format/wal.md` has the full table.
@@ -134,6 +134,15 @@ pub enum LogEnd {
         /// Bytes from `offset` to the end of the file.
         bytes_dropped: u64,
     },
+    /// The records end at `len` and every byte after them is zero: space the writer
+    /// reserved ahead of its appends ([`LogWriter::keep_preallocated`](crate::LogWriter::keep_preallocated)),
+    /// not damage. Accepted in every mode.
+    Preallocated {
+        /// End of the last record: the log's valid length.
+        len: u64,
+        /// Zero bytes from `len` to the end of the file.
+        zeros: u64,
+    },
     /// [`RecoveryMode::PointInTime`] only: damage followed by intact data; reading
     /// stopped there.
     Stopped {
@@ -150,7 +159,7 @@ impl LogEnd {
     /// End of the last intact record: the prefix of the file that was used.
     pub fn valid_len(&self) -> u64 {
         match *self {
-            LogEnd::Clean { len } => len,
+            LogEnd::Clean { len } | LogEnd::Preallocated { len, .. } => len,
             LogEnd::TornTail { offset, .. } | LogEnd::Stopped { offset, .. } => offset,
         }
     }
@@ -160,6 +169,10 @@ impl fmt::Display for LogEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LogEnd::Clean { len } => write!(f, "clean end at offset {len}"),
+            LogEnd::Preallocated { len, zeros } => write!(
+                f,
+                "clean end at offset {len}, followed by {zeros} bytes of preallocated zeros"
+            ),
             LogEnd::TornTail {
                 offset,
                 damage,
@@ -234,9 +247,8 @@ enum Step {
         ty: FragmentType,
         payload: Range<usize>,
     },
-    /// Damage; `next` is where the following fragment would start if the damaged
-    /// fragment's length can be believed.
-    Damaged { damage: Damage, next: Option<u64> },
+    /// Damage.
+    Damaged(Damage),
 }
 
 impl LogReader {
@@ -289,9 +301,9 @@ impl LogReader {
                         offset: self.file_len,
                         kind: DamageKind::Truncated,
                     };
-                    return self.damaged(damage, None);
+                    return self.damaged(damage);
                 }
-                Step::Damaged { damage, next } => return self.damaged(damage, next),
+                Step::Damaged(damage) => return self.damaged(damage),
                 Step::Fragment {
                     offset,
                     ty,
@@ -308,7 +320,7 @@ impl LogReader {
                         offset,
                         kind: DamageKind::MissingHeader,
                     };
-                    return self.damaged(damage, None);
+                    return self.damaged(damage);
                 }
                 self.check_log_header(payload)?;
                 self.header_seen = true;
@@ -339,7 +351,7 @@ impl LogReader {
                         data: Bytes::from(data),
                     }));
                 }
-                _ => return self.damaged(out_of_order, None),
+                _ => return self.damaged(out_of_order),
             }
         }
     }
@@ -373,19 +385,27 @@ impl LogReader {
     }
 
     /// Decides what `damage` means in this mode, and either ends the log or fails.
-    fn damaged(&mut self, damage: Damage, next: Option<u64>) -> Result<Option<Record>> {
+    fn damaged(&mut self, damage: Damage) -> Result<Option<Record>> {
+        // Nothing but zeros after the last record: the writer's own preallocated space.
+        if self.header_seen && self.partial.is_none() && self.all_zero_from(self.record_end)? {
+            self.end = Some(LogEnd::Preallocated {
+                len: self.record_end,
+                zeros: self.file_len - self.record_end,
+            });
+            return Ok(None);
+        }
         if self.mode == RecoveryMode::Absolute {
             return Err(self.corruption(damage.offset, damage.kind.to_string()));
         }
-        let intact_after = if damage.kind.crash_can_cause() {
-            self.record_start_after(damage.offset, next)?
+        let went_on_at = if damage.kind.crash_can_cause() {
+            self.log_went_on_after(damage)?
         } else {
             // The damage is itself an intact fragment: never a torn tail.
             Some(damage.offset)
         };
         let offset = self.record_end;
         let bytes_dropped = self.file_len.saturating_sub(offset);
-        self.end = Some(match (self.mode, intact_after) {
+        self.end = Some(match (self.mode, went_on_at) {
             (_, None) => LogEnd::TornTail {
                 offset,
                 damage,
@@ -401,7 +421,7 @@ impl LogReader {
                     damage.kind.to_string()
                 } else {
                     format!(
-                        "{}, followed by an intact record at offset {at} (not a torn tail)",
+                        "{}, followed by intact log data at offset {at} (not a torn tail)",
                         damage.kind
                     )
                 };
@@ -411,63 +431,87 @@ impl LogReader {
         Ok(None)
     }
 
-    /// Offset of an intact fragment that starts a record (or is not a continuation)
-    /// anywhere after damage at `damage_offset`, if there is one. Looks from `next` to the
-    /// end of the damaged block (when the damaged fragment's length was plausible), then
-    /// at every later block, each of which starts with a fragment header. Continuation
-    /// fragments (`Middle`, `Last`) do not count: they belong to the damaged record, whose
-    /// last append may have reached the disk out of order.
-    fn record_start_after(&mut self, damage_offset: u64, next: Option<u64>) -> Result<Option<u64>> {
-        let block = BLOCK_SIZE as u64;
-        let damaged_block = damage_offset / block;
-        // The log header's length is fixed, so damage to its length field does not hide
-        // the records that follow it.
-        let header_end = (damage_offset == 0).then_some(LOG_HEADER_LEN as u64);
-        for from in [next, header_end].into_iter().flatten() {
-            if from / block == damaged_block
-                && let Some(at) = self.scan_block(from)?
-            {
-                return Ok(Some(at));
-            }
+    /// Where the log shows it went on after damage a crash could have caused, if it
+    /// does; `None` means the damage is a torn tail.
+    ///
+    /// A crash cuts the last append short, so a torn tail has nothing after it that the
+    /// writer finished. Two things prove the log went on:
+    /// - an intact fragment that starts a record (`Full`, `First`, a header), at *any*
+    ///   byte after the damage, the damaged block included: a damaged length field hides
+    ///   where the next fragment starts, so fragment boundaries cannot be trusted;
+    /// - after a zero-filled header, any non-zero byte. Preallocated space is zeros to
+    ///   the end of the file, so data after a zero run means the zeros are damage. The
+    ///   one exception is an intact continuation fragment (`Middle`, `Last`) at a block
+    ///   start: the tail of the last record, whose first block never reached the disk
+    ///   when its append was written back out of order.
+    ///
+    /// Continuation fragments never prove anything by themselves: they belong to the
+    /// damaged record. The search is linear in the bytes after the damage and computes a
+    /// checksum only where a plausible header is found; it runs only on damage.
+    fn log_went_on_after(&mut self, damage: Damage) -> Result<Option<u64>> {
+        if let Some(at) = self.record_start_after(damage.offset)? {
+            return Ok(Some(at));
         }
-        let mut start = (damaged_block + 1) * block;
-        while start < self.file_len {
-            if let Some(at) = self.scan_block(start)? {
-                return Ok(Some(at));
-            }
-            start += block;
+        if damage.kind == DamageKind::ZeroFilled {
+            return self.data_after_zeros(damage.offset);
         }
         Ok(None)
     }
 
-    /// Walks the fragments of one block from `from`; returns the offset of the first
-    /// intact one that is not a continuation fragment.
-    fn scan_block(&mut self, from: u64) -> Result<Option<u64>> {
+    /// Offset of the first intact fragment after `damage_offset` that is not a
+    /// continuation fragment, trying every byte position.
+    fn record_start_after(&mut self, damage_offset: u64) -> Result<Option<u64>> {
         let block = BLOCK_SIZE as u64;
-        let block_end = ((from / block + 1) * block).min(self.file_len);
-        let mut p = from;
-        while block_end.saturating_sub(p) >= HEADER_LEN as u64 {
-            let bytes = self.load(p, (block_end - p) as usize)?;
-            let Some(h) = RawHeader::decode(bytes) else {
-                break;
-            };
-            if h.is_zero() {
-                break;
+        let mut from = damage_offset + 1;
+        while from < self.file_len {
+            let block_end = ((from / block + 1) * block).min(self.file_len);
+            let bytes = self.load(from, (block_end - from) as usize)?;
+            if let Some(i) = first_record_start(bytes) {
+                return Ok(Some(from + i as u64));
             }
-            let Some(payload) = bytes.get(HEADER_LEN..HEADER_LEN + h.len) else {
-                break;
-            };
-            if fragment_crc(h.type_byte, payload) == h.crc
-                && !matches!(
-                    FragmentType::from_u8(h.type_byte),
-                    Some(FragmentType::Middle | FragmentType::Last)
-                )
-            {
-                return Ok(Some(p));
-            }
-            p += (HEADER_LEN + h.len) as u64;
+            from = block_end;
         }
         Ok(None)
+    }
+
+    /// After a zero-filled header at `zeros_at`: the offset of the first non-zero byte
+    /// that is not an intact continuation fragment at a block start, if any.
+    fn data_after_zeros(&mut self, zeros_at: u64) -> Result<Option<u64>> {
+        let block = BLOCK_SIZE as u64;
+        let mut p = zeros_at;
+        while p < self.file_len {
+            let block_end = ((p / block + 1) * block).min(self.file_len);
+            let bytes = self.load(p, (block_end - p) as usize)?;
+            if p.is_multiple_of(block)
+                && let Some(len) = intact_continuation(bytes)
+            {
+                p += (HEADER_LEN + len) as u64;
+                continue;
+            }
+            match bytes.iter().position(|&b| b != 0) {
+                Some(i) => return Ok(Some(p + i as u64)),
+                None => p = block_end,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether every byte from `from` to the end of the file is zero.
+    fn all_zero_from(&mut self, from: u64) -> Result<bool> {
+        let block = BLOCK_SIZE as u64;
+        let mut p = from;
+        while p < self.file_len {
+            let block_end = ((p / block + 1) * block).min(self.file_len);
+            if self
+                .load(p, (block_end - p) as usize)?
+                .iter()
+                .any(|&b| b != 0)
+            {
+                return Ok(false);
+            }
+            p = block_end;
+        }
+        Ok(true)
     }
 
     /// Decodes the fragment at `self.pos`, skipping block padding.
@@ -480,12 +524,7 @@ impl LogReader {
             }
             let block_left = block - pos % block;
             let in_file = block_left.min(self.file_len - pos) as usize;
-            let damaged = |kind| {
-                Ok(Step::Damaged {
-                    damage: Damage { offset: pos, kind },
-                    next: None,
-                })
-            };
+            let damaged = |kind| Ok(Step::Damaged(Damage { offset: pos, kind }));
             let bytes = self.load(pos, in_file)?;
             if block_left < HEADER_LEN as u64 {
                 if bytes.iter().any(|&b| b != 0) {
@@ -518,14 +557,7 @@ impl LogReader {
                     None => DamageKind::UnknownType(h.type_byte),
                 },
             };
-            // Where the next fragment starts: after the length that makes the checksum
-            // match if a single flipped bit of the length field explains the damage, else
-            // after the stated length if the fragment has one that fits.
-            let len = repaired_length(bytes, &h).or(payload.map(|_| h.len));
-            return Ok(Step::Damaged {
-                damage: Damage { offset: pos, kind },
-                next: len.map(|len| pos + (HEADER_LEN + len) as u64),
-            });
+            return damaged(kind);
         }
     }
 
@@ -560,15 +592,37 @@ impl LogReader {
     }
 }
 
-/// The payload length that makes a damaged fragment's checksum match when exactly one bit
-/// of its length field is flipped, if there is one. A match means crc, type and payload
-/// are intact and only the length field was hit, so it tells where the next fragment
-/// really starts (a chance match on torn bytes has odds of 2^-32 per try).
-fn repaired_length(block: &[u8], h: &RawHeader) -> Option<usize> {
-    (0..16).map(|bit| h.len ^ (1 << bit)).find(|&len| {
-        block
-            .get(HEADER_LEN..HEADER_LEN + len)
-            .is_some_and(|p| fragment_crc(h.type_byte, p) == h.crc)
+/// The intact fragment `bytes` (the rest of one block) starts with, as its type and
+/// payload length, if it starts with one.
+fn intact_fragment(bytes: &[u8]) -> Option<(FragmentType, usize)> {
+    let h = RawHeader::decode(bytes)?;
+    let ty = FragmentType::from_u8(h.type_byte)?;
+    let payload = bytes.get(HEADER_LEN..HEADER_LEN + h.len)?;
+    (fragment_crc(h.type_byte, payload) == h.crc).then_some((ty, h.len))
+}
+
+/// Payload length of the intact `Middle` or `Last` fragment `bytes` starts with.
+fn intact_continuation(bytes: &[u8]) -> Option<usize> {
+    match intact_fragment(bytes)? {
+        (FragmentType::Middle | FragmentType::Last, len) => Some(len),
+        _ => None,
+    }
+}
+
+/// Index of the first position in `bytes` (the rest of one block) where an intact
+/// fragment that is not a continuation fragment starts. The type byte is checked first,
+/// so most positions cost one comparison and few a checksum.
+fn first_record_start(bytes: &[u8]) -> Option<usize> {
+    let last = bytes.len().checked_sub(HEADER_LEN)?;
+    (0..=last).find(|&i| {
+        let starts_record = matches!(
+            bytes
+                .get(i + HEADER_LEN - 1)
+                .copied()
+                .and_then(FragmentType::from_u8),
+            Some(FragmentType::Full | FragmentType::First | FragmentType::Header)
+        );
+        starts_record && bytes.get(i..).and_then(intact_fragment).is_some()
     })
 }
 

@@ -81,6 +81,12 @@ fn truncation_at_every_byte_gives_a_clean_prefix() {
                 k => spans[k - 1].1,
             };
             let clean = cut == valid_len;
+            // A cut inside block padding leaves only zeros after the last record, which
+            // every mode takes for preallocated space.
+            let zeros_after = valid_len >= LOG_HEADER as u64
+                && full[valid_len as usize..cut as usize]
+                    .iter()
+                    .all(|&b| b == 0);
             for mode in MODES {
                 let out = env.read_prefix("full.log", cut, mode);
                 assert_eq!(
@@ -92,6 +98,16 @@ fn truncation_at_every_byte_gives_a_clean_prefix() {
                     (_, true) => {
                         assert!(out.error.is_none(), "cut {cut}: {:?}", out.error);
                         assert_eq!(out.end, Some(LogEnd::Clean { len: cut }));
+                    }
+                    (_, false) if zeros_after => {
+                        assert!(out.error.is_none(), "cut {cut}: {:?}", out.error);
+                        assert_eq!(
+                            out.end,
+                            Some(LogEnd::Preallocated {
+                                len: valid_len,
+                                zeros: cut - valid_len
+                            })
+                        );
                     }
                     (RecoveryMode::Absolute, false) => {
                         assert_corruption_in(&out.error, env, "full.log", valid_len)
@@ -312,7 +328,7 @@ fn mid_log_corruption_is_an_error_unless_point_in_time() {
 }
 
 #[test]
-fn zero_filled_tail_is_a_torn_tail_not_corruption() {
+fn zeros_after_the_last_record_are_preallocated_space_in_every_mode() {
     on_both(|env| {
         let (records, spans) = multi_block_log(env, "full.log", 70_000);
         let full = env.get_raw("full.log");
@@ -321,23 +337,32 @@ fn zero_filled_tail_is_a_torn_tail_not_corruption() {
             let mut bytes = full.clone();
             bytes.resize(bytes.len() + zeros, 0);
             env.put_raw("zeros.log", &bytes);
-            for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime] {
+            for mode in MODES {
                 let out = env.read_log("zeros.log", mode);
-                assert!(out.error.is_none(), "{zeros} zeros: {:?}", out.error);
-                assert_eq!(out.data(), as_slices(&records));
                 assert!(
-                    matches!(out.end, Some(LogEnd::TornTail { offset, bytes_dropped, .. })
-                        if offset == log_len && bytes_dropped == zeros as u64),
-                    "{zeros} zeros: {:?}",
+                    out.error.is_none(),
+                    "{zeros} zeros {mode:?}: {:?}",
+                    out.error
+                );
+                assert_eq!(out.data(), as_slices(&records));
+                assert_eq!(
+                    out.end,
+                    Some(LogEnd::Preallocated {
+                        len: log_len,
+                        zeros: zeros as u64
+                    }),
+                    "{zeros} zeros {mode:?}"
+                );
+                assert!(
                     out.end
+                        .unwrap()
+                        .to_string()
+                        .contains(&format!("{zeros} bytes of preallocated zeros"))
                 );
             }
-            // Absolute accepts only a log that ends exactly after its last record.
-            let out = env.read_log("zeros.log", RecoveryMode::Absolute);
-            assert_eq!(out.data(), as_slices(&records));
-            assert_corruption_in(&out.error, env, "zeros.log", log_len);
         }
-        // A file that is all zeros (preallocated, never written) holds no records.
+        // A file that is all zeros (preallocated, never written) holds no records; it
+        // has no log header either, so a crash cut it before its first append.
         env.put_raw("prealloc.log", &vec![0; BLOCK + 100]);
         let out = env.read_log("prealloc.log", RecoveryMode::TolerateTornTail);
         assert!(out.records.is_empty() && out.error.is_none());
@@ -365,6 +390,150 @@ fn a_zeroed_block_inside_the_log_is_corruption() {
             Some(LogEnd::Stopped { offset, damage, .. })
                 if offset == spans[1].1 && damage.kind == DamageKind::ZeroFilled
         ));
+    });
+}
+
+/// The damage an outside test found silently losing synced records when it hit the
+/// last block (issue 13): a log of 2,000 small records over 5 blocks, with, in every
+/// block, one of three hits on the first record starting there, one in the middle and
+/// the last one: the record's 7-byte header zeroed, the 4 KiB page holding its header
+/// zeroed, two bits of its length field flipped. Whenever a record the writer finished
+/// follows the damage, `TolerateTornTail` must report `Corruption` and
+/// `PointInTime` must stop there; only damage with nothing intact after it may be taken
+/// for a torn tail.
+#[test]
+fn damage_before_intact_records_is_corruption_in_every_block_the_last_included() {
+    on_both(|env| {
+        let records: Vec<Vec<u8>> = (0..2000u64)
+            .map(|i| bytes_of(30 + (i as usize * 7) % 80, i + 1))
+            .collect();
+        let spans = env.write_log("synced.log", &records);
+        let full = env.get_raw("synced.log");
+        let blocks = full.len().div_ceil(BLOCK);
+        assert_eq!(blocks, 5, "the log spans 5 blocks");
+        // `(record index, what to do)` for every block: the hits the issue names.
+        type Hit = fn(&mut [u8], usize);
+        let hits: [(&str, Hit); 3] = [
+            ("zeroed header", |b, at| b[at..at + HEADER].fill(0)),
+            ("zeroed 4 KiB page", |b, at| {
+                let page = at / 4096 * 4096;
+                let end = (page + 4096).min(b.len());
+                b[page..end].fill(0);
+            }),
+            ("two length bits flipped", |b, at| b[at + 4] ^= 0b0001_0100),
+        ];
+        for block in 0..blocks {
+            let in_block: Vec<usize> = (0..records.len())
+                .filter(|&i| spans[i].0 as usize / BLOCK == block)
+                .collect();
+            let picks = [
+                in_block[0],
+                in_block[in_block.len() / 2],
+                *in_block.last().unwrap(),
+            ];
+            for &r in &picks {
+                for (name, hit) in &hits {
+                    let mut bytes = full.clone();
+                    hit(&mut bytes, spans[r].0 as usize);
+                    env.put_raw("hit.log", &bytes);
+                    let ctx = format!("{}: {name} of record {r} in block {block}", env.name);
+                    // The first record the hit touched: a page may reach back before `r`.
+                    let first_hit = spans
+                        .iter()
+                        .position(|&(start, end)| {
+                            bytes[start as usize..end as usize]
+                                != full[start as usize..end as usize]
+                        })
+                        .unwrap();
+                    let damaged_end = (first_hit..records.len())
+                        .take_while(|&i| {
+                            let (start, end) = spans[i];
+                            bytes[start as usize..end as usize]
+                                != full[start as usize..end as usize]
+                        })
+                        .last()
+                        .unwrap();
+                    // The log visibly went on after the damage: a record the writer
+                    // finished follows, or the damaged header is zeros with data after it
+                    // (preallocated space is zeros to the end of the file).
+                    let at = spans[first_hit].0 as usize;
+                    let zeroed_header = bytes[at..at + HEADER].iter().all(|&b| b == 0);
+                    let data_after = bytes[at..].iter().any(|&b| b != 0);
+                    let went_on = damaged_end + 1 < records.len() || (zeroed_header && data_after);
+                    let prefix = as_slices(&records[..first_hit]);
+                    // End of the intact prefix (nothing, if a page took the log header).
+                    let header_hit = bytes[..LOG_HEADER] != full[..LOG_HEADER];
+                    let valid_len = match first_hit {
+                        _ if header_hit => 0,
+                        0 => LOG_HEADER as u64,
+                        i => spans[i - 1].1,
+                    };
+
+                    let tolerant = env.read_log("hit.log", RecoveryMode::TolerateTornTail);
+                    assert_eq!(tolerant.data(), prefix, "{ctx}");
+                    let pit = env.read_log("hit.log", RecoveryMode::PointInTime);
+                    assert_eq!(pit.data(), prefix, "{ctx}");
+                    assert!(pit.error.is_none(), "{ctx}: {:?}", pit.error);
+                    if went_on {
+                        assert_corruption_in(&tolerant.error, env, "hit.log", valid_len);
+                        assert!(
+                            matches!(pit.end, Some(LogEnd::Stopped { offset, .. }) if offset == valid_len),
+                            "{ctx}: {:?}",
+                            pit.end
+                        );
+                    } else {
+                        // Nothing the writer finished comes after: indistinguishable from
+                        // a crash, so a torn tail (or, if only zeros follow, preallocated
+                        // space), keeping everything before the damage.
+                        assert!(tolerant.error.is_none(), "{ctx}: {:?}", tolerant.error);
+                        assert_eq!(
+                            tolerant.end.map(|e| e.valid_len()),
+                            Some(valid_len),
+                            "{ctx}"
+                        );
+                    }
+                    let absolute = env.read_log("hit.log", RecoveryMode::Absolute);
+                    assert_eq!(absolute.data(), prefix, "{ctx}");
+                    let only_zeros_follow = bytes[valid_len as usize..].iter().all(|&b| b == 0);
+                    if !only_zeros_follow {
+                        assert_corruption_in(&absolute.error, env, "hit.log", valid_len);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// After a zeroed fragment header, data that is not an intact record start still proves
+/// the zeros are damage: preallocated space is zeros to the end of the file. Here the
+/// last record's header is zeroed and only its own payload follows.
+#[test]
+fn data_after_a_zeroed_header_is_corruption_even_without_a_record_after_it() {
+    on_both(|env| {
+        let records = vec![bytes_of(100, 1), bytes_of(200, 2), bytes_of(300, 3)];
+        let spans = env.write_log("full.log", &records);
+        let mut bytes = env.get_raw("full.log");
+        let last = spans[2].0 as usize;
+        bytes[last..last + HEADER].fill(0);
+        // Preallocated zeros after the log, as the engine's synced WALs have.
+        bytes.resize(bytes.len() + 4096, 0);
+        env.put_raw("hit.log", &bytes);
+        let out = env.read_log("hit.log", RecoveryMode::TolerateTornTail);
+        assert_eq!(out.data(), as_slices(&records[..2]));
+        match &out.error {
+            Some(Error::Corruption { offset, reason, .. }) => {
+                assert_eq!(*offset, spans[2].0);
+                assert!(reason.contains("zero-filled"), "{reason}");
+                assert!(
+                    reason.contains(&format!("offset {}", last + HEADER)),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        let out = env.read_log("hit.log", RecoveryMode::PointInTime);
+        assert_eq!(out.data(), as_slices(&records[..2]));
+        assert!(matches!(out.end, Some(LogEnd::Stopped { offset, .. }) if offset == spans[1].1));
     });
 }
 
