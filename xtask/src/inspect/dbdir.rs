@@ -31,7 +31,19 @@ pub fn for_each_record(
                     return Ok(None);
                 }
             }
-            Ok(None) => return Ok(reader.end().copied()),
+            Ok(None) => {
+                let end = reader.end().copied();
+                // Damage before the first record: is this a log at all?
+                if end.is_some_and(|e| e.valid_len() == 0 && !matches!(e, LogEnd::Clean { .. }))
+                    && !starts_like_a_log(path)
+                {
+                    return Err(Failure::new(format!(
+                        "{}: not a Strata record log (it does not start with a log header)",
+                        path.display()
+                    )));
+                }
+                return Ok(end);
+            }
             Err(e) => {
                 let what = if e.is_corruption() {
                     format!("{} (not a Strata record log?)", describe(&e))
@@ -42,6 +54,18 @@ pub fn for_each_record(
             }
         }
     }
+}
+
+/// Whether the first bytes of the file at `path` could be a record log's header
+/// (intact, damaged in a few bytes, cut short, or zeros).
+fn starts_like_a_log(path: &Path) -> bool {
+    use std::io::Read;
+    let mut start = Vec::with_capacity(strata_wal::format::LOG_HEADER_LEN);
+    let read = std::fs::File::open(path).and_then(|f| {
+        f.take(strata_wal::format::LOG_HEADER_LEN as u64)
+            .read_to_end(&mut start)
+    });
+    read.is_err() || strata_wal::format::could_be_log_header(&start)
 }
 
 /// How reading a manifest ended.
@@ -142,6 +166,42 @@ pub struct Counters {
 }
 
 impl Manifest {
+    /// Whether reading reached the end of the manifest without damage.
+    pub fn ended_cleanly(&self) -> bool {
+        matches!(
+            self.end,
+            ManifestEnd::Log(LogEnd::Clean { .. } | LogEnd::Preallocated { .. })
+        )
+    }
+
+    /// How reading ended, and for a torn tail what the engine makes of it. A manifest
+    /// is a record log like a WAL, but a torn tail in it is harmless only if no edit
+    /// was lost that the engine had acted on; the engine checks that the live WAL the
+    /// last readable edit names still exists (`open.rs`) and refuses to open otherwise.
+    pub fn end_text(&self) -> String {
+        let text = self.end.text();
+        let ManifestEnd::Log(LogEnd::TornTail { offset, .. }) = self.end else {
+            return text;
+        };
+        let Some(dir) = self.path.parent() else {
+            return text;
+        };
+        let live = dir.join(format!("{:06}.log", self.counters().log_number));
+        if live.exists() {
+            format!(
+                "{text}; a crash mid-append leaves this, and the engine opens the database \
+                 with the edits before it"
+            )
+        } else {
+            format!(
+                "{text}; edits after offset {offset} were lost: the live WAL the last \
+                 readable edit names ({}) is missing, so the engine refuses to open the \
+                 database (Corruption)",
+                super::file_name(&live)
+            )
+        }
+    }
+
     /// The counters after every edit read.
     pub fn counters(&self) -> Counters {
         let mut c = Counters::default();

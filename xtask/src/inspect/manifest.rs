@@ -194,12 +194,8 @@ fn report(m: &Manifest, named_by_current: bool) -> ManifestDump {
             tables: files.iter().map(|f| FileReport::new(level, f)).collect(),
         })
         .collect();
-    let end = m.end.text();
-    let clean = matches!(
-        m.end,
-        dbdir::ManifestEnd::Log(strata_wal::LogEnd::Clean { .. })
-    );
-    let error = (!clean).then(|| {
+    let end = m.end_text();
+    let error = (!m.ended_cleanly()).then(|| {
         format!(
             "{}: {end}; {} read before it",
             m.path.display(),

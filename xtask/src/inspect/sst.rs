@@ -35,6 +35,10 @@ pub struct DumpArgs {
     /// Also print every entry (user key, sequence, kind, value size).
     #[arg(long)]
     entries: bool,
+    /// Index entries to print (the first ones); 0 prints all. A 64 MiB table has
+    /// thousands.
+    #[arg(long, default_value_t = 20)]
+    index_limit: usize,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -202,6 +206,9 @@ struct SstDump {
     footer: FooterReport,
     properties: Properties,
     filter: FilterReport,
+    /// Data blocks in the index, all of them.
+    index_blocks: usize,
+    /// The first `--index-limit` index entries.
     index: Vec<IndexRow>,
     entries: Option<Vec<EntryRow>>,
     error: Option<String>,
@@ -320,8 +327,13 @@ fn dump(args: &DumpArgs) -> CmdResult {
             restart_interval: p.restart_interval,
         },
         filter,
+        index_blocks: table.index_entries().len(),
         index: table
             .index_entries()
+            .take(match args.index_limit {
+                0 => usize::MAX,
+                n => n,
+            })
             .enumerate()
             .map(|(block, e)| IndexRow {
                 block,
@@ -462,7 +474,7 @@ fn render_dump(d: &SstDump, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "index: {}",
-        show::count(d.index.len() as u64, "data block", "data blocks")
+        show::count(d.index_blocks as u64, "data block", "data blocks")
     )?;
     writeln!(
         out,
@@ -477,6 +489,13 @@ fn render_dump(d: &SstDump, out: &mut dyn Write) -> io::Result<()> {
             r.offset,
             r.size,
             ikey_text(&r.separator)
+        )?;
+    }
+    if d.index.len() < d.index_blocks {
+        writeln!(
+            out,
+            "  … {} more (--index-limit 0 prints all)",
+            d.index_blocks - d.index.len()
         )?;
     }
     if let Some(entries) = &d.entries {

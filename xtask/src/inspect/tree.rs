@@ -273,14 +273,11 @@ fn tree(args: &TreeArgs) -> CmdResult {
     let manifest_path = dbdir::current_manifest(dir)?;
     let manifest = dbdir::read_manifest(&manifest_path)?;
     let mut warnings = Vec::new();
-    if !matches!(
-        manifest.end,
-        dbdir::ManifestEnd::Log(strata_wal::LogEnd::Clean { .. })
-    ) {
+    if !manifest.ended_cleanly() {
         warnings.push(format!(
             "{}: {}; the tree shows the {} before it",
             file_name(&manifest_path),
-            manifest.end.text(),
+            manifest.end_text(),
             show::count(manifest.records.len() as u64, "edit", "edits")
         ));
     }
@@ -295,7 +292,7 @@ fn tree(args: &TreeArgs) -> CmdResult {
         {
             let contents = dbdir::read_wal(&path)?;
             match &contents.end {
-                Ok(strata_wal::LogEnd::Clean { .. }) => {}
+                Ok(strata_wal::LogEnd::Clean { .. } | strata_wal::LogEnd::Preallocated { .. }) => {}
                 Ok(end) => warnings.push(format!("{}: {end}", file_name(&path))),
                 Err((offset, why)) => warnings.push(format!(
                     "{}: record at offset {offset} is not a write batch: {why}",

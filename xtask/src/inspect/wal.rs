@@ -61,8 +61,9 @@ struct RecordReport {
 /// How reading a log ended, for reports.
 #[derive(Serialize)]
 pub(crate) struct EndReport {
-    /// `clean`, `torn_tail`, `stopped` (damage with intact data after it) or
-    /// `bad_record` (an intact record that does not decode).
+    /// `clean`, `preallocated` (a clean end followed by the zeros the engine reserves
+    /// ahead of a WAL taking synced writes), `torn_tail`, `stopped` (damage with intact
+    /// data after it) or `bad_record` (an intact record that does not decode).
     pub state: &'static str,
     /// End of the last record read.
     pub valid_length: u64,
@@ -76,6 +77,7 @@ impl EndReport {
     pub(crate) fn from_log(end: &LogEnd) -> Self {
         let (state, damage_offset) = match end {
             LogEnd::Clean { .. } => ("clean", None),
+            LogEnd::Preallocated { .. } => ("preallocated", None),
             LogEnd::TornTail { damage, .. } => ("torn_tail", Some(damage.offset)),
             LogEnd::Stopped { damage, .. } => ("stopped", Some(damage.offset)),
         };
@@ -185,7 +187,7 @@ fn dump(args: &DumpArgs) -> CmdResult {
         first_seq: entries.clone().map(|e| e.seq).min(),
         last_seq: entries.map(|e| e.seq).max(),
     };
-    let error = (end.state != "clean").then(|| {
+    let error = (!matches!(end.state, "clean" | "preallocated")).then(|| {
         format!(
             "{}: {}; read {} ({}) before it",
             path.display(),

@@ -208,3 +208,33 @@ fn a_lookup_that_meets_a_missing_table_says_where_and_stops() {
     // The picture is still drawn from the manifest.
     assert!(run.stdout.contains("L0 000011"), "{}", run.stdout);
 }
+
+/// A text file is not a log torn at offset 0: `wal dump` and `manifest dump` say it is
+/// not a Strata record log, whatever the file is named.
+#[test]
+fn a_foreign_file_is_not_a_strata_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text =
+        b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n";
+    for name in ["passwd", "000009.log", "MANIFEST-000009"] {
+        std::fs::write(tmp.path().join(name), text).unwrap();
+    }
+    for args in [
+        ["wal", "dump", "passwd"],
+        ["wal", "dump", "000009.log"],
+        ["manifest", "dump", "passwd"],
+        ["manifest", "dump", "MANIFEST-000009"],
+    ] {
+        let run = xtask(tmp.path(), &args);
+        let err = run.assert_one_line_error();
+        assert!(err.contains("not a Strata record log"), "{args:?}: {err}");
+        assert!(!err.contains("torn tail"), "{args:?}: {err}");
+    }
+    // A log cut inside its header is still a (torn) log, not a foreign file.
+    let tmp2 = fixtures();
+    let wal = tmp2.path().join("db/000007.log");
+    truncate(&wal, 11);
+    let run = xtask(tmp2.path(), &["wal", "dump", "db/000007.log"]);
+    let err = run.assert_one_line_error();
+    assert!(err.contains("torn tail at offset 0"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! `manifest dump`: every edit, then the resulting levels.
 
 use crate::common::*;
+use strata::Db;
 
 #[test]
 fn manifest_dump_lists_edits_then_levels() {
@@ -77,4 +78,70 @@ fn a_damaged_manifest_shows_the_edits_before_the_damage() {
     assert!(run.stdout.contains("levels after 1 edit"), "{}", run.stdout);
     assert!(run.stdout.contains("L2 000005.sst"), "{}", run.stdout);
     assert!(!run.stdout.contains("000012.sst"), "{}", run.stdout);
+}
+
+/// A manifest cut short is a torn tail as a record log, but whether it is harmless
+/// depends on the edits lost: the engine refuses to open when the live WAL the last
+/// readable edit names is gone. `manifest dump` says which, and the engine agrees, at
+/// every cut inside every edit.
+#[test]
+fn a_cut_manifest_says_whether_the_engine_opens_it_and_the_engine_agrees() {
+    let tmp = fixtures();
+    let json = xtask(tmp.path(), &["manifest", "dump", "db", "--json"]).json();
+    let offsets: Vec<u64> = json["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["offset"].as_u64().unwrap())
+        .collect();
+    let manifest = tmp.path().join("db/MANIFEST-000002");
+    let full = std::fs::read(&manifest).unwrap();
+    let (mut refused, mut opened) = (0, 0);
+    // Two bytes into each edit's fragment: that edit is lost, the ones before it stay.
+    // Last, a crash while appending an edit after the last one (half a fragment header
+    // at the end): every edit stays.
+    let mut cuts: Vec<(u64, Vec<u8>)> = offsets
+        .iter()
+        .skip(1)
+        .map(|&start| (start, full[..start as usize + 2].to_vec()))
+        .collect();
+    let mut appended = full.clone();
+    appended.extend_from_slice(&full[offsets[1] as usize..offsets[1] as usize + 4]);
+    cuts.push((full.len() as u64, appended));
+    for (start, contents) in cuts {
+        let cut = contents.len();
+        let copy = tempfile::tempdir().unwrap();
+        let dir = copy.path().join("db");
+        std::fs::create_dir(&dir).unwrap();
+        for entry in std::fs::read_dir(tmp.path().join("db")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        std::fs::write(dir.join("MANIFEST-000002"), &contents).unwrap();
+        let run = xtask(copy.path(), &["manifest", "dump", "db"]);
+        let err = run.assert_one_line_error().to_owned();
+        assert!(
+            err.contains(&format!("torn tail at offset {start}")),
+            "{err}"
+        );
+        let engine = Db::open(&dir);
+        if err.contains("the engine refuses to open") {
+            refused += 1;
+            assert!(
+                matches!(&engine, Err(e) if e.is_corruption()),
+                "cut {cut}: tool says refused, engine: {engine:?}"
+            );
+        } else {
+            opened += 1;
+            assert!(err.contains("the engine opens the database"), "{err}");
+            assert!(
+                engine.is_ok(),
+                "cut {cut}: tool says opens, engine: {engine:?}"
+            );
+        }
+    }
+    assert!(
+        refused > 0 && opened > 0,
+        "both verdicts seen: {refused} refused, {opened} opened"
+    );
 }

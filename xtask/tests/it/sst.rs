@@ -43,11 +43,40 @@ fn sst_dump_json_agrees_with_the_table() {
         table.footer().index.offset
     );
     let index = json["index"].as_array().unwrap();
-    assert!(index.len() > 10, "small blocks: many index entries");
+    let blocks = table.index_entries().len();
+    assert!(blocks > 20, "small blocks: many index entries ({blocks})");
+    assert_eq!(json["index_blocks"], blocks);
+    assert_eq!(index.len(), 20, "the default --index-limit");
     for (row, e) in index.iter().zip(table.index_entries()) {
         assert_eq!(row["offset"], e.handle.offset);
         assert_eq!(row["size"], e.handle.size);
     }
+    let all = xtask(
+        tmp.path(),
+        &[
+            "sst",
+            "dump",
+            "db/000004.sst",
+            "--json",
+            "--index-limit",
+            "0",
+        ],
+    )
+    .json();
+    assert_eq!(all["index"].as_array().unwrap().len(), blocks);
+    let text = xtask(tmp.path(), &["sst", "dump", "db/000004.sst"]);
+    let text = text.assert_ok();
+    assert!(
+        text.contains(&format!("index: {blocks} data blocks")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "… {} more (--index-limit 0 prints all)",
+            blocks - 20
+        )),
+        "{text}"
+    );
     let entries = json["entries"].as_array().unwrap();
     assert_eq!(entries.len() as u64, p.entry_count);
     assert_eq!(entries[0]["key"]["user_key"], "key0000");
