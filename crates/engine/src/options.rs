@@ -30,7 +30,8 @@ pub struct Options {
     pub(crate) max_open_files: usize,
 }
 
-/// Builder for [`Options`] that opens the database; see [`crate::Db::builder`].
+/// The options a database is opened with, and the call that opens it; see
+/// [`crate::Db::builder`].
 ///
 /// Defaults, and why:
 ///

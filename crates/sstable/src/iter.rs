@@ -23,7 +23,7 @@ const READAHEAD_MAX: usize = 128 << 10;
 /// out by [`SortedIter::value_bytes`] are views into the block (no copy); holding one
 /// keeps its whole block — or read-ahead buffer, below — in memory.
 ///
-/// **Scans read ahead.** After [`READAHEAD_AFTER`] loads in a row of the block next to
+/// **Scans read ahead.** After two loads in a row of the block next to
 /// the previous one (either way), the cursor reads a run of blocks in the direction of
 /// travel with one read (16 KiB, doubling up to 128 KiB) and takes the following blocks
 /// from that buffer; the buffer is reused when nothing else holds it. Blocks read ahead

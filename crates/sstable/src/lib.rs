@@ -10,7 +10,7 @@
 //! The layout — data blocks with prefix-compressed keys and restart arrays, a Bloom
 //! filter, a properties block, an index of shortened separator keys and a footer with
 //! magic and version, every block checksummed together with its offset and a per-file
-//! id — is specified in `docs/format/sstable.md` and restated in [`format`].
+//! id — is specified in `docs/format/sstable.md` and restated in [`format`](mod@format).
 //!
 //! Bytes read from disk never cause a panic: damage is `Error::Corruption` naming the
 //! file and offset; a newer format version is `Error::NotSupported`; a damaged filter

@@ -65,7 +65,14 @@ pub enum FilterStatus {
     },
     /// The table was written without a filter.
     Empty,
-    /// The filter block is damaged or of an unknown kind; lookups ignore it.
+    /// The filter block is intact but of a kind this build does not know (a newer
+    /// writer may add kinds without a format version change): lookups ignore it, and
+    /// it is not damage.
+    UnknownKind {
+        /// The kind byte.
+        kind: u8,
+    },
+    /// The filter block is damaged; lookups ignore it.
     Unusable {
         /// Why.
         reason: String,
@@ -94,6 +101,7 @@ pub struct VerifyReport {
 enum Filter {
     Loaded(BloomFilter),
     Empty,
+    UnknownKind(u8),
     Unusable(String),
 }
 
@@ -225,6 +233,7 @@ impl Table {
             Ok(contents) => match BloomFilter::decode(contents) {
                 Ok(f) => Filter::Loaded(f),
                 Err(FilterDecodeError::Empty) => Filter::Empty,
+                Err(FilterDecodeError::UnknownKind(kind)) => Filter::UnknownKind(kind),
                 Err(e) => Filter::Unusable(format!("{e:?}")),
             },
             // Rule: a damaged filter means "may contain", never a false negative.
@@ -253,7 +262,7 @@ impl Table {
         match &self.filter {
             Filter::Loaded(f) if f.may_contain(user_key) => FilterAnswer::MayContain,
             Filter::Loaded(_) => FilterAnswer::Absent,
-            Filter::Empty | Filter::Unusable(_) => FilterAnswer::NoFilter,
+            Filter::Empty | Filter::UnknownKind(_) | Filter::Unusable(_) => FilterAnswer::NoFilter,
         }
     }
 
@@ -439,6 +448,7 @@ impl Table {
                 blocked: f.is_blocked(),
             },
             Filter::Empty => FilterStatus::Empty,
+            Filter::UnknownKind(kind) => FilterStatus::UnknownKind { kind: *kind },
             Filter::Unusable(reason) => FilterStatus::Unusable {
                 reason: reason.clone(),
             },

@@ -7,7 +7,7 @@
 //! in the middle of the log, or a point to stop at. [`LogEnd`] says how reading stopped.
 //!
 //! The layer knows nothing about record contents. The byte layout, checksum scope,
-//! version and recovery rules are in `docs/format/wal.md`; [`format`] restates them.
+//! version and recovery rules are in `docs/format/wal.md`; [`format`](mod@format) restates them.
 //!
 //! ```
 //! use std::path::Path;

@@ -258,6 +258,17 @@ fn filter_report(table: &Table) -> FilterReport {
             theoretical_fp_rate: 1.0,
             reason: None,
         },
+        FilterStatus::UnknownKind { kind } => FilterReport {
+            state: "unknown kind",
+            bits: 0,
+            probes: 0,
+            bits_set: 0,
+            estimated_fp_rate: 1.0,
+            theoretical_fp_rate: 1.0,
+            reason: Some(format!(
+                "filter kind {kind}, written by a newer build; not damage"
+            )),
+        },
         FilterStatus::Unusable { reason } => FilterReport {
             state: "unusable",
             bits: 0,
@@ -276,7 +287,11 @@ fn dump(args: &DumpArgs) -> CmdResult {
     let f = table.footer();
     let p = table.properties();
     let filter = filter_report(&table);
-    let mut error = filter.reason.as_ref().map(|r| {
+    let unusable = filter
+        .reason
+        .as_ref()
+        .filter(|_| filter.state == "unusable");
+    let mut error = unusable.map(|r| {
         format!(
             "{}: the filter block at offset {} is unusable ({r}); lookups read data blocks instead",
             path.display(),
@@ -464,6 +479,11 @@ fn render_dump(d: &SstDump, out: &mut dyn Write) -> io::Result<()> {
         "none" => writeln!(
             out,
             "filter: none (written without one: every lookup reads a block)"
+        )?,
+        "unknown kind" => writeln!(
+            out,
+            "filter: {}; lookups read data blocks instead",
+            b.reason.as_deref().unwrap_or("?")
         )?,
         _ => writeln!(
             out,

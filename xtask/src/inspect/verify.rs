@@ -454,11 +454,18 @@ fn check_table(
             return check;
         }
     };
-    if let FilterStatus::Unusable { reason } = table.filter_status() {
-        check.damage(
+    match table.filter_status() {
+        FilterStatus::Unusable { reason } => check.damage(
             Some(table.footer().filter.offset),
             format!("filter block unusable: {reason}"),
-        );
+        ),
+        // Filter kinds are added without a format version change (old readers answer
+        // "may contain"), so an unknown kind is a newer writer's, not damage.
+        FilterStatus::UnknownKind { kind } => check.warn(
+            Some(table.footer().filter.offset),
+            format!("filter kind {kind} is unknown to this build (a newer writer's); lookups read data blocks instead"),
+        ),
+        FilterStatus::Loaded { .. } | FilterStatus::Empty => {}
     }
     let (mut blocks, mut entries) = (0u64, 0u64);
     for e in table.index_entries() {

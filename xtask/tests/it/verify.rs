@@ -270,3 +270,51 @@ fn a_live_database_with_a_preallocated_wal_verifies_and_damage_still_fails() {
     );
     drop(db);
 }
+
+/// Filter kinds are added without a format version change (the format page's rule:
+/// an older reader answers "may contain"), so a table whose intact filter is of a kind
+/// this build does not know is not damaged: `verify` warns and exits 0, `sst dump`
+/// says so. A damaged filter is still damage.
+#[test]
+fn an_unknown_filter_kind_is_a_warning_not_damage() {
+    let tmp = fixtures();
+    let path = tmp.path().join("db/000004.sst");
+    let f = footer(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let (start, size) = (f.filter.offset as usize, f.filter.size as usize);
+    // The kind is the filter block's last byte; reseal the block's checksum.
+    bytes[start + size - 1] = 9;
+    let compression = bytes[start + size];
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[start..start + size]);
+    h.update(&[compression]);
+    h.update(&f.filter.offset.to_le_bytes());
+    h.update(&f.file_id.to_le_bytes());
+    bytes[start + size + 1..start + size + 5].copy_from_slice(&h.finalize().to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+
+    let run = xtask(tmp.path(), &["verify", "db", "--json"]);
+    run.assert_ok();
+    let json = run.json();
+    assert_eq!(json["damaged"], 0, "{json}");
+    assert_eq!(json["warnings"], 1, "{json}");
+    assert_eq!(file(&json, "000004.sst")["status"], "warning");
+    let dump = xtask(tmp.path(), &["sst", "dump", "db/000004.sst"]);
+    assert!(
+        dump.assert_ok()
+            .contains("filter: filter kind 9, written by a newer build; not damage"),
+        "{}",
+        dump.stdout
+    );
+
+    // The same byte changed without resealing the checksum: damage.
+    bytes[start + size - 1] = 2;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = xtask(tmp.path(), &["verify", "db"])
+        .assert_one_line_error()
+        .to_owned();
+    assert!(
+        err.contains("000004.sst") && err.contains("filter block unusable"),
+        "{err}"
+    );
+}
