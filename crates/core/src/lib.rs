@@ -22,7 +22,7 @@ pub mod key;
 pub mod lookup;
 pub mod varint;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use fs::{FileLock, FileSystem, MemFs, RandomAccessFile, StdFs, WritableFile, atomic_replace};
 pub use iter::{SortedIter, VecIter};
 pub use key::{

@@ -256,3 +256,30 @@ pub(crate) fn compact_range(inner: &Arc<DbInner>, range: &KeyRange) -> Result<()
     inner.schedule_compaction();
     Ok(())
 }
+
+/// `Db::wait_for_compaction`: blocks until no MemTable is frozen (waiting for or in a
+/// flush), no compaction runs and the policy picks none.
+pub(crate) fn wait_for_idle(inner: &DbInner) -> Result<()> {
+    loop {
+        inner.check_writable()?;
+        let busy = {
+            // Under the manifest lock, as the compaction threads pick: a task is either
+            // in progress here or its edit is in the version.
+            let m = lock(&inner.manifest);
+            let view = inner.view();
+            !view.frozen.is_empty()
+                || !m.in_progress.is_empty()
+                || inner
+                    .policy
+                    .pick(&view.version.level_metas(), &m.in_progress)
+                    .is_some()
+        };
+        if !busy {
+            return Ok(());
+        }
+        // Wake a thread in case a doorbell was missed; both are no-ops when it is busy.
+        inner.schedule_flush();
+        inner.schedule_compaction();
+        crate::write::wait_for_progress(inner);
+    }
+}

@@ -64,8 +64,13 @@ pub(crate) struct DbInner {
     pub write: Mutex<WriteState>,
     pub manifest: Mutex<ManifestState>,
     pub snapshots: SnapshotList,
-    /// The first unrecoverable failure; once set, writes are refused until reopen.
-    pub error: std::sync::OnceLock<String>,
+    /// The first unrecoverable failure, as the [`Error::Poisoned`] every later write,
+    /// flush or compaction is refused with (it holds the failure itself as its cause);
+    /// once set, until reopen. `close` returns it too.
+    pub error: std::sync::OnceLock<Error>,
+    /// Set when `close` begins, on any handle: from then on every call on every handle,
+    /// iterators and snapshots included, fails with [`Error::Closed`], so nothing reads
+    /// files a later opener of the directory may rewrite or delete.
     pub closed: AtomicBool,
     /// Wakes writers stalled on flushes or compactions, and `flush()` callers.
     pub progress: (Mutex<u64>, Condvar),
@@ -188,20 +193,35 @@ impl DbInner {
         *guard = Arc::new(next);
     }
 
-    pub fn check_writable(&self) -> Result<()> {
+    /// `Err(Closed)` once `close` has begun. One atomic load: every read and every
+    /// iterator step pays it.
+    #[inline]
+    pub fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(Error::InvalidArgument("the database is closed".into()));
+            Err(Error::Closed)
+        } else {
+            Ok(())
         }
+    }
+
+    /// The sticky error, if an unrecoverable failure happened.
+    pub fn check_healthy(&self) -> Result<()> {
         match self.error.get() {
-            Some(reason) => Err(Error::Poisoned(reason.clone())),
+            Some(refusal) => Err(refusal.clone()),
             None => Ok(()),
         }
+    }
+
+    /// Whether a write (or flush, compaction, sync) may proceed: open and healthy.
+    pub fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        self.check_healthy()
     }
 
     /// Records an unrecoverable failure (the first one wins) and wakes every waiter so
     /// none of them waits forever.
     pub fn set_error(&self, context: &str, e: &Error) {
-        let _ = self.error.set(format!("{context}: {e}"));
+        let _ = self.error.set(Error::poisoned(context, e));
         self.signal_progress();
     }
 
@@ -231,6 +251,7 @@ impl DbInner {
     /// with compaction: between reading sequence S and pinning the view, a newer write
     /// (above S) could let a compaction drop the version S should see.
     pub fn get_latest(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.check_open()?;
         let view = self.view();
         let seq = self.visible_seq.load(Ordering::Acquire);
         self.get_in(&view, key, seq)
@@ -238,6 +259,7 @@ impl DbInner {
 
     /// Reads `key` at a registered snapshot (compaction keeps what it needs).
     pub fn get_at(&self, key: &[u8], snapshot: SequenceNumber) -> Result<Option<Bytes>> {
+        self.check_open()?;
         self.get_in(&self.view(), key, snapshot)
     }
 
@@ -286,6 +308,16 @@ impl Drop for Handle {
 
 /// An open Strata database. Cheap to clone (an `Arc`); every clone is the same database,
 /// usable from any thread.
+///
+/// Errors: every call can fail with [`Error::Closed`] once any clone was closed, and
+/// every write-side call (writes, [`flush`](Self::flush),
+/// [`compact_range`](Self::compact_range), [`sync_wal`](Self::sync_wal),
+/// [`wait_for_compaction`](Self::wait_for_compaction)) with [`Error::Poisoned`] after an
+/// unrecoverable failure, such as a failed WAL fsync or a background flush or
+/// compaction that failed; its [`kind`](Error::kind) is that failure's (e.g.
+/// [`ErrorKind::StorageFull`](crate::ErrorKind::StorageFull)) and its
+/// [`source`](std::error::Error::source) the failure itself. Reads go on answering
+/// after such a failure; writes need a reopen.
 ///
 /// ```
 /// let dir = tempfile::tempdir()?;
@@ -351,6 +383,12 @@ impl Db {
     }
 
     /// Applies `batch` atomically: after a crash either all of it or none is present.
+    ///
+    /// An empty batch with [`WriteOptions::sync`] does what [`sync_wal`](Self::sync_wal)
+    /// does: it makes every earlier write durable.
+    ///
+    /// Writers committed in one group (one WAL record and fsync) share its outcome: if
+    /// it fails, each of them receives the same error.
     pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
         crate::write::write(self.inner(), batch, options.sync)
     }
@@ -362,12 +400,18 @@ impl Db {
 
     /// Pins the current state: reads through the snapshot ignore later writes, and
     /// compaction keeps the versions it needs until it is dropped.
+    ///
+    /// Once the database is closed, reads through a snapshot fail with
+    /// [`Error::Closed`], whenever it was taken.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::new(Arc::clone(self.inner()))
     }
 
     /// Iterates the keys in `range` in order (reverse with `.rev()`), at the current
     /// state. Items own their bytes; the iterator holds no lock.
+    ///
+    /// Once the database is closed, the iterator's next item is `Err(Error::Closed)`
+    /// (then it ends), even if it was created before.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
         let inner = self.inner();
         DbIter::new(Arc::clone(inner), None, KeyRange::from_bounds(range))
@@ -389,7 +433,30 @@ impl Db {
 
     /// Freezes the MemTable and waits until it (and every frozen one) is in a table.
     pub fn flush(&self) -> Result<()> {
-        crate::flush::flush_and_wait(self.inner())
+        crate::flush::flush_and_wait(self.inner(), DbInner::check_writable)
+    }
+
+    /// Makes every write acknowledged so far durable (fsyncs the write-ahead logs), as
+    /// if each had been written with [`WriteOptions::sync`]: for batching durability
+    /// over many unsynced writes. Returns at once if the logs hold nothing unsynced.
+    ///
+    /// A failed fsync is unrecoverable (the kernel may have dropped the unsynced
+    /// data): it is returned here and every later write is refused with
+    /// [`Error::Poisoned`].
+    pub fn sync_wal(&self) -> Result<()> {
+        crate::write::sync_wal(self.inner())
+    }
+
+    /// Blocks until background work is idle: no MemTable is waiting for (or in) a
+    /// flush, no compaction runs, and the compaction policy has nothing to pick. For
+    /// tests and benchmarks that need a settled tree (RocksDB's `WaitForCompact`).
+    ///
+    /// Does not flush the active MemTable ([`flush`](Self::flush) does). Returns the
+    /// sticky error ([`Error::Poisoned`]) if background work failed, and
+    /// [`Error::Closed`] once the database is closed. Writes made meanwhile by other
+    /// threads can keep it waiting.
+    pub fn wait_for_compaction(&self) -> Result<()> {
+        crate::compact::wait_for_idle(self.inner())
     }
 
     /// Compacts every file overlapping the keys in `range` down to the bottom level, so
@@ -449,25 +516,34 @@ impl Db {
     }
 
     /// Flushes the MemTable, waits for background work, syncs and releases the lock.
-    /// Every clone of this handle is closed; later calls on them fail. Dropping the last
-    /// handle does the same, ignoring errors.
+    /// Dropping the last handle does the same, ignoring errors.
+    ///
+    /// Every clone of this handle is closed, from the moment the call begins: every
+    /// later call on any of them (reads, writes, iterators and snapshots taken before,
+    /// and `close` itself) fails with [`Error::Closed`].
+    ///
+    /// Returns the error the database is in, if any: the first unrecoverable failure
+    /// of this session (a failed write, or a background flush or compaction that
+    /// failed, as [`Error::Poisoned`]), or a failure of the final flush or sync. `Ok`
+    /// means every acknowledged write is durable.
     pub fn close(self) -> Result<()> {
         close_inner(&self.handle.inner, &self.handle.workers)
     }
 }
 
 fn close_inner(inner: &Arc<DbInner>, workers: &Mutex<Workers>) -> Result<()> {
-    if inner.closed.load(Ordering::Acquire) {
-        return Ok(());
+    // Closed for everyone else at once: writers arriving now are refused instead of
+    // racing with the final flush and sync, and a second `close` does nothing.
+    if inner.closed.swap(true, Ordering::AcqRel) {
+        return Err(Error::Closed);
     }
+    inner.signal_progress();
     // Flushing at close makes the next open replay nothing, so it is fast.
-    let flushed = if inner.error.get().is_none() {
-        crate::flush::flush_and_wait(inner)
-    } else {
-        Ok(())
+    let flushed = match inner.check_healthy() {
+        Ok(()) => crate::flush::flush_and_wait(inner, DbInner::check_healthy),
+        Err(e) => Err(e),
     };
-    inner.closed.store(true, Ordering::Release);
-    let synced = crate::write::sync_wal(inner);
+    let synced = crate::write::sync_all_wals(inner);
     let mut w = lock(workers);
     let Workers {
         flush_threads,
@@ -488,5 +564,7 @@ fn close_inner(inner: &Arc<DbInner>, workers: &Mutex<Workers>) -> Result<()> {
     }
     drop(w);
     *lock(&inner.lock) = None;
-    flushed.and(synced)
+    // Last: a background compaction that was running when close began has now
+    // finished, and its failure, too, is reported.
+    flushed.and(synced).and(inner.check_healthy())
 }

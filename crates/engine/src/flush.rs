@@ -119,9 +119,13 @@ pub(crate) fn build_table(
 }
 
 /// Freezes the MemTable (if it holds anything) and waits until no frozen MemTable is
-/// left.
-pub(crate) fn flush_and_wait(inner: &Arc<DbInner>) -> Result<()> {
-    inner.check_writable()?;
+/// left, as long as `check` (whether the caller may go on: `check_writable` for a
+/// user's flush, `check_healthy` for the one at close) allows.
+pub(crate) fn flush_and_wait(
+    inner: &Arc<DbInner>,
+    check: fn(&DbInner) -> Result<()>,
+) -> Result<()> {
+    check(inner)?;
     {
         let mut ws = lock(&inner.write);
         if !inner.view().mem.is_empty() {
@@ -129,7 +133,7 @@ pub(crate) fn flush_and_wait(inner: &Arc<DbInner>) -> Result<()> {
         }
     }
     loop {
-        inner.check_writable()?;
+        check(inner)?;
         if inner.view().frozen.is_empty() {
             return Ok(());
         }

@@ -277,6 +277,10 @@ struct Cursor {
 /// An iterator over `(key, value)` pairs in key order, reversible with `.rev()` (both
 /// ends may be consumed; they stop where they meet). It owns what it reads: a pinned
 /// view of MemTables and tables, so it holds no lock and outlives nothing.
+///
+/// Once the database is closed (on any handle), the next item is `Err(Error::Closed)`
+/// and the iterator ends: it does not go on reading files a later opener of the
+/// directory may change.
 pub struct DbIter {
     inner: Arc<DbInner>,
     view: Arc<View>,
@@ -478,6 +482,11 @@ impl Iterator for DbIter {
         if self.done {
             return None;
         }
+        if let Err(e) = self.inner.check_open() {
+            // After close a later opener may rewrite or delete the pinned files.
+            self.done = true;
+            return Some(Err(e));
+        }
         match self.step_forward() {
             Ok(Some(item)) if !self.back_yielded || item.0[..] < self.pending[..] => {
                 self.front_yielded = true;
@@ -499,6 +508,10 @@ impl DoubleEndedIterator for DbIter {
     fn next_back(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
+        }
+        if let Err(e) = self.inner.check_open() {
+            self.done = true;
+            return Some(Err(e));
         }
         match self.step_backward() {
             Ok(Some(item)) if !self.front_yielded || item.0[..] > self.skip[..] => {

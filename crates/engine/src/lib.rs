@@ -23,7 +23,12 @@
 //!
 //! Durability: a write returns once it is in the write-ahead log and handed to the
 //! operating system (survives a process crash); with [`WriteOptions::sync`] it returns
-//! once the log is fsynced (survives power loss). See `docs/architecture.md`.
+//! once the log is fsynced (survives power loss); [`Db::sync_wal`] makes every earlier
+//! write durable at once. See `docs/architecture.md`.
+//!
+//! Errors: one [`Error`] enum; [`Error::kind`] ([`ErrorKind`]) says what kind of
+//! failure it is, also for [`Error::Poisoned`], the refusal after an earlier
+//! unrecoverable failure, which keeps that failure as its source.
 
 mod batch;
 mod compact;
@@ -50,7 +55,7 @@ pub use iter::DbIter;
 pub use options::DbBuilder;
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
-pub use strata_core::{Error, Result};
+pub use strata_core::{Error, ErrorKind, Result};
 
 /// The README's example, compiled and run as a doctest so it never goes stale.
 #[doc = include_str!("../../../README.md")]

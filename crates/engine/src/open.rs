@@ -33,7 +33,8 @@ impl DbBuilder {
     /// [`create_if_missing`](Self::create_if_missing) is off), or recovers it.
     ///
     /// Errors: [`Error::Locked`] if another handle or process has it open;
-    /// [`Error::InvalidArgument`] if the directory holds files but no database;
+    /// [`Error::InvalidArgument`] if the path is empty or the directory holds files but
+    /// no database;
     /// [`Error::NotSupported`] for a newer format; [`Error::Corruption`] for damage.
     pub fn open(self) -> Result<Db> {
         open(self.opts)
@@ -43,6 +44,14 @@ impl DbBuilder {
 fn open(opts: Options) -> Result<Db> {
     let fs = Arc::clone(&opts.fs);
     let dir = opts.path.clone();
+    // An empty path would put the lock and every file in the current directory (a
+    // file system joins "" + "LOCK" into "LOCK"): refuse it before touching anything.
+    // "." says that on purpose.
+    if dir.as_os_str().is_empty() {
+        return Err(Error::InvalidArgument(
+            "the database path is empty (use \".\" for the current directory)".into(),
+        ));
+    }
     check_directory(&*fs, &dir, opts.create_if_missing)?;
     create_dir_durably(&*fs, &dir)?;
     let lock = fs.lock(&dir.join(LOCK))?;

@@ -88,9 +88,11 @@ pub struct DbStats {
     pub user_bytes_written: u64,
     /// Bytes appended to write-ahead logs.
     pub wal_bytes_written: u64,
-    /// Syncs of the live WAL on behalf of synced writes (group commit: one per group).
+    /// Syncs of the live WAL on behalf of synced writes (group commit: one per group),
+    /// `Db::sync_wal` and close.
     pub wal_syncs: u64,
-    /// Writes that asked for `sync`; divided by `wal_syncs`, how many share an fsync.
+    /// Writes that asked for `sync` (an empty one included); divided by `wal_syncs`,
+    /// how many share an fsync.
     pub synced_writes: u64,
     /// Bytes of tables written by flushes.
     pub flush_bytes_written: u64,

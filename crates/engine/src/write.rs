@@ -35,8 +35,9 @@ const MAX_GROUP_BYTES: usize = 1 << 20;
 struct Pending {
     batch: WriteBatch,
     sync: bool,
-    /// `None` while queued; the leader stores the outcome.
-    outcome: Mutex<Option<Result<(), String>>>,
+    /// `None` while queued; the leader stores the group's outcome: on failure, a clone
+    /// of the very error it got itself.
+    outcome: Mutex<Option<Result<()>>>,
 }
 
 /// Writers waiting their turn.
@@ -117,6 +118,12 @@ pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Resu
     validate(inner, &batch)?;
     inner.check_writable()?;
     if batch.is_empty() {
+        // Nothing to order against other writers: every write acknowledged before this
+        // call is in the WAL already, and `sync_wal` takes the lock their leaders hold.
+        if sync {
+            sync_wal(inner)?;
+            inner.stats.synced_writes.fetch_add(1, Ordering::Relaxed);
+        }
         return Ok(());
     }
     let me = Arc::new(Pending {
@@ -133,7 +140,7 @@ pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Resu
     }
     loop {
         if let Some(outcome) = lock(&me.outcome).take() {
-            return outcome.map_err(Error::Poisoned);
+            return outcome;
         }
         if queue.front().is_some_and(|head| Arc::ptr_eq(head, &me)) {
             break;
@@ -160,12 +167,7 @@ pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Resu
     for p in &group {
         queue.pop_front();
         if !Arc::ptr_eq(p, &me) {
-            *lock(&p.outcome) = Some(
-                result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| format!("write group failed: {e}")),
-            );
+            *lock(&p.outcome) = Some(result.clone());
         }
     }
     // Only queued writers wait on `turn`; waking nobody would still cost a futex
@@ -394,11 +396,32 @@ pub(crate) fn forget_closed_wals(inner: &DbInner, number: u64) {
     lock(&inner.closed_wals.0).retain(|(n, _)| *n > number);
 }
 
-/// Syncs every WAL: the rotated-out ones, then the live one (at close).
+/// `Db::sync_wal`: makes every acknowledged write durable, if the database is open and
+/// healthy.
 pub(crate) fn sync_wal(inner: &DbInner) -> Result<()> {
+    inner.check_writable()?;
+    sync_all_wals(inner)
+}
+
+/// Syncs every WAL holding unsynced records: the rotated-out ones, then the live one.
+/// A failure is sticky: after a failed fsync the kernel may have dropped the data, so
+/// a retry could report success for lost writes.
+pub(crate) fn sync_all_wals(inner: &DbInner) -> Result<()> {
     let mut ws = lock(&inner.write);
-    sync_closed_wals(inner, &mut ws)?;
-    ws.wal.sync()
+    // A leader we waited for may have failed.
+    inner.check_healthy()?;
+    let result = (|| {
+        sync_closed_wals(inner, &mut ws)?;
+        if ws.wal.has_unsynced() {
+            ws.wal.sync()?;
+            inner.stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    })();
+    if let Err(e) = &result {
+        inner.set_error("syncing the WAL", e);
+    }
+    result
 }
 
 /// Makes every rotated-out WAL durable, so that a synced write in the live WAL cannot

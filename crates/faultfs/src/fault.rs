@@ -141,6 +141,8 @@ impl fmt::Debug for Fault {
 #[derive(Debug)]
 pub(crate) struct ArmedFault {
     pub fault: Fault,
+    /// The kind of the I/O error a failed operation returns.
+    pub error: std::io::ErrorKind,
     /// For `Nth`: matching operations seen since installation.
     pub seen: u64,
     /// A one-shot fault that has fired.

@@ -104,15 +104,22 @@ impl State {
         };
         // Every rule sees every operation, so `Nth` counts stay exact even when an
         // earlier rule fires.
-        let mut fired = false;
+        // The first rule that fires decides the error.
+        let mut fired = None;
         for f in &mut self.faults {
-            fired |= f.fires(&info);
+            if f.fires(&info) {
+                fired = fired.or(Some(f.error));
+            }
         }
-        if fired {
+        if let Some(error) = fired {
+            let msg = match error {
+                io::ErrorKind::Other => "injected fault".to_owned(),
+                other => format!("injected fault: {other}"),
+            };
             return Err(io_error(
-                io::ErrorKind::Other,
+                error,
                 format!("{kind:?} {}", path.display()),
-                "injected fault",
+                &msg,
             ));
         }
         Ok(())
@@ -211,10 +218,18 @@ impl FaultFs {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Installs a fault; it applies to operations from now on.
+    /// Installs a fault; it applies to operations from now on, which fail with an
+    /// I/O error of kind [`Other`](io::ErrorKind::Other).
     pub fn inject(&self, fault: Fault) {
+        self.inject_error(fault, io::ErrorKind::Other);
+    }
+
+    /// Installs a fault whose operations fail with an I/O error of kind `error`: e.g.
+    /// [`StorageFull`](io::ErrorKind::StorageFull) for a full device (`ENOSPC`).
+    pub fn inject_error(&self, fault: Fault, error: io::ErrorKind) {
         self.lock_state().faults.push(ArmedFault {
             fault,
+            error,
             seen: 0,
             spent: false,
         });

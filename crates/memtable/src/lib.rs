@@ -115,8 +115,8 @@ impl MemTable {
     /// [`MemTable::writer`] instead.
     ///
     /// Errors: [`Error::InvalidArgument`] if the table is frozen, `seq` exceeds
-    /// [`MAX_SEQUENCE`] or a length exceeds [`MAX_ITEM_LEN`]; [`Error::Poisoned`] if an
-    /// earlier insert panicked.
+    /// [`MAX_SEQUENCE`] or a length exceeds [`MAX_ITEM_LEN`]; [`Error::Poisoned`] (of kind
+    /// [`Internal`](strata_core::ErrorKind::Internal)) if an earlier insert panicked.
     pub fn insert(
         &self,
         user_key: &[u8],
@@ -130,10 +130,14 @@ impl MemTable {
     /// Takes the writer lock for a series of inserts (a write group). Readers are not
     /// affected; another writer waits.
     pub fn writer(&self) -> Result<MemTableWriter<'_>> {
-        let guard = self
-            .writer
-            .lock()
-            .map_err(|_| Error::Poisoned("an earlier MemTable insert panicked".into()))?;
+        let guard = self.writer.lock().map_err(|_| {
+            // The panic's payload went to the panicking thread; what is left to
+            // report is where it happened.
+            let panic = Error::Panicked {
+                context: "inserting into a MemTable".into(),
+            };
+            Error::poisoned("an earlier MemTable insert", &panic)
+        })?;
         Ok(MemTableWriter { table: self, guard })
     }
 

@@ -138,7 +138,8 @@ pub struct TableBuilder {
     smallest_key: Option<Vec<u8>>,
     compressed: Vec<u8>,
     stats: Stats,
-    failed: bool,
+    /// The first failure: every later call is refused with it as the cause.
+    failed: Option<Error>,
 }
 
 #[derive(Default)]
@@ -203,17 +204,17 @@ impl TableBuilder {
                 smallest_seq: SequenceNumber::MAX,
                 ..Stats::default()
             },
-            failed: false,
+            failed: None,
         })
     }
 
     fn check_usable(&self) -> Result<()> {
-        if self.failed {
-            Err(Error::Poisoned(
-                "table builder failed earlier; discard the file".into(),
-            ))
-        } else {
-            Ok(())
+        match &self.failed {
+            Some(e) => Err(Error::poisoned(
+                "the table builder failed earlier; discard the file",
+                e,
+            )),
+            None => Ok(()),
         }
     }
 
@@ -248,8 +249,8 @@ impl TableBuilder {
             }
         };
         let result = self.add_checked(internal_key, parsed, new_user_key, value);
-        if result.is_err() {
-            self.failed = true;
+        if let Err(e) = &result {
+            self.failed = Some(e.clone());
         }
         result
     }
@@ -414,8 +415,8 @@ impl TableBuilder {
         self.offset += footer.len() as u64;
 
         let result = self.flush_out(true).and_then(|()| self.file.sync());
-        if result.is_err() {
-            self.failed = true;
+        if let Err(e) = &result {
+            self.failed = Some(e.clone());
         }
         result?;
         Ok(TableSummary {

@@ -51,8 +51,9 @@ pub struct LogWriter {
     preallocated_end: u64,
     /// Reused framing buffer: no allocation per record once it has grown.
     buf: Vec<u8>,
-    /// Why the writer refuses further work, once something failed.
-    poisoned: Option<String>,
+    /// What the writer returns for every call once something failed: an
+    /// [`Error::Poisoned`] holding that failure.
+    poisoned: Option<Error>,
 }
 
 impl fmt::Debug for LogWriter {
@@ -197,13 +198,13 @@ impl LogWriter {
 
     fn check_poisoned(&self) -> Result<()> {
         match &self.poisoned {
-            Some(why) => Err(Error::Poisoned(why.clone())),
+            Some(refusal) => Err(refusal.clone()),
             None => Ok(()),
         }
     }
 
     fn poison(&mut self, what: &str, e: Error) -> Error {
-        self.poisoned = Some(format!("an earlier log {what} failed: {e}"));
+        self.poisoned = Some(Error::poisoned(format!("log {what}"), &e));
         e
     }
 

@@ -3,6 +3,7 @@
 
 mod basic;
 mod concurrency;
+mod lifecycle;
 mod model;
 
 use std::path::Path;

@@ -246,6 +246,27 @@ fn nth_fault_fails_exactly_one_operation() {
 }
 
 #[test]
+fn a_fault_can_fail_with_a_chosen_error_kind() {
+    let fs = with_dir();
+    let mut f = fs.create(p("/d/f")).unwrap();
+    fs.inject_error(
+        Fault::nth(OpKind::Write, 1),
+        std::io::ErrorKind::StorageFull,
+    );
+    fs.inject(Fault::nth(OpKind::Write, 2));
+    let kinds: Vec<_> = (0..3)
+        .map(|_| match f.append(b"x") {
+            Ok(()) => None,
+            Err(Error::Io { source, .. }) => Some(source.kind()),
+            Err(e) => panic!("{e}"),
+        })
+        .collect();
+    use std::io::ErrorKind::{Other, StorageFull};
+    assert_eq!(kinds, [Some(StorageFull), Some(Other), None]);
+    assert_eq!(f.len(), 1);
+}
+
+#[test]
 fn predicate_faults_hit_every_match_until_cleared() {
     let fs = with_dir();
     fs.inject(Fault::when(|op| {

@@ -6,7 +6,8 @@
 //!   a write whose WAL append or sync failed is never acknowledged;
 //! - once an error was returned, no later write is acknowledged, and after the fault
 //!   (wherever it fired) the database refuses writes with `Error::Poisoned` — except
-//!   for failed removals of obsolete files, which only leave garbage behind;
+//!   for failed removals of obsolete files, which only leave garbage behind — whose
+//!   kind is the injected error's (`ErrorKind::Io`), as is every error returned;
 //! - reads still answer with every acknowledged write;
 //! - reopening (after a process crash, a strict or a random power loss) recovers a
 //!   state that satisfies I1–I4 (I5 for the process crash).
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use strata::Error;
+use strata::{Error, ErrorKind};
 use strata_faultfs::{CrashOptions, Fault, FaultFs, OpInfo, OpKind};
 
 use crate::oracle::Model;
@@ -164,8 +165,11 @@ fn run(t: Target, n: u64, roomy: bool) -> Result<bool, String> {
             (Ok(()), Some(e)) => {
                 return Err(ctx(format!("call {i} acknowledged after an error ({e})")));
             }
-            (Err(e), Some(_)) if !matches!(e, Error::Poisoned(_)) => {
+            (Err(e), Some(_)) if !matches!(e, Error::Poisoned { .. }) => {
                 return Err(ctx(format!("call {i} after an error: {e}, not Poisoned")));
+            }
+            (Err(e), _) if e.kind() != ErrorKind::Io => {
+                return Err(ctx(format!("call {i}: {e} is not of kind Io")));
             }
             (Err(e), None) => first_error = Some(e.to_string()),
             _ => {}
@@ -176,7 +180,7 @@ fn run(t: Target, n: u64, roomy: bool) -> Result<bool, String> {
         let start = Instant::now();
         loop {
             match h.db.flush() {
-                Err(Error::Poisoned(_)) => break,
+                Err(e @ Error::Poisoned { .. }) if e.kind() == ErrorKind::Io => break,
                 Ok(()) if start.elapsed() < Duration::from_secs(5) => {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -184,7 +188,7 @@ fn run(t: Target, n: u64, roomy: bool) -> Result<bool, String> {
             }
         }
         match h.put(b"k00", b"after", false) {
-            Err(Error::Poisoned(_)) => {}
+            Err(e @ Error::Poisoned { .. }) if e.kind() == ErrorKind::Io => {}
             other => return Err(ctx(format!("a write after the fault: {other:?}"))),
         }
     }
@@ -331,4 +335,178 @@ fn io_errors_during_recovery_lose_nothing() {
         }
     }
     assert!(failed_opens > steps / 2, "most failures fail the open");
+}
+
+/// The `n`-th operation of `kind` on a file whose name contains `file` fails with a
+/// full device (ENOSPC).
+fn inject_full_disk(fs: &FaultFs, kind: OpKind, file: &'static str) {
+    let seen = AtomicU64::new(0);
+    fs.inject_error(
+        Fault::when(move |op: &OpInfo| {
+            op.kind == kind
+                && op.path.to_string_lossy().contains(file)
+                && seen.fetch_add(1, Ordering::SeqCst) == 0
+        }),
+        std::io::ErrorKind::StorageFull,
+    );
+}
+
+/// Asserts that `r` failed with `Error::Poisoned` of `kind`, with the original error as
+/// its source.
+fn assert_poisoned(what: &str, r: strata::Result<()>, kind: ErrorKind) {
+    match r {
+        Err(e @ Error::Poisoned { .. }) => {
+            assert_eq!(e.kind(), kind, "{what}: {e}");
+            let source = std::error::Error::source(&e).expect("Poisoned has a source");
+            let cause = source
+                .downcast_ref::<Error>()
+                .expect("the source is an Error");
+            assert!(!matches!(cause, Error::Poisoned { .. }), "{what}: {e}");
+            assert_eq!(cause.kind(), kind, "{what}: {e}");
+        }
+        other => panic!("{what}: {other:?}, not Poisoned of kind {kind:?}"),
+    }
+}
+
+/// A full device on a WAL append fails that write as `StorageFull` (an `Io` error), and
+/// every later write, flush, sync and the close report it as the cause.
+#[test]
+fn a_full_disk_under_the_wal_reaches_every_later_caller_as_storage_full() {
+    let fs = FaultFs::new();
+    let db = crate::open(&fs, true).unwrap();
+    db.put("before", "1").unwrap();
+    inject_full_disk(&fs, OpKind::Write, ".log");
+    let e = db.put("full", "2").unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    assert_eq!(e.kind(), ErrorKind::StorageFull, "{e}");
+    fs.clear_faults();
+    assert_poisoned("put", db.put("after", "3"), ErrorKind::StorageFull);
+    assert_poisoned("flush", db.flush(), ErrorKind::StorageFull);
+    assert_poisoned("sync_wal", db.sync_wal(), ErrorKind::StorageFull);
+    assert_poisoned(
+        "wait_for_compaction",
+        db.wait_for_compaction(),
+        ErrorKind::StorageFull,
+    );
+    assert_eq!(db.get("before").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_poisoned("close", db.close(), ErrorKind::StorageFull);
+}
+
+/// A full device met by the background flush is invisible to the write that froze the
+/// MemTable; it reaches the next callers as `StorageFull`, and `close` reports it
+/// rather than `Ok`.
+#[test]
+fn a_full_disk_under_a_background_flush_reaches_later_callers_and_close() {
+    let fs = FaultFs::new();
+    // Not roomy: every write group freezes its MemTable, so a flush follows each write.
+    let db = crate::open(&fs, false).unwrap();
+    db.put("k", "v").unwrap();
+    inject_full_disk(&fs, OpKind::Write, ".sst");
+    // Freezes the first MemTable (full after one write) for the background flush, which
+    // fails. The write itself may or may not see that failure, depending on timing.
+    match db.put("k2", "v") {
+        Ok(()) => {}
+        r => assert_poisoned("put", r, ErrorKind::StorageFull),
+    }
+    assert_poisoned(
+        "wait_for_compaction",
+        db.wait_for_compaction(),
+        ErrorKind::StorageFull,
+    );
+    fs.clear_faults();
+    assert_poisoned("put", db.put("k2", "v"), ErrorKind::StorageFull);
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_poisoned("close", db.close(), ErrorKind::StorageFull);
+}
+
+/// Damage a background compaction reads is `Corruption` for every later caller (and
+/// for `close`), not an opaque refusal.
+#[test]
+fn a_corrupt_table_read_by_a_background_compaction_reaches_later_callers_as_corruption() {
+    let fs = FaultFs::new();
+    let db = crate::open(&fs, true).unwrap();
+    let fill = |v: &str| {
+        // Overlapping tables, so compacting them merges (reads) rather than moves.
+        for k in ["a", "m", "z"] {
+            db.put(k, v).unwrap();
+        }
+        db.flush().unwrap();
+    };
+    fill("1");
+    let table = fs
+        .ops()
+        .iter()
+        .find(|o| o.kind == OpKind::Create && o.path.extension().is_some_and(|e| e == "sst"))
+        .map(|o| o.path.clone())
+        .unwrap();
+    // Tables start with their first data block.
+    fs.flip_bit_on_read(&table, 3, 1);
+    fill("2");
+    let e = db.wait_for_compaction().unwrap_err();
+    assert!(e.is_corruption(), "{e}");
+    assert_poisoned("put", db.put("b", "3"), ErrorKind::Corruption);
+    assert_poisoned("flush", db.flush(), ErrorKind::Corruption);
+    let e = db.close().unwrap_err();
+    assert!(e.is_corruption(), "close: {e}");
+}
+
+/// Every writer of a commit group whose WAL sync fails receives that failure itself
+/// (an `Io` error of kind `StorageFull`), the leader and the followers alike; a writer
+/// arriving later is refused with `Poisoned` of the same kind.
+#[test]
+fn leader_and_followers_of_a_failed_group_see_the_same_error() {
+    let fs = FaultFs::new();
+    let db = crate::open(&fs, true).unwrap();
+    let syncs = AtomicU64::new(0);
+    fs.inject_error(
+        Fault::when(move |op: &OpInfo| {
+            if op.kind != OpKind::Sync || !op.path.to_string_lossy().contains(".log") {
+                return false;
+            }
+            match syncs.fetch_add(1, Ordering::SeqCst) {
+                // The first group's sync is slow, so the writers queue up behind it
+                // and commit together in the next group.
+                0 => {
+                    std::thread::sleep(Duration::from_millis(300));
+                    false
+                }
+                1 => true,
+                _ => false,
+            }
+        }),
+        std::io::ErrorKind::StorageFull,
+    );
+    let sync = strata::WriteOptions { sync: true };
+    let errors = std::thread::scope(|s| {
+        let first = s.spawn(|| db.write(one("first"), sync));
+        std::thread::sleep(Duration::from_millis(100));
+        let rest: Vec<_> = (0..6)
+            .map(|i| {
+                let db = &db;
+                s.spawn(move || db.write(one(&format!("w{i}")), sync))
+            })
+            .collect();
+        first.join().unwrap().unwrap();
+        rest.into_iter()
+            .map(|t| t.join().unwrap().unwrap_err())
+            .collect::<Vec<_>>()
+    });
+    for e in &errors {
+        assert_eq!(e.kind(), ErrorKind::StorageFull, "{e}");
+    }
+    let direct = errors
+        .iter()
+        .filter(|e| matches!(e, Error::Io { .. }))
+        .count();
+    assert!(
+        direct >= 2,
+        "only {direct} writers got the group's own error: {errors:?}"
+    );
+    assert_poisoned("a later put", db.put("late", "x"), ErrorKind::StorageFull);
+}
+
+fn one(key: &str) -> strata::WriteBatch {
+    let mut b = strata::WriteBatch::new();
+    b.put(key, "v");
+    b
 }

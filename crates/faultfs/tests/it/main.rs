@@ -7,6 +7,7 @@
 mod concurrent;
 mod corruption;
 mod errors;
+mod lifecycle;
 mod oracle;
 mod random;
 mod regressions;

@@ -131,8 +131,8 @@ fn a_failed_sync_poisons_the_writer() {
         assert!(w.is_poisoned());
         // Even once the device "recovers", the writer never claims durability again.
         probe.fail_sync.store(false, Ordering::SeqCst);
-        assert!(matches!(w.sync(), Err(Error::Poisoned(_))));
-        assert!(matches!(w.add_record(b"more"), Err(Error::Poisoned(_))));
+        assert!(matches!(w.sync(), Err(Error::Poisoned { .. })));
+        assert!(matches!(w.add_record(b"more"), Err(Error::Poisoned { .. })));
         assert_eq!(probe.syncs.load(Ordering::SeqCst), 0);
         assert_eq!(probe.appends.load(Ordering::SeqCst), 1);
 
@@ -144,7 +144,8 @@ fn a_failed_sync_poisons_the_writer() {
         probe.fail_sync.store(false, Ordering::SeqCst);
         let err = w.add_record(b"three").unwrap_err();
         assert!(
-            matches!(err, Error::Poisoned(ref m) if m.contains("sync")),
+            matches!(err, Error::Poisoned { ref context, ref cause }
+                if context.contains("sync") && matches!(**cause, Error::Io { .. })),
             "{err}"
         );
     });
@@ -162,8 +163,11 @@ fn a_failed_append_poisons_the_writer_and_leaves_a_readable_prefix() {
         assert!(matches!(w.add_record(&[9; 500]), Err(Error::Io { .. })));
         assert_eq!(w.len(), len_before, "a failed record is not counted");
         probe.fail_append.store(false, Ordering::SeqCst);
-        assert!(matches!(w.add_record(b"after"), Err(Error::Poisoned(_))));
-        assert!(matches!(w.sync(), Err(Error::Poisoned(_))));
+        assert!(matches!(
+            w.add_record(b"after"),
+            Err(Error::Poisoned { .. })
+        ));
+        assert!(matches!(w.sync(), Err(Error::Poisoned { .. })));
 
         // The half-written record is a torn tail; the earlier record survives.
         let out = env.read_log("a.log", RecoveryMode::TolerateTornTail);
