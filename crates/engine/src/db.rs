@@ -212,9 +212,13 @@ impl DbInner {
         }
     }
 
-    /// Whether a write (or flush, compaction, sync) may proceed: open and healthy.
+    /// Whether a write (or flush, compaction, sync) may proceed: open, writable and
+    /// healthy.
     pub fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        if self.opts.read_only {
+            return Err(crate::read_only::read_only_error());
+        }
         self.check_healthy()
     }
 
@@ -263,7 +267,8 @@ impl DbInner {
         self.get_in(&self.view(), key, snapshot)
     }
 
-    fn get_in(&self, view: &View, key: &[u8], snapshot: SequenceNumber) -> Result<Option<Bytes>> {
+    /// Reads `key` at `snapshot` in a pinned view.
+    pub fn get_in(&self, view: &View, key: &[u8], snapshot: SequenceNumber) -> Result<Option<Bytes>> {
         let mut found = view.mem.get(key, snapshot);
         for (frozen, _) in &view.frozen {
             if found.is_final() {
@@ -466,6 +471,18 @@ impl Db {
         crate::compact::compact_range(self.inner(), &KeyRange::from_bounds(range))
     }
 
+    /// Read-only handles ([`DbBuilder::read_only`]): loads the newest state the
+    /// database's files hold (tables, and WAL records the writer has not flushed yet)
+    /// and reads it from now on. Iterators and snapshots taken before keep the state
+    /// they started with. [`Error::NotSupported`] on a writable handle, which always
+    /// reads its newest state.
+    ///
+    /// Costs a read of the manifest and a replay of the unflushed WALs (up to the
+    /// writer's MemTable budget), and opens tables the previous state did not hold.
+    pub fn refresh(&self) -> Result<()> {
+        crate::read_only::refresh(self.inner())
+    }
+
     /// Statistics: the shape of the tree and counters since open.
     pub fn stats(&self) -> DbStats {
         let inner = self.inner();
@@ -538,6 +555,10 @@ fn close_inner(inner: &Arc<DbInner>, workers: &Mutex<Workers>) -> Result<()> {
         return Err(Error::Closed);
     }
     inner.signal_progress();
+    if inner.opts.read_only {
+        // Nothing was written, no thread runs, no lock is held.
+        return Ok(());
+    }
     // Flushing at close makes the next open replay nothing, so it is fast.
     let flushed = match inner.check_healthy() {
         Ok(()) => crate::flush::flush_and_wait(inner, DbInner::check_healthy),

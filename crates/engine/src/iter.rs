@@ -323,6 +323,16 @@ impl DbIter {
         // View first, then sequence: see `DbInner::get_latest` for why.
         let view = inner.view();
         let seq = seq.unwrap_or_else(|| inner.visible_seq.load(Ordering::Acquire));
+        Self::in_view(inner, view, seq, range)
+    }
+
+    /// An iterator over `view` (already pinned) at `seq`.
+    pub(crate) fn in_view(
+        inner: Arc<DbInner>,
+        view: Arc<View>,
+        seq: SequenceNumber,
+        range: KeyRange,
+    ) -> Self {
         DbIter {
             inner,
             view,

@@ -41,6 +41,7 @@ mod iter;
 mod manifest;
 mod open;
 mod options;
+mod read_only;
 #[cfg(test)]
 mod slow_fs;
 mod snapshot;

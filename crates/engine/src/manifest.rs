@@ -49,6 +49,16 @@ impl ManifestWriter {
         Ok(writer)
     }
 
+    /// A writer that refuses every edit, for read-only handles (which hold one only
+    /// because the handle's shared state is the same for both kinds).
+    pub fn refusing() -> Self {
+        ManifestWriter {
+            number: 0,
+            log: LogWriter::new(Box::new(crate::read_only::NoWrites), SyncPolicy::Never),
+            buf: Vec::new(),
+        }
+    }
+
     /// Appends `edit` and syncs it; the edit is durable when this returns `Ok`.
     pub fn append(&mut self, edit: &VersionEdit) -> Result<()> {
         self.buf.clear();

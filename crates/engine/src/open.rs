@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
-use strata_core::{Error, FileSystem, Result, SequenceNumber};
+use crossbeam_channel::Receiver;
+use strata_core::{Error, FileLock, FileSystem, Result, SequenceNumber};
 use strata_memtable::MemTable;
 use strata_sstable::BlockCache;
 use strata_wal::{LogEnd, LogReader, LogWriter, RecoveryMode, SyncPolicy};
 
 use crate::batch::decode_record;
-use crate::db::{Db, DbInner, ManifestState, View, Workers};
+use crate::db::{Db, DbInner, ManifestState, View, Work, Workers};
 use crate::edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
 use crate::filename::{self, CURRENT, FileKind, LOCK, table_path, wal_path};
 use crate::manifest::{self, ManifestWriter, RecoveredManifest};
@@ -51,6 +52,9 @@ fn open(opts: Options) -> Result<Db> {
         return Err(Error::InvalidArgument(
             "the database path is empty (use \".\" for the current directory)".into(),
         ));
+    }
+    if opts.read_only {
+        return crate::read_only::open(opts);
     }
     check_directory(&*fs, &dir, opts.create_if_missing)?;
     create_dir_durably(&*fs, &dir)?;
@@ -157,13 +161,7 @@ fn open(opts: Options) -> Result<Db> {
     // The switch: from here on the new manifest, WAL and tables are the database.
     let manifest = ManifestWriter::create(&*fs, &dir, manifest_number, &snapshot)?;
 
-    let blocks = (opts.block_cache_bytes > 0)
-        .then(|| Arc::new(BlockCache::new(opts.block_cache_bytes as u64)));
-    let tables = Arc::new(TableCache::new(
-        Arc::clone(&fs),
-        blocks,
-        opts.max_open_files,
-    ));
+    let tables = table_cache(&opts);
     let version = Version::default().apply(&snapshot, |meta| {
         Arc::new(TableFile::new(
             Arc::new(meta.clone()),
@@ -175,45 +173,22 @@ fn open(opts: Options) -> Result<Db> {
     let live: BTreeSet<u64> = version.file_numbers().collect();
     remove_obsolete(&*fs, &dir, &kinds, &live, new_wal, manifest_number);
 
-    let (flush_tx, flush_rx) = crossbeam_channel::bounded(1);
-    let (compact_tx, compact_rx) = crossbeam_channel::bounded(opts.compaction_threads);
     let compaction_threads = opts.compaction_threads;
-    let inner = Arc::new(DbInner {
-        dir,
-        fs,
+    let (inner, flush_rx, compact_rx) = assemble(Parts {
+        opts,
         tables,
-        lock: Mutex::new(Some(lock)),
-        view: RwLock::new(Arc::new(View {
+        lock: Some(lock),
+        view: View {
             mem: Arc::new(MemTable::new()),
             mem_wal: new_wal,
             frozen: Vec::new(),
             version: Arc::new(version),
-        })),
-        visible_seq: AtomicU64::new(last_seq),
-        wal_starts: Mutex::new(vec![(new_wal, last_seq + 1)]),
-        closed_wals: Default::default(),
-        next_file_number: AtomicU64::new(next_file),
-        queue: WriteQueue::default(),
-        write: Mutex::new(WriteState::new(
-            LogWriter::new(wal_file, SyncPolicy::Never),
-            new_wal,
-            last_seq,
-        )),
-        manifest: Mutex::new(ManifestState {
-            writer: manifest,
-            log_number: new_wal,
-            last_sequence: last_seq,
-            in_progress: Default::default(),
-        }),
-        snapshots: SnapshotList::default(),
-        error: std::sync::OnceLock::new(),
-        closed: AtomicBool::new(false),
-        progress: (Mutex::new(0), Condvar::new()),
-        stats: Stats::default(),
-        flush_tx,
-        compact_tx,
-        policy: Box::new(crate::compact::policy(&opts)),
-        opts,
+        },
+        last_seq,
+        wal: LogWriter::new(wal_file, SyncPolicy::Never),
+        wal_number: new_wal,
+        manifest,
+        next_file,
     });
     let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
@@ -241,6 +216,68 @@ fn open(opts: Options) -> Result<Db> {
     }
     inner.schedule_compaction();
     Ok(Db::from_parts(inner, workers))
+}
+
+/// The table cache (and the block cache inside it) `opts` ask for.
+pub(crate) fn table_cache(opts: &Options) -> Arc<TableCache> {
+    let blocks = (opts.block_cache_bytes > 0)
+        .then(|| Arc::new(BlockCache::new(opts.block_cache_bytes as u64)));
+    Arc::new(TableCache::new(
+        Arc::clone(&opts.fs),
+        blocks,
+        opts.max_open_files,
+    ))
+}
+
+/// What a handle's shared state is made of, for read-write and read-only opens alike.
+pub(crate) struct Parts {
+    pub opts: Options,
+    pub tables: Arc<TableCache>,
+    /// `None` for a read-only handle, which takes no lock.
+    pub lock: Option<Box<dyn FileLock>>,
+    pub view: View,
+    pub last_seq: SequenceNumber,
+    /// The live WAL and its number.
+    pub wal: LogWriter,
+    pub wal_number: u64,
+    pub manifest: ManifestWriter,
+    pub next_file: u64,
+}
+
+/// The shared state of a handle, and the receiving ends of the flush and compaction
+/// threads' doorbells.
+pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work>) {
+    let (flush_tx, flush_rx) = crossbeam_channel::bounded(1);
+    let (compact_tx, compact_rx) = crossbeam_channel::bounded(p.opts.compaction_threads);
+    let inner = Arc::new(DbInner {
+        dir: p.opts.path.clone(),
+        fs: Arc::clone(&p.opts.fs),
+        tables: p.tables,
+        lock: Mutex::new(p.lock),
+        view: RwLock::new(Arc::new(p.view)),
+        visible_seq: AtomicU64::new(p.last_seq),
+        wal_starts: Mutex::new(vec![(p.wal_number, p.last_seq + 1)]),
+        closed_wals: Default::default(),
+        next_file_number: AtomicU64::new(p.next_file),
+        queue: WriteQueue::default(),
+        write: Mutex::new(WriteState::new(p.wal, p.wal_number, p.last_seq)),
+        manifest: Mutex::new(ManifestState {
+            writer: p.manifest,
+            log_number: p.wal_number,
+            last_sequence: p.last_seq,
+            in_progress: Default::default(),
+        }),
+        snapshots: SnapshotList::default(),
+        error: std::sync::OnceLock::new(),
+        closed: AtomicBool::new(false),
+        progress: (Mutex::new(0), Condvar::new()),
+        stats: Stats::default(),
+        flush_tx,
+        compact_tx,
+        policy: Box::new(crate::compact::policy(&p.opts)),
+        opts: p.opts,
+    });
+    (inner, flush_rx, compact_rx)
 }
 
 /// Creates `dir` and its missing ancestors, and syncs the parent of each one created:
@@ -309,9 +346,9 @@ fn left_by_interrupted_create(fs: &dyn FileSystem, dir: &Path, name: &str) -> Re
 /// rotated-out WAL (the write path syncs those lazily): everything from the gap on is
 /// dropped, as a prefix of the writes must survive, never a hole. If a later WAL holds a
 /// sync marker, the truncated WAL had been synced, so the gap is damage: `Corruption`.
-struct Replay {
+pub(crate) struct Replay {
     /// Largest sequence number inserted.
-    max_seq: SequenceNumber,
+    pub max_seq: SequenceNumber,
     /// Sequence number the next record must start at: from the manifest's last
     /// sequence, then from each record.
     next_seq: SequenceNumber,
@@ -333,7 +370,7 @@ struct Gap {
 
 impl Replay {
     /// Before the first WAL, which continues from the manifest's `last_sequence`.
-    fn new(last_sequence: SequenceNumber) -> Self {
+    pub fn new(last_sequence: SequenceNumber) -> Self {
         Replay {
             max_seq: 0,
             next_seq: last_sequence.saturating_add(1),
@@ -344,7 +381,7 @@ impl Replay {
 
     /// Replays one WAL into `mem`. A torn tail (a crash mid-append) ends the log; damage
     /// followed by valid records is corruption.
-    fn wal(&mut self, fs: &dyn FileSystem, path: &Path, mem: &MemTable) -> Result<()> {
+    pub fn wal(&mut self, fs: &dyn FileSystem, path: &Path, mem: &MemTable) -> Result<()> {
         let mut reader = LogReader::new(fs.open(path)?, RecoveryMode::TolerateTornTail);
         let mut writer = mem.writer()?;
         let mut first_record = true;

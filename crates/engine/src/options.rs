@@ -28,6 +28,7 @@ pub struct Options {
     pub(crate) max_value_bytes: usize,
     pub(crate) manifest_roll_bytes: u64,
     pub(crate) max_open_files: usize,
+    pub(crate) read_only: bool,
 }
 
 /// The options a database is opened with, and the call that opens it; see
@@ -79,6 +80,7 @@ impl DbBuilder {
                 max_value_bytes: 64 << 20,
                 manifest_roll_bytes: 4 << 20,
                 max_open_files: 1000,
+                read_only: false,
             },
         }
     }
@@ -87,6 +89,36 @@ impl DbBuilder {
     /// (tests, fault injection).
     pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
         self.opts.fs = fs;
+        self
+    }
+
+    /// Opens the database read-only: without taking its lock, so another process (or
+    /// handle) may hold it open for writing, and without writing a byte (no WAL, no
+    /// manifest, no flush or compaction, nothing created or deleted). The handle reads
+    /// one consistent state of the database, the newest its files held at open
+    /// (unflushed WAL records included); [`crate::Db::refresh`] catches up with the
+    /// writer. Writes, `flush`, `compact_range`, `sync_wal` and `wait_for_compaction`
+    /// return [`crate::Error::NotSupported`].
+    ///
+    /// Every table of the state loaded is held open until the next `refresh` (one file
+    /// descriptor each, whatever `max_open_files` says), so tables the writer deletes
+    /// meanwhile stay readable where open files outlive their names (Linux, macOS).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let writer = strata::Db::open(dir.path())?;
+    /// writer.put("k", "v1")?;
+    /// let reader = strata::Db::builder(dir.path()).read_only().open()?;
+    /// assert_eq!(reader.get("k")?.as_deref(), Some(&b"v1"[..]));
+    /// writer.put("k", "v2")?;
+    /// assert_eq!(reader.get("k")?.as_deref(), Some(&b"v1"[..])); // until refreshed
+    /// reader.refresh()?;
+    /// assert_eq!(reader.get("k")?.as_deref(), Some(&b"v2"[..]));
+    /// assert!(reader.put("k", "v3").is_err());
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn read_only(mut self) -> Self {
+        self.opts.read_only = true;
         self
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use strata_core::{Result, SequenceNumber};
 
-use crate::db::{DbInner, lock};
+use crate::db::{DbInner, View, lock};
 use crate::iter::{DbIter, KeyRange};
 
 /// The live snapshots, counted per sequence number; compaction keeps the newest version
@@ -39,6 +39,11 @@ impl SnapshotList {
 pub struct Snapshot {
     inner: Arc<DbInner>,
     seq: SequenceNumber,
+    /// Read-only handles: the state the snapshot was taken in. A writable handle's
+    /// compactions keep what registered snapshots need, but a read-only handle's
+    /// writer knows nothing of its snapshots, so after a `refresh` the versions this
+    /// one reads may be compacted away: it keeps its own view instead.
+    view: Option<Arc<View>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -51,11 +56,13 @@ impl Snapshot {
     pub(crate) fn new(inner: Arc<DbInner>) -> Self {
         // Read the sequence number under the list's lock, so a compaction that lists the
         // snapshots either sees this one or started before its sequence existed.
+        // View first, then sequence: see `DbInner::get_latest` for why.
+        let view = inner.opts.read_only.then(|| inner.view());
         let mut live = lock(&inner.snapshots.live);
         let seq = inner.visible_seq.load(std::sync::atomic::Ordering::Acquire);
         *live.entry(seq).or_default() += 1;
         drop(live);
-        Snapshot { inner, seq }
+        Snapshot { inner, seq, view }
     }
 
     /// The sequence number this snapshot reads at.
@@ -65,25 +72,31 @@ impl Snapshot {
 
     /// The value of `key` as of the snapshot.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.inner.get_at(key.as_ref(), self.seq)
+        match &self.view {
+            Some(view) => {
+                self.inner.check_open()?;
+                self.inner.get_in(view, key.as_ref(), self.seq)
+            }
+            None => self.inner.get_at(key.as_ref(), self.seq),
+        }
     }
 
     /// Iterates `range` as of the snapshot.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
-        DbIter::new(
-            Arc::clone(&self.inner),
-            Some(self.seq),
-            KeyRange::from_bounds(range),
-        )
+        self.iter_over(KeyRange::from_bounds(range))
     }
 
     /// Iterates the keys starting with `prefix` as of the snapshot.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
-        DbIter::new(
-            Arc::clone(&self.inner),
-            Some(self.seq),
-            KeyRange::prefix(prefix.as_ref()),
-        )
+        self.iter_over(KeyRange::prefix(prefix.as_ref()))
+    }
+
+    fn iter_over(&self, range: KeyRange) -> DbIter {
+        let inner = Arc::clone(&self.inner);
+        match &self.view {
+            Some(view) => DbIter::in_view(inner, Arc::clone(view), self.seq, range),
+            None => DbIter::new(inner, Some(self.seq), range),
+        }
     }
 
     /// Every key as of the snapshot.

@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use strata_compaction::FileMeta;
 use strata_core::{FileSystem, Lookup, Result, SequenceNumber};
@@ -30,6 +30,9 @@ pub(crate) struct TableFile {
     fs: Arc<dyn FileSystem>,
     tables: Arc<TableCache>,
     obsolete: AtomicBool,
+    /// The reader held for the file's whole life, if [`pin`](Self::pin) was called
+    /// (read-only handles: the writer may delete the file meanwhile).
+    pinned: OnceLock<Arc<Table>>,
 }
 
 impl std::fmt::Debug for TableFile {
@@ -53,12 +56,26 @@ impl TableFile {
             fs,
             tables,
             obsolete: AtomicBool::new(false),
+            pinned: OnceLock::new(),
         }
     }
 
-    /// The open table (from the table cache, opening it if needed).
+    /// The open table (the pinned one, or from the table cache, opening it if needed).
     pub fn table(&self) -> Result<Arc<Table>> {
-        self.tables.get(self.meta.number, &self.path)
+        match self.pinned.get() {
+            Some(table) => Ok(Arc::clone(table)),
+            None => self.tables.get(self.meta.number, &self.path),
+        }
+    }
+
+    /// Opens the table now and keeps it open as long as this handle lives, whatever
+    /// the table cache evicts: a file its writer deletes meanwhile stays readable
+    /// where open files outlive their names.
+    pub fn pin(&self) -> Result<()> {
+        if self.pinned.get().is_none() {
+            let _ = self.pinned.set(self.tables.get(self.meta.number, &self.path)?);
+        }
+        Ok(())
     }
 
     /// Marks the file for removal once nothing references it any more.

@@ -5,6 +5,7 @@ mod basic;
 mod concurrency;
 mod lifecycle;
 mod model;
+mod read_only;
 
 use std::path::Path;
 use std::sync::Arc;

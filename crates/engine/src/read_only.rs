@@ -1,0 +1,232 @@
+//! Read-only opens: reading a database that another process may hold open for writing,
+//! without taking its lock and without writing a byte (RocksDB's read-only and
+//! secondary instances).
+//!
+//! A read-only handle loads one consistent state, as the writer left it at one moment:
+//! `CURRENT` → manifest (the live tables) → every WAL the manifest does not cover,
+//! replayed into an in-memory MemTable that is never written anywhere. [`refresh`]
+//! loads the state again and swaps it in; iterators and snapshots keep the state they
+//! started with.
+//!
+//! The writer goes on meanwhile, so every step can find the ground moved: the manifest
+//! `CURRENT` named was rolled over and removed, a WAL the manifest names was flushed and
+//! deleted, a table was compacted away. Each of those means a newer state exists, so
+//! loading starts over from `CURRENT` (a few times, then gives up with an error that
+//! says so). Once loaded, every table of the state is held open, so a table the writer
+//! deletes later stays readable through this handle on file systems where an open file
+//! outlives its name (POSIX); elsewhere its reads fail with an I/O error, never with
+//! wrong data. A WAL the writer is appending to ends in a torn tail, which replay
+//! tolerates: the state loaded is a prefix of the writer's acknowledged writes.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use strata_core::{Error, FileSystem, Result, SequenceNumber, WritableFile};
+use strata_memtable::MemTable;
+use strata_wal::{LogWriter, SyncPolicy};
+
+use crate::db::{Db, DbInner, View, Workers};
+use crate::edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
+use crate::filename::{self, CURRENT, FileKind, wal_path};
+use crate::manifest::{self, ManifestWriter};
+use crate::open::{Parts, Replay};
+use crate::options::Options;
+use crate::version::Version;
+
+/// Times loading starts over because the writer moved on, before giving up. Each
+/// restart means the writer completed a flush, compaction or manifest roll-over while
+/// this one load ran, so several in a row need a writer far faster than a load.
+const MAX_LOAD_ATTEMPTS: usize = 16;
+
+/// One consistent state of the database, as loaded from its files.
+pub(crate) struct Loaded {
+    pub view: View,
+    /// The newest sequence number in it.
+    pub last_seq: SequenceNumber,
+}
+
+/// Why one attempt to load failed: the writer moved on (try again), or a real error.
+enum Attempt {
+    Moved(String),
+    Failed(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        // A file named by the state being loaded vanished: the writer replaced it.
+        match &e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Attempt::Moved(e.to_string())
+            }
+            _ => Attempt::Failed(e),
+        }
+    }
+}
+
+/// Loads the newest consistent state of the database in `dir`, starting over while the
+/// writer keeps replacing the files being read.
+pub(crate) fn load(inner_parts: &LoadContext<'_>) -> Result<Loaded> {
+    let mut last_reason = String::new();
+    for _ in 0..MAX_LOAD_ATTEMPTS {
+        match try_load(inner_parts) {
+            Ok(loaded) => return Ok(loaded),
+            Err(Attempt::Failed(e)) => return Err(e),
+            Err(Attempt::Moved(reason)) => last_reason = reason,
+        }
+    }
+    Err(Error::io(
+        format!(
+            "loading {} read-only: the writer replaced the files being read {MAX_LOAD_ATTEMPTS} times in a row (last: {last_reason})",
+            inner_parts.dir.display()
+        ),
+        std::io::Error::from(std::io::ErrorKind::Interrupted),
+    ))
+}
+
+/// What loading needs from the handle.
+pub(crate) struct LoadContext<'a> {
+    pub fs: &'a Arc<dyn FileSystem>,
+    pub dir: &'a Path,
+    pub make_file: &'a dyn Fn(&strata_compaction::FileMeta) -> Arc<crate::version::TableFile>,
+}
+
+fn try_load(cx: &LoadContext<'_>) -> Result<Loaded, Attempt> {
+    let (fs, dir) = (&**cx.fs, cx.dir);
+    if !fs.exists(&dir.join(CURRENT))? {
+        return Err(Attempt::Failed(Error::InvalidArgument(format!(
+            "{} holds no Strata database (no CURRENT file); a read-only open creates nothing",
+            dir.display()
+        ))));
+    }
+    let recovered = manifest::recover(fs, dir)?;
+    let wals: BTreeSet<u64> = fs
+        .list(dir)?
+        .iter()
+        .filter_map(|n| match filename::parse(n) {
+            Some(FileKind::Wal(n)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    // The live WAL the manifest names exists until an edit naming a newer one is
+    // durable: if it is gone, the manifest read is already out of date.
+    if !wals.contains(&recovered.log_number) {
+        return Err(Attempt::Moved(format!(
+            "WAL {} was flushed and removed",
+            wal_path(dir, recovered.log_number).display()
+        )));
+    }
+    let mem = MemTable::new();
+    let mut replay = Replay::new(recovered.last_sequence);
+    for &n in wals.range(recovered.log_number..) {
+        replay.wal(fs, &wal_path(dir, n), &mem)?;
+    }
+    let last_seq = recovered.last_sequence.max(replay.max_seq);
+    let edit = VersionEdit {
+        format_version: Some(MANIFEST_FORMAT_VERSION),
+        log_number: Some(recovered.log_number),
+        next_file_number: Some(recovered.next_file_number),
+        last_sequence: Some(last_seq),
+        deleted_files: Vec::new(),
+        new_files: recovered.files,
+    };
+    let version = Version::default().apply(&edit, cx.make_file);
+    // Open every table now and hold it: a table the writer compacts away later stays
+    // readable through the descriptor (POSIX), and one already gone means the state
+    // is out of date.
+    for file in version.levels.iter().flatten() {
+        file.pin()?;
+    }
+    mem.freeze();
+    Ok(Loaded {
+        view: View {
+            mem: Arc::new(mem),
+            mem_wal: recovered.log_number,
+            frozen: Vec::new(),
+            version: Arc::new(version),
+        },
+        last_seq,
+    })
+}
+
+/// Opens a read-only handle: no lock, no background thread, nothing written.
+pub(crate) fn open(opts: Options) -> Result<Db> {
+    let tables = crate::open::table_cache(&opts);
+    let (inner, _, _) = crate::open::assemble(Parts {
+        opts,
+        tables,
+        lock: None,
+        view: View {
+            mem: Arc::new(MemTable::new()),
+            mem_wal: 0,
+            frozen: Vec::new(),
+            version: Arc::new(Version::default()),
+        },
+        last_seq: 0,
+        wal: LogWriter::new(Box::new(NoWrites), SyncPolicy::Never),
+        wal_number: 0,
+        manifest: ManifestWriter::refusing(),
+        next_file: 0,
+    });
+    refresh(&inner)?;
+    Ok(Db::from_parts(
+        inner,
+        Workers {
+            flush_threads: Vec::new(),
+            compaction_threads: Vec::new(),
+        },
+    ))
+}
+
+/// Loads the newest state of a read-only handle's database and swaps it in.
+pub(crate) fn refresh(inner: &Arc<DbInner>) -> Result<()> {
+    inner.check_open()?;
+    if !inner.opts.read_only {
+        return Err(Error::NotSupported(
+            "refresh() is for read-only handles; a writable handle always reads its newest state"
+                .into(),
+        ));
+    }
+    let make_file = |meta: &strata_compaction::FileMeta| inner.table_file(meta);
+    let loaded = load(&LoadContext {
+        fs: &inner.fs,
+        dir: &inner.dir,
+        make_file: &make_file,
+    })?;
+    // Sequence number first, then the view. A read-only view is immutable and holds
+    // nothing newer than its own last sequence number, so a reader that pins the old
+    // view and then reads the new number still sees exactly the old state; a reader
+    // that pins the new view (readers pin the view first) reads the new number, as the
+    // view's lock orders it after this store. The other order could pair the new view
+    // with the old number, where versions the writer has since compacted away are
+    // missing.
+    inner.visible_seq.fetch_max(loaded.last_seq, Ordering::AcqRel);
+    inner.update_view(|_| loaded.view);
+    Ok(())
+}
+
+/// The write end of a read-only handle's (never used) WAL and manifest writers: every
+/// write is refused. Entry points refuse first with a clearer message; this is the
+/// backstop that makes a missed check an error instead of a write.
+#[derive(Debug)]
+pub(crate) struct NoWrites;
+
+impl WritableFile for NoWrites {
+    fn append(&mut self, _data: &[u8]) -> Result<()> {
+        Err(read_only_error())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        0
+    }
+}
+
+/// The error every write, flush, compaction or sync on a read-only handle returns.
+pub(crate) fn read_only_error() -> Error {
+    Error::NotSupported("the database is open read-only".into())
+}
