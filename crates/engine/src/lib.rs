@@ -34,6 +34,7 @@ mod flush;
 pub mod inspect;
 mod iter;
 mod manifest;
+mod observe;
 mod open;
 mod options;
 #[cfg(test)]
