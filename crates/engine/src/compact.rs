@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 use strata_compaction::{
-    CompactionEdit, CompactionJob, CompactionTask, FileMeta, LeveledOptions, LeveledPolicy,
-    TableOpener, TableSink, TableWriter,
+    CompactionEdit, CompactionJob, CompactionStats, CompactionTask, FileMeta, LeveledOptions,
+    LeveledPolicy, TableOpener, TableSink, TableWriter,
 };
 use strata_core::{Error, Result, SortedIter};
 use strata_sstable::{TableBuilder, TableOptions};
@@ -81,13 +82,58 @@ pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
     }
 }
 
-/// Runs one task and installs its outcome.
+/// Runs one task and installs its outcome, inside a span that says what it is.
 fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> Result<()> {
+    let input_files = task.inputs.len() + task.output_level_inputs.len();
+    let input_bytes: u64 = task
+        .inputs
+        .iter()
+        .chain(&task.output_level_inputs)
+        .map(|f| f.size_bytes)
+        .sum();
+    let span = tracing::info_span!(
+        "strata.compaction",
+        db = %inner.dir.display(),
+        level = task.level,
+        output_level = task.output_level,
+        reason = ?task.reason,
+        score = task.score,
+    );
+    let _entered = span.enter();
     if task.trivial_move {
         apply_edit(inner, version_edit(task.trivial_move_edit()))?;
         inner.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
+        inner.publish_metrics();
+        tracing::info!(input_files, input_bytes, "trivial move");
         return Ok(());
     }
+    tracing::debug!(input_files, input_bytes, "compaction started");
+    let start = Instant::now();
+    inner.metrics.compactions_running.increment(1);
+    let result = rewrite(inner, task, version);
+    inner.metrics.compactions_running.decrement(1);
+    let stats = result?;
+    let elapsed = start.elapsed();
+    inner.metrics.compaction_duration.record(elapsed);
+    inner.publish_metrics();
+    tracing::info!(
+        input_files,
+        read_bytes = stats.input_bytes,
+        output_files = stats.output_files,
+        written_bytes = stats.output_bytes,
+        entries_dropped = stats.versions_dropped + stats.tombstones_dropped,
+        duration_ms = elapsed.as_secs_f64() * 1e3,
+        "compaction finished"
+    );
+    Ok(())
+}
+
+/// Runs a compaction that rewrites its inputs, and installs the outputs.
+fn rewrite(
+    inner: &DbInner,
+    task: &CompactionTask,
+    version: &Arc<Version>,
+) -> Result<CompactionStats> {
     let files: HashMap<u64, Arc<TableFile>> = version
         .levels
         .iter()
@@ -129,7 +175,7 @@ fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> R
         .fetch_add(outcome.stats.input_bytes, Ordering::Relaxed);
     s.compaction_bytes_written
         .fetch_add(outcome.stats.output_bytes, Ordering::Relaxed);
-    Ok(())
+    Ok(outcome.stats)
 }
 
 /// The manifest edit for a compaction's change of files.

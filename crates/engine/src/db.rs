@@ -75,6 +75,8 @@ pub(crate) struct DbInner {
     /// Wakes writers stalled on flushes or compactions, and `flush()` callers.
     pub progress: (Mutex<u64>, Condvar),
     pub stats: Stats,
+    /// Metric handles (see `observe`).
+    pub metrics: crate::observe::Metrics,
     /// Doorbells of the background threads: `Work::Run` asks for a pass, `Work::Stop`
     /// ends one thread.
     pub flush_tx: Sender<Work>,
@@ -226,7 +228,14 @@ impl DbInner {
     /// none of them waits forever.
     pub fn set_error(&self, context: &str, e: &Error) {
         let _ = self.error.set(Error::poisoned(context, e));
+        crate::observe::error(self, context, e);
         self.signal_progress();
+    }
+
+    /// Brings the mirrored metric counters and the gauges up to date (see `observe`).
+    pub fn publish_metrics(&self) {
+        self.metrics
+            .publish(&self.stats, &self.view(), &*self.policy, self.tables.len());
     }
 
     pub fn signal_progress(&self) {
@@ -268,7 +277,12 @@ impl DbInner {
     }
 
     /// Reads `key` at `snapshot` in a pinned view.
-    pub fn get_in(&self, view: &View, key: &[u8], snapshot: SequenceNumber) -> Result<Option<Bytes>> {
+    pub fn get_in(
+        &self,
+        view: &View,
+        key: &[u8],
+        snapshot: SequenceNumber,
+    ) -> Result<Option<Bytes>> {
         let mut found = view.mem.get(key, snapshot);
         for (frozen, _) in &view.frozen {
             if found.is_final() {
@@ -395,12 +409,22 @@ impl Db {
     /// Writers committed in one group (one WAL record and fsync) share its outcome: if
     /// it fails, each of them receives the same error.
     pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
-        crate::write::write(self.inner(), batch, options.sync)
+        let start = crate::observe::sample();
+        let result = crate::write::write(self.inner(), batch, options.sync);
+        if let Some(start) = start {
+            self.inner().metrics.write_duration.record(start.elapsed());
+        }
+        result
     }
 
     /// The value of `key`, if any, at the newest state.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.inner().get_latest(key.as_ref())
+        let start = crate::observe::sample();
+        let result = self.inner().get_latest(key.as_ref());
+        if let Some(start) = start {
+            self.inner().metrics.get_duration.record(start.elapsed());
+        }
+        result
     }
 
     /// Pins the current state: reads through the snapshot ignore later writes, and

@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::path::Path;
 use strata_compaction::FileMeta;
 
@@ -19,9 +20,21 @@ use crate::db::{DbInner, Work, lock};
 use crate::edit::VersionEdit;
 use crate::filename::{table_path, wal_path};
 
+/// How often the flush thread, idle, brings the mirrored metrics up to date (read-only
+/// workloads move the Bloom and cache counters without any flush or compaction).
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The flush thread: one pass per doorbell until told to stop.
 pub(crate) fn run_flush_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
-    while let Ok(Work::Run) = rx.recv() {
+    loop {
+        match rx.recv_timeout(METRICS_INTERVAL) {
+            Ok(Work::Run) => {}
+            Ok(Work::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {
+                inner.publish_metrics();
+                continue;
+            }
+        }
         while inner.error.get().is_none() && !inner.view().frozen.is_empty() {
             if let Err(e) = flush_oldest(&inner) {
                 inner.set_error("flushing a MemTable", &e);
@@ -37,7 +50,13 @@ fn flush_oldest(inner: &Arc<DbInner>) -> Result<()> {
     let Some((mem, wal_number)) = view.frozen.last().cloned() else {
         return Ok(());
     };
+    let span = tracing::info_span!("strata.flush", db = %inner.dir.display(), wal = wal_number);
+    let _entered = span.enter();
+    let memtable_bytes = mem.approximate_memory_usage();
+    tracing::debug!(memtable_bytes, "flush started");
+    let start = Instant::now();
     let meta = write_level0_table(inner, &mem)?;
+    let written = meta.as_ref().map(|m| (m.number, m.size_bytes, m.entries));
 
     let mut manifest = lock(&inner.manifest);
     // Every WAL older than the next MemTable's is now fully in tables.
@@ -64,6 +83,23 @@ fn flush_oldest(inner: &Arc<DbInner>) -> Result<()> {
     })?;
     drop(manifest);
     inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    inner.metrics.flush_duration.record(elapsed);
+    inner.publish_metrics();
+    let duration_ms = elapsed.as_secs_f64() * 1e3;
+    match written {
+        Some((table, bytes, entries)) => {
+            tracing::info!(
+                table,
+                bytes,
+                entries,
+                memtable_bytes,
+                duration_ms,
+                "flush finished"
+            );
+        }
+        None => tracing::debug!(duration_ms, "flush finished: the MemTable was empty"),
+    }
     // Best effort: an old WAL left behind is deleted at the next open.
     let _ = inner.fs.remove(&wal_path(&inner.dir, wal_number));
     inner.schedule_compaction();

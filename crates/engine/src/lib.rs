@@ -39,6 +39,7 @@ mod flush;
 pub mod inspect;
 mod iter;
 mod manifest;
+mod observe;
 mod open;
 mod options;
 mod read_only;

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 use strata_core::{Error, FileLock, FileSystem, Result, SequenceNumber};
@@ -38,7 +39,18 @@ impl DbBuilder {
     /// no database;
     /// [`Error::NotSupported`] for a newer format; [`Error::Corruption`] for damage.
     pub fn open(self) -> Result<Db> {
-        open(self.opts)
+        let span = tracing::info_span!("strata.open", db = %self.opts.path.display());
+        let _entered = span.enter();
+        let start = Instant::now();
+        let db = open(self.opts);
+        match &db {
+            Ok(_) => tracing::info!(
+                duration_ms = start.elapsed().as_secs_f64() * 1e3,
+                "database open"
+            ),
+            Err(e) => tracing::warn!(error = %e, "open failed"),
+        }
+        db
     }
 }
 
@@ -60,8 +72,17 @@ fn open(opts: Options) -> Result<Db> {
     create_dir_durably(&*fs, &dir)?;
     let lock = fs.lock(&dir.join(LOCK))?;
     let recovered = if fs.exists(&dir.join(CURRENT))? {
-        manifest::recover(&*fs, &dir)?
+        let r = manifest::recover(&*fs, &dir)?;
+        tracing::info!(
+            manifest = ?r.source.as_ref().map(|(path, _)| path),
+            tables = r.files.len(),
+            log_number = r.log_number,
+            last_sequence = r.last_sequence,
+            "recovered the manifest"
+        );
+        r
     } else {
+        tracing::info!("creating a new database");
         RecoveredManifest {
             next_file_number: 1,
             ..RecoveredManifest::default()
@@ -135,14 +156,30 @@ fn open(opts: Options) -> Result<Db> {
     let mem = Arc::new(MemTable::new());
     let mut replay = Replay::new(recovered.last_sequence);
     for &n in wals.range(recovered.log_number..) {
+        let start = Instant::now();
         replay.wal(&*fs, &wal_path(&dir, n), &mem)?;
+        tracing::info!(
+            wal = n,
+            last_sequence = replay.max_seq,
+            memtable_bytes = mem.approximate_memory_usage(),
+            duration_ms = start.elapsed().as_secs_f64() * 1e3,
+            "replayed a WAL"
+        );
     }
     let last_seq = recovered.last_sequence.max(replay.max_seq);
     let mut files = recovered.files;
     let table_opts = crate::compact::table_options(&opts);
     if !mem.is_empty() {
         let number = alloc();
+        let start = Instant::now();
         let meta = crate::flush::build_table(&*fs, &dir, number, table_opts.clone(), &mem)?;
+        tracing::info!(
+            table = number,
+            bytes = meta.size_bytes,
+            entries = meta.entries,
+            duration_ms = start.elapsed().as_secs_f64() * 1e3,
+            "wrote the replayed writes to an L0 table"
+        );
         files.push((0, meta));
     }
     let new_wal = alloc();
@@ -172,6 +209,12 @@ fn open(opts: Options) -> Result<Db> {
     });
     let live: BTreeSet<u64> = version.file_numbers().collect();
     remove_obsolete(&*fs, &dir, &kinds, &live, new_wal, manifest_number);
+    tracing::debug!(
+        wal = new_wal,
+        manifest = manifest_number,
+        last_sequence = last_seq,
+        "switched to a new WAL and manifest"
+    );
 
     let compaction_threads = opts.compaction_threads;
     let (inner, flush_rx, compact_rx) = assemble(Parts {
@@ -214,6 +257,7 @@ fn open(opts: Options) -> Result<Db> {
             Box::new(move || crate::compact::run_compaction_thread(inner, rx)),
         )?);
     }
+    inner.publish_metrics();
     inner.schedule_compaction();
     Ok(Db::from_parts(inner, workers))
 }
@@ -272,6 +316,7 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
         closed: AtomicBool::new(false),
         progress: (Mutex::new(0), Condvar::new()),
         stats: Stats::default(),
+        metrics: crate::observe::Metrics::new(p.opts.path.display().to_string()),
         flush_tx,
         compact_tx,
         policy: Box::new(crate::compact::policy(&p.opts)),
@@ -409,6 +454,16 @@ impl Replay {
                         ),
                     ));
                 };
+                // A power loss took the end of an unsynced WAL: what follows is
+                // dropped, and an operator should know writes were lost.
+                tracing::warn!(
+                    truncated_wal = %before.display(),
+                    valid_len,
+                    next_wal = %path.display(),
+                    missing_from = expected,
+                    missing_to = decoded.first_seq,
+                    "a WAL ends before the next one starts: dropping the writes after the gap"
+                );
                 self.gap = Some(Gap {
                     before,
                     valid_len,

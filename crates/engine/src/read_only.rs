@@ -201,7 +201,9 @@ pub(crate) fn refresh(inner: &Arc<DbInner>) -> Result<()> {
     // view's lock orders it after this store. The other order could pair the new view
     // with the old number, where versions the writer has since compacted away are
     // missing.
-    inner.visible_seq.fetch_max(loaded.last_seq, Ordering::AcqRel);
+    inner
+        .visible_seq
+        .fetch_max(loaded.last_seq, Ordering::AcqRel);
     inner.update_view(|_| loaded.view);
     Ok(())
 }

@@ -73,7 +73,9 @@ impl TableFile {
     /// where open files outlive their names.
     pub fn pin(&self) -> Result<()> {
         if self.pinned.get().is_none() {
-            let _ = self.pinned.set(self.tables.get(self.meta.number, &self.path)?);
+            let _ = self
+                .pinned
+                .set(self.tables.get(self.meta.number, &self.path)?);
         }
         Ok(())
     }

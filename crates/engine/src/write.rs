@@ -20,6 +20,7 @@ use strata_wal::{LogWriter, SyncPolicy};
 use crate::batch::{WriteBatch, encode_record};
 use crate::db::{DbInner, lock};
 use crate::filename::wal_path;
+use crate::observe::StallCause;
 
 /// Zero-filled space kept ahead of a WAL that receives synced writes (extended by
 /// twice this when less is left): its fdatasyncs then commit no file-size change
@@ -309,33 +310,71 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
 /// fresh MemTable and WAL when the current MemTable is full.
 fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
     let mut slowed = false;
-    loop {
-        inner.check_writable()?;
+    // Time waited per cause, for one event per delayed write group (not per wake-up).
+    let mut waited = [Duration::ZERO; 3];
+    let result = loop {
+        if let Err(e) = inner.check_writable() {
+            break Err(e);
+        }
         let view = inner.view();
         let l0_files = view.version.levels[0].len();
         if l0_files >= inner.opts.l0_stop_trigger {
             inner.schedule_compaction();
-            stall(inner);
+            waited[StallCause::L0Stop as usize] += stall(inner, StallCause::L0Stop);
             continue;
         }
         if l0_files >= inner.opts.l0_slowdown_trigger && !slowed {
             // Spread the delay over writes instead of stopping them all at once later.
             let start = Instant::now();
             std::thread::sleep(Duration::from_millis(1));
-            inner.stats.add_stall(start.elapsed());
+            let d = start.elapsed();
+            inner.stats.add_stall(d);
             inner.stats.slowdowns.fetch_add(1, Ordering::Relaxed);
+            inner.metrics.stall(StallCause::L0Slowdown, d);
+            waited[StallCause::L0Slowdown as usize] += d;
             slowed = true;
             continue;
         }
         if view.mem.approximate_memory_usage() < inner.opts.memtable_bytes {
-            return Ok(());
+            break Ok(());
         }
         if view.frozen.len() >= inner.opts.max_frozen_memtables {
             inner.schedule_flush();
-            stall(inner);
+            waited[StallCause::Memtables as usize] += stall(inner, StallCause::Memtables);
             continue;
         }
-        return rotate(inner, ws);
+        break rotate(inner, ws);
+    };
+    report_stall(inner, &waited);
+    result
+}
+
+/// Emits one event for a write group that waited, naming the cause it waited on longest.
+fn report_stall(inner: &DbInner, waited: &[Duration; 3]) {
+    let total: Duration = waited.iter().sum();
+    if total.is_zero() {
+        return;
+    }
+    let (cause, _) = [
+        StallCause::L0Stop,
+        StallCause::L0Slowdown,
+        StallCause::Memtables,
+    ]
+    .into_iter()
+    .zip(waited)
+    .max_by_key(|(_, d)| **d)
+    .unwrap_or((StallCause::L0Slowdown, &total));
+    let (db, cause, waited_ms) = (
+        inner.dir.display(),
+        cause.label(),
+        total.as_secs_f64() * 1e3,
+    );
+    // A slowdown alone is routine back-pressure (1 ms per group); a stop means writes
+    // outran flushes or compactions and is worth an operator's attention.
+    if waited[StallCause::L0Slowdown as usize] == total {
+        tracing::debug!(%db, cause, waited_ms, "write slowed down");
+    } else {
+        tracing::warn!(%db, cause, waited_ms, "write stalled");
     }
 }
 
@@ -374,11 +413,15 @@ pub(crate) fn rotate(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
     Ok(())
 }
 
-/// Blocks a stalled writer until a background thread reports progress.
-fn stall(inner: &DbInner) {
+/// Blocks a stalled writer until a background thread reports progress; how long it
+/// waited.
+fn stall(inner: &DbInner, cause: StallCause) -> Duration {
     let start = Instant::now();
     wait_for_progress(inner);
-    inner.stats.add_stall(start.elapsed());
+    let d = start.elapsed();
+    inner.stats.add_stall(d);
+    inner.metrics.stall(cause, d);
+    d
 }
 
 /// Blocks until a background thread reports progress, or briefly, to re-check state.

@@ -83,9 +83,16 @@ fn a_reader_beside_a_live_writer_sees_its_state_until_refreshed_and_never_writes
         assert!(e.to_string().contains("read-only"), "{e}");
     }
     // A writable handle has nothing to refresh.
-    assert_eq!(writer.refresh().unwrap_err().kind(), ErrorKind::NotSupported);
+    assert_eq!(
+        writer.refresh().unwrap_err().kind(),
+        ErrorKind::NotSupported
+    );
     r.close().unwrap();
-    assert_eq!(listing(dir), before, "the reader wrote, created or removed a file");
+    assert_eq!(
+        listing(dir),
+        before,
+        "the reader wrote, created or removed a file"
+    );
 
     // Later writes are invisible until refresh, then visible exactly.
     let r = reader(dir);
@@ -165,7 +172,10 @@ fn iterators_and_snapshots_keep_their_state_while_the_writer_compacts_it_away() 
     assert_eq!(it.by_ref().count(), 199);
     assert!(snapshot.iter().all(|kv| kv.unwrap().1.as_ref() == b"old"));
     for i in (0..200).rev() {
-        assert_eq!(r.get(format!("k{i:03}")).unwrap().as_deref(), Some(&b"old"[..]));
+        assert_eq!(
+            r.get(format!("k{i:03}")).unwrap().as_deref(),
+            Some(&b"old"[..])
+        );
     }
 
     // After refresh, the new state; the snapshot taken before still reads the old one.
@@ -287,7 +297,10 @@ fn readers_in_other_processes_follow_a_writer_consistently() {
     let writer = spawn("writer", &dir);
     let started = Instant::now();
     while !dir.join("CURRENT").exists() {
-        assert!(started.elapsed() < Duration::from_secs(30), "writer never created the database");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "writer never created the database"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let readers: Vec<Child> = (0..3).map(|_| spawn("reader", &dir)).collect();
@@ -296,7 +309,10 @@ fn readers_in_other_processes_follow_a_writer_consistently() {
     // Each reader saw the writer move (several distinct rounds), so the test checked
     // states mid-flight, not just the end.
     for out in &outputs {
-        let line = out.lines().find(|l| l.contains("reader:")).unwrap_or_else(|| panic!("{out}"));
+        let line = out
+            .lines()
+            .find(|l| l.contains("reader:"))
+            .unwrap_or_else(|| panic!("{out}"));
         let distinct: u32 = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("distinct_rounds="))
@@ -367,7 +383,10 @@ fn run_reader(dir: &Path) {
     let (mut last, mut distinct, mut refreshes) = (0u32, 0u32, 0u32);
     let started = Instant::now();
     loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "the writer never finished");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the writer never finished"
+        );
         let snapshot = db.snapshot();
         let done = snapshot.get("done").unwrap().is_some();
         let round: u32 = snapshot
@@ -394,7 +413,12 @@ fn run_reader(dir: &Path) {
                 )
             })
             .collect();
-        assert!(got == expected, "state after round {round} is not the writer's: {} keys, expected {}", got.len(), expected.len());
+        assert!(
+            got == expected,
+            "state after round {round} is not the writer's: {} keys, expected {}",
+            got.len(),
+            expected.len()
+        );
         if done {
             break;
         }
