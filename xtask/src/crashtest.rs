@@ -130,7 +130,20 @@ pub fn child(args: &ChildArgs) -> ExitCode {
 }
 
 fn run_child(args: &ChildArgs) -> Result<()> {
-    let db = open_db(&args.dir.join("db"))?;
+    // The lock can be held for a moment after its holder closed: a process forked by
+    // another thread of the holder's process (the test harness spawns processes from
+    // many threads) keeps a copy of the descriptor until it execs. Wait that out.
+    let started = Instant::now();
+    let db = loop {
+        match open_db(&args.dir.join("db")) {
+            Err(e) if e.kind() == strata::ErrorKind::Locked
+                && started.elapsed() < Duration::from_secs(2) =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => break other?,
+        }
+    };
     let log = Arc::new(Mutex::new(
         OpenOptions::new()
             .append(true)
