@@ -136,8 +136,9 @@ fn run_child(args: &ChildArgs) -> Result<()> {
     let started = Instant::now();
     let db = loop {
         match open_db(&args.dir.join("db")) {
-            Err(e) if e.kind() == strata::ErrorKind::Locked
-                && started.elapsed() < Duration::from_secs(2) =>
+            Err(e)
+                if e.kind() == strata::ErrorKind::Locked
+                    && started.elapsed() < Duration::from_secs(2) =>
             {
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -8,7 +8,6 @@ mod bench;
 mod crashtest;
 mod demo;
 mod engine_demo;
-mod inspect;
 
 /// Strata's developer and inspection commands.
 #[derive(Parser)]
@@ -24,20 +23,10 @@ enum Command {
     /// tree), then the write-ahead log on its own: write a log, read it back, tear its
     /// tail as a crash would, flip a byte, and show each recovery mode.
     Demo(demo::Args),
-    /// Inspect a write-ahead log.
-    #[command(subcommand)]
-    Wal(inspect::wal::Command),
-    /// Inspect a table (SSTable).
-    #[command(subcommand)]
-    Sst(inspect::sst::Command),
-    /// Inspect a database's manifest.
-    #[command(subcommand)]
-    Manifest(inspect::manifest::Command),
-    /// Picture a whole database.
-    #[command(subcommand)]
-    Db(inspect::tree::Command),
-    /// Check every checksum of a database directory or file; exits non-zero on damage.
-    Verify(inspect::verify::Args),
+    /// The tools users install as `strata` (package strata-cli): wal, sst, manifest,
+    /// db, verify, get, scan, stats.
+    #[command(flatten)]
+    Tool(strata_cli::Tool),
     /// Kill -9 a process writing to a database at random moments, over and over, and
     /// verify after each kill that nothing acknowledged was lost.
     Crashtest(crashtest::Args),
@@ -62,11 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
-        Command::Wal(c) => inspect::finish(inspect::wal::run(&c)),
-        Command::Sst(c) => inspect::finish(inspect::sst::run(&c)),
-        Command::Manifest(c) => inspect::finish(inspect::manifest::run(&c)),
-        Command::Db(c) => inspect::finish(inspect::tree::run(&c)),
-        Command::Verify(args) => inspect::finish(inspect::verify::run(&args)),
+        Command::Tool(tool) => tool.run(),
         Command::Crashtest(args) => crashtest::run(&args).map_err(|e| e.to_string().into()),
         Command::CrashtestChild(args) => return crashtest::child(&args),
         Command::Bench { args } => bench::run(&args),

@@ -294,3 +294,102 @@ fn write_big_fixture() {
     }
     db.close().unwrap();
 }
+
+/// The SVG says what the lookup did at each file: a block read, a Bloom filter's "no"
+/// (hatched), the answer, never reached (not numbered); a lookup the MemTable answered
+/// numbers no table; the title names the database; the key axis has labels between
+/// its ends.
+#[test]
+fn the_svg_tells_what_the_lookup_did_at_each_file() {
+    let tmp = fixtures();
+    let svg = |dir: &str, key: &str| {
+        let name = format!("{dir}-{key}.svg");
+        xtask(
+            tmp.path(),
+            &["db", "tree", dir, "--key", key, "--svg", &name],
+        )
+        .assert_ok();
+        std::fs::read_to_string(tmp.path().join(name)).unwrap()
+    };
+    let fills = |text: &str| -> std::collections::BTreeMap<String, String> {
+        let doc = roxmltree::Document::parse(text).unwrap();
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some("file"))
+            .map(|n| {
+                (
+                    n.attribute("data-file").unwrap().to_owned(),
+                    n.attribute("fill").unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let numbered = |text: &str| {
+        let doc = roxmltree::Document::parse(text).unwrap();
+        doc.descendants()
+            .filter(|n| n.has_tag_name("circle") && n.attribute("r") == Some("8"))
+            .count()
+    };
+
+    // banana: 000012's Bloom filter says no, 000011 answers, L1/L2 never reached.
+    let banana = svg("layered", "banana");
+    let f = fills(&banana);
+    assert_eq!(f["12"], "url(#filtered)");
+    assert_ne!(f["11"], f["12"]);
+    assert_eq!(f["8"], f["5"], "both never reached");
+    assert_eq!(
+        numbered(&banana),
+        2,
+        "only the two files visited are numbered"
+    );
+    let doc = roxmltree::Document::parse(&banana).unwrap();
+    let title = doc
+        .descendants()
+        .find(|n| n.attribute("class") == Some("title"))
+        .unwrap();
+    assert!(
+        title
+            .text()
+            .unwrap()
+            .starts_with("database layered (MANIFEST-000004)"),
+        "{:?}",
+        title.text()
+    );
+    let labels: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("axis-label"))
+        .map(|n| n.text().unwrap())
+        .collect();
+    assert!(!labels.is_empty(), "labels between the axis ends");
+
+    // key0160 is answered by a tombstone in the MemTable: no table is numbered.
+    let memtable = svg("db", "key0160");
+    assert_eq!(numbered(&memtable), 1, "the MemTable's step only");
+    assert!(memtable.contains(r#"class="memtable-answered""#));
+    assert!(memtable.contains("the MemTable (unflushed writes) answered: no table was read"));
+
+    // Without Bloom filters, a table covering the key has a block read and may not
+    // hold it: that looks unlike a filter's "no" and unlike the answer.
+    let dir = tmp.path().join("nofilter");
+    let db = strata::Db::builder(&dir)
+        .bloom_bits_per_key(0)
+        .l0_compaction_trigger(64)
+        .open()
+        .unwrap();
+    for k in ["a", "c", "e"] {
+        db.put(k, "old").unwrap();
+    }
+    db.flush().unwrap();
+    for k in ["b", "d"] {
+        db.put(k, "new").unwrap();
+    }
+    db.flush().unwrap();
+    db.close().unwrap();
+    let read = fills(&svg("nofilter", "c"));
+    let values: std::collections::BTreeSet<&String> = read.values().collect();
+    assert_eq!(values.len(), 2, "{read:?}");
+    assert!(
+        read.values().any(|v| v == "#fd8d3c"),
+        "a block read: {read:?}"
+    );
+    assert!(!read.values().any(|v| v == "url(#filtered)"), "{read:?}");
+}

@@ -1,5 +1,11 @@
-//! The inspection commands: `wal dump`, `sst dump|get`, `manifest dump`, `db tree` and
-//! `verify`.
+//! Strata's command-line tools, as a library: `wal dump`, `sst dump|get`,
+//! `manifest dump`, `db tree`, `verify`, and `get`, `scan` and `stats` over a database.
+//! The `strata` binary of this package runs them for users (`cargo install strata-cli`);
+//! the workspace's `cargo xtask` runs the same code during development.
+//!
+//! Commands that open a database (`get`, `scan`, `stats`) open it read-only: no lock is
+//! taken and nothing is written, so they are safe on a database another process has
+//! open, and they read one consistent state of it.
 //!
 //! Every command reads through the format crates — `strata_wal::LogReader` for record
 //! framing, `strata::inspect` for write batches and version edits, `strata_sstable::Table`
@@ -14,6 +20,7 @@
 #![deny(clippy::indexing_slicing)]
 
 pub mod manifest;
+pub mod query;
 pub mod sst;
 pub mod tree;
 pub mod verify;
@@ -27,6 +34,50 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use strata_core::Error;
+
+/// Every tool command, for a binary to mount as its subcommands (`strata` and
+/// `cargo xtask` both do).
+#[derive(clap::Subcommand)]
+pub enum Tool {
+    /// Inspect a write-ahead log.
+    #[command(subcommand)]
+    Wal(wal::Command),
+    /// Inspect a table (SSTable).
+    #[command(subcommand)]
+    Sst(sst::Command),
+    /// Inspect a database's manifest.
+    #[command(subcommand)]
+    Manifest(manifest::Command),
+    /// Picture a whole database.
+    #[command(subcommand)]
+    Db(tree::Command),
+    /// Check every checksum of a database directory or file; exits non-zero on damage.
+    Verify(verify::Args),
+    /// Print the value of a key (read-only open: safe on a database in use); exits
+    /// non-zero if the key is absent.
+    Get(query::GetArgs),
+    /// Print the entries of a key range or prefix in order (read-only open).
+    Scan(query::ScanArgs),
+    /// Print the shape of the tree: files, bytes, entries and tombstones per level
+    /// (read-only open).
+    Stats(query::StatsArgs),
+}
+
+impl Tool {
+    /// Runs the command, printing its report; a closed stdout is not an error.
+    pub fn run(&self) -> Result<(), Box<dyn std::error::Error>> {
+        finish(match self {
+            Tool::Wal(c) => wal::run(c),
+            Tool::Sst(c) => sst::run(c),
+            Tool::Manifest(c) => manifest::run(c),
+            Tool::Db(c) => tree::run(c),
+            Tool::Verify(args) => verify::run(args),
+            Tool::Get(args) => query::get(args),
+            Tool::Scan(args) => query::scan(args),
+            Tool::Stats(args) => query::stats(args),
+        })
+    }
+}
 
 /// Why a command failed: one line for stderr (the caller prefixes `error: `).
 #[derive(Debug)]

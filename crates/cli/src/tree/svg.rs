@@ -1,8 +1,11 @@
 //! The `db tree` picture as an SVG file: the same rows as the terminal picture (the
 //! MemTable's unflushed keys, L0 files one row each, each deeper level one row), bars
-//! placed along the key space, the lookup key as a vertical line, the files it visits
-//! highlighted and numbered in lookup order, and the steps written underneath.
-//! Hovering a bar shows the file's details (`<title>`).
+//! placed along the key space (labelled at its ends and at up to three file boundaries
+//! between), the lookup key as a vertical line, the files it visits numbered in lookup
+//! order and coloured by what the lookup did there (the Bloom filter ruled the file out,
+//! a block was read, the lookup stopped there; a file it never reached is not
+//! numbered), and the steps written underneath. Hovering a bar shows the file's details
+//! (`<title>`).
 
 use std::fmt::Write as _;
 
@@ -19,10 +22,13 @@ const LINE_H: f64 = 16.0;
 /// Neighbouring files alternate two blues.
 const COLOR_EVEN: &str = "#9ecae1";
 const COLOR_ODD: &str = "#6baed6";
+/// A block of the file was read.
 const HIGHLIGHT: &str = "#fd8d3c";
 const ANSWERED: &str = "#e6550d";
 const HIGHLIGHT_STROKE: &str = "#a63603";
 const NOT_VISITED: &str = "#fdd0a2";
+/// The Bloom filter ruled the file out: visited, but no block read (drawn hatched).
+const FILTERED: &str = "url(#filtered)";
 
 /// Escapes text for XML content and attribute values.
 fn esc(s: &str) -> String {
@@ -54,19 +60,27 @@ struct Row {
 /// Renders the tree (and the lookup, if any) as a standalone SVG document.
 pub(super) fn render(t: &DbTree) -> String {
     let mut rows: Vec<Row> = Vec::new();
-    // How the lookup treated a file: visited, answered (stopped there) or skipped.
-    let role = |step: Option<usize>| -> Option<&'static str> {
+    // How the lookup treated a file: answered (stopped there), read a block, ruled
+    // out by the Bloom filter, or never reached.
+    let role = |f: &super::TreeFile| -> Option<&'static str> {
+        if f.not_visited {
+            return Some("not-visited");
+        }
         let l = t.lookup.as_ref()?;
-        let n = step?;
-        let s = l.steps.iter().find(|s| s.step == n)?;
+        let n = f.lookup_step?;
+        let s = l.steps.iter().find(|s| s.step == Some(n))?;
         Some(if l.answered_by == Some(n) {
             "answered"
-        } else if s.answer == "not_visited" {
-            "not-visited"
+        } else if s.bloom == Some("absent") {
+            "filtered"
         } else {
-            "visited"
+            "read"
         })
     };
+    let memtable_answered = t.lookup.as_ref().is_some_and(|l| {
+        l.answered_by
+            .is_some_and(|n| t.memtable.iter().any(|w| w.lookup_step == Some(n)))
+    });
 
     for w in &t.memtable {
         let mut shapes = String::new();
@@ -76,6 +90,13 @@ pub(super) fn render(t: &DbTree) -> String {
                 r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#31a354"/>"##,
                 x_of(p),
                 BAR_H / 2.0
+            );
+        }
+        if memtable_answered && w.lookup_step == t.lookup.as_ref().and_then(|l| l.answered_by) {
+            let _ = write!(
+                shapes,
+                r#"<rect class="memtable-answered" x="{LABEL_W}" y="-3" width="{AXIS_W}" height="{:.1}" fill="none" stroke="{ANSWERED}" stroke-width="2"/>"#,
+                BAR_H + 6.0
             );
         }
         rows.push(Row {
@@ -103,9 +124,10 @@ pub(super) fn render(t: &DbTree) -> String {
             for (i, f) in &group {
                 let x0 = x_of(f.x0);
                 let w = (x_of(f.x1) - x0).max(2.0);
-                let (fill, stroke) = match role(f.lookup_step) {
+                let (fill, stroke) = match role(f) {
                     Some("answered") => (ANSWERED, HIGHLIGHT_STROKE),
                     Some("not-visited") => (NOT_VISITED, HIGHLIGHT_STROKE),
+                    Some("filtered") => (FILTERED, HIGHLIGHT_STROKE),
                     Some(_) => (HIGHLIGHT, HIGHLIGHT_STROKE),
                     None if i.is_multiple_of(2) => (COLOR_EVEN, "#2171b5"),
                     None => (COLOR_ODD, "#2171b5"),
@@ -173,7 +195,7 @@ pub(super) fn render(t: &DbTree) -> String {
         }
     }
 
-    let steps_lines = t.lookup.as_ref().map_or(0, |l| l.steps.len() + 3);
+    let steps_lines = t.lookup.as_ref().map_or(0, |l| l.steps.len() + 4);
     let rows_h = rows.len() as f64 * ROW_H;
     let height = TOP + rows_h + 30.0 + steps_lines as f64 * LINE_H + 20.0;
     let mut s = String::new();
@@ -181,11 +203,18 @@ pub(super) fn render(t: &DbTree) -> String {
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" font-family="monospace" font-size="12">"#
     );
+    // The hatch of files the Bloom filter ruled out: orange stripes on white, so they
+    // read as "visited" yet clearly not as "a block was read".
+    let _ = write!(
+        s,
+        r#"<defs><pattern id="filtered" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="white"/><rect width="2.5" height="6" fill="{HIGHLIGHT}"/></pattern></defs>"#
+    );
     s.push_str(r#"<rect width="100%" height="100%" fill="white"/>"#);
     let c = &t.counters;
     let _ = write!(
         s,
-        r#"<text x="10" y="20" font-size="14" font-weight="bold">{}: log number {}, next file {}, last sequence {}</text>"#,
+        r#"<text class="title" x="10" y="20" font-size="14" font-weight="bold">database {} ({}): log number {}, next file {}, last sequence {}</text>"#,
+        esc(&t.database),
         esc(&t.manifest),
         c.log_number,
         c.next_file_number,
@@ -201,6 +230,17 @@ pub(super) fn render(t: &DbTree) -> String {
             TOP - 12.0,
             esc(&show::key_from_plain(&ks.largest))
         );
+        for (p, key) in &t.axis_ticks {
+            let x = x_of(*p);
+            let _ = write!(
+                s,
+                r##"<line class="axis-tick" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#999"/><text class="axis-label" x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
+                TOP - 9.0,
+                TOP - 3.0,
+                TOP - 12.0,
+                esc(&show::key_from_plain(key))
+            );
+        }
     } else {
         let _ = write!(
             s,
@@ -258,8 +298,8 @@ pub(super) fn render(t: &DbTree) -> String {
                 .unwrap_or_default();
             let _ = write!(
                 s,
-                r#"<text class="step" x="20" y="{y:.1}">{}. {} {} {}{}</text>"#,
-                st.step,
+                r#"<text class="step" x="20" y="{y:.1}">{} {} {} {}{}</text>"#,
+                st.step.map_or_else(|| "-".to_owned(), |n| format!("{n}.")),
                 esc(&st.source),
                 esc(&st.file),
                 esc(&bloom),
@@ -279,13 +319,29 @@ pub(super) fn render(t: &DbTree) -> String {
             esc(&result)
         );
         y += LINE_H + 4.0;
-        let _ = write!(
-            s,
-            r#"<rect x="10" y="{:.1}" width="12" height="10" fill="{HIGHLIGHT}"/><text x="26" y="{y:.1}">visited</text><rect x="90" y="{:.1}" width="12" height="10" fill="{ANSWERED}"/><text x="106" y="{y:.1}">answered (the lookup stopped)</text><rect x="330" y="{:.1}" width="12" height="10" fill="{NOT_VISITED}"/><text x="346" y="{y:.1}">covers the key, not visited</text>"#,
-            y - 9.0,
-            y - 9.0,
-            y - 9.0
-        );
+        let legend = [
+            (HIGHLIGHT, "a block was read"),
+            (FILTERED, "ruled out by the Bloom filter"),
+            (ANSWERED, "answered (the lookup stopped)"),
+            (NOT_VISITED, "covers the key, never reached"),
+        ];
+        let mut x = 10.0;
+        for (fill, text) in legend {
+            let _ = write!(
+                s,
+                r#"<rect x="{x:.1}" y="{:.1}" width="12" height="10" fill="{fill}" stroke="{HIGHLIGHT_STROKE}" stroke-width="0.5"/><text x="{:.1}" y="{y:.1}">{text}</text>"#,
+                y - 9.0,
+                x + 16.0
+            );
+            x += 16.0 + 7.3 * text.len() as f64 + 18.0;
+        }
+        if memtable_answered {
+            y += LINE_H;
+            let _ = write!(
+                s,
+                r#"<text class="memtable-answer" x="10" y="{y:.1}">the MemTable (unflushed writes) answered: no table was read</text>"#
+            );
+        }
     }
     s.push_str("</svg>\n");
     s

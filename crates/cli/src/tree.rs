@@ -183,8 +183,10 @@ struct TreeFile {
     x1: f64,
     /// Whether the file's key range covers the lookup key.
     covers_key: bool,
-    /// The file's place in the lookup's order, when it covers the key.
+    /// The file's place in the lookup's order, when the lookup visited it.
     lookup_step: Option<usize>,
+    /// The file covers the key but the lookup stopped (or failed) before it.
+    not_visited: bool,
 }
 
 #[derive(Serialize)]
@@ -204,7 +206,8 @@ struct Handle {
 
 #[derive(Serialize)]
 struct Step {
-    step: usize,
+    /// Place in the lookup's order; `None` for a file the lookup never reached.
+    step: Option<usize>,
     /// `memtable` or `L<n>`.
     source: String,
     file: String,
@@ -234,6 +237,8 @@ struct LookupReport {
 
 #[derive(Serialize)]
 struct DbTree {
+    /// The database directory, as given.
+    database: String,
     manifest: String,
     counters: Counters,
     key_space: Option<KeySpaceReport>,
@@ -241,6 +246,10 @@ struct DbTree {
     levels: Vec<LevelRow>,
     lookup: Option<LookupReport>,
     warnings: Vec<String>,
+    /// Keys to label the picture's key axis with, between its two ends: (position,
+    /// key as typed).
+    #[serde(skip)]
+    axis_ticks: Vec<(f64, String)>,
 }
 
 /// What a step of the lookup found, before it is numbered.
@@ -317,7 +326,20 @@ fn tree(args: &TreeArgs) -> CmdResult {
             .chain(key.as_deref()),
     );
 
+    let axis_ticks = space
+        .as_ref()
+        .map(|s| {
+            axis_ticks(
+                s,
+                levels
+                    .iter()
+                    .flatten()
+                    .flat_map(|f| [f.smallest_user_key(), f.largest_user_key()]),
+            )
+        })
+        .unwrap_or_default();
     let mut report = DbTree {
+        database: dir.display().to_string(),
         manifest: file_name(&manifest_path),
         counters,
         key_space: space.as_ref().map(|s| KeySpaceReport {
@@ -364,6 +386,7 @@ fn tree(args: &TreeArgs) -> CmdResult {
             .collect(),
         lookup: None,
         warnings,
+        axis_ticks,
     };
 
     if let Some(key) = &key {
@@ -395,6 +418,27 @@ fn tree(args: &TreeArgs) -> CmdResult {
     }
 }
 
+/// Up to three keys to label the key axis with between its ends: for each of the
+/// quarter marks, the file boundary key placed nearest to it, skipping any that would
+/// crowd a label already placed (or an end).
+fn axis_ticks<'a>(space: &KeySpace, keys: impl Iterator<Item = &'a [u8]>) -> Vec<(f64, String)> {
+    let placed: Vec<(f64, &[u8])> = keys.map(|k| (round(space.pos(k)), k)).collect();
+    let mut ticks: Vec<(f64, String)> = Vec::new();
+    for target in [0.25, 0.5, 0.75] {
+        let nearest = placed
+            .iter()
+            .filter(|(p, _)| *p > 0.08 && *p < 0.92)
+            .min_by(|a, b| (a.0 - target).abs().total_cmp(&(b.0 - target).abs()));
+        if let Some(&(p, k)) = nearest
+            && (p - target).abs() < 0.125
+            && ticks.iter().all(|(q, _)| (p - q).abs() > 0.12)
+        {
+            ticks.push((p, show::plain(k)));
+        }
+    }
+    ticks
+}
+
 fn level_row(
     level: usize,
     files: &[FileMeta],
@@ -422,6 +466,7 @@ fn level_row(
                     covers_key: key
                         .is_some_and(|k| f.smallest_user_key() <= k && k <= f.largest_user_key()),
                     lookup_step: None,
+                    not_visited: false,
                 }
             })
             .collect(),
@@ -449,7 +494,7 @@ fn lookup(
         let found = wal_lookup(&w.entries, key);
         let (ans, seq, detail) = describe_answer(&found, false);
         steps.push(Step {
-            step,
+            step: Some(step),
             source: "memtable".into(),
             file: file_name(&w.path),
             bloom: None,
@@ -466,13 +511,13 @@ fn lookup(
     // L0: every covering file, newest first; deeper levels: the one covering file.
     for row in &mut report.levels {
         for f in row.files.iter_mut().filter(|f| f.covers_key) {
-            let step = steps.len() + 1;
-            f.lookup_step = Some(step);
             let name = format!("{:06}.sst", f.meta.number);
             let source = format!("L{}", row.level);
             if answer.is_some() || failed {
+                // Listed, but not numbered: the lookup never reached it.
+                f.not_visited = true;
                 steps.push(Step {
-                    step,
+                    step: None,
                     source,
                     file: name,
                     bloom: None,
@@ -487,6 +532,8 @@ fn lookup(
                 });
                 continue;
             }
+            let step = steps.len() + 1;
+            f.lookup_step = Some(step);
             let path = dbdir::table_path(dir, f.meta.number);
             match table_step(&path, key) {
                 Ok((found, filter, block)) => {
@@ -500,7 +547,7 @@ fn lookup(
                         }
                     };
                     steps.push(Step {
-                        step,
+                        step: Some(step),
                         source,
                         file: name,
                         bloom: Some(bloom_name(filter)),
@@ -516,7 +563,7 @@ fn lookup(
                 Err(e) => {
                     failed = true;
                     steps.push(Step {
-                        step,
+                        step: Some(step),
                         source,
                         file: name,
                         bloom: None,
@@ -632,8 +679,8 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
     let c = &t.counters;
     writeln!(
         out,
-        "database: {} — log number {}, next file {}, last sequence {}",
-        t.manifest, c.log_number, c.next_file_number, c.last_sequence
+        "database: {} ({}) — log number {}, next file {}, last sequence {}",
+        t.database, t.manifest, c.log_number, c.next_file_number, c.last_sequence
     )?;
     for w in &t.warnings {
         writeln!(out, "warning: {w}")?;
@@ -793,10 +840,9 @@ fn render_lookup(t: &DbTree, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "  no MemTable data and no file covers the key")?;
         }
         for s in &l.steps {
-            let num = if s.answer == "not_visited" {
-                "  -".to_owned()
-            } else {
-                format!("{:>3}.", s.step)
+            let num = match s.step {
+                None => "  -".to_owned(),
+                Some(n) => format!("{n:>3}."),
             };
             let bloom = s
                 .bloom
