@@ -78,11 +78,12 @@ fn flush_oldest(inner: &Arc<DbInner>) -> Result<()> {
     manifest.log_and_apply(inner, &mut edit, |v| {
         // The flushed MemTable is the oldest frozen one.
         v.frozen.pop();
-        // Before anyone can see it gone from the view (a `flush()` waiting for it).
+        // Before anyone can see it gone from the view (a `flush()` waiting for it, then
+        // reading `stats()`).
         crate::write::forget_closed_wals(inner, wal_number);
+        inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
     })?;
     drop(manifest);
-    inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
     let elapsed = start.elapsed();
     inner.metrics.flush_duration.record(elapsed);
     inner.publish_metrics();

@@ -16,6 +16,19 @@ pub(crate) struct SlowSyncFs {
     pub other: Duration,
 }
 
+impl SlowSyncFs {
+    /// A fresh `MemFs` whose table syncs take `table` and every other sync is instant:
+    /// flushes and compactions slower than the writer.
+    pub fn slow_tables(table: Duration) -> Self {
+        SlowSyncFs {
+            inner: MemFs::new(),
+            wal: Duration::ZERO,
+            table,
+            other: Duration::ZERO,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct SlowSyncFile {
     inner: Box<dyn WritableFile>,

@@ -521,12 +521,7 @@ fn stalls_are_counted_timed_and_labelled_with_their_cause() {
     // to the slowdown trigger (2) and the frozen MemTables to their limit. A MemTable
     // under 64 KiB is frozen after every write, and 50 keys overwritten over and over
     // make compactions rewrite data (no trivial moves).
-    let fs = SlowSyncFs {
-        inner: MemFs::new(),
-        wal: Duration::ZERO,
-        table: Duration::from_millis(5),
-        other: Duration::ZERO,
-    };
+    let fs = SlowSyncFs::slow_tables(Duration::from_millis(5));
     let db = tiny(DB)
         .memtable_bytes(4 << 10)
         .l0_compaction_trigger(1)
@@ -659,12 +654,7 @@ fn two_compaction_threads_compact_concurrently_and_lose_nothing() {
     const DB: &str = "/observe/two-threads";
     observed();
     // Slow table syncs make each compaction last long enough for another to start.
-    let fs = SlowSyncFs {
-        inner: MemFs::new(),
-        wal: Duration::ZERO,
-        table: Duration::from_millis(5),
-        other: Duration::ZERO,
-    };
+    let fs = SlowSyncFs::slow_tables(Duration::from_millis(5));
     let db = tiny(DB)
         .compaction_threads(2)
         .file_system(Arc::new(fs))
