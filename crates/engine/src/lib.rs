@@ -26,6 +26,10 @@
 //! once the log is fsynced (survives power loss); [`Db::sync_wal`] makes every earlier
 //! write durable at once. See `docs/architecture.md`.
 //!
+//! Tests: [`DbBuilder::in_memory`] opens a database on a fresh in-memory file system
+//! ([`MemFs`]); pass a [`MemFs`] of your own to [`DbBuilder::file_system`] to reopen
+//! the same data. Values come back as [`Bytes`], re-exported here.
+//!
 //! Errors: one [`Error`] enum; [`Error::kind`] ([`ErrorKind`]) says what kind of
 //! failure it is, also for [`Error::Poisoned`], the refusal after an earlier
 //! unrecoverable failure, which keeps that failure as its source.
@@ -58,6 +62,17 @@ pub use options::DbBuilder;
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
 pub use strata_core::{Error, ErrorKind, Result};
+
+/// The type of every key and value the database hands back: a cheaply clonable,
+/// reference-counted byte buffer from the [`bytes`] crate, re-exported so that code
+/// naming it needs no `bytes` dependency of its own (nor one at a matching version).
+pub use bytes::Bytes;
+
+// The file-system seam every byte goes through, re-exported so users can run a database
+// in memory or on their own file system without depending on the engine's internal
+// crates: `MemFs` for tests (see `DbBuilder::in_memory`), `StdFs` (the default), and the
+// traits a custom file system implements.
+pub use strata_core::{FileLock, FileSystem, MemFs, RandomAccessFile, StdFs, WritableFile};
 
 /// The README's example, compiled and run as a doctest so it never goes stale.
 #[doc = include_str!("../../../README.md")]

@@ -5,7 +5,7 @@
 //! Keys are db_bench-shaped: 16 bytes (big-endian u64 + 8 bytes), values 100 bytes.
 //! Present keys are even numbers, misses the odd numbers between them.
 //!
-//! Run: `cargo bench -p strata-sstable -- --warm-up-time 1 --measurement-time 3`.
+//! Run: `cargo bench -p strata-kv-sstable -- --warm-up-time 1 --measurement-time 3`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 
 mod basic;
 mod concurrency;
+mod in_memory;
 mod lifecycle;
 mod model;
 mod read_only;
