@@ -225,8 +225,8 @@ mod imp {
         file.sync_data()
     }
 
-    /// Windows has no documented way to flush a directory: `FlushFileBuffers` needs a
-    /// handle opened for writing, which a directory cannot portably give. NTFS journals
+    /// Windows has no documented way to flush a directory (`FlushFileBuffers` is
+    /// documented for files and, with administrator rights, volumes). NTFS journals
     /// directory changes and commits them in order, lazily or when a file's flush needs
     /// the journal (docs/durability.md says what that leaves to chance). Checking that
     /// the directory exists keeps the error a caller gets for a wrong path the same as
