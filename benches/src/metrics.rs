@@ -48,14 +48,19 @@ impl Io {
     }
 }
 
+// glibc only: other C libraries (musl, macOS, Windows) have no such function, and the
+// harness would not link there.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 unsafe extern "C" {
     /// glibc: returns free heap memory to the operating system.
     fn malloc_trim(pad: usize) -> i32;
 }
 
 /// Hands memory freed by a closed engine back to the OS, so the next engine's peak RSS
-/// does not include the previous engine's freed-but-retained heap.
+/// does not include the previous engine's freed-but-retained heap. Does nothing outside
+/// glibc (peak RSS is only measured on Linux anyway, from /proc).
 pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own arenas under their locks; it takes no
     // pointers from us and is safe to call at any time from any thread.
     unsafe {
@@ -86,7 +91,9 @@ fn status_kib(field: &str) -> u64 {
 }
 
 /// Space allocated on disk for everything under `dir` (st_blocks × 512), recursively.
+/// Outside Unix, where std exposes no allocation size, the files' lengths.
 pub fn allocated_bytes(dir: &Path) -> u64 {
+    #[cfg(unix)]
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -97,7 +104,14 @@ pub fn allocated_bytes(dir: &Path) -> u64 {
         if md.is_dir() {
             total += allocated_bytes(&e.path());
         } else {
-            total += md.blocks() * 512;
+            #[cfg(unix)]
+            {
+                total += md.blocks() * 512;
+            }
+            #[cfg(not(unix))]
+            {
+                total += md.len();
+            }
         }
     }
     total

@@ -7,9 +7,11 @@
 //! Contracts every implementation keeps:
 //! - [`WritableFile::append`] hands the bytes to the operating system before returning
 //!   (no user-space buffering), so an acknowledged append survives a process crash;
-//! - [`WritableFile::sync`] returns only once the bytes are durable (fdatasync);
+//! - [`WritableFile::sync`] returns only once the bytes are durable (fdatasync on
+//!   Linux, `F_FULLFSYNC` on macOS, `FlushFileBuffers` on Windows);
 //! - a created, renamed or removed file's *directory entry* is durable only after
-//!   [`FileSystem::sync_dir`] on its parent;
+//!   [`FileSystem::sync_dir`] on its parent (on Windows, which cannot sync a directory,
+//!   only once NTFS commits its journal: see `docs/durability.md`, "Per platform");
 //! - [`RandomAccessFile`] reads are positional and may run from many threads at once.
 
 use std::fmt;
@@ -21,6 +23,7 @@ use bytes::Bytes;
 use crate::{Error, Result};
 
 mod mem;
+mod platform;
 mod std_fs;
 
 pub use mem::MemFs;

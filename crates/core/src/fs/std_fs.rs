@@ -1,11 +1,10 @@
 //! [`FileSystem`] over the operating system's files (`std::fs`).
 
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::platform;
 use super::{FileLock, FileSystem, RandomAccessFile, WritableFile, eof_error};
 use crate::{Error, Result};
 
@@ -21,7 +20,7 @@ fn ctx<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Erro
 
 impl FileSystem for StdFs {
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
-        let file = OpenOptions::new()
+        let file = platform::open_options()
             .write(true)
             .create(true)
             .truncate(true)
@@ -36,7 +35,10 @@ impl FileSystem for StdFs {
     }
 
     fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
-        let file = File::open(path).map_err(ctx("opening", path))?;
+        let file = platform::open_options()
+            .read(true)
+            .open(path)
+            .map_err(ctx("opening", path))?;
         let len = file
             .metadata()
             .map_err(ctx("reading metadata of", path))?
@@ -83,13 +85,11 @@ impl FileSystem for StdFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> Result<()> {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(ctx("syncing directory", dir))
+        platform::sync_dir(dir).map_err(ctx("syncing directory", dir))
     }
 
     fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
-        let file = OpenOptions::new()
+        let file = platform::open_options()
             .read(true)
             .write(true)
             .create(true)
@@ -123,15 +123,17 @@ static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 impl WritableFile for StdWritableFile {
     fn append(&mut self, data: &[u8]) -> Result<()> {
-        self.file
-            .write_all(data)
+        // Positional, at the length this handle tracks: `preallocate` writes past the
+        // end, and on Windows positional writes move the cursor, so a cursor-based
+        // append would land after the zeros.
+        platform::write_all_at(&self.file, data, self.len)
             .map_err(ctx("appending to", &self.path))?;
         self.len += data.len() as u64;
         Ok(())
     }
 
     fn sync(&mut self) -> Result<()> {
-        self.file.sync_data().map_err(ctx("syncing", &self.path))
+        platform::sync(&self.file).map_err(ctx("syncing", &self.path))
     }
 
     fn len(&self) -> u64 {
@@ -146,18 +148,14 @@ impl WritableFile for StdWritableFile {
         }
         // Real zeros, not `fallocate`: ext4 marks fallocated extents unwritten, and the
         // first write into one is an extent change that a sync must commit anyway.
-        // `write_all_at` leaves the cursor, so appends still go to `len`.
         while at < end {
             let n = (end - at).min(ZEROS.len() as u64) as usize;
             let zeros = ZEROS.get(..n).unwrap_or(&ZEROS);
-            self.file
-                .write_all_at(zeros, at)
+            platform::write_all_at(&self.file, zeros, at)
                 .map_err(ctx("preallocating", &self.path))?;
             at += zeros.len() as u64;
         }
-        self.file
-            .sync_data()
-            .map_err(ctx("syncing preallocated space of", &self.path))?;
+        platform::sync(&self.file).map_err(ctx("syncing preallocated space of", &self.path))?;
         self.zeroed_end = end;
         Ok(())
     }
@@ -176,7 +174,7 @@ impl RandomAccessFile for StdRandomAccessFile {
             Some(end) if end <= self.len => {}
             _ => return Err(eof_error(&self.path, offset, buf.len(), self.len)),
         }
-        self.file.read_exact_at(buf, offset).map_err(|e| {
+        platform::read_exact_at(&self.file, buf, offset).map_err(|e| {
             Error::io(
                 format!("reading at offset {offset} of {}", self.path.display()),
                 e,
@@ -195,7 +193,7 @@ impl RandomAccessFile for StdRandomAccessFile {
 
 #[derive(Debug)]
 struct StdFileLock {
-    // Closing the descriptor releases the lock.
+    // Closing the handle releases the lock (flock on Unix, LockFileEx on Windows).
     _file: File,
     path: PathBuf,
 }

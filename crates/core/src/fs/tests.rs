@@ -133,3 +133,32 @@ fn atomic_replace_into_a_missing_directory_fails_cleanly() {
         assert!(fs.list(dir).unwrap().is_empty());
     });
 }
+
+/// `CURRENT` is replaced while a reader (another process's read-only open, say) may have
+/// it open; on Windows that works only because every handle shares delete access.
+#[test]
+fn rename_replaces_a_file_that_is_open_for_reading() {
+    on_both(|fs, dir| {
+        let (tmp, current) = (dir.join("CURRENT.tmp"), dir.join("CURRENT"));
+        fs.create(&current).unwrap().append(b"old").unwrap();
+        let reader = fs.open(&current).unwrap();
+        let mut w = fs.create(&tmp).unwrap();
+        w.append(b"new!").unwrap();
+        w.sync().unwrap();
+        drop(w);
+        fs.rename(&tmp, &current).unwrap();
+        fs.sync_dir(dir).unwrap();
+        assert_eq!(&reader.read_bytes(0, 3).unwrap()[..], b"old");
+        assert_eq!(
+            &fs.open(&current).unwrap().read_bytes(0, 4).unwrap()[..],
+            b"new!"
+        );
+    });
+}
+
+#[test]
+fn syncing_a_missing_directory_fails() {
+    on_both(|fs, dir| {
+        assert!(fs.sync_dir(&dir.join("missing")).is_err());
+    });
+}
