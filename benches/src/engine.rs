@@ -54,6 +54,8 @@ pub struct Config {
     pub cache_bytes: usize,
     /// MemTable / write buffer size at which an LSM freezes and flushes it.
     pub write_buffer_bytes: usize,
+    /// Strata's table compression (`none`, `lz4`, `zstd`).
+    pub compression: &'static str,
 }
 
 /// A database under test, open on one directory.
@@ -134,9 +136,18 @@ pub struct StrataEngine {
 
 impl StrataEngine {
     fn open(dir: &Path, cfg: &Config) -> Res<Self> {
+        let compression = match cfg.compression {
+            "none" => strata::Compression::None,
+            "lz4" => strata::Compression::Lz4,
+            "zstd" => strata::Compression::Zstd,
+            other => {
+                return Err(format!("--compression {other}: one of none, lz4, zstd").into());
+            }
+        };
         let db = Db::builder(dir)
             .block_cache_bytes(cfg.cache_bytes)
             .memtable_bytes(cfg.write_buffer_bytes)
+            .compression(compression)
             .open()?;
         Ok(StrataEngine { db })
     }

@@ -64,6 +64,10 @@ struct Args {
     /// MemTable / write buffer bytes of the LSMs.
     #[arg(long = "write_buffer_size", default_value_t = 64 << 20)]
     write_buffer_size: usize,
+    /// Strata's table compression, for every level: none, lz4 or zstd (zstd needs the
+    /// bench built with `--features zstd`). Peers keep their benchmark defaults.
+    #[arg(long, default_value = "none")]
+    compression: String,
     /// Seed of the random orders.
     #[arg(long, default_value_t = 301)]
     seed: u64,
@@ -201,6 +205,13 @@ impl Bench {
         let cfg = Config {
             cache_bytes: args.cache_bytes,
             write_buffer_bytes: args.write_buffer_size,
+            compression: match args.compression.as_str() {
+                "lz4" => "lz4",
+                "zstd" => "zstd",
+                "none" => "none",
+                // Refused with the list when the engine opens.
+                _ => "unknown",
+            },
         };
         let values = Values::new(args.value_size, args.seed);
         let reads = args.reads.unwrap_or(args.num);

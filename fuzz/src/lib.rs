@@ -41,10 +41,10 @@ pub type Expected = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 pub fn build_table(input: &mut Input) -> (Vec<u8>, Expected) {
     let n = 1 + (input.byte() % 64) as usize;
     let block = 32 + input.u16() as usize % 512;
-    let compression = if input.byte() % 4 == 0 {
-        Compression::Lz4
-    } else {
-        Compression::None
+    let compression = match input.byte() % 8 {
+        0 | 1 => Compression::Lz4,
+        2 | 3 => Compression::Zstd,
+        _ => Compression::None,
     };
     let mut entries: BTreeMap<Vec<u8>, (u64, bool, Vec<u8>)> = BTreeMap::new();
     for i in 0..n {

@@ -218,6 +218,7 @@ fn compression_name(c: Compression) -> &'static str {
     match c {
         Compression::None => "none",
         Compression::Lz4 => "lz4",
+        Compression::Zstd => "zstd",
     }
 }
 

@@ -22,10 +22,12 @@ use crate::options::Options;
 use crate::version::{NUM_LEVELS, TableFile, Version};
 
 /// Table layout from the database options.
-pub(crate) fn table_options(opts: &Options) -> TableOptions {
+/// How tables written to `level` are laid out.
+pub(crate) fn table_options(opts: &Options, level: usize) -> TableOptions {
     TableOptions {
         block_size_bytes: opts.block_bytes,
-        bloom_bits_per_key: opts.bloom_bits_per_key,
+        bloom_bits_per_key: opts.bloom_bits_for(level),
+        compression: opts.compression_for(level).to_table(),
         ..TableOptions::default()
     }
 }
@@ -100,6 +102,21 @@ fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> R
         score = task.score,
     );
     let _entered = span.enter();
+    // A trivial move keeps the tables' bytes as they are. Moved to a level that asks
+    // for another compression, they would stay in the wrong one until some later
+    // compaction happened to rewrite them: rewrite them now instead.
+    let recompress =
+        inner.opts.compression_for(task.level) != inner.opts.compression_for(task.output_level);
+    let rewritten;
+    let task = if task.trivial_move && recompress {
+        rewritten = CompactionTask {
+            trivial_move: false,
+            ..task.clone()
+        };
+        &rewritten
+    } else {
+        task
+    };
     if task.trivial_move {
         apply_edit(inner, version_edit(task.trivial_move_edit()))?;
         inner.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
@@ -149,6 +166,7 @@ fn rewrite(
     let dir = inner.dir.clone();
     let mut sink = EngineSink {
         inner,
+        level: task.output_level,
         created: Vec::new(),
     };
     let outcome = CompactionJob::new(task, opener)
@@ -199,6 +217,8 @@ fn apply_edit(inner: &DbInner, mut edit: VersionEdit) -> Result<()> {
 /// Output tables of a compaction, built by the SSTable builder under fresh file numbers.
 struct EngineSink<'a> {
     inner: &'a DbInner,
+    /// The level the outputs go to (their compression and filter follow it).
+    level: usize,
     created: Vec<u64>,
 }
 
@@ -216,7 +236,7 @@ impl TableSink for EngineSink<'_> {
         let file = self.inner.fs.create(&table_path(&self.inner.dir, number))?;
         Ok(EngineTableWriter {
             number,
-            builder: TableBuilder::new(file, table_options(&self.inner.opts))?,
+            builder: TableBuilder::new(file, table_options(&self.inner.opts, self.level))?,
         })
     }
 }
@@ -327,5 +347,82 @@ pub(crate) fn wait_for_idle(inner: &DbInner) -> Result<()> {
         inner.schedule_flush();
         inner.schedule_compaction();
         crate::write::wait_for_progress(inner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Compression, DbBuilder};
+
+    /// Each level's tables are written with that level's compression (flushes at L0,
+    /// compactions at their output level), and read back whole.
+    #[test]
+    fn tables_take_the_compression_of_the_level_they_are_written_to() {
+        let deep = if cfg!(feature = "zstd") {
+            Compression::Zstd
+        } else {
+            Compression::Lz4
+        };
+        let db = DbBuilder::in_memory()
+            .compression_per_level(&[Compression::None, Compression::Lz4, deep])
+            .l0_compaction_trigger(100)
+            .open()
+            .unwrap();
+        let value = "compressible ".repeat(40);
+        for i in 0..2000 {
+            db.put(format!("k{i:05}"), &value).unwrap();
+        }
+        db.flush().unwrap();
+        let codecs = |db: &crate::Db| -> Vec<Vec<strata_sstable::Compression>> {
+            let view = db.inner().view();
+            view.version
+                .levels
+                .iter()
+                .map(|files| {
+                    files
+                        .iter()
+                        .map(|f| f.table().unwrap().properties().compression)
+                        .collect()
+                })
+                .collect()
+        };
+        assert_eq!(codecs(&db)[0], [strata_sstable::Compression::None]);
+        db.compact_range::<&[u8], _>(..).unwrap();
+        // A lone database compacts straight to the bottom level (L6).
+        let after = codecs(&db);
+        assert!(after[..6].iter().all(Vec::is_empty), "{after:?}");
+        assert!(after[6].iter().all(|c| *c == deep.to_table()), "{after:?}");
+        let stats = db.stats();
+        assert!(
+            stats.levels[6].bytes < 2000 * value.len() as u64 / 4,
+            "compressed: {} bytes for {} of values",
+            stats.levels[6].bytes,
+            2000 * value.len()
+        );
+        for i in (0..2000).step_by(97) {
+            assert_eq!(
+                db.get(format!("k{i:05}")).unwrap().as_deref(),
+                Some(value.as_bytes())
+            );
+        }
+        assert_eq!(db.iter().count(), 2000);
+    }
+
+    #[test]
+    fn a_level_past_the_list_takes_its_last_entry() {
+        let db =
+            DbBuilder::in_memory().compression_per_level(&[Compression::None, Compression::Lz4]);
+        assert_eq!(db.opts.compression_for(0), Compression::None);
+        assert_eq!(db.opts.compression_for(1), Compression::Lz4);
+        assert_eq!(db.opts.compression_for(6), Compression::Lz4);
+        let bits = DbBuilder::in_memory().bloom_bits_per_key_per_level(&[14, 10, 6]);
+        assert_eq!(
+            (0..7)
+                .map(|l| bits.opts.bloom_bits_for(l))
+                .collect::<Vec<_>>(),
+            [14, 10, 6, 6, 6, 6, 6]
+        );
+        let default = DbBuilder::in_memory().bloom_bits_per_key(9);
+        assert_eq!(default.opts.bloom_bits_for(3), 9);
     }
 }

@@ -117,7 +117,7 @@ pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result
         &*inner.fs,
         &inner.dir,
         number,
-        crate::compact::table_options(&inner.opts),
+        crate::compact::table_options(&inner.opts, 0),
         mem,
     )?;
     inner

@@ -58,7 +58,7 @@ mod write;
 pub use batch::WriteBatch;
 pub use db::{Db, WriteOptions};
 pub use iter::DbIter;
-pub use options::DbBuilder;
+pub use options::{Compression, DbBuilder, WalRecovery};
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
 pub use strata_core::{Error, ErrorKind, Result};

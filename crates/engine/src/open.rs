@@ -23,7 +23,7 @@ use crate::db::{Db, DbInner, ManifestState, View, Work, Workers};
 use crate::edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
 use crate::filename::{self, CURRENT, FileKind, LOCK, table_path, wal_path};
 use crate::manifest::{self, ManifestWriter, RecoveredManifest};
-use crate::options::{DbBuilder, Options};
+use crate::options::{DbBuilder, Options, WalRecovery};
 use crate::snapshot::SnapshotList;
 use crate::stats::Stats;
 use crate::table_cache::TableCache;
@@ -63,6 +63,15 @@ fn open(opts: Options) -> Result<Db> {
     if dir.as_os_str().is_empty() {
         return Err(Error::InvalidArgument(
             "the database path is empty (use \".\" for the current directory)".into(),
+        ));
+    }
+    if opts
+        .compression
+        .contains(&crate::options::Compression::Zstd)
+        && !cfg!(feature = "zstd")
+    {
+        return Err(Error::NotSupported(
+            "zstd compression: this build of strata-kv lacks its `zstd` feature".into(),
         ));
     }
     if opts.read_only {
@@ -154,7 +163,7 @@ fn open(opts: Options) -> Result<Db> {
 
     // Replay the WALs the manifest does not cover, then make them a table.
     let mem = Arc::new(MemTable::new());
-    let mut replay = Replay::new(recovered.last_sequence);
+    let mut replay = Replay::new(recovered.last_sequence, opts.wal_recovery);
     for &n in wals.range(recovered.log_number..) {
         let start = Instant::now();
         replay.wal(&*fs, &wal_path(&dir, n), &mem)?;
@@ -168,7 +177,7 @@ fn open(opts: Options) -> Result<Db> {
     }
     let last_seq = recovered.last_sequence.max(replay.max_seq);
     let mut files = recovered.files;
-    let table_opts = crate::compact::table_options(&opts);
+    let table_opts = crate::compact::table_options(&opts, 0);
     if !mem.is_empty() {
         let number = alloc();
         let start = Instant::now();
@@ -401,6 +410,10 @@ pub(crate) struct Replay {
     last_end: Option<(PathBuf, u64)>,
     /// Where the gap is, once one was found: nothing more is inserted.
     gap: Option<Gap>,
+    mode: WalRecovery,
+    /// [`WalRecovery::PointInTime`]: whether replay stopped at damage; nothing after it
+    /// (in that WAL or any later one) is inserted.
+    stopped: bool,
 }
 
 /// Missing sequence numbers between two WALs.
@@ -415,19 +428,42 @@ struct Gap {
 
 impl Replay {
     /// Before the first WAL, which continues from the manifest's `last_sequence`.
-    pub fn new(last_sequence: SequenceNumber) -> Self {
+    pub fn new(last_sequence: SequenceNumber, mode: WalRecovery) -> Self {
         Replay {
             max_seq: 0,
             next_seq: last_sequence.saturating_add(1),
             last_end: None,
             gap: None,
+            mode,
+            stopped: false,
         }
     }
 
-    /// Replays one WAL into `mem`. A torn tail (a crash mid-append) ends the log; damage
-    /// followed by valid records is corruption.
+    /// Replays one WAL into `mem`, as the recovery mode says: a torn tail ends the log
+    /// (an error in `Absolute` mode); other damage is `Corruption`, or in `PointInTime`
+    /// mode ends the replay of this WAL and of every later one.
     pub fn wal(&mut self, fs: &dyn FileSystem, path: &Path, mem: &MemTable) -> Result<()> {
-        let mut reader = LogReader::new(fs.open(path)?, RecoveryMode::TolerateTornTail);
+        if self.stopped {
+            return Ok(());
+        }
+        let result = self.replay_wal(fs, path, mem);
+        match result {
+            Err(e) if self.mode == WalRecovery::PointInTime && e.is_corruption() => {
+                tracing::warn!(error = %e, "recovery stopped at damage (point-in-time mode): later writes dropped");
+                self.stopped = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn replay_wal(&mut self, fs: &dyn FileSystem, path: &Path, mem: &MemTable) -> Result<()> {
+        let reader_mode = match self.mode {
+            WalRecovery::TolerateTornTail => RecoveryMode::TolerateTornTail,
+            WalRecovery::Absolute => RecoveryMode::Absolute,
+            WalRecovery::PointInTime => RecoveryMode::PointInTime,
+        };
+        let mut reader = LogReader::new(fs.open(path)?, reader_mode);
         let mut writer = mem.writer()?;
         let mut first_record = true;
         while let Some(record) = reader.next_record()? {
@@ -488,12 +524,25 @@ impl Replay {
                 }
                 continue;
             }
-            self.next_seq = decoded.first_seq + u64::from(decoded.count());
-            for (seq, entry) in (decoded.first_seq..).zip(decoded.entries) {
-                let entry = entry.map_err(bad)?;
+            let first_seq = decoded.first_seq;
+            let count = decoded.count();
+            // The whole record decodes before any of it is inserted: a batch is
+            // recovered whole or not at all, even where replay stops at its damage.
+            let entries = decoded
+                .entries
+                .map(|e| e.map_err(bad))
+                .collect::<Result<Vec<_>>>()?;
+            self.next_seq = first_seq + u64::from(count);
+            for (seq, entry) in (first_seq..).zip(&entries) {
                 writer.insert(entry.key, seq, entry.kind, entry.value)?;
                 self.max_seq = self.max_seq.max(seq);
             }
+        }
+        if let Some(end @ LogEnd::Stopped { .. }) = reader.end() {
+            // Point-in-time: damage with intact data after it. No later WAL is
+            // replayed past it.
+            self.stopped = true;
+            tracing::warn!(wal = %path.display(), %end, "recovery stopped at damage (point-in-time mode): later writes dropped");
         }
         // An empty WAL moves nothing on, unless it is the first: a gap after it means
         // its records were lost.
@@ -582,6 +631,93 @@ mod tests {
 
     fn present(db: &Db, keys: &[&str]) -> Vec<bool> {
         keys.iter().map(|k| db.get(k).unwrap().is_some()).collect()
+    }
+
+    fn open_with(fs: &MemFs, mode: WalRecovery) -> Result<Db> {
+        Db::builder(Path::new(DIR))
+            .file_system(Arc::new(fs.clone()))
+            .wal_recovery(mode)
+            .open()
+    }
+
+    /// Damage in the middle of an older WAL, with intact records after it and a newer
+    /// WAL continuing the sequence: only point-in-time opens, with the writes before
+    /// the damage and nothing of the newer WAL (a prefix, never a hole).
+    #[test]
+    fn each_recovery_mode_treats_mid_wal_damage_as_documented() {
+        let build = || {
+            let fs = MemFs::new();
+            let w = empty_database(&fs);
+            write_wal(&fs, w, &[(1, &["a"]), (2, &["b", "c"]), (4, &["d"])]);
+            write_wal(&fs, w + 1, &[(5, &["e"])]);
+            // Flip a byte inside the second record ("b", "c").
+            let path = wal_path(Path::new(DIR), w);
+            let mut bytes = fs.read_file(&path).unwrap();
+            let reader = LogReader::new(fs.open(&path).unwrap(), RecoveryMode::Absolute);
+            let second = reader.map(|r| r.unwrap().offset).nth(1).unwrap() as usize;
+            bytes[second + 12] ^= 0x20;
+            fs.write_file(&path, bytes);
+            fs
+        };
+        for mode in [WalRecovery::TolerateTornTail, WalRecovery::Absolute] {
+            let e = open_with(&build(), mode).unwrap_err();
+            assert!(e.is_corruption(), "{mode:?}: {e}");
+        }
+        let db = open_with(&build(), WalRecovery::PointInTime).unwrap();
+        assert_eq!(
+            present(&db, &["a", "b", "c", "d", "e"]),
+            [true, false, false, false, false]
+        );
+        // The state it opened with is durable: writes go on from there.
+        db.put("f", "v").unwrap();
+        db.close().unwrap();
+    }
+
+    /// A torn tail (the last append cut short) is what a crash leaves: the default and
+    /// point-in-time modes open with the writes before it; absolute refuses.
+    #[test]
+    fn each_recovery_mode_treats_a_torn_tail_as_documented() {
+        let build = || {
+            let fs = MemFs::new();
+            let w = empty_database(&fs);
+            write_wal(&fs, w, &[(1, &["a"]), (2, &["b"])]);
+            let path = wal_path(Path::new(DIR), w);
+            let mut bytes = fs.read_file(&path).unwrap();
+            bytes.truncate(bytes.len() - 3);
+            fs.write_file(&path, bytes);
+            fs
+        };
+        for mode in [WalRecovery::TolerateTornTail, WalRecovery::PointInTime] {
+            let db = open_with(&build(), mode).unwrap();
+            assert_eq!(present(&db, &["a", "b"]), [true, false], "{mode:?}");
+        }
+        let e = open_with(&build(), WalRecovery::Absolute).unwrap_err();
+        assert!(e.is_corruption(), "{e}");
+    }
+
+    /// A record whose framing is intact but whose batch does not decode is recovered
+    /// whole or not at all: point-in-time stops before it, and never inserts the
+    /// entries of it that did decode.
+    #[test]
+    fn point_in_time_never_recovers_part_of_a_batch() {
+        let fs = MemFs::new();
+        let w = empty_database(&fs);
+        let file = fs.create(&wal_path(Path::new(DIR), w)).unwrap();
+        let mut wal = LogWriter::new(file, SyncPolicy::Never);
+        let mut buf = Vec::new();
+        let mut batch = WriteBatch::new();
+        batch.put("a", "v");
+        encode_record(&mut buf, 1, std::iter::once(&batch));
+        wal.add_record(&buf).unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put("b", "v").put("c", "v");
+        encode_record(&mut buf, 2, std::iter::once(&batch));
+        // Cut the last entry short: intact framing, a batch that cannot decode whole.
+        buf.truncate(buf.len() - 1);
+        wal.add_record(&buf).unwrap();
+        wal.sync().unwrap();
+        let db = open_with(&fs, WalRecovery::PointInTime).unwrap();
+        assert_eq!(present(&db, &["a", "b", "c"]), [true, false, false]);
     }
 
     #[test]

@@ -29,6 +29,81 @@ pub struct Options {
     pub(crate) manifest_roll_bytes: u64,
     pub(crate) max_open_files: usize,
     pub(crate) read_only: bool,
+    pub(crate) wal_recovery: WalRecovery,
+    /// Per level (L0, L1, ...); the last entry also covers every deeper level.
+    pub(crate) compression: Vec<Compression>,
+    /// Bloom bits per key per level, like `compression`; empty: `bloom_bits_per_key`.
+    pub(crate) bloom_bits_per_level: Vec<u32>,
+}
+
+impl Options {
+    /// The compression of tables written to `level`.
+    pub(crate) fn compression_for(&self, level: usize) -> Compression {
+        per_level(&self.compression, level).unwrap_or(Compression::None)
+    }
+
+    /// The Bloom bits per key of tables written to `level`.
+    pub(crate) fn bloom_bits_for(&self, level: usize) -> u32 {
+        per_level(&self.bloom_bits_per_level, level).unwrap_or(self.bloom_bits_per_key)
+    }
+}
+
+/// The entry for `level`: its own, or the last one given for deeper levels.
+fn per_level<T: Copy>(values: &[T], level: usize) -> Option<T> {
+    values.get(level).or(values.last()).copied()
+}
+
+/// How table blocks are compressed ([`DbBuilder::compression`]). Each block is stored
+/// compressed only if that saves at least an eighth of it; the WAL is never compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Stored as is: no CPU on reads or compactions.
+    #[default]
+    None,
+    /// LZ4 (pure Rust, `lz4_flex`): fast to decompress, a moderate ratio.
+    Lz4,
+    /// zstd level 3 (the reference C library): about a third smaller than LZ4 for a few
+    /// times its CPU. Needs the `zstd` feature (opening fails with `NotSupported`
+    /// without it); tables that use it are table format version 2, which builds before
+    /// it refuse rather than misread.
+    Zstd,
+}
+
+impl Compression {
+    pub(crate) fn to_table(self) -> strata_sstable::Compression {
+        match self {
+            Compression::None => strata_sstable::Compression::None,
+            Compression::Lz4 => strata_sstable::Compression::Lz4,
+            Compression::Zstd => strata_sstable::Compression::Zstd,
+        }
+    }
+}
+
+/// What opening a database does with damage in its write-ahead logs
+/// ([`DbBuilder::wal_recovery`]). Damage a crash can leave (the last append cut short,
+/// unwritten space) is told from damage a crash cannot leave (anything the writer
+/// finished after it) as `docs/format/wal.md` describes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WalRecovery {
+    /// A torn tail (what a crash leaves) ends the log, and the writes before it are
+    /// recovered; any other damage refuses to open with [`crate::Error::Corruption`].
+    /// Every acknowledged write survives a process crash, and every synced write a
+    /// power loss.
+    #[default]
+    TolerateTornTail,
+    /// Any damage refuses to open, a torn tail included: for logs known to have been
+    /// closed cleanly (the database was closed, or every write was synced and the
+    /// machine did not lose power mid-append). Zeros the engine preallocated after the
+    /// last record are not damage.
+    Absolute,
+    /// Recovery stops at the first damage of any kind and opens with every write
+    /// before it, dropping the rest (later WALs included): the database as of a point
+    /// in time, even when synced writes after the damage are lost. For getting a
+    /// damaged database open at all; the writes dropped are counted in the open's
+    /// `tracing` warning.
+    PointInTime,
 }
 
 /// The options a database is opened with, and the call that opens it; see
@@ -51,6 +126,7 @@ pub struct Options {
 /// | `compaction_threads` | 1 | leaves a core for the application on small machines |
 /// | `max_key_bytes` / `max_value_bytes` | 64 KiB / 64 MiB | larger writes are almost always a bug, and every value sits in memory once in the MemTable |
 /// | `manifest_roll_bytes` | 4 MiB | tens of thousands of edits: replay stays fast and rewriting a snapshot stays rare |
+/// | `wal_recovery` | [`WalRecovery::TolerateTornTail`] | recovers every acknowledged write a crash can leave behind, and refuses (rather than silently drops) anything damage took |
 #[derive(Clone, Debug)]
 pub struct DbBuilder {
     pub(crate) opts: Options,
@@ -81,6 +157,9 @@ impl DbBuilder {
                 manifest_roll_bytes: 4 << 20,
                 max_open_files: 1000,
                 read_only: false,
+                wal_recovery: WalRecovery::TolerateTornTail,
+                compression: vec![Compression::None],
+                bloom_bits_per_level: Vec::new(),
             },
         }
     }
@@ -158,6 +237,71 @@ impl DbBuilder {
     /// ```
     pub fn read_only(mut self) -> Self {
         self.opts.read_only = true;
+        self
+    }
+
+    /// Compresses the blocks of every table with `compression` (default
+    /// [`Compression::None`]); [`compression_per_level`](Self::compression_per_level)
+    /// chooses per level. Applies to tables written from now on; existing tables are
+    /// read as they were written and rewritten as compaction reaches them.
+    ///
+    /// ```
+    /// use strata::{Compression, DbBuilder};
+    ///
+    /// let db = DbBuilder::in_memory().compression(Compression::Lz4).open()?;
+    /// db.put("k", "v".repeat(1000))?;
+    /// db.flush()?;
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.opts.compression = vec![compression];
+        self
+    }
+
+    /// The compression of tables written to each level: `levels[0]` for L0, `levels[1]`
+    /// for L1, and so on; the last entry also covers every deeper level. A common
+    /// choice is none for the small, often rewritten upper levels and a codec below,
+    /// where most data lives: `&[None, None, Lz4]`.
+    ///
+    /// ```
+    /// use strata::{Compression::{Lz4, None, Zstd}, DbBuilder};
+    ///
+    /// # #[cfg(feature = "zstd")]
+    /// let db = DbBuilder::in_memory().compression_per_level(&[None, None, Lz4, Lz4, Zstd]).open()?;
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn compression_per_level(mut self, levels: &[Compression]) -> Self {
+        self.opts.compression = if levels.is_empty() {
+            vec![Compression::None]
+        } else {
+            levels.to_vec()
+        };
+        self
+    }
+
+    /// Bloom filter bits per key for each level, like
+    /// [`compression_per_level`](Self::compression_per_level): `bits[0]` for L0, the
+    /// last entry for every deeper level (default: [`bloom_bits_per_key`](Self::bloom_bits_per_key)
+    /// everywhere). Shallow levels are few keys but are asked on every lookup: more
+    /// bits there cost little memory and save block reads; the deepest level holds
+    /// most keys, and a lookup that reaches it for a key that exists reads a block anyway.
+    pub fn bloom_bits_per_key_per_level(mut self, bits: &[u32]) -> Self {
+        self.opts.bloom_bits_per_level = bits.to_vec();
+        self
+    }
+
+    /// What opening does with damage in the write-ahead logs (default
+    /// [`WalRecovery::TolerateTornTail`]).
+    ///
+    /// ```
+    /// use strata::{Db, WalRecovery};
+    /// # let dir = tempfile::tempdir()?;
+    /// // After a report of damage: open with every write before it.
+    /// let db = Db::builder(dir.path()).wal_recovery(WalRecovery::PointInTime).open()?;
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn wal_recovery(mut self, mode: WalRecovery) -> Self {
+        self.opts.wal_recovery = mode;
         self
     }
 

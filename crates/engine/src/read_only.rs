@@ -88,6 +88,7 @@ pub(crate) fn load(inner_parts: &LoadContext<'_>) -> Result<Loaded> {
 /// What loading needs from the handle.
 pub(crate) struct LoadContext<'a> {
     pub fs: &'a Arc<dyn FileSystem>,
+    pub wal_recovery: crate::options::WalRecovery,
     pub dir: &'a Path,
     pub make_file: &'a dyn Fn(&strata_compaction::FileMeta) -> Arc<crate::version::TableFile>,
 }
@@ -118,7 +119,7 @@ fn try_load(cx: &LoadContext<'_>) -> Result<Loaded, Attempt> {
         )));
     }
     let mem = MemTable::new();
-    let mut replay = Replay::new(recovered.last_sequence);
+    let mut replay = Replay::new(recovered.last_sequence, cx.wal_recovery);
     for &n in wals.range(recovered.log_number..) {
         replay.wal(fs, &wal_path(dir, n), &mem)?;
     }
@@ -191,6 +192,7 @@ pub(crate) fn refresh(inner: &Arc<DbInner>) -> Result<()> {
     let make_file = |meta: &strata_compaction::FileMeta| inner.table_file(meta);
     let loaded = load(&LoadContext {
         fs: &inner.fs,
+        wal_recovery: inner.opts.wal_recovery,
         dir: &inner.dir,
         make_file: &make_file,
     })?;

@@ -15,8 +15,11 @@ use strata_core::{
 
 use crate::block::BlockBuilder;
 use crate::filter::BloomBuilder;
+#[cfg(feature = "zstd")]
+use crate::format::ZSTD_LEVEL;
 use crate::format::{
-    BLOCK_TRAILER_LEN, BlockHandle, Compression, FOOTER_V1_LEN, Footer, block_checksum,
+    BLOCK_TRAILER_LEN, BlockHandle, Compression, FOOTER_V1_LEN, Footer, FormatVersion,
+    block_checksum,
 };
 use crate::properties::TableProperties;
 
@@ -74,6 +77,11 @@ impl TableOptions {
             return bad(format!(
                 "bloom bits per key {} out of range",
                 self.bloom_bits_per_key
+            ));
+        }
+        if self.compression == Compression::Zstd && !cfg!(feature = "zstd") {
+            return Err(Error::NotSupported(
+                "zstd compression: this build lacks the `zstd` feature".into(),
             ));
         }
         Ok(())
@@ -410,7 +418,8 @@ impl TableBuilder {
                 file_id,
             )
         };
-        let footer = Footer::encode_v1(file_id, filter, properties, index, self.offset);
+        let version = FormatVersion::for_compression(self.options.compression);
+        let footer = Footer::encode(version, file_id, filter, properties, index, self.offset);
         self.out.extend_from_slice(&footer);
         self.offset += footer.len() as u64;
 
@@ -453,6 +462,26 @@ fn write_block(
 ) -> BlockHandle {
     let (stored, kind): (&[u8], Compression) = match compression {
         Compression::None => (contents, Compression::None),
+        #[cfg(feature = "zstd")]
+        Compression::Zstd => {
+            scratch.clear();
+            strata_core::varint::put_varint64(scratch, contents.len() as u64);
+            let header = scratch.len();
+            scratch.resize(header + zstd::zstd_safe::compress_bound(contents.len()), 0);
+            let compressed = scratch
+                .get_mut(header..)
+                .and_then(|dst| zstd::bulk::compress_to_buffer(contents, dst, ZSTD_LEVEL).ok());
+            match compressed {
+                Some(n) if header + n < contents.len() - contents.len() / 8 => {
+                    scratch.truncate(header + n);
+                    (scratch.as_slice(), Compression::Zstd)
+                }
+                _ => (contents, Compression::None),
+            }
+        }
+        // `TableBuilder::new` refuses zstd in a build without the codec.
+        #[cfg(not(feature = "zstd"))]
+        Compression::Zstd => (contents, Compression::None),
         Compression::Lz4 => {
             scratch.clear();
             strata_core::varint::put_varint64(scratch, contents.len() as u64);

@@ -60,11 +60,24 @@ pub enum FormatVersion {
     /// filter, a tagged properties block, an index of shortened separators, block
     /// checksums mixed with the block offset and the file id.
     V1 = 1,
+    /// Version 1 plus compression byte 2 (zstd). Written only by tables that use zstd,
+    /// so that a build which cannot decode zstd refuses them (`NotSupported`) instead of
+    /// calling every block damaged; every other table is still written as version 1.
+    V2 = 2,
 }
 
 impl FormatVersion {
-    /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V1;
+    /// The newest version this build reads and writes.
+    pub const CURRENT: FormatVersion = FormatVersion::V2;
+
+    /// The version a table compressed with `compression` is written in: the oldest
+    /// that defines it.
+    pub fn for_compression(compression: Compression) -> FormatVersion {
+        match compression {
+            Compression::None | Compression::Lz4 => FormatVersion::V1,
+            Compression::Zstd => FormatVersion::V2,
+        }
+    }
 
     /// The number stored in the footer.
     pub fn as_u32(self) -> u32 {
@@ -80,7 +93,14 @@ pub enum Compression {
     None,
     /// LZ4 block format (`lz4_flex`), preceded by the uncompressed length as LEB128.
     Lz4,
+    /// A zstd frame (level [`ZSTD_LEVEL`]), preceded by the uncompressed length as
+    /// LEB128. Format version 2; needs the crate's `zstd` feature to write or read.
+    Zstd,
 }
+
+/// The zstd level tables are written with: zstd's own default, which on block-sized
+/// inputs compresses about a third better than LZ4 at a few times its CPU cost.
+pub const ZSTD_LEVEL: i32 = 3;
 
 impl Compression {
     /// The trailer byte.
@@ -88,6 +108,7 @@ impl Compression {
         match self {
             Compression::None => 0,
             Compression::Lz4 => 1,
+            Compression::Zstd => 2,
         }
     }
 
@@ -96,6 +117,7 @@ impl Compression {
         match byte {
             0 => Some(Compression::None),
             1 => Some(Compression::Lz4),
+            2 => Some(Compression::Zstd),
             _ => None,
         }
     }
@@ -170,8 +192,10 @@ pub struct Footer {
 }
 
 impl Footer {
-    /// Encodes a version-1 footer that will start at `footer_offset`.
-    pub(crate) fn encode_v1(
+    /// Encodes a footer of `version` (versions 1 and 2 share its layout) that will
+    /// start at `footer_offset`.
+    pub(crate) fn encode(
+        version: FormatVersion,
         file_id: u64,
         filter: BlockHandle,
         properties: BlockHandle,
@@ -185,7 +209,7 @@ impl Footer {
         }
         out.extend_from_slice(&file_id.to_le_bytes());
         out.extend_from_slice(&(FOOTER_V1_LEN as u32).to_le_bytes());
-        out.extend_from_slice(&FormatVersion::V1.as_u32().to_le_bytes());
+        out.extend_from_slice(&version.as_u32().to_le_bytes());
         let crc = footer_checksum(&out, footer_offset);
         out.extend_from_slice(&crc.to_le_bytes());
         out.extend_from_slice(&TABLE_MAGIC);
@@ -240,6 +264,7 @@ impl Footer {
         let version = read_u32_le(&tail, 4).unwrap_or(0);
         let version = match version {
             1 => FormatVersion::V1,
+            2 => FormatVersion::V2,
             v if v > FormatVersion::CURRENT.as_u32() => {
                 return Err(Error::NotSupported(format!(
                     "{} has table format version {v}; this build reads versions up to {}",
@@ -334,7 +359,7 @@ mod tests {
     fn file_with_footer() -> Vec<u8> {
         let (f, p, i) = handles();
         let mut file = vec![0u8; 40];
-        file.extend_from_slice(&Footer::encode_v1(99, f, p, i, 40));
+        file.extend_from_slice(&Footer::encode(FormatVersion::V1, 99, f, p, i, 40));
         file
     }
 
@@ -375,10 +400,20 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_footer_round_trips() {
+        let (f, p, i) = handles();
+        let mut file = vec![0u8; 40];
+        file.extend_from_slice(&Footer::encode(FormatVersion::V2, 7, f, p, i, 40));
+        let footer = Footer::read(Path::new("t"), file.len() as u64, read_from(&file)).unwrap();
+        assert_eq!(footer.version, FormatVersion::V2);
+        assert_eq!((footer.file_id, footer.index), (7, i));
+    }
+
+    #[test]
     fn newer_intact_version_is_not_supported() {
         let mut file = file_with_footer();
         let n = file.len();
-        file[n - 16..n - 12].copy_from_slice(&2u32.to_le_bytes());
+        file[n - 16..n - 12].copy_from_slice(&3u32.to_le_bytes());
         let crc = footer_checksum(&file[40..n - 12], 40);
         file[n - 12..n - 8].copy_from_slice(&crc.to_le_bytes());
         let err = Footer::read(Path::new("t"), n as u64, read_from(&file)).unwrap_err();

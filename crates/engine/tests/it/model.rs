@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use proptest::prelude::*;
-use strata::{Db, Snapshot, WriteBatch, WriteOptions};
+use strata::{Compression, Db, Snapshot, WriteBatch, WriteOptions};
 use strata_core::MemFs;
 
 use crate::collect;
@@ -81,17 +81,27 @@ fn model_range(m: &Model, lo: &[u8], hi: &[u8], rev: bool) -> Vec<(Vec<u8>, Vec<
 /// Opens the model's database: MemTables either frozen after every write group (every
 /// write is a flush) or holding many entries (the MemTable's arena grows in 64 KiB
 /// chunks, so its size counts in those).
-fn open(fs: &MemFs, memtable_bytes: usize) -> Db {
+fn open(fs: &MemFs, memtable_bytes: usize, compression: &[Compression]) -> Db {
     crate::tiny(Db::builder("/db"))
         .memtable_bytes(memtable_bytes)
+        .compression_per_level(compression)
         .file_system(std::sync::Arc::new(fs.clone()))
         .open()
         .unwrap()
 }
 
-fn run(ops: Vec<Op>, memtable_bytes: usize) {
+/// Compression of each level: none, LZ4 or zstd, or a mix of them down the levels.
+fn compression() -> impl Strategy<Value = Vec<Compression>> {
+    let mut codecs = vec![Compression::None, Compression::Lz4];
+    if cfg!(feature = "zstd") {
+        codecs.push(Compression::Zstd);
+    }
+    proptest::collection::vec(proptest::sample::select(codecs), 1..4)
+}
+
+fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
     let fs = MemFs::new();
-    let open_mem = |fs: &MemFs| open(fs, memtable_bytes);
+    let open_mem = |fs: &MemFs| open(fs, memtable_bytes, compression);
     let mut db: Option<Db> = Some(open_mem(&fs));
     let mut model = Model::new();
     let mut snaps: Vec<(Snapshot, Model)> = Vec::new();
@@ -218,7 +228,8 @@ proptest! {
 
     #[test]
     fn engine_matches_a_btreemap_model(ops in proptest::collection::vec(op(), 1..400),
-                                       memtable_bytes in prop_oneof![Just(4 << 10), Just(80 << 10)]) {
-        run(ops, memtable_bytes);
+                                       memtable_bytes in prop_oneof![Just(4 << 10), Just(80 << 10)],
+                                       compression in compression()) {
+        run(ops, memtable_bytes, &compression);
     }
 }

@@ -90,6 +90,12 @@ fn crash_options(rng: &mut Rng) -> CrashOptions {
 /// One seed: open, then per generation a workload, a crash at a random change, a
 /// reopen and a check; the next generation starts from the recovered database.
 fn run_seed(seed: u64) -> Result<(), String> {
+    let mode = if seed.is_multiple_of(2) {
+        strata::WalRecovery::TolerateTornTail
+    } else {
+        strata::WalRecovery::PointInTime
+    };
+    crate::RECOVERY.with(|r| r.set(mode));
     let mut rng = Rng::new(seed);
     let keys = universe(KEYS);
     let fs = strata_faultfs::FaultFs::new();
@@ -109,7 +115,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
         let Harness { fs, db, hist, .. } = h;
         drop(db);
         let (after, db, got) = crash_and_check(&fs, k, &opts, &hist, &keys, roomy)
-            .map_err(|e| format!("generation {generation} (roomy: {roomy}): {e}"))?;
+            .map_err(|e| format!("generation {generation} (roomy: {roomy}, {mode:?}): {e}"))?;
         h = Harness::resume(after, db, got, roomy);
     }
     Ok(())

@@ -116,7 +116,7 @@ fn flip_every_bit(compression: Compression) {
     let original = fs.read_file(&path).unwrap();
     let table = open(&fs, &path, None).unwrap();
     assert!(table.index_entries().len() >= 4, "want several data blocks");
-    if compression == Compression::Lz4 {
+    if compression != Compression::None {
         let p = table.properties();
         assert!(
             p.data_bytes_on_disk < p.data_bytes_uncompressed,
@@ -153,6 +153,44 @@ fn every_bit_flip_is_detected_or_harmless() {
 #[test]
 fn every_bit_flip_in_a_compressed_table_is_detected_or_harmless() {
     flip_every_bit(Compression::Lz4);
+}
+
+/// zstd tables are format version 2: every bit of one, flipped, is caught too.
+#[cfg(feature = "zstd")]
+#[test]
+fn every_bit_flip_in_a_zstd_table_is_detected_or_harmless() {
+    let fs = MemFs::new();
+    let path = table_path("zstd");
+    build(&fs, &path, &small_model(), small_options(Compression::Zstd));
+    let table = open(&fs, &path, None).unwrap();
+    assert_eq!(table.footer().version, strata_sstable::FormatVersion::V2);
+    flip_every_bit(Compression::Zstd);
+}
+
+/// Tables that do not use zstd stay format version 1, readable by every build.
+#[test]
+fn only_zstd_tables_are_written_as_version_2() {
+    for compression in [Compression::None, Compression::Lz4] {
+        let fs = MemFs::new();
+        let path = table_path("v1");
+        build(&fs, &path, &small_model(), small_options(compression));
+        let table = open(&fs, &path, None).unwrap();
+        assert_eq!(table.footer().version, strata_sstable::FormatVersion::V1);
+    }
+}
+
+/// A build without the codec refuses to write zstd, rather than writing something else.
+#[cfg(not(feature = "zstd"))]
+#[test]
+fn zstd_without_the_feature_is_not_supported() {
+    let fs = MemFs::new();
+    let file = fs.create(&table_path("z")).unwrap();
+    let options = TableOptions {
+        compression: Compression::Zstd,
+        ..TableOptions::default()
+    };
+    let e = strata_sstable::TableBuilder::new(file, options).unwrap_err();
+    assert!(matches!(e, strata_core::Error::NotSupported(_)), "{e}");
 }
 
 #[test]
@@ -278,14 +316,14 @@ fn blocks_swapped_within_a_file_fail_their_checksums() {
 #[test]
 fn a_newer_format_version_is_not_supported() {
     let fs = MemFs::new();
-    let path = table_path("v2");
+    let path = table_path("v3");
     build(&fs, &path, &small_model(), TableOptions::default());
     let mut bytes = fs.read_file(&path).unwrap();
     // Per docs/format/sstable.md: the tail is footer_len u32 | version u32 | crc u32 |
     // magic; the crc covers the footer up to itself, then the footer's offset.
     let n = bytes.len();
     let footer_len = u32::from_le_bytes(bytes[n - 20..n - 16].try_into().unwrap()) as usize;
-    bytes[n - 16..n - 12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[n - 16..n - 12].copy_from_slice(&3u32.to_le_bytes());
     let footer_offset = (n - footer_len) as u64;
     let mut h = crc32fast::Hasher::new();
     h.update(&bytes[n - footer_len..n - 12]);

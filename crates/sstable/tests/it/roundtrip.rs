@@ -44,18 +44,23 @@ fn model() -> impl Strategy<Value = Model> {
 }
 
 fn options() -> impl Strategy<Value = TableOptions> {
-    (64usize..2048, 1usize..20, 0u32..16, any::<bool>()).prop_map(|(block, restart, bits, lz4)| {
-        TableOptions {
+    let compressions = if cfg!(feature = "zstd") {
+        vec![Compression::None, Compression::Lz4, Compression::Zstd]
+    } else {
+        vec![Compression::None, Compression::Lz4]
+    };
+    (
+        64usize..2048,
+        1usize..20,
+        0u32..16,
+        prop::sample::select(compressions),
+    )
+        .prop_map(|(block, restart, bits, compression)| TableOptions {
             block_size_bytes: block,
             restart_interval: restart,
             bloom_bits_per_key: bits,
-            compression: if lz4 {
-                Compression::Lz4
-            } else {
-                Compression::None
-            },
-        }
-    })
+            compression,
+        })
 }
 
 proptest! {
