@@ -68,6 +68,10 @@ struct Args {
     /// bench built with `--features zstd`). Peers keep their benchmark defaults.
     #[arg(long, default_value = "none")]
     compression: String,
+    /// How far values compress (db_bench's flag): 1.0 (default here) is random bytes,
+    /// 0.5 is db_bench's default, half random and half repeated.
+    #[arg(long = "compression_ratio", default_value_t = 1.0)]
+    compression_ratio: f64,
     /// Seed of the random orders.
     #[arg(long, default_value_t = 301)]
     seed: u64,
@@ -213,7 +217,7 @@ impl Bench {
                 _ => "unknown",
             },
         };
-        let values = Values::new(args.value_size, args.seed);
+        let values = Values::new(args.value_size, args.seed, args.compression_ratio);
         let reads = args.reads.unwrap_or(args.num);
         Bench {
             args,

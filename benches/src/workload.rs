@@ -67,24 +67,41 @@ pub struct Values {
 }
 
 impl Values {
-    /// Values of `size` bytes.
-    pub fn new(size: usize, seed: u64) -> Values {
+    /// Values of `size` bytes that compress to about `ratio` of their size (db_bench's
+    /// `--compression_ratio`: every `size` bytes hold `ratio × size` random bytes,
+    /// repeated; 1.0 is incompressible).
+    pub fn new(size: usize, seed: u64, ratio: f64) -> Values {
         let mut rng = Rng::new(seed ^ 0x5EED);
-        let len = (1 << 20) + size;
-        let mut buf = Vec::with_capacity(len + 8);
+        // 8 MiB: tens of thousands of distinct values, so blocks do not compress by
+        // finding one value repeated in another.
+        let len = (8 << 20) + size;
+        let unique = ((size.max(1) as f64 * ratio.clamp(0.0, 1.0)).ceil() as usize).max(1);
+        let mut buf = Vec::with_capacity(len + size + 8);
         while buf.len() < len {
-            buf.extend_from_slice(&rng.next_u64().to_le_bytes());
+            let mut piece = Vec::with_capacity(unique + 8);
+            while piece.len() < unique {
+                piece.extend_from_slice(&rng.next_u64().to_le_bytes());
+            }
+            piece.truncate(unique);
+            let segment_end = buf.len() + size.max(1);
+            while buf.len() < segment_end {
+                let take = (segment_end - buf.len()).min(piece.len());
+                buf.extend_from_slice(&piece[..take]);
+            }
         }
         Values { buf, size }
     }
 
     /// The value written for key `i` in write round `round`.
     pub fn get(&self, i: u64, round: u64) -> &[u8] {
-        let span = (self.buf.len() - self.size) as u64;
+        // Values start on a segment boundary, so each holds one compressible segment
+        // whole (as db_bench makes each value on its own).
+        let segments = ((self.buf.len() - self.size) / self.size.max(1)).max(1) as u64;
         let at = (i
             .wrapping_mul(0x9E37_79B9)
             .wrapping_add(round.wrapping_mul(7919))
-            % span) as usize;
+            % segments) as usize
+            * self.size;
         self.buf.get(at..at + self.size).unwrap_or(&[])
     }
 }
@@ -296,9 +313,23 @@ mod tests {
 
     #[test]
     fn values_have_the_requested_size_and_differ_by_round() {
-        let v = Values::new(100, 1);
+        let v = Values::new(100, 1, 1.0);
         assert_eq!(v.get(5, 0).len(), 100);
         assert_ne!(v.get(5, 0), v.get(5, 1));
         assert_ne!(v.get(5, 0), v.get(6, 0));
+    }
+
+    #[test]
+    fn a_compression_ratio_makes_values_compress_about_that_far() {
+        for ratio in [1.0, 0.5, 0.25] {
+            let v = Values::new(100, 1, ratio);
+            let sample: Vec<u8> = (0..1000).flat_map(|i| v.get(i, 0).to_vec()).collect();
+            let packed = lz4_flex::block::compress(&sample).len() as f64 / sample.len() as f64;
+            // LZ4 cannot shrink random bytes, and adds a little framing.
+            assert!(
+                packed > ratio * 0.8 && packed < ratio * 1.25 + 0.05,
+                "{ratio}: {packed}"
+            );
+        }
     }
 }

@@ -126,6 +126,8 @@ pub enum WalRecovery {
 /// | `compaction_threads` | 1 | leaves a core for the application on small machines |
 /// | `max_key_bytes` / `max_value_bytes` | 64 KiB / 64 MiB | larger writes are almost always a bug, and every value sits in memory once in the MemTable |
 /// | `manifest_roll_bytes` | 4 MiB | tens of thousands of edits: replay stays fast and rewriting a snapshot stays rare |
+/// | `compression` (per level) | none everywhere | reads and compactions pay no CPU for it; LZ4 or zstd trade CPU for space where the data is compressible (see `docs/benchmarks.md` for the measured cost) |
+/// | `bloom_bits_per_key_per_level` | `bloom_bits_per_key` everywhere | one rule until a workload shows its misses are worth more bits on the shallow levels |
 /// | `wal_recovery` | [`WalRecovery::TolerateTornTail`] | recovers every acknowledged write a crash can leave behind, and refuses (rather than silently drops) anything damage took |
 #[derive(Clone, Debug)]
 pub struct DbBuilder {

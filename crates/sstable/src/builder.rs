@@ -468,9 +468,21 @@ fn write_block(
             strata_core::varint::put_varint64(scratch, contents.len() as u64);
             let header = scratch.len();
             scratch.resize(header + zstd::zstd_safe::compress_bound(contents.len()), 0);
-            let compressed = scratch
-                .get_mut(header..)
-                .and_then(|dst| zstd::bulk::compress_to_buffer(contents, dst, ZSTD_LEVEL).ok());
+            thread_local! {
+                // One compression context per thread, reused across blocks (making one
+                // per block costs about as much as compressing it).
+                static CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+                    const { std::cell::RefCell::new(None) };
+            }
+            let compressed = scratch.get_mut(header..).and_then(|dst| {
+                CCTX.with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    if slot.is_none() {
+                        *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+                    }
+                    slot.as_mut()?.compress_to_buffer(contents, dst).ok()
+                })
+            });
             match compressed {
                 Some(n) if header + n < contents.len() - contents.len() / 8 => {
                     scratch.truncate(header + n);
