@@ -56,6 +56,8 @@ pub struct Config {
     pub write_buffer_bytes: usize,
     /// Strata's table compression (`none`, `lz4`, `zstd`).
     pub compression: &'static str,
+    /// Strata's filter budget (bits per key on average), if sized by the tree's shape.
+    pub bloom_filter_budget: Option<f64>,
 }
 
 /// A database under test, open on one directory.
@@ -144,11 +146,14 @@ impl StrataEngine {
                 return Err(format!("--compression {other}: one of none, lz4, zstd").into());
             }
         };
-        let db = Db::builder(dir)
+        let mut builder = Db::builder(dir)
             .block_cache_bytes(cfg.cache_bytes)
             .memtable_bytes(cfg.write_buffer_bytes)
-            .compression(compression)
-            .open()?;
+            .compression(compression);
+        if let Some(budget) = cfg.bloom_filter_budget {
+            builder = builder.bloom_filter_budget(budget);
+        }
+        let db = builder.open()?;
         Ok(StrataEngine { db })
     }
 }
@@ -219,7 +224,8 @@ impl Engine for StrataEngine {
         }
         out.push_str(&format!(
             "    flushes {}, compactions {}, trivial moves {}, engine-counted write amp {:.2}, \
-             stall {:.1?}, block cache hits/misses {}/{}, bloom useful {} of {} checks",
+             stall {:.1?}, block cache hits/misses {}/{}, bloom useful {} of {} checks, \
+             {} false positives",
             s.flushes,
             s.compactions,
             s.trivial_moves,
@@ -228,7 +234,8 @@ impl Engine for StrataEngine {
             s.block_cache_hits,
             s.block_cache_misses,
             s.bloom_useful,
-            s.bloom_checks
+            s.bloom_checks,
+            s.bloom_false_positives
         ));
         if s.wal_syncs > 0 {
             out.push_str(&format!(

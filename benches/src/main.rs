@@ -72,6 +72,11 @@ struct Args {
     /// 0.5 is db_bench's default, half random and half repeated.
     #[arg(long = "compression_ratio", default_value_t = 1.0)]
     compression_ratio: f64,
+    /// Strata's filters sized from the tree's shape under this average bits-per-key
+    /// budget (`DbBuilder::bloom_filter_budget`, Monkey); default: 10 bits per key
+    /// everywhere.
+    #[arg(long = "bloom_filter_budget")]
+    bloom_filter_budget: Option<f64>,
     /// Seed of the random orders.
     #[arg(long, default_value_t = 301)]
     seed: u64,
@@ -209,6 +214,7 @@ impl Bench {
         let cfg = Config {
             cache_bytes: args.cache_bytes,
             write_buffer_bytes: args.write_buffer_size,
+            bloom_filter_budget: args.bloom_filter_budget,
             compression: match args.compression.as_str() {
                 "lz4" => "lz4",
                 "zstd" => "zstd",
@@ -377,6 +383,13 @@ impl Bench {
             if let Some(shape) = db.shape() {
                 state.shapes.push((name.to_string(), shape));
             }
+        }
+        if matches!(kind, Kind::Read)
+            && let Some(shape) = db.shape()
+        {
+            // After reads, for the Bloom and cache counters of the reads alone (the
+            // database was reopened for this workload, so they start at zero).
+            state.shapes.push((format!("{name} (its reads)"), shape));
         }
         let peak_rss = metrics::peak_rss();
         db.close()?;

@@ -22,11 +22,17 @@ use crate::options::Options;
 use crate::version::{NUM_LEVELS, TableFile, Version};
 
 /// Table layout from the database options.
-/// How tables written to `level` are laid out.
-pub(crate) fn table_options(opts: &Options, level: usize) -> TableOptions {
+/// How tables written to `level` are laid out, when the tree's levels hold `levels[i]`
+/// (each file's entries) and the new table joins with about `run_entries` keys.
+pub(crate) fn table_options(
+    opts: &Options,
+    level: usize,
+    levels: &[Vec<u64>],
+    run_entries: u64,
+) -> TableOptions {
     TableOptions {
         block_size_bytes: opts.block_bytes,
-        bloom_bits_per_key: opts.bloom_bits_for(level),
+        bloom_bits_per_key: opts.bloom_bits_for(level, levels, run_entries),
         compression: opts.compression_for(level).to_table(),
         ..TableOptions::default()
     }
@@ -167,6 +173,13 @@ fn rewrite(
     let mut sink = EngineSink {
         inner,
         level: task.output_level,
+        levels: version.level_entries(),
+        run_entries: task
+            .inputs
+            .iter()
+            .chain(&task.output_level_inputs)
+            .map(|f| f.entries)
+            .sum(),
         created: Vec::new(),
     };
     let outcome = CompactionJob::new(task, opener)
@@ -219,6 +232,10 @@ struct EngineSink<'a> {
     inner: &'a DbInner,
     /// The level the outputs go to (their compression and filter follow it).
     level: usize,
+    /// The tree's shape when the compaction started, and the entries it rewrites: what
+    /// a filter budget sizes the outputs' filters from.
+    levels: Vec<Vec<u64>>,
+    run_entries: u64,
     created: Vec<u64>,
 }
 
@@ -236,7 +253,10 @@ impl TableSink for EngineSink<'_> {
         let file = self.inner.fs.create(&table_path(&self.inner.dir, number))?;
         Ok(EngineTableWriter {
             number,
-            builder: TableBuilder::new(file, table_options(&self.inner.opts, self.level))?,
+            builder: TableBuilder::new(
+                file,
+                table_options(&self.inner.opts, self.level, &self.levels, self.run_entries),
+            )?,
         })
     }
 }
@@ -408,6 +428,49 @@ mod tests {
         assert_eq!(db.iter().count(), 2000);
     }
 
+    /// Under a filter budget, a small L0 table beside a large bottom level gets more
+    /// bits per key than the bottom level's tables, and the bottom level fewer than the
+    /// budget.
+    #[test]
+    fn a_filter_budget_gives_small_runs_more_bits_than_the_bottom_level() {
+        let db = DbBuilder::in_memory()
+            .bloom_filter_budget(10.0)
+            .l0_compaction_trigger(100)
+            .open()
+            .unwrap();
+        for i in 0..20_000 {
+            db.put(format!("k{i:06}"), "v").unwrap();
+        }
+        db.compact_range::<&[u8], _>(..).unwrap();
+        for i in 0..200 {
+            db.put(format!("k{:06}", i * 100 + 1), "newer").unwrap();
+        }
+        db.flush().unwrap();
+        let bits_per_key = |files: &[std::sync::Arc<crate::version::TableFile>]| -> f64 {
+            let (bits, keys) = files.iter().fold((0u64, 0u64), |(b, k), f| {
+                let t = f.table().unwrap();
+                match t.filter_status() {
+                    strata_sstable::FilterStatus::Loaded { bits, .. } => {
+                        (b + bits, k + t.properties().distinct_user_keys)
+                    }
+                    other => panic!("{other:?}"),
+                }
+            });
+            bits as f64 / keys as f64
+        };
+        let view = db.inner().view();
+        let l0 = bits_per_key(&view.version.levels[0]);
+        let bottom = bits_per_key(&view.version.levels[6]);
+        assert!(l0 > bottom + 5.0, "L0 {l0:.1} vs bottom {bottom:.1} bits per key");
+        assert!(bottom < 10.5, "bottom {bottom:.1} bits per key");
+        for i in 0..200 {
+            assert_eq!(
+                db.get(format!("k{:06}", i * 100 + 1)).unwrap().as_deref(),
+                Some(&b"newer"[..])
+            );
+        }
+    }
+
     #[test]
     fn a_level_past_the_list_takes_its_last_entry() {
         let db =
@@ -418,11 +481,11 @@ mod tests {
         let bits = DbBuilder::in_memory().bloom_bits_per_key_per_level(&[14, 10, 6]);
         assert_eq!(
             (0..7)
-                .map(|l| bits.opts.bloom_bits_for(l))
+                .map(|l| bits.opts.bloom_bits_for(l, &[], 0))
                 .collect::<Vec<_>>(),
             [14, 10, 6, 6, 6, 6, 6]
         );
         let default = DbBuilder::in_memory().bloom_bits_per_key(9);
-        assert_eq!(default.opts.bloom_bits_for(3), 9);
+        assert_eq!(default.opts.bloom_bits_for(3, &[], 0), 9);
     }
 }

@@ -117,7 +117,12 @@ pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result
         &*inner.fs,
         &inner.dir,
         number,
-        crate::compact::table_options(&inner.opts, 0),
+        crate::compact::table_options(
+            &inner.opts,
+            0,
+            &inner.view().version.level_entries(),
+            mem.len() as u64,
+        ),
         mem,
     )?;
     inner

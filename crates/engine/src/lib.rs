@@ -39,6 +39,7 @@ mod compact;
 mod db;
 mod edit;
 mod filename;
+mod filter_budget;
 mod flush;
 pub mod inspect;
 mod iter;

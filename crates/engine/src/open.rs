@@ -177,7 +177,13 @@ fn open(opts: Options) -> Result<Db> {
     }
     let last_seq = recovered.last_sequence.max(replay.max_seq);
     let mut files = recovered.files;
-    let table_opts = crate::compact::table_options(&opts, 0);
+    let mut levels: Vec<Vec<u64>> = vec![Vec::new(); crate::version::NUM_LEVELS];
+    for (level, meta) in &files {
+        if let Some(l) = levels.get_mut(*level) {
+            l.push(meta.entries);
+        }
+    }
+    let table_opts = crate::compact::table_options(&opts, 0, &levels, mem.len() as u64);
     if !mem.is_empty() {
         let number = alloc();
         let start = Instant::now();

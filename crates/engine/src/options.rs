@@ -34,6 +34,8 @@ pub struct Options {
     pub(crate) compression: Vec<Compression>,
     /// Bloom bits per key per level, like `compression`; empty: `bloom_bits_per_key`.
     pub(crate) bloom_bits_per_level: Vec<u32>,
+    /// Monkey sizing under this average bits-per-key budget (overrides the two above).
+    pub(crate) bloom_filter_budget: Option<f64>,
 }
 
 impl Options {
@@ -42,9 +44,29 @@ impl Options {
         per_level(&self.compression, level).unwrap_or(Compression::None)
     }
 
-    /// The Bloom bits per key of tables written to `level`.
-    pub(crate) fn bloom_bits_for(&self, level: usize) -> u32 {
-        per_level(&self.bloom_bits_per_level, level).unwrap_or(self.bloom_bits_per_key)
+    /// The Bloom bits per key of tables written to `level`, when the tree's levels hold
+    /// `levels[i]` (each file's entries) and the new table joins with `run_entries`.
+    pub(crate) fn bloom_bits_for(&self, level: usize, levels: &[Vec<u64>], run_entries: u64) -> u32 {
+        let Some(budget) = self.bloom_filter_budget else {
+            return per_level(&self.bloom_bits_per_level, level).unwrap_or(self.bloom_bits_per_key);
+        };
+        let mut runs = crate::filter_budget::runs(levels);
+        let l0_files = levels.first().map_or(0, Vec::len);
+        match level {
+            // A new L0 file is a run of its own.
+            0 => runs.push(run_entries),
+            // A compaction's output joins its level's run.
+            l => {
+                if let Some(r) = runs.get_mut(l0_files + l - 1) {
+                    *r = (*r).max(run_entries);
+                }
+            }
+        }
+        let own = match level {
+            0 => run_entries,
+            l => runs.get(l0_files + l - 1).copied().unwrap_or(run_entries),
+        };
+        crate::filter_budget::bits_per_key(&runs, own, budget)
     }
 }
 
@@ -162,6 +184,7 @@ impl DbBuilder {
                 wal_recovery: WalRecovery::TolerateTornTail,
                 compression: vec![Compression::None],
                 bloom_bits_per_level: Vec::new(),
+                bloom_filter_budget: None,
             },
         }
     }
@@ -289,6 +312,23 @@ impl DbBuilder {
     /// most keys, and a lookup that reaches it for a key that exists reads a block anyway.
     pub fn bloom_bits_per_key_per_level(mut self, bits: &[u32]) -> Self {
         self.opts.bloom_bits_per_level = bits.to_vec();
+        self
+    }
+
+    /// Sizes every table's Bloom filter from the live shape of the tree instead of a
+    /// fixed rate (Monkey, SIGMOD 2017): `bits_per_key` on average over all keys, shared
+    /// out for the fewest wasted block reads per lookup of an absent key. Each L0 file
+    /// and each shallow level (few keys, asked on every lookup) gets more bits per key,
+    /// the large bottom level fewer — about 4.8 fewer per tenfold size. Overrides
+    /// [`bloom_bits_per_key`](Self::bloom_bits_per_key) and its per-level form. A
+    /// table's filter is sized when the table is written, from the tree as it is then.
+    ///
+    /// ```
+    /// let db = strata::DbBuilder::in_memory().bloom_filter_budget(10.0).open()?;
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn bloom_filter_budget(mut self, bits_per_key: f64) -> Self {
+        self.opts.bloom_filter_budget = Some(bits_per_key.clamp(0.0, 64.0));
         self
     }
 

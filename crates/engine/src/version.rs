@@ -180,6 +180,14 @@ impl Version {
         next
     }
 
+    /// Each file's entry count, level by level (for sizing new tables' filters).
+    pub fn level_entries(&self) -> Vec<Vec<u64>> {
+        self.levels
+            .iter()
+            .map(|files| files.iter().map(|f| f.meta.entries).collect())
+            .collect()
+    }
+
     /// The manifest entries of every level, for the compaction picker.
     pub fn level_metas(&self) -> Vec<Vec<Arc<FileMeta>>> {
         self.levels
