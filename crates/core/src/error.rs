@@ -56,6 +56,15 @@ pub enum Error {
     /// later call on it fails this way.
     Closed,
 
+    /// A transaction could not commit: another write, committed after its snapshot,
+    /// touched what it depended on. Nothing of it was written; retry it.
+    Conflict {
+        /// The key (or the start of the range) the other write touched.
+        key: Vec<u8>,
+        /// What the transaction did with it: "wrote", "read" or "scanned".
+        what: &'static str,
+    },
+
     /// A thread panicked while changing shared state, which may be half-changed: a bug
     /// (or an allocation failure). There is no error to report beyond where it happened.
     Panicked {
@@ -94,6 +103,8 @@ pub enum ErrorKind {
     Locked,
     /// The database was closed.
     Closed,
+    /// A transaction lost a race with another write: retry it.
+    Conflict,
     /// A bug: a panic left state unusable.
     Internal,
 }
@@ -146,6 +157,7 @@ impl Error {
             Error::NotSupported(_) => ErrorKind::NotSupported,
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Closed => ErrorKind::Closed,
+            Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Panicked { .. } => ErrorKind::Internal,
             Error::Poisoned { cause, .. } => cause.kind(),
         }
@@ -189,6 +201,11 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Closed => f.write_str("the database is closed"),
+            Error::Conflict { key, what } => write!(
+                f,
+                "transaction conflict: another write committed after its snapshot changed a key it {what} ({})",
+                String::from_utf8_lossy(key)
+            ),
             Error::Panicked { context } => {
                 write!(f, "a panic while {context} left its state unusable")
             }

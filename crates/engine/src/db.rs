@@ -75,6 +75,8 @@ pub(crate) struct DbInner {
     /// Wakes writers stalled on flushes or compactions, and `flush()` callers.
     pub progress: (Mutex<u64>, Condvar),
     pub stats: Stats,
+    /// Open transactions, and the keys committed while any is open.
+    pub txns: crate::txn::Registry,
     /// Metric handles (see `observe`).
     pub metrics: crate::observe::Metrics,
     /// Doorbells of the background threads: `Work::Run` asks for a pass, `Work::Stop`
@@ -425,6 +427,17 @@ impl Db {
             self.inner().metrics.get_duration.record(start.elapsed());
         }
         result
+    }
+
+    /// Starts an optimistic transaction with snapshot isolation (see
+    /// [`crate::Transaction`] and [`crate::Isolation`]).
+    pub fn transaction(&self) -> crate::Transaction {
+        crate::Transaction::begin(self.inner(), crate::Isolation::Snapshot)
+    }
+
+    /// Starts an optimistic transaction with the given isolation level.
+    pub fn transaction_with(&self, isolation: crate::Isolation) -> crate::Transaction {
+        crate::Transaction::begin(self.inner(), isolation)
     }
 
     /// Pins the current state: reads through the snapshot ignore later writes, and

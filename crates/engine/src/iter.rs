@@ -57,6 +57,23 @@ impl KeyRange {
         }
     }
 
+    /// The bounds as slices, for a `BTreeMap<Vec<u8>, _>::range`.
+    pub fn as_slices(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        fn slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+            match b {
+                Bound::Included(k) => Bound::Included(k.as_slice()),
+                Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+                Bound::Unbounded => Bound::Unbounded,
+            }
+        }
+        (slice(&self.lo), slice(&self.hi))
+    }
+
+    /// Whether `k` lies in the range.
+    pub fn contains(&self, k: &[u8]) -> bool {
+        self.above_lo(k) && self.below_hi(k)
+    }
+
     fn above_lo(&self, k: &[u8]) -> bool {
         match &self.lo {
             Bound::Included(lo) => k >= lo.as_slice(),

@@ -53,6 +53,7 @@ mod slow_fs;
 mod snapshot;
 mod stats;
 mod table_cache;
+mod txn;
 mod version;
 mod write;
 
@@ -63,6 +64,7 @@ pub use options::{Compression, DbBuilder, WalRecovery};
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
 pub use strata_core::{Error, ErrorKind, Result};
+pub use txn::{Isolation, Transaction, TxnIter};
 
 /// The type of every key and value the database hands back: a cheaply clonable,
 /// reference-counted byte buffer from the [`bytes`] crate, re-exported so that code

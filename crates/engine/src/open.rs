@@ -331,6 +331,7 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
         closed: AtomicBool::new(false),
         progress: (Mutex::new(0), Condvar::new()),
         stats: Stats::default(),
+        txns: Default::default(),
         metrics: crate::observe::Metrics::new(p.opts.path.display().to_string()),
         flush_tx,
         compact_tx,

@@ -91,6 +91,11 @@ impl Snapshot {
         self.iter_over(KeyRange::prefix(prefix.as_ref()))
     }
 
+    /// Iterates `range` as of the snapshot.
+    pub(crate) fn iter_range(&self, range: KeyRange) -> DbIter {
+        self.iter_over(range)
+    }
+
     fn iter_over(&self, range: KeyRange) -> DbIter {
         let inner = Arc::clone(&self.inner);
         match &self.view {

@@ -21,6 +21,7 @@ use crate::batch::{WriteBatch, encode_record};
 use crate::db::{DbInner, lock};
 use crate::filename::wal_path;
 use crate::observe::StallCause;
+use crate::txn::ConflictCheck;
 
 /// Zero-filled space kept ahead of a WAL that receives synced writes (extended by
 /// twice this when less is left): its fdatasyncs then commit no file-size change
@@ -36,6 +37,8 @@ const MAX_GROUP_BYTES: usize = 1 << 20;
 struct Pending {
     batch: WriteBatch,
     sync: bool,
+    /// A transaction's commit: what must not have changed since its snapshot.
+    check: Option<ConflictCheck>,
     /// `None` while queued; the leader stores the group's outcome: on failure, a clone
     /// of the very error it got itself.
     outcome: Mutex<Option<Result<()>>>,
@@ -116,6 +119,18 @@ impl WriteState {
 
 /// Validates and applies one batch through the group-commit queue.
 pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Result<()> {
+    write_checked(inner, batch, sync, None)
+}
+
+/// [`write`], for a transaction's commit: the leader checks `check` inside the group
+/// (against every commit since the transaction's snapshot, the group's earlier members
+/// included) and leaves the batch out, failing with `Error::Conflict`, if it fails.
+pub(crate) fn write_checked(
+    inner: &Arc<DbInner>,
+    batch: WriteBatch,
+    sync: bool,
+    check: Option<ConflictCheck>,
+) -> Result<()> {
     validate(inner, &batch)?;
     inner.check_writable()?;
     if batch.is_empty() {
@@ -130,6 +145,7 @@ pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Resu
     let me = Arc::new(Pending {
         batch,
         sync,
+        check,
         outcome: Mutex::new(None),
     });
     let q = &inner.queue;
@@ -168,9 +184,17 @@ pub(crate) fn write(inner: &Arc<DbInner>, batch: WriteBatch, sync: bool) -> Resu
     for p in &group {
         queue.pop_front();
         if !Arc::ptr_eq(p, &me) {
-            *lock(&p.outcome) = Some(result.clone());
+            // A member left out by its conflict check has its outcome already.
+            let mut outcome = lock(&p.outcome);
+            if outcome.is_none() {
+                *outcome = Some(result.clone());
+            }
         }
     }
+    let result = match lock(&me.outcome).take() {
+        Some(conflict) => conflict,
+        None => result,
+    };
     // Only queued writers wait on `turn`; waking nobody would still cost a futex
     // syscall per write, a large part of an uncontended put.
     let anyone_waits = group.len() > 1 || !queue.is_empty();
@@ -240,6 +264,11 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
     let mut ws = lock(&inner.write);
     make_room(inner, &mut ws)?;
     inner.check_writable()?;
+    let group = check_conflicts(inner, group);
+    if group.is_empty() {
+        return Ok(());
+    }
+    let group = group.as_slice();
     let first_seq = ws.last_seq + 1;
     let state = &mut *ws;
     let sync = group.iter().any(|p| p.sync);
@@ -303,7 +332,47 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
         .fetch_add(user_bytes as u64, Ordering::Relaxed);
     ws.last_seq = seq - 1;
     inner.visible_seq.store(ws.last_seq, Ordering::Release);
+    // Open transactions learn of these keys before the write lock is released (the
+    // next leader validates commits under it).
+    inner.txns.record(
+        group
+            .iter()
+            .flat_map(|p| p.batch.iter())
+            .filter_map(|e| e.ok().map(|e| e.key))
+            .zip(first_seq..),
+    );
     Ok(())
+}
+
+/// The group's members that may be written: transactions whose conflict check fails
+/// are left out, with the conflict as their outcome. Members are checked in queue
+/// order, each against the writes accepted before it.
+fn check_conflicts<'g>(inner: &DbInner, group: &'g [Arc<Pending>]) -> Vec<&'g Arc<Pending>> {
+    if group.iter().all(|p| p.check.is_none()) {
+        return group.iter().collect();
+    }
+    let checks: Vec<Option<&ConflictCheck>> = group.iter().map(|p| p.check.as_ref()).collect();
+    let written: Vec<Vec<&[u8]>> = group
+        .iter()
+        .map(|p| {
+            p.batch
+                .iter()
+                .filter_map(|e| e.ok().map(|e| e.key))
+                .collect()
+        })
+        .collect();
+    let verdicts = inner.txns.validate(&checks, &written);
+    group
+        .iter()
+        .zip(verdicts)
+        .filter_map(|(p, conflict)| match conflict {
+            Some(e) => {
+                *lock(&p.outcome) = Some(Err(e));
+                None
+            }
+            None => Some(p),
+        })
+        .collect()
 }
 
 /// Waits for flushes and compactions if the tree is too far behind, and switches to a

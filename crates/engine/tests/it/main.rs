@@ -7,6 +7,7 @@ mod in_memory;
 mod lifecycle;
 mod model;
 mod read_only;
+mod txn;
 
 use std::path::Path;
 use std::sync::Arc;
