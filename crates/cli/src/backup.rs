@@ -148,6 +148,7 @@ struct CheckpointReport {
     linked: usize,
     copied: usize,
     flush_wait_ms: f64,
+    writer_pause_ms: f64,
 }
 
 /// Runs `checkpoint`.
@@ -166,6 +167,7 @@ pub fn checkpoint(args: &CheckpointArgs) -> CmdResult {
         linked: info.linked,
         copied: info.tables - info.linked,
         flush_wait_ms: info.flush_wait.as_secs_f64() * 1e3,
+        writer_pause_ms: info.writer_pause.as_secs_f64() * 1e3,
     };
     emit(args.json, &report, |r, out| {
         writeln!(

@@ -53,6 +53,9 @@ pub struct CheckpointInfo {
     /// How long the call waited for the flush of the MemTable it froze. Writers do not
     /// wait for it (only for the MemTable switch itself); see `docs/backup.md`.
     pub flush_wait: Duration,
+    /// How long the call held the write lock to switch MemTables: the longest any
+    /// writer waited because of the checkpoint.
+    pub writer_pause: Duration,
 }
 
 /// A consistent state of the database, held: while this lives, none of its table files
@@ -65,6 +68,8 @@ pub(crate) struct Pinned {
     /// Larger than every file number in `version`.
     pub next_file_number: u64,
     pub flush_wait: Duration,
+    /// How long the write lock was held to freeze the MemTable.
+    pub writer_pause: Duration,
 }
 
 impl Pinned {
@@ -102,12 +107,13 @@ pub(crate) fn pin(inner: &Arc<DbInner>) -> Result<Pinned> {
     }
     inner.check_writable()?;
     let start = Instant::now();
-    let live_wal = {
+    let (live_wal, writer_pause) = {
         let mut ws = lock(&inner.write);
+        let held = Instant::now();
         if !inner.view().mem.is_empty() {
             crate::write::rotate(inner, &mut ws)?;
         }
-        ws.wal_number
+        (ws.wal_number, held.elapsed())
     };
     loop {
         inner.check_writable()?;
@@ -125,6 +131,7 @@ pub(crate) fn pin(inner: &Arc<DbInner>) -> Result<Pinned> {
         last_sequence: manifest.last_sequence,
         next_file_number: inner.next_file_number.load(Ordering::Acquire),
         flush_wait,
+        writer_pause,
     })
 }
 
@@ -378,6 +385,7 @@ impl Db {
             table_bytes: total_bytes,
             linked,
             flush_wait: pinned.flush_wait,
+            writer_pause: pinned.writer_pause,
         };
         tracing::info!(
             sequence = info.sequence,
