@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod checkpoint_bench;
 mod crashtest;
 mod demo;
 mod engine_demo;
@@ -24,12 +25,15 @@ enum Command {
     /// tail as a crash would, flip a byte, and show each recovery mode.
     Demo(demo::Args),
     /// The tools users install as `strata` (package strata-cli): wal, sst, manifest,
-    /// db, verify, get, scan, stats.
+    /// db, verify, get, scan, stats, checkpoint, backup.
     #[command(flatten)]
     Tool(strata_cli::Tool),
     /// Kill -9 a process writing to a database at random moments, over and over, and
     /// verify after each kill that nothing acknowledged was lost.
     Crashtest(crashtest::Args),
+    /// Measure what writers see while a large database (default 1 GiB) is checkpointed
+    /// and backed up, and what a second backup copies (the figures in docs/backup.md).
+    CheckpointBench(checkpoint_bench::Args),
     /// The process `crashtest` kills (internal).
     #[command(hide = true)]
     CrashtestChild(crashtest::ChildArgs),
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Crashtest(args) => crashtest::run(&args).map_err(|e| e.to_string().into()),
         Command::CrashtestChild(args) => return crashtest::child(&args),
         Command::Bench { args } => bench::run(&args),
+        Command::CheckpointBench(args) => checkpoint_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

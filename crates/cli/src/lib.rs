@@ -1,11 +1,13 @@
 //! Strata's command-line tools, as a library: `wal dump`, `sst dump|get`,
-//! `manifest dump`, `db tree`, `verify`, and `get`, `scan` and `stats` over a database.
+//! `manifest dump`, `db tree`, `verify`, `get`, `scan` and `stats` over a database,
+//! and `checkpoint` and `backup create|list|verify|restore|purge` to copy one.
 //! The `strata` binary of this package runs them for users (`cargo install strata-cli`);
 //! the workspace's `cargo xtask` runs the same code during development.
 //!
 //! Commands that open a database (`get`, `scan`, `stats`) open it read-only: no lock is
 //! taken and nothing is written, so they are safe on a database another process has
-//! open, and they read one consistent state of it.
+//! open, and they read one consistent state of it. `checkpoint` and `backup create`
+//! are the exception: they open the database writable (see [`backup`]).
 //!
 //! Every command reads through the format crates — `strata_wal::LogReader` for record
 //! framing, `strata::inspect` for write batches and version edits, `strata_sstable::Table`
@@ -19,6 +21,7 @@
 // Bytes from disk reach these modules: no panicking slice operations.
 #![deny(clippy::indexing_slicing)]
 
+pub mod backup;
 pub mod manifest;
 pub mod query;
 pub mod sst;
@@ -61,6 +64,13 @@ pub enum Tool {
     /// Print the shape of the tree: files, bytes, entries and tombstones per level
     /// (read-only open).
     Stats(query::StatsArgs),
+    /// Write a consistent copy of a database into a new directory (hard links where
+    /// possible). Opens the database writable: fails while another process has it open.
+    Checkpoint(backup::CheckpointArgs),
+    /// Incremental backups: create (opens the database writable), list, verify,
+    /// restore, purge.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
 }
 
 impl Tool {
@@ -75,6 +85,8 @@ impl Tool {
             Tool::Get(args) => query::get(args),
             Tool::Scan(args) => query::scan(args),
             Tool::Stats(args) => query::stats(args),
+            Tool::Checkpoint(args) => backup::checkpoint(args),
+            Tool::Backup(c) => backup::run(c),
         })
     }
 }

@@ -164,3 +164,81 @@ fn a_directory_that_is_not_a_database_is_one_line_of_error() {
         "nothing created"
     );
 }
+
+#[test]
+fn checkpoint_and_backups_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dbdir, bk) = (tmp.path().join("db"), tmp.path().join("bk"));
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let db = live_db(&dbdir);
+    // The database is open (locked): the writable commands refuse, one line.
+    let run = strata(&["checkpoint", &path(&dbdir), &path(&tmp.path().join("cp0"))]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("lock"), "{}", run.stderr);
+    db.close().unwrap();
+
+    let cp = json(&[
+        "checkpoint",
+        &path(&dbdir),
+        &path(&tmp.path().join("cp")),
+        "--json",
+    ]);
+    assert_eq!(cp["linked"], cp["tables"], "{cp}");
+    let got = ok(&["get", &path(&tmp.path().join("cp")), "user:0007"]);
+    assert_eq!(got.trim(), "only in the WAL");
+
+    let first = json(&["backup", "create", &path(&dbdir), &path(&bk), "--json"]);
+    assert_eq!(first["id"], 1);
+    assert_eq!(first["copied_tables"], first["tables"]);
+    let db = Db::open(&dbdir).unwrap();
+    db.put("user:0001", "changed").unwrap();
+    db.close().unwrap();
+    let second = json(&["backup", "create", &path(&dbdir), &path(&bk), "--json"]);
+    assert_eq!(second["id"], 2);
+    assert!(
+        second["copied_tables"].as_u64().unwrap() < second["tables"].as_u64().unwrap(),
+        "{second}"
+    );
+    let list = json(&["backup", "list", &path(&bk), "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(ok(&["backup", "verify", &path(&bk), "1"]).contains("ok"));
+
+    let r1 = tmp.path().join("r1");
+    json(&["backup", "restore", &path(&bk), "1", &path(&r1), "--json"]);
+    assert_eq!(ok(&["get", &path(&r1), "user:0001"]).trim(), "renamed-1");
+
+    // Damage: verify and restore name the file and fail.
+    for table in std::fs::read_dir(bk.join("tables")).unwrap() {
+        let table = table.unwrap().path();
+        let mut bytes = std::fs::read(&table).unwrap();
+        bytes[10] ^= 1;
+        std::fs::write(&table, bytes).unwrap();
+    }
+    let bad: Vec<Run> = [
+        strata(&["backup", "verify", &path(&bk), "1"]),
+        strata(&[
+            "backup",
+            "restore",
+            &path(&bk),
+            "1",
+            &path(&tmp.path().join("r2")),
+        ]),
+    ]
+    .into_iter()
+    .collect();
+    for run in bad {
+        assert_ne!(run.code, 0);
+        assert!(run.stderr.contains("corruption"), "{}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    }
+
+    let purged = json(&["backup", "purge", &path(&bk), "--keep", "1", "--json"]);
+    assert_eq!(purged["removed_backups"], serde_json::json!([1]));
+    assert_eq!(
+        json(&["backup", "list", &path(&bk), "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -44,6 +44,26 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Removes a file.
     fn remove(&self, path: &Path) -> Result<()>;
 
+    /// Makes `to` a second name (a hard link) of the existing file `from`; `to` must not
+    /// exist. Both names then reach the same bytes. Durable after
+    /// [`sync_dir`](Self::sync_dir) of `to`'s parent, like a creation.
+    ///
+    /// Fails with an I/O error of kind [`CrossesDevices`](std::io::ErrorKind::CrossesDevices)
+    /// when the two paths are on different file systems, and of kind
+    /// [`Unsupported`](std::io::ErrorKind::Unsupported) where the file system has no
+    /// hard links — the default, so that file systems written before this method keep
+    /// compiling. Callers that only need the bytes at `to` copy the file then (see
+    /// [`is_link_unavailable`]).
+    fn link(&self, from: &Path, to: &Path) -> Result<()> {
+        Err(Error::io(
+            format!("linking {} to {}", to.display(), from.display()),
+            std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this file system has no hard links",
+            ),
+        ))
+    }
+
     /// Names (not paths) of the entries directly inside `dir`, in no particular order.
     fn list(&self, dir: &Path) -> Result<Vec<String>>;
 
@@ -145,6 +165,22 @@ pub fn atomic_replace(fs: &dyn FileSystem, path: &Path, contents: &[u8]) -> Resu
         let _ = fs.remove(&tmp);
     }
     result
+}
+
+/// Whether a failed [`FileSystem::link`] means only that no link can be made there —
+/// the paths are on different file systems, the file system has no hard links, or
+/// refuses them (FAT and exFAT on Linux answer `EPERM`) — so a copy is the way to get
+/// the bytes to the new name. Any other error (a missing source, an existing target, a
+/// failing device) is a real failure.
+pub fn is_link_unavailable(error: &Error) -> bool {
+    use std::io::ErrorKind as K;
+    match error {
+        Error::Io { source, .. } => matches!(
+            source.kind(),
+            K::CrossesDevices | K::Unsupported | K::PermissionDenied
+        ),
+        _ => false,
+    }
 }
 
 /// The directory holding `path` (`.` for a bare file name).

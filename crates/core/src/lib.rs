@@ -23,7 +23,10 @@ pub mod lookup;
 pub mod varint;
 
 pub use error::{Error, ErrorKind, Result};
-pub use fs::{FileLock, FileSystem, MemFs, RandomAccessFile, StdFs, WritableFile, atomic_replace};
+pub use fs::{
+    FileLock, FileSystem, MemFs, RandomAccessFile, StdFs, WritableFile, atomic_replace,
+    is_link_unavailable,
+};
 pub use iter::{SortedIter, VecIter};
 pub use key::{
     InternalKey, MAX_SEQUENCE, ParsedInternalKey, SequenceNumber, ValueKind, compare_internal_keys,

@@ -34,7 +34,9 @@
 //! failure it is, also for [`Error::Poisoned`], the refusal after an earlier
 //! unrecoverable failure, which keeps that failure as its source.
 
+pub mod backup;
 mod batch;
+mod checkpoint;
 mod compact;
 mod db;
 mod edit;
@@ -58,6 +60,7 @@ mod version;
 mod write;
 
 pub use batch::WriteBatch;
+pub use checkpoint::{CheckpointInfo, CopyProgress};
 pub use db::{Db, WriteOptions};
 pub use iter::DbIter;
 pub use options::{Compression, DbBuilder, WalRecovery};

@@ -69,6 +69,9 @@ impl FileSystem for SlowSyncFs {
     fn remove(&self, path: &Path) -> Result<()> {
         self.inner.remove(path)
     }
+    fn link(&self, from: &Path, to: &Path) -> Result<()> {
+        self.inner.link(from, to)
+    }
     fn list(&self, dir: &Path) -> Result<Vec<String>> {
         self.inner.list(dir)
     }

@@ -29,6 +29,9 @@ pub enum OpKind {
     /// [`RandomAccessFile::read_exact_at`](strata_core::RandomAccessFile::read_exact_at)
     /// (not recorded).
     Read,
+    /// [`FileSystem::link`](strata_core::FileSystem::link): a new directory entry for
+    /// an existing file (`path` is the file, `to` the new name).
+    Link,
 }
 
 impl OpKind {
@@ -37,7 +40,7 @@ impl OpKind {
         !matches!(self, OpKind::Open | OpKind::Read)
     }
 
-    pub(crate) const ALL: [OpKind; 9] = [
+    pub(crate) const ALL: [OpKind; 10] = [
         OpKind::Create,
         OpKind::Write,
         OpKind::Sync,
@@ -47,6 +50,7 @@ impl OpKind {
         OpKind::SyncDir,
         OpKind::Open,
         OpKind::Read,
+        OpKind::Link,
     ];
 
     pub(crate) fn slot(self) -> usize {

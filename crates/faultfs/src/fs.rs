@@ -21,6 +21,8 @@ use crate::machine::{Entry, Inode, Machine, Rec};
 /// - creating, renaming and removing a file (and creating a directory) changes the
 ///   directory at once for the running process, durably only after
 ///   [`FileSystem::sync_dir`] of its parent;
+/// - [`link`](FileSystem::link) adds a name for an existing file (inode): both names
+///   share its bytes; the new name is durable after `sync_dir` of its parent;
 /// - `create` always makes a new file (inode): on an existing name it is as if the old
 ///   file were unlinked first, so an open reader keeps the old bytes;
 /// - an open reader sees the file's length as of `open`.
@@ -380,6 +382,35 @@ impl FileSystem for FaultFs {
                 to: to.clone(),
             },
             OpKind::Rename,
+            &from,
+            Some(&to),
+            0,
+        );
+        Ok(())
+    }
+
+    fn link(&self, from: &Path, to: &Path) -> Result<()> {
+        let (from, to) = (normalize(from), normalize(to));
+        let mut s = self.lock_state();
+        s.admit(OpKind::Link, &from, Some(&to), 0)?;
+        s.check_parent(&to, "linking")?;
+        let inode = s.file(&from).ok_or_else(|| not_found("linking", &from))?;
+        if s.now.live.contains_key(&to) || is_root(&to) {
+            return Err(io_error(
+                io::ErrorKind::AlreadyExists,
+                format!("linking {} to {}", to.display(), from.display()),
+                "the new name exists",
+            ));
+        }
+        // A new directory entry for the same inode: the bytes are shared (and as
+        // durable as the inode's last sync), the name is durable after `sync_dir` of
+        // its parent, like a creation.
+        s.record(
+            Rec::Link {
+                path: to.clone(),
+                inode,
+            },
+            OpKind::Link,
             &from,
             Some(&to),
             0,

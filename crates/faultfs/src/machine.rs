@@ -79,6 +79,11 @@ pub(crate) enum Rec {
         from: PathBuf,
         to: PathBuf,
     },
+    /// A second name for an existing inode (a hard link).
+    Link {
+        path: PathBuf,
+        inode: Inode,
+    },
     Remove {
         path: PathBuf,
     },
@@ -136,6 +141,9 @@ impl Machine {
                 }
             }
             Rec::Rename { from, to } => self.dir_op(DirOp::Rename(from.clone(), to.clone())),
+            Rec::Link { path, inode } => {
+                self.dir_op(DirOp::Link(path.clone(), Entry::File(*inode)))
+            }
             Rec::Remove { path } => self.dir_op(DirOp::Unlink(path.clone())),
             Rec::Mkdir { dir } => self.dir_op(DirOp::Link(dir.clone(), Entry::Dir)),
             Rec::SyncDir { dir } => {
@@ -248,6 +256,34 @@ mod tests {
         assert!(names.contains_key(&p("/a/x")));
         assert!(!names.contains_key(&p("/b/y")));
         assert!(names.contains_key(&p("/b")));
+    }
+
+    #[test]
+    fn a_link_is_durable_only_after_its_directory_is_synced_and_shares_the_inode() {
+        let mut m = Machine::settled(Vec::new(), BTreeMap::new());
+        m.apply(&Rec::Mkdir { dir: p("/a") });
+        m.apply(&Rec::Mkdir { dir: p("/b") });
+        m.apply(&Rec::SyncDir { dir: p("/") });
+        m.apply(&Rec::Create {
+            path: p("/a/x"),
+            inode: 0,
+        });
+        m.apply(&Rec::Append { inode: 0, len: 5 });
+        m.apply(&Rec::Sync { inode: 0 });
+        m.apply(&Rec::SyncDir { dir: p("/a") });
+        m.apply(&Rec::Link {
+            path: p("/b/y"),
+            inode: 0,
+        });
+        // Syncing the source's directory does not make the new name durable.
+        m.apply(&Rec::SyncDir { dir: p("/a") });
+        let (names, _) = m.crash(&CrashOptions::power_loss());
+        assert!(!names.contains_key(&p("/b/y")));
+        m.apply(&Rec::SyncDir { dir: p("/b") });
+        let (names, kept) = m.crash(&CrashOptions::power_loss());
+        assert_eq!(names.get(&p("/b/y")), Some(&Entry::File(0)));
+        assert_eq!(names.get(&p("/a/x")), Some(&Entry::File(0)));
+        assert_eq!(kept, [(0, 5)], "one inode, kept once");
     }
 
     #[test]

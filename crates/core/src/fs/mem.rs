@@ -143,6 +143,26 @@ impl FileSystem for MemFs {
             .ok_or_else(|| not_found("removing", &path))
     }
 
+    fn link(&self, from: &Path, to: &Path) -> Result<()> {
+        let (from, to) = (normalize(from), normalize(to));
+        let mut state = self.lock_state();
+        state.check_parent(&to)?;
+        if state.files.contains_key(&to) || state.dirs.contains(&to) {
+            return Err(Error::io(
+                format!("linking {} to {}", to.display(), from.display()),
+                io::Error::new(io::ErrorKind::AlreadyExists, "the new name exists"),
+            ));
+        }
+        let data = state
+            .files
+            .get(&from)
+            .map(Arc::clone)
+            .ok_or_else(|| not_found("linking", &from))?;
+        // The same shared buffer under two names, as two directory entries share an inode.
+        state.files.insert(to, data);
+        Ok(())
+    }
+
     fn list(&self, dir: &Path) -> Result<Vec<String>> {
         let dir = normalize(dir);
         let state = self.lock_state();

@@ -63,6 +63,14 @@ impl FileSystem for StdFs {
         fs::remove_file(path).map_err(ctx("removing", path))
     }
 
+    fn link(&self, from: &Path, to: &Path) -> Result<()> {
+        // `link(2)` on Unix, `CreateHardLinkW` on Windows: the same call everywhere, so it
+        // needs nothing from `platform`. Across devices both answer an error of kind
+        // `CrossesDevices` (EXDEV, ERROR_NOT_SAME_DEVICE).
+        fs::hard_link(from, to)
+            .map_err(|e| Error::io(format!("linking {} to {}", to.display(), from.display()), e))
+    }
+
     fn list(&self, dir: &Path) -> Result<Vec<String>> {
         let mut names = Vec::new();
         for entry in fs::read_dir(dir).map_err(ctx("listing", dir))? {

@@ -162,3 +162,91 @@ fn syncing_a_missing_directory_fails() {
         assert!(fs.sync_dir(&dir.join("missing")).is_err());
     });
 }
+
+#[test]
+fn a_link_is_a_second_name_for_the_same_bytes() {
+    on_both(|fs, dir| {
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let mut w = fs.create(&a).unwrap();
+        w.append(b"shared").unwrap();
+        w.sync().unwrap();
+        drop(w);
+        fs.link(&a, &b).unwrap();
+        fs.sync_dir(dir).unwrap();
+        assert_eq!(
+            &fs.open(&b).unwrap().read_bytes(0, 6).unwrap()[..],
+            b"shared"
+        );
+        // Removing one name leaves the other.
+        fs.remove(&a).unwrap();
+        assert_eq!(
+            &fs.open(&b).unwrap().read_bytes(0, 6).unwrap()[..],
+            b"shared"
+        );
+        let mut names = fs.list(dir).unwrap();
+        names.sort();
+        assert_eq!(names, ["b"]);
+    });
+}
+
+#[test]
+fn linking_fails_onto_an_existing_name_from_a_missing_file_or_into_a_missing_directory() {
+    on_both(|fs, dir| {
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        fs.create(&a).unwrap().append(b"a").unwrap();
+        fs.create(&b).unwrap().append(b"b").unwrap();
+        let exists = fs.link(&a, &b).unwrap_err();
+        assert!(
+            matches!(exists, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+            "{exists:?}"
+        );
+        assert!(
+            !is_link_unavailable(&exists),
+            "a real failure, not a reason to copy"
+        );
+        assert_eq!(&fs.open(&b).unwrap().read_bytes(0, 1).unwrap()[..], b"b");
+        assert!(fs.link(&dir.join("missing"), &dir.join("c")).is_err());
+        assert!(fs.link(&a, &dir.join("nope/c")).is_err());
+    });
+}
+
+#[test]
+fn a_file_system_without_links_says_so_in_a_way_callers_can_fall_back_on() {
+    /// A file system written before `link` existed: it inherits the default.
+    #[derive(Debug)]
+    struct Old(MemFs);
+    impl FileSystem for Old {
+        fn create(&self, p: &Path) -> crate::Result<Box<dyn WritableFile>> {
+            self.0.create(p)
+        }
+        fn open(&self, p: &Path) -> crate::Result<Arc<dyn RandomAccessFile>> {
+            self.0.open(p)
+        }
+        fn rename(&self, f: &Path, t: &Path) -> crate::Result<()> {
+            self.0.rename(f, t)
+        }
+        fn remove(&self, p: &Path) -> crate::Result<()> {
+            self.0.remove(p)
+        }
+        fn list(&self, d: &Path) -> crate::Result<Vec<String>> {
+            self.0.list(d)
+        }
+        fn exists(&self, p: &Path) -> crate::Result<bool> {
+            self.0.exists(p)
+        }
+        fn create_dir_all(&self, d: &Path) -> crate::Result<()> {
+            self.0.create_dir_all(d)
+        }
+        fn sync_dir(&self, d: &Path) -> crate::Result<()> {
+            self.0.sync_dir(d)
+        }
+        fn lock(&self, p: &Path) -> crate::Result<Box<dyn FileLock>> {
+            self.0.lock(p)
+        }
+    }
+    let fs = Old(MemFs::new());
+    fs.create(Path::new("/a")).unwrap();
+    let err = fs.link(Path::new("/a"), Path::new("/b")).unwrap_err();
+    assert!(is_link_unavailable(&err), "{err:?}");
+    assert!(!fs.exists(Path::new("/b")).unwrap());
+}

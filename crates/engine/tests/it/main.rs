@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod basic;
+mod checkpoint;
 mod concurrency;
 mod in_memory;
 mod lifecycle;

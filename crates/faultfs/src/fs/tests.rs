@@ -354,3 +354,51 @@ fn halted_file_system_refuses_everything() {
     assert!(fs.lock(p("/d/LOCK")).is_err());
     assert!(fs.sync_dir(p("/d")).is_err());
 }
+
+#[test]
+fn a_link_shares_bytes_and_is_lost_with_its_unsynced_directory() {
+    let fs = with_dir();
+    fs.create_dir_all(p("/e")).unwrap();
+    fs.sync_dir(p("/")).unwrap();
+    let mut w = fs.create(p("/d/a")).unwrap();
+    w.append(b"table").unwrap();
+    w.sync().unwrap();
+    fs.sync_dir(p("/d")).unwrap();
+    let before = fs.op_count();
+    fs.link(p("/d/a"), p("/e/b")).unwrap();
+    assert_eq!(read_all(&fs, "/e/b"), b"table");
+    assert!(fs.link(p("/d/a"), p("/e/b")).is_err(), "the name exists");
+    assert!(fs.link(p("/d/zz"), p("/e/c")).is_err(), "no such file");
+    let ops = fs.ops();
+    assert_eq!(ops.len(), before + 1, "one recorded change");
+    assert_eq!(ops[before].kind, OpKind::Link);
+    assert!(
+        fs.crash_at(before + 1, &CrashOptions::power_loss())
+            .read_file("/e/b")
+            .is_none()
+    );
+    assert_eq!(
+        fs.crash_at(before + 1, &CrashOptions::process())
+            .read_file("/e/b")
+            .as_deref(),
+        Some(&b"table"[..])
+    );
+    fs.sync_dir(p("/e")).unwrap();
+    fs.remove(p("/d/a")).unwrap();
+    fs.sync_dir(p("/d")).unwrap();
+    let after = fs.crash(&CrashOptions::power_loss());
+    assert_eq!(after.read_file("/e/b").as_deref(), Some(&b"table"[..]));
+    assert!(after.read_file("/d/a").is_none());
+}
+
+#[test]
+fn a_link_fault_fails_it_and_changes_nothing() {
+    let fs = with_dir();
+    fs.create(p("/d/a")).unwrap();
+    fs.inject(Fault::Nth {
+        kind: OpKind::Link,
+        n: 1,
+    });
+    assert!(fs.link(p("/d/a"), p("/d/b")).is_err());
+    assert!(!fs.exists(p("/d/b")).unwrap());
+}

@@ -4,6 +4,7 @@
 //! proves.
 #![allow(clippy::unwrap_used)]
 
+mod backups;
 mod concurrent;
 mod corruption;
 mod errors;
