@@ -49,12 +49,12 @@ use strata_core::varint::{read_u32_le, read_u64_le};
 use strata_core::{Error, FileLock, FileSystem, Result, SequenceNumber, StdFs, atomic_replace};
 
 use crate::checkpoint::{
-    CopyProgress, check_empty_target, copy_file, create_dir_durably, hash_file, install_database,
-    pin,
+    CopyProgress, check_empty_target, copy_file, hash_file, install_database, pin,
 };
 use crate::db::Db;
 use crate::edit::{EditError, VersionEdit};
 use crate::filename::table_path;
+use crate::open::create_dir_durably;
 
 /// First bytes of every backup manifest.
 pub const BACKUP_MAGIC: [u8; 8] = *b"STRATABK";

@@ -24,6 +24,7 @@ use crate::db::{Db, DbInner, lock};
 use crate::edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
 use crate::filename::{table_path, wal_path};
 use crate::manifest::ManifestWriter;
+use crate::open::create_dir_durably;
 use crate::version::Version;
 
 /// How far a long copy has got, for progress bars: bytes of the files being copied
@@ -202,23 +203,6 @@ pub(crate) fn copy_file(
         let _ = dst_fs.remove(dst);
     }
     result
-}
-
-/// Creates `dir` and its missing ancestors, syncing the parent of each one created, so
-/// the directory itself survives a power loss.
-pub(crate) fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
-    let mut missing = Vec::new();
-    for a in dir.ancestors() {
-        if a.as_os_str().is_empty() || fs.exists(a)? {
-            break;
-        }
-        missing.push(a);
-    }
-    fs.create_dir_all(dir)?;
-    for a in missing.into_iter().rev() {
-        fs.sync_dir(strata_core::fs::parent_dir(a))?;
-    }
-    Ok(())
 }
 
 /// Refuses a target directory that exists and holds anything: a checkpoint or restore

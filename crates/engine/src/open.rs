@@ -344,7 +344,7 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
 /// Creates `dir` and its missing ancestors, and syncs the parent of each one created:
 /// otherwise a power loss could take the new directory, with every synced file in it,
 /// away (durability rule 9).
-fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+pub(crate) fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     let mut missing = Vec::new();
     for a in dir.ancestors() {
         if a.as_os_str().is_empty() || fs.exists(a)? {
