@@ -101,7 +101,19 @@ fn try_load(cx: &LoadContext<'_>) -> Result<Loaded, Attempt> {
             dir.display()
         ))));
     }
-    let recovered = manifest::recover(fs, dir)?;
+    // `CURRENT` as read before the manifest: if the manifest it names is gone by the
+    // time it is opened (`recover` calls that `Corruption`, which it is for a writer),
+    // a changed `CURRENT` says the writer rolled the manifest over meanwhile.
+    let current = manifest::read_whole(fs, &dir.join(CURRENT))?;
+    let recovered = manifest::recover(fs, dir).map_err(|e| {
+        let moved = e.is_corruption()
+            && manifest::read_whole(fs, &dir.join(CURRENT)).is_ok_and(|now| now != current);
+        if moved {
+            Attempt::Moved(e.to_string())
+        } else {
+            Attempt::from(e)
+        }
+    })?;
     let wals: BTreeSet<u64> = fs
         .list(dir)?
         .iter()
@@ -233,4 +245,129 @@ impl WritableFile for NoWrites {
 /// The error every write, flush, compaction or sync on a read-only handle returns.
 pub(crate) fn read_only_error() -> Error {
     Error::NotSupported("the database is open read-only".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use strata_core::{FileLock, FileSystem, MemFs, RandomAccessFile, Result, WritableFile};
+
+    use crate::Db;
+    use crate::filename::CURRENT;
+
+    const DIR: &str = "/db";
+
+    /// `MemFs` whose first `stale_reads` opens of `CURRENT` return `stale` instead: what
+    /// a reader sees when it reads `CURRENT` just before the writer rolls the manifest
+    /// over (new manifest, `CURRENT` switched, old manifest removed).
+    #[derive(Debug)]
+    struct StaleCurrentFs {
+        inner: MemFs,
+        stale: Mutex<Option<Vec<u8>>>,
+        stale_reads: AtomicUsize,
+    }
+
+    impl FileSystem for StaleCurrentFs {
+        fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+            self.inner.create(path)
+        }
+        fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
+            let stale = self.stale.lock().unwrap().clone();
+            if path == Path::new(DIR).join(CURRENT)
+                && let Some(stale) = stale
+                && self
+                    .stale_reads
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                let other = MemFs::new();
+                other.write_file(Path::new("/stale"), stale);
+                return other.open(Path::new("/stale"));
+            }
+            self.inner.open(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+            self.inner.rename(from, to)
+        }
+        fn remove(&self, path: &Path) -> Result<()> {
+            self.inner.remove(path)
+        }
+        fn list(&self, dir: &Path) -> Result<Vec<String>> {
+            self.inner.list(dir)
+        }
+        fn exists(&self, path: &Path) -> Result<bool> {
+            self.inner.exists(path)
+        }
+        fn create_dir_all(&self, dir: &Path) -> Result<()> {
+            self.inner.create_dir_all(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> Result<()> {
+            self.inner.sync_dir(dir)
+        }
+        fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
+            self.inner.lock(path)
+        }
+    }
+
+    /// A database whose manifest was rolled over once, and the `CURRENT` it had before.
+    fn rolled_over() -> (MemFs, Vec<u8>) {
+        let fs = MemFs::new();
+        let open = || {
+            Db::builder(PathBuf::from(DIR))
+                .file_system(Arc::new(fs.clone()))
+                .open()
+                .unwrap()
+        };
+        let db = open();
+        db.put("k", "v").unwrap();
+        db.close().unwrap();
+        let stale = fs.read_file(&Path::new(DIR).join(CURRENT)).unwrap();
+        // Reopening writes a new manifest, switches CURRENT and removes the old one.
+        let db = open();
+        db.put("k2", "v2").unwrap();
+        db.close().unwrap();
+        assert_ne!(fs.read_file(&Path::new(DIR).join(CURRENT)).unwrap(), stale);
+        (fs, stale)
+    }
+
+    fn read_only(fs: StaleCurrentFs) -> crate::Result<Db> {
+        Db::builder(PathBuf::from(DIR))
+            .file_system(Arc::new(fs))
+            .read_only()
+            .open()
+    }
+
+    /// Found in review: `CURRENT` read, then the writer rolls the manifest over and
+    /// removes the one read, was reported as `Corruption` ("CURRENT names ..., which
+    /// does not exist") instead of starting over like every other file the writer
+    /// replaces under a loading reader.
+    #[test]
+    fn a_manifest_rolled_over_between_reading_current_and_opening_it_starts_over() {
+        let (fs, stale) = rolled_over();
+        let db = read_only(StaleCurrentFs {
+            inner: fs,
+            stale: Mutex::new(Some(stale)),
+            stale_reads: AtomicUsize::new(2),
+        })
+        .unwrap();
+        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(db.get("k2").unwrap().as_deref(), Some(&b"v2"[..]));
+    }
+
+    /// A `CURRENT` that names a missing manifest for good is still damage.
+    #[test]
+    fn a_current_naming_a_missing_manifest_for_good_is_still_corruption() {
+        let (fs, stale) = rolled_over();
+        fs.write_file(&Path::new(DIR).join(CURRENT), stale);
+        let e = read_only(StaleCurrentFs {
+            inner: fs,
+            stale: Mutex::new(None),
+            stale_reads: AtomicUsize::new(0),
+        })
+        .unwrap_err();
+        assert!(e.is_corruption(), "{e}");
+    }
 }
