@@ -795,7 +795,11 @@ mod tests {
                 fs2.write_file(&path, fs.read_file(&path).unwrap());
             }
             let db = open_with(&fs2, mode).unwrap();
-            assert_eq!(present(&db, &["a", "b", "d"]), [true, true, false], "{mode:?}");
+            assert_eq!(
+                present(&db, &["a", "b", "d"]),
+                [true, true, false],
+                "{mode:?}"
+            );
         }
     }
 
