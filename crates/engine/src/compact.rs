@@ -461,7 +461,10 @@ mod tests {
         let view = db.inner().view();
         let l0 = bits_per_key(&view.version.levels[0]);
         let bottom = bits_per_key(&view.version.levels[6]);
-        assert!(l0 > bottom + 5.0, "L0 {l0:.1} vs bottom {bottom:.1} bits per key");
+        assert!(
+            l0 > bottom + 5.0,
+            "L0 {l0:.1} vs bottom {bottom:.1} bits per key"
+        );
         assert!(bottom < 10.5, "bottom {bottom:.1} bits per key");
         for i in 0..200 {
             assert_eq!(

@@ -28,8 +28,8 @@ pub(crate) fn bits_per_key(runs: &[u64], run_entries: u64, budget_bits_per_key: 
     }
     let ln2_sq = std::f64::consts::LN_2 * std::f64::consts::LN_2;
     // Σ n_r ln(1/p_r) = M ln²2 with ln(1/p_r) = c - ln n_r gives c:
-    let c = (budget_bits_per_key * total * ln2_sq + n.iter().map(|x| x * x.ln()).sum::<f64>())
-        / total;
+    let c =
+        (budget_bits_per_key * total * ln2_sq + n.iter().map(|x| x * x.ln()).sum::<f64>()) / total;
     let bits = (c - (run_entries as f64).ln()) / ln2_sq;
     bits.round().clamp(MIN_BITS, MAX_BITS) as u32
 }
@@ -63,7 +63,10 @@ mod tests {
         let total: u64 = runs.iter().sum();
         let used: u64 = runs.iter().zip(&bits).map(|(n, b)| n * u64::from(*b)).sum();
         let average = used as f64 / total as f64;
-        assert!((average - 10.0).abs() < 0.6, "average {average} bits per key");
+        assert!(
+            (average - 10.0).abs() < 0.6,
+            "average {average} bits per key"
+        );
         // Fewer wasted reads than 10 bits everywhere, for the same memory.
         let uniform = wasted_reads(&[10; 5]);
         let tuned = wasted_reads(&bits);
@@ -81,7 +84,15 @@ mod tests {
 
     #[test]
     fn runs_are_each_l0_file_then_each_level() {
-        let levels = vec![vec![5, 7], vec![], vec![10, 20], vec![], vec![], vec![], vec![100]];
+        let levels = vec![
+            vec![5, 7],
+            vec![],
+            vec![10, 20],
+            vec![],
+            vec![],
+            vec![],
+            vec![100],
+        ];
         assert_eq!(runs(&levels), [5, 7, 0, 30, 0, 0, 0, 100]);
     }
 }

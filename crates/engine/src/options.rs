@@ -46,7 +46,12 @@ impl Options {
 
     /// The Bloom bits per key of tables written to `level`, when the tree's levels hold
     /// `levels[i]` (each file's entries) and the new table joins with `run_entries`.
-    pub(crate) fn bloom_bits_for(&self, level: usize, levels: &[Vec<u64>], run_entries: u64) -> u32 {
+    pub(crate) fn bloom_bits_for(
+        &self,
+        level: usize,
+        levels: &[Vec<u64>],
+        run_entries: u64,
+    ) -> u32 {
         let Some(budget) = self.bloom_filter_budget else {
             return per_level(&self.bloom_bits_per_level, level).unwrap_or(self.bloom_bits_per_key);
         };
