@@ -497,6 +497,19 @@ impl Replay {
                         ),
                     ));
                 };
+                // Absolute mode refuses a torn tail; a tail lost at a record boundary,
+                // seen only as this gap, is the same loss.
+                if self.mode == WalRecovery::Absolute {
+                    return Err(Error::corruption(
+                        &before,
+                        valid_len,
+                        format!(
+                            "sequence numbers {expected}..{} are missing: this WAL ends here and {} continues after them (absolute recovery refuses lost writes)",
+                            decoded.first_seq,
+                            path.display()
+                        ),
+                    ));
+                }
                 // A power loss took the end of an unsynced WAL: what follows is
                 // dropped, and an operator should know writes were lost.
                 tracing::warn!(
@@ -759,6 +772,36 @@ mod tests {
             present(&db, &["a", "b", "d", "f"]),
             [true, true, false, true]
         );
+    }
+
+    /// Found in review: a sequence gap between two WALs (the end of an older one lost
+    /// at a record boundary, so the log itself reads clean) made absolute mode, which
+    /// refuses any damage, a torn tail included, open anyway and silently drop every
+    /// write after the gap.
+    #[test]
+    fn absolute_mode_refuses_a_gap_between_wals() {
+        let fs = MemFs::new();
+        let w = empty_database(&fs);
+        write_wal(&fs, w, &[(1, &["a", "b"])]);
+        write_wal(&fs, w + 1, &[(4, &["d"])]);
+        match open_with(&fs, WalRecovery::Absolute) {
+            Err(Error::Corruption { file, .. }) => assert_eq!(file, wal_path(Path::new(DIR), w)),
+            other => panic!("expected Corruption, got {:?}", other.map(|_| ())),
+        }
+        // The default mode still drops the writes after the gap, and point-in-time too.
+        for mode in [WalRecovery::TolerateTornTail, WalRecovery::PointInTime] {
+            let fs2 = MemFs::new();
+            for name in fs.list(Path::new(DIR)).unwrap() {
+                let path = Path::new(DIR).join(&name);
+                fs2.write_file(&path, fs.read_file(&path).unwrap());
+            }
+            let db = open_with(&fs2, mode).unwrap();
+            assert_eq!(
+                present(&db, &["a", "b", "d"]),
+                [true, true, false],
+                "{mode:?}"
+            );
+        }
     }
 
     #[test]

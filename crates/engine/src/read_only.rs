@@ -50,6 +50,10 @@ pub(crate) struct Loaded {
 /// Why one attempt to load failed: the writer moved on (try again), or a real error.
 enum Attempt {
     Moved(String),
+    /// Damage met replaying a WAL. The writer may have been appending into the WAL's
+    /// preallocated zeros while it was read (records after zeros look like mid-log
+    /// damage): damage is reported only if the next attempt finds it again.
+    Damaged(Error),
     Failed(Error),
 }
 
@@ -69,11 +73,20 @@ impl From<Error> for Attempt {
 /// writer keeps replacing the files being read.
 pub(crate) fn load(inner_parts: &LoadContext<'_>) -> Result<Loaded> {
     let mut last_reason = String::new();
+    let mut last_damage: Option<String> = None;
     for _ in 0..MAX_LOAD_ATTEMPTS {
         match try_load(inner_parts) {
             Ok(loaded) => return Ok(loaded),
             Err(Attempt::Failed(e)) => return Err(e),
             Err(Attempt::Moved(reason)) => last_reason = reason,
+            Err(Attempt::Damaged(e)) => {
+                let reason = e.to_string();
+                if last_damage.as_ref() == Some(&reason) {
+                    return Err(e);
+                }
+                last_damage = Some(reason.clone());
+                last_reason = reason;
+            }
         }
     }
     Err(Error::io(
@@ -101,7 +114,19 @@ fn try_load(cx: &LoadContext<'_>) -> Result<Loaded, Attempt> {
             dir.display()
         ))));
     }
-    let recovered = manifest::recover(fs, dir)?;
+    // `CURRENT` as read before the manifest: if the manifest it names is gone by the
+    // time it is opened (`recover` calls that `Corruption`, which it is for a writer),
+    // a changed `CURRENT` says the writer rolled the manifest over meanwhile.
+    let current = manifest::read_whole(fs, &dir.join(CURRENT))?;
+    let recovered = manifest::recover(fs, dir).map_err(|e| {
+        let moved = e.is_corruption()
+            && manifest::read_whole(fs, &dir.join(CURRENT)).is_ok_and(|now| now != current);
+        if moved {
+            Attempt::Moved(e.to_string())
+        } else {
+            Attempt::from(e)
+        }
+    })?;
     let wals: BTreeSet<u64> = fs
         .list(dir)?
         .iter()
@@ -121,7 +146,12 @@ fn try_load(cx: &LoadContext<'_>) -> Result<Loaded, Attempt> {
     let mem = MemTable::new();
     let mut replay = Replay::new(recovered.last_sequence, cx.wal_recovery);
     for &n in wals.range(recovered.log_number..) {
-        replay.wal(fs, &wal_path(dir, n), &mem)?;
+        replay
+            .wal(fs, &wal_path(dir, n), &mem)
+            .map_err(|e| match e.is_corruption() {
+                true => Attempt::Damaged(e),
+                false => Attempt::from(e),
+            })?;
     }
     let last_seq = recovered.last_sequence.max(replay.max_seq);
     let edit = VersionEdit {
@@ -233,4 +263,251 @@ impl WritableFile for NoWrites {
 /// The error every write, flush, compaction or sync on a read-only handle returns.
 pub(crate) fn read_only_error() -> Error {
     Error::NotSupported("the database is open read-only".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use strata_core::{FileLock, FileSystem, MemFs, RandomAccessFile, Result, WritableFile};
+
+    use crate::Db;
+    use crate::filename::CURRENT;
+
+    const DIR: &str = "/db";
+
+    /// `MemFs` whose first `stale_reads` opens of `CURRENT` return `stale` instead: what
+    /// a reader sees when it reads `CURRENT` just before the writer rolls the manifest
+    /// over (new manifest, `CURRENT` switched, old manifest removed).
+    #[derive(Debug)]
+    struct StaleCurrentFs {
+        inner: MemFs,
+        stale: Mutex<Option<Vec<u8>>>,
+        stale_reads: AtomicUsize,
+    }
+
+    impl FileSystem for StaleCurrentFs {
+        fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+            self.inner.create(path)
+        }
+        fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
+            let stale = self.stale.lock().unwrap().clone();
+            if path == Path::new(DIR).join(CURRENT)
+                && let Some(stale) = stale
+                && self
+                    .stale_reads
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                let other = MemFs::new();
+                other.write_file(Path::new("/stale"), stale);
+                return other.open(Path::new("/stale"));
+            }
+            self.inner.open(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+            self.inner.rename(from, to)
+        }
+        fn remove(&self, path: &Path) -> Result<()> {
+            self.inner.remove(path)
+        }
+        fn list(&self, dir: &Path) -> Result<Vec<String>> {
+            self.inner.list(dir)
+        }
+        fn exists(&self, path: &Path) -> Result<bool> {
+            self.inner.exists(path)
+        }
+        fn create_dir_all(&self, dir: &Path) -> Result<()> {
+            self.inner.create_dir_all(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> Result<()> {
+            self.inner.sync_dir(dir)
+        }
+        fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
+            self.inner.lock(path)
+        }
+    }
+
+    /// A database whose manifest was rolled over once, and the `CURRENT` it had before.
+    fn rolled_over() -> (MemFs, Vec<u8>) {
+        let fs = MemFs::new();
+        let open = || {
+            Db::builder(PathBuf::from(DIR))
+                .file_system(Arc::new(fs.clone()))
+                .open()
+                .unwrap()
+        };
+        let db = open();
+        db.put("k", "v").unwrap();
+        db.close().unwrap();
+        let stale = fs.read_file(&Path::new(DIR).join(CURRENT)).unwrap();
+        // Reopening writes a new manifest, switches CURRENT and removes the old one.
+        let db = open();
+        db.put("k2", "v2").unwrap();
+        db.close().unwrap();
+        assert_ne!(fs.read_file(&Path::new(DIR).join(CURRENT)).unwrap(), stale);
+        (fs, stale)
+    }
+
+    fn read_only(fs: StaleCurrentFs) -> crate::Result<Db> {
+        Db::builder(PathBuf::from(DIR))
+            .file_system(Arc::new(fs))
+            .read_only()
+            .open()
+    }
+
+    /// Found in review: `CURRENT` read, then the writer rolls the manifest over and
+    /// removes the one read, was reported as `Corruption` ("CURRENT names ..., which
+    /// does not exist") instead of starting over like every other file the writer
+    /// replaces under a loading reader.
+    #[test]
+    fn a_manifest_rolled_over_between_reading_current_and_opening_it_starts_over() {
+        let (fs, stale) = rolled_over();
+        let db = read_only(StaleCurrentFs {
+            inner: fs,
+            stale: Mutex::new(Some(stale)),
+            stale_reads: AtomicUsize::new(2),
+        })
+        .unwrap();
+        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(db.get("k2").unwrap().as_deref(), Some(&b"v2"[..]));
+    }
+
+    /// A WAL file whose zeros fill with records after its first read: the writer's
+    /// appends into its preallocated space, racing a reader's scan.
+    #[derive(Debug)]
+    struct FillingWal {
+        reads: AtomicUsize,
+        first: Vec<u8>,
+        after: Vec<u8>,
+        path: PathBuf,
+    }
+
+    impl RandomAccessFile for FillingWal {
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+            let data = match self.reads.fetch_add(1, Ordering::SeqCst) {
+                0 => &self.first,
+                _ => &self.after,
+            };
+            let range = offset as usize..offset as usize + buf.len();
+            buf.copy_from_slice(&data[range]);
+            Ok(())
+        }
+        fn len(&self) -> u64 {
+            self.after.len() as u64
+        }
+        fn path(&self) -> &Path {
+            &self.path
+        }
+    }
+
+    /// `MemFs` whose first open of `wal` returns a [`FillingWal`].
+    #[derive(Debug)]
+    struct FillingWalFs {
+        inner: MemFs,
+        wal: PathBuf,
+        contents: Mutex<Option<(Vec<u8>, Vec<u8>)>>,
+    }
+
+    impl FileSystem for FillingWalFs {
+        fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+            self.inner.create(path)
+        }
+        fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
+            if path == self.wal
+                && let Some((first, after)) = self.contents.lock().unwrap().take()
+            {
+                return Ok(Arc::new(FillingWal {
+                    reads: AtomicUsize::new(0),
+                    first,
+                    after,
+                    path: path.to_path_buf(),
+                }));
+            }
+            self.inner.open(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+            self.inner.rename(from, to)
+        }
+        fn remove(&self, path: &Path) -> Result<()> {
+            self.inner.remove(path)
+        }
+        fn list(&self, dir: &Path) -> Result<Vec<String>> {
+            self.inner.list(dir)
+        }
+        fn exists(&self, path: &Path) -> Result<bool> {
+            self.inner.exists(path)
+        }
+        fn create_dir_all(&self, dir: &Path) -> Result<()> {
+            self.inner.create_dir_all(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> Result<()> {
+            self.inner.sync_dir(dir)
+        }
+        fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
+            self.inner.lock(path)
+        }
+    }
+
+    /// Found in review: a reader scanning the live WAL of a writer that syncs (so keeps
+    /// zeros preallocated ahead of its end) met the zeros after the last record, then,
+    /// reading on past its first 1 MiB chunk, the records the writer appended there
+    /// meanwhile, and called the zeros mid-log corruption: a read-only open or refresh
+    /// beside a busy writer failed with `Corruption`. A load now starts over once when
+    /// the WAL replay meets damage, and reports it only if it is found again.
+    #[test]
+    fn records_appended_into_preallocated_zeros_during_a_load_are_not_corruption() {
+        let fs = MemFs::new();
+        let db = Db::builder(PathBuf::from(DIR))
+            .file_system(Arc::new(fs.clone()))
+            .open()
+            .unwrap();
+        let wal = fs
+            .list(Path::new(DIR))
+            .unwrap()
+            .into_iter()
+            .find(|n| n.ends_with(".log"))
+            .map(|n| Path::new(DIR).join(n))
+            .unwrap();
+        let mut i = 0;
+        while fs.read_file(&wal).unwrap().len() < (1 << 20) - 3000 {
+            db.put(format!("k{i:06}"), [7u8; 1000]).unwrap();
+            i += 1;
+        }
+        let mut first = fs.read_file(&wal).unwrap();
+        for j in 0..10 {
+            db.put(format!("late{j}"), [8u8; 1000]).unwrap();
+        }
+        let mut after = fs.read_file(&wal).unwrap();
+        let preallocated = 2 << 20;
+        first.resize(preallocated, 0);
+        after.resize(preallocated, 0);
+        let reader = Db::builder(PathBuf::from(DIR))
+            .file_system(Arc::new(FillingWalFs {
+                inner: fs.clone(),
+                wal,
+                contents: Mutex::new(Some((first, after))),
+            }))
+            .read_only()
+            .open()
+            .unwrap();
+        assert!(reader.get(format!("k{:06}", i - 1)).unwrap().is_some());
+        drop(db);
+    }
+
+    /// A `CURRENT` that names a missing manifest for good is still damage.
+    #[test]
+    fn a_current_naming_a_missing_manifest_for_good_is_still_corruption() {
+        let (fs, stale) = rolled_over();
+        fs.write_file(&Path::new(DIR).join(CURRENT), stale);
+        let e = read_only(StaleCurrentFs {
+            inner: fs,
+            stale: Mutex::new(None),
+            stale_reads: AtomicUsize::new(0),
+        })
+        .unwrap_err();
+        assert!(e.is_corruption(), "{e}");
+    }
 }
