@@ -453,9 +453,15 @@ impl Replay {
         if self.stopped {
             return Ok(());
         }
-        let result = self.replay_wal(fs, path, mem);
+        let mut reader_failed = false;
+        let result = self.replay_wal(fs, path, mem, &mut reader_failed);
         match result {
-            Err(e) if self.mode == WalRecovery::PointInTime && e.is_corruption() => {
+            // Point in time stops at damage in the records. An error from the log
+            // reader itself is not that (in this mode it fails only on a log that is not
+            // one: a foreign file, a bad or newer header version), and is returned.
+            Err(e)
+                if self.mode == WalRecovery::PointInTime && e.is_corruption() && !reader_failed =>
+            {
                 tracing::warn!(error = %e, "recovery stopped at damage (point-in-time mode): later writes dropped");
                 self.stopped = true;
                 Ok(())
@@ -464,7 +470,13 @@ impl Replay {
         }
     }
 
-    fn replay_wal(&mut self, fs: &dyn FileSystem, path: &Path, mem: &MemTable) -> Result<()> {
+    fn replay_wal(
+        &mut self,
+        fs: &dyn FileSystem,
+        path: &Path,
+        mem: &MemTable,
+        reader_failed: &mut bool,
+    ) -> Result<()> {
         let reader_mode = match self.mode {
             WalRecovery::TolerateTornTail => RecoveryMode::TolerateTornTail,
             WalRecovery::Absolute => RecoveryMode::Absolute,
@@ -473,7 +485,15 @@ impl Replay {
         let mut reader = LogReader::new(fs.open(path)?, reader_mode);
         let mut writer = mem.writer()?;
         let mut first_record = true;
-        while let Some(record) = reader.next_record()? {
+        loop {
+            let record = match reader.next_record() {
+                Ok(Some(record)) => record,
+                Ok(None) => break,
+                Err(e) => {
+                    *reader_failed = true;
+                    return Err(e);
+                }
+            };
             let bad = |reason: &str| {
                 Error::corruption(path, record.offset, format!("bad write batch: {reason}"))
             };
@@ -691,6 +711,29 @@ mod tests {
         // The state it opened with is durable: writes go on from there.
         db.put("f", "v").unwrap();
         db.close().unwrap();
+    }
+
+    /// Point in time stops at damage in the records, not at a WAL that is no log at
+    /// all: a foreign file under a WAL's name is an error in every mode.
+    #[test]
+    fn point_in_time_does_not_open_past_a_foreign_wal() {
+        let fs = MemFs::new();
+        let w = empty_database(&fs);
+        // An intact header fragment (type 5, checksum right) whose magic is another's.
+        let payload = b"NOTSTRAT\x01\0\0\0";
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&[5]);
+        crc.update(payload);
+        let mut bytes = crc.finalize().to_le_bytes().to_vec();
+        bytes.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+        bytes.push(5);
+        bytes.extend_from_slice(payload);
+        fs.write_file(&wal_path(Path::new(DIR), w), bytes);
+        for mode in [WalRecovery::PointInTime, WalRecovery::TolerateTornTail] {
+            let e = open_with(&fs, mode).unwrap_err();
+            assert!(e.is_corruption(), "{mode:?}: {e}");
+            assert!(e.to_string().contains("not a Strata record log"), "{e}");
+        }
     }
 
     /// A torn tail (the last append cut short) is what a crash leaves: the default and

@@ -219,6 +219,10 @@ pub(crate) fn refresh(inner: &Arc<DbInner>) -> Result<()> {
                 .into(),
         ));
     }
+    // One refresh at a time, load and install together: two overlapping ones could
+    // otherwise install the older state last, and reads would go back in time. (A
+    // read-only handle never writes, so the write path's lock is free for this.)
+    let _one_at_a_time = crate::db::lock(&inner.write);
     let make_file = |meta: &strata_compaction::FileMeta| inner.table_file(meta);
     let loaded = load(&LoadContext {
         fs: &inner.fs,
