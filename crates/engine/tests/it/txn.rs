@@ -285,3 +285,179 @@ fn a_transaction_on_a_closed_database_fails_with_closed() {
     db.clone().close().unwrap();
     assert_eq!(tx.commit().unwrap_err().kind(), ErrorKind::Closed);
 }
+
+mod model {
+    //! A model of the conflict rules, run against the engine on random interleavings:
+    //! transactions begin, read, scan and write between plain writes and other
+    //! transactions' commits; each commit's outcome (applied or `Conflict`) and the final
+    //! state must be exactly what the rules say.
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+    use strata::{DbBuilder, ErrorKind, Isolation, Transaction};
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Begin(usize, bool),
+        Get(usize, u8),
+        GetForUpdate(usize, u8),
+        Scan(usize, u8, u8),
+        Put(usize, u8, u8),
+        Delete(usize, u8),
+        Commit(usize),
+        Plain(u8, u8),
+    }
+
+    const TXNS: usize = 3;
+    const KEYS: u8 = 6;
+
+    fn step() -> impl Strategy<Value = Step> {
+        let t = 0..TXNS;
+        let k = 0..KEYS;
+        prop_oneof![
+            2 => (t.clone(), any::<bool>()).prop_map(|(t, s)| Step::Begin(t, s)),
+            3 => (t.clone(), k.clone()).prop_map(|(t, k)| Step::Get(t, k)),
+            1 => (t.clone(), k.clone()).prop_map(|(t, k)| Step::GetForUpdate(t, k)),
+            1 => (t.clone(), k.clone(), k.clone()).prop_map(|(t, a, b)| Step::Scan(t, a.min(b), a.max(b))),
+            3 => (t.clone(), k.clone(), any::<u8>()).prop_map(|(t, k, v)| Step::Put(t, k, v)),
+            1 => (t.clone(), k.clone()).prop_map(|(t, k)| Step::Delete(t, k)),
+            2 => t.prop_map(Step::Commit),
+            2 => (k, any::<u8>()).prop_map(|(k, v)| Step::Plain(k, v)),
+        ]
+    }
+
+    fn key(k: u8) -> Vec<u8> {
+        vec![b'k', b'0' + k]
+    }
+
+    /// The model of one open transaction.
+    struct Model {
+        serializable: bool,
+        /// Commits (of any writer) counted since the start: a transaction's snapshot.
+        snapshot: u64,
+        writes: BTreeMap<Vec<u8>, Option<u8>>,
+        checked_reads: BTreeSet<Vec<u8>>,
+        ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn commits_succeed_or_conflict_exactly_as_the_rules_say(steps in prop::collection::vec(step(), 1..60)) {
+            let db = DbBuilder::in_memory().open().unwrap();
+            // The committed state, and for each key the commit count of its last write.
+            let mut state: BTreeMap<Vec<u8>, u8> = BTreeMap::new();
+            let mut last_write: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+            let mut commits = 0u64;
+            // history[c]: the state after c commits (a snapshot taken then reads it).
+            let mut history = vec![state.clone()];
+            let mut open: Vec<Option<(Transaction, Model)>> = (0..TXNS).map(|_| None).collect();
+            for s in steps {
+                match s {
+                    Step::Begin(t, serializable) => {
+                        let iso = if serializable { Isolation::Serializable } else { Isolation::Snapshot };
+                        open[t] = Some((db.transaction_with(iso), Model {
+                            serializable,
+                            snapshot: commits,
+                            writes: BTreeMap::new(),
+                            checked_reads: BTreeSet::new(),
+                            ranges: Vec::new(),
+                        }));
+                    }
+                    Step::Plain(k, v) => {
+                        db.put(key(k), [v]).unwrap();
+                        commits += 1;
+                        state.insert(key(k), v);
+                        last_write.insert(key(k), commits);
+                        history.push(state.clone());
+                    }
+                    Step::Get(t, k) | Step::GetForUpdate(t, k) => {
+                        let for_update = matches!(s, Step::GetForUpdate(..));
+                        if let Some((tx, m)) = open[t].as_mut() {
+                            let got = if for_update { tx.get_for_update(key(k)) } else { tx.get(key(k)) };
+                            let got = got.unwrap().map(|v| v[0]);
+                            // Its own write, else the state as of its snapshot.
+                            let want = match m.writes.get(&key(k)) {
+                                Some(own) => *own,
+                                None => history[m.snapshot as usize].get(&key(k)).copied(),
+                            };
+                            prop_assert_eq!(got, want);
+                            if for_update || m.serializable {
+                                m.checked_reads.insert(key(k));
+                            }
+                        }
+                    }
+                    Step::Scan(t, a, b) => {
+                        if let Some((tx, m)) = open[t].as_mut() {
+                            let got: Vec<(Vec<u8>, u8)> = tx
+                                .range(key(a)..=key(b))
+                                .map(|kv| { let (k, v) = kv.unwrap(); (k.to_vec(), v[0]) })
+                                .collect();
+                            let mut want = history[m.snapshot as usize].clone();
+                            for (k, v) in &m.writes {
+                                match v {
+                                    Some(v) => { want.insert(k.clone(), *v); }
+                                    None => { want.remove(k); }
+                                }
+                            }
+                            let want: Vec<(Vec<u8>, u8)> = want
+                                .range(key(a)..=key(b))
+                                .map(|(k, v)| (k.clone(), *v))
+                                .collect();
+                            prop_assert_eq!(got, want);
+                            if m.serializable {
+                                m.ranges.push((key(a), key(b)));
+                            }
+                        }
+                    }
+                    Step::Put(t, k, v) => {
+                        if let Some((tx, m)) = open[t].as_mut() {
+                            tx.put(key(k), [v]);
+                            m.writes.insert(key(k), Some(v));
+                        }
+                    }
+                    Step::Delete(t, k) => {
+                        if let Some((tx, m)) = open[t].as_mut() {
+                            tx.delete(key(k));
+                            m.writes.insert(key(k), None);
+                        }
+                    }
+                    Step::Commit(t) => {
+                        let Some((tx, m)) = open[t].take() else { continue };
+                        let changed = |k: &Vec<u8>| last_write.get(k).is_some_and(|&c| c > m.snapshot);
+                        let conflict = !m.writes.is_empty()
+                            && (m.writes.keys().any(changed)
+                                || m.checked_reads.iter().any(changed)
+                                || m.ranges.iter().any(|(a, b)| {
+                                    last_write.range(a.clone()..=b.clone()).any(|(_, &c)| c > m.snapshot)
+                                }));
+                        let result = tx.commit();
+                        if conflict {
+                            prop_assert_eq!(result.unwrap_err().kind(), ErrorKind::Conflict);
+                        } else {
+                            result.unwrap();
+                            if !m.writes.is_empty() {
+                                commits += 1;
+                                for (k, v) in m.writes {
+                                    match v {
+                                        Some(v) => { state.insert(k.clone(), v); }
+                                        None => { state.remove(&k); }
+                                    }
+                                    last_write.insert(k, commits);
+                                }
+                                history.push(state.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            let got: BTreeMap<Vec<u8>, u8> = db
+                .iter()
+                .map(|kv| { let (k, v) = kv.unwrap(); (k.to_vec(), v[0]) })
+                .collect();
+            prop_assert_eq!(got, state);
+        }
+    }
+}
