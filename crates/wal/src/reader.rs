@@ -387,7 +387,9 @@ impl LogReader {
     /// Decides what `damage` means in this mode, and either ends the log or fails.
     fn damaged(&mut self, damage: Damage) -> Result<Option<Record>> {
         // Nothing but zeros after the last record: the writer's own preallocated space.
-        if self.header_seen && self.partial.is_none() && self.all_zero_from(self.record_end)? {
+        // A file of zeros alone is that too: space reserved before the log's first
+        // append (header included) reached it, which leaves nothing acknowledged.
+        if self.partial.is_none() && self.all_zero_from(self.record_end)? {
             self.end = Some(LogEnd::Preallocated {
                 len: self.record_end,
                 zeros: self.file_len - self.record_end,

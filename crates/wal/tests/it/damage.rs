@@ -361,15 +361,21 @@ fn zeros_after_the_last_record_are_preallocated_space_in_every_mode() {
                 );
             }
         }
-        // A file that is all zeros (preallocated, never written) holds no records; it
-        // has no log header either, so a crash cut it before its first append.
+        // A file that is all zeros holds no records: space reserved before its first
+        // append (the log header included) was written, in every mode.
         env.put_raw("prealloc.log", &vec![0; BLOCK + 100]);
-        let out = env.read_log("prealloc.log", RecoveryMode::TolerateTornTail);
-        assert!(out.records.is_empty() && out.error.is_none());
-        assert!(matches!(
-            out.end,
-            Some(LogEnd::TornTail { offset: 0, damage, .. }) if damage.kind == DamageKind::ZeroFilled
-        ));
+        for mode in MODES {
+            let out = env.read_log("prealloc.log", mode);
+            assert!(out.records.is_empty() && out.error.is_none(), "{mode:?}");
+            assert_eq!(
+                out.end,
+                Some(LogEnd::Preallocated {
+                    len: 0,
+                    zeros: BLOCK as u64 + 100
+                }),
+                "{mode:?}"
+            );
+        }
     });
 }
 
