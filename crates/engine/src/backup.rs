@@ -42,7 +42,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strata_core::varint::{read_u32_le, read_u64_le};
@@ -137,6 +137,12 @@ pub struct Backup {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     _lock: Box<dyn FileLock>,
+    /// Held by every operation: the handle may be shared between threads, and two
+    /// backups at once would take the same id (the second manifest replacing the
+    /// first), a purge could delete a table a backup in progress copied but has not
+    /// listed yet, and a verify or restore could see a purge's half-removed tables as
+    /// damage.
+    busy: Mutex<()>,
 }
 
 impl Backup {
@@ -163,6 +169,7 @@ impl Backup {
             fs,
             dir,
             _lock: lock,
+            busy: Mutex::new(()),
         };
         for sub in [TABLES, BACKUPS] {
             let sub = backup.dir.join(sub);
@@ -192,6 +199,7 @@ impl Backup {
     /// Every complete backup, oldest first. A damaged backup manifest is
     /// [`Error::Corruption`] naming it.
     pub fn list(&self) -> Result<Vec<BackupInfo>> {
+        let _busy = crate::db::lock(&self.busy);
         Ok(self
             .manifests()?
             .into_iter()
@@ -264,6 +272,7 @@ impl Backup {
         db: &Db,
         progress: &mut dyn FnMut(CopyProgress),
     ) -> Result<CreatedBackup> {
+        let _busy = crate::db::lock(&self.busy);
         let manifests = self.manifests()?;
         let held: BTreeSet<(u64, u64, u64)> = manifests
             .iter()
@@ -393,6 +402,7 @@ impl Backup {
         id: u64,
         progress: &mut dyn FnMut(CopyProgress),
     ) -> Result<BackupInfo> {
+        let _busy = crate::db::lock(&self.busy);
         let manifest = self.read(id)?;
         let total_bytes = manifest.info.bytes();
         let mut done_bytes = 0;
@@ -435,6 +445,7 @@ impl Backup {
         target: impl AsRef<Path>,
         progress: &mut dyn FnMut(CopyProgress),
     ) -> Result<BackupInfo> {
+        let _busy = crate::db::lock(&self.busy);
         let target = target.as_ref();
         let fs = &*self.fs;
         let manifest = self.read(id)?;
@@ -488,6 +499,7 @@ impl Backup {
     /// manifests go first (and that is made durable), so a crash leaves unreferenced
     /// tables, never a listed backup missing one.
     pub fn purge_old(&self, keep: usize) -> Result<Purged> {
+        let _busy = crate::db::lock(&self.busy);
         let ids = self.ids()?;
         let mut purged = Purged::default();
         let drop_count = ids.len().saturating_sub(keep);

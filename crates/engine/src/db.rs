@@ -115,12 +115,17 @@ impl ManifestState {
         also: impl FnOnce(&mut View),
     ) -> Result<()> {
         edit.next_file_number = Some(inner.next_file_number.load(Ordering::Relaxed));
-        if let Some(n) = edit.log_number {
-            self.log_number = n;
-            self.last_sequence = inner.wal_start(n).saturating_sub(1);
-        }
-        edit.last_sequence = Some(self.last_sequence);
+        // Changed only once the edit is durable: after a failed append the version is
+        // not the edit's, and a checkpoint pinning it must not report (or write into
+        // its manifest) a last sequence its tables do not reach.
+        let (log_number, last_sequence) = match edit.log_number {
+            Some(n) => (n, inner.wal_start(n).saturating_sub(1)),
+            None => (self.log_number, self.last_sequence),
+        };
+        edit.last_sequence = Some(last_sequence);
         self.writer.append(edit)?;
+        self.log_number = log_number;
+        self.last_sequence = last_sequence;
         inner.update_view(|v| {
             let mut next = v.clone();
             next.version = Arc::new(v.version.apply(edit, |meta| inner.table_file(meta)));
@@ -625,4 +630,43 @@ fn close_inner(inner: &Arc<DbInner>, workers: &Mutex<Workers>) -> Result<()> {
     // Last: a background compaction that was running when close began has now
     // finished, and its failure, too, is reported.
     flushed.and(synced).and(inner.check_healthy())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use strata_core::MemFs;
+
+    use super::lock;
+    use crate::Db;
+    use crate::edit::VersionEdit;
+    use crate::manifest::ManifestWriter;
+
+    #[test]
+    fn a_failed_manifest_append_leaves_the_manifest_state_as_it_was() {
+        // A flush whose edit fails to append must not advance `last_sequence`: the
+        // version stays the old one, and `checkpoint::pin` reads the two together.
+        let db = Db::builder(Path::new("/db"))
+            .file_system(Arc::new(MemFs::new()))
+            .open()
+            .unwrap();
+        db.put("k", "v").unwrap();
+        let inner = db.inner();
+        let mut manifest = lock(&inner.manifest);
+        let before = (manifest.log_number, manifest.last_sequence);
+        let real = std::mem::replace(&mut manifest.writer, ManifestWriter::refusing());
+        // A later WAL, as a rotation records it, that a flush's edit would name.
+        lock(&inner.wal_starts).push((before.0 + 100, 42));
+        let mut edit = VersionEdit {
+            log_number: Some(before.0 + 100),
+            ..VersionEdit::default()
+        };
+        assert!(manifest.log_and_apply(inner, &mut edit, |_| {}).is_err());
+        assert_eq!((manifest.log_number, manifest.last_sequence), before);
+        manifest.writer = real;
+        drop(manifest);
+        db.close().unwrap();
+    }
 }

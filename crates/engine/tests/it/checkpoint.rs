@@ -531,3 +531,41 @@ fn a_backup_directory_is_locked_by_its_handle() {
     drop(bk);
     Backup::open_on(Arc::new(fs), "/bk").unwrap();
 }
+
+#[test]
+fn two_threads_backing_up_through_one_handle_get_two_backups() {
+    // `Backup` is `Sync` and its methods take `&self`: one handle may be shared. Two
+    // concurrent `create`s once both numbered their backup 1, the second manifest
+    // replacing the first (and a `purge_old` meanwhile could delete a table a backup
+    // in progress had copied but not yet listed).
+    let fs = MemFs::new();
+    let m = populated(&fs);
+    let bk = Backup::open_on(Arc::new(fs.clone()), "/bk").unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (first, second) = std::thread::scope(|s| {
+        let (bk, db) = (&bk, &m.db);
+        let a = s.spawn(move || {
+            let mut signalled = false;
+            bk.create_with_progress(db, &mut |_| {
+                if !signalled {
+                    signalled = true;
+                    started_tx.send(()).unwrap();
+                    // Lets the other backup run to its end here, if it can.
+                    let _ = done_rx.recv_timeout(std::time::Duration::from_millis(500));
+                }
+            })
+            .unwrap()
+        });
+        started_rx.recv().unwrap();
+        let second = bk.create(&m.db).unwrap();
+        let _ = done_tx.send(());
+        (a.join().unwrap(), second)
+    });
+    assert_ne!(first.info.id, second.info.id);
+    let ids: Vec<u64> = bk.list().unwrap().iter().map(|b| b.id).collect();
+    assert_eq!(ids, [1, 2]);
+    for id in ids {
+        bk.verify(id).unwrap();
+    }
+}
