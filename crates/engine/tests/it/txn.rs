@@ -302,7 +302,7 @@ mod model {
         Begin(usize, bool),
         Get(usize, u8),
         GetForUpdate(usize, u8),
-        Scan(usize, u8, u8),
+        Scan(usize, u8, u8, bool),
         Put(usize, u8, u8),
         Delete(usize, u8),
         Commit(usize),
@@ -319,7 +319,7 @@ mod model {
             2 => (t.clone(), any::<bool>()).prop_map(|(t, s)| Step::Begin(t, s)),
             3 => (t.clone(), k.clone()).prop_map(|(t, k)| Step::Get(t, k)),
             1 => (t.clone(), k.clone()).prop_map(|(t, k)| Step::GetForUpdate(t, k)),
-            1 => (t.clone(), k.clone(), k.clone()).prop_map(|(t, a, b)| Step::Scan(t, a.min(b), a.max(b))),
+            1 => (t.clone(), k.clone(), k.clone(), any::<bool>()).prop_map(|(t, a, b, rev)| Step::Scan(t, a.min(b), a.max(b), rev)),
             3 => (t.clone(), k.clone(), any::<u8>()).prop_map(|(t, k, v)| Step::Put(t, k, v)),
             1 => (t.clone(), k.clone()).prop_map(|(t, k)| Step::Delete(t, k)),
             2 => t.prop_map(Step::Commit),
@@ -389,12 +389,16 @@ mod model {
                             }
                         }
                     }
-                    Step::Scan(t, a, b) => {
+                    Step::Scan(t, a, b, rev) => {
                         if let Some((tx, m)) = open[t].as_mut() {
-                            let got: Vec<(Vec<u8>, u8)> = tx
-                                .range(key(a)..=key(b))
+                            let it = tx.range(key(a)..=key(b));
+                            let it: Box<dyn Iterator<Item = _>> = if rev { Box::new(it.rev()) } else { Box::new(it) };
+                            let mut got: Vec<(Vec<u8>, u8)> = it
                                 .map(|kv| { let (k, v) = kv.unwrap(); (k.to_vec(), v[0]) })
                                 .collect();
+                            if rev {
+                                got.reverse();
+                            }
                             let mut want = history[m.snapshot as usize].clone();
                             for (k, v) in &m.writes {
                                 match v {
