@@ -198,7 +198,11 @@ fn run(args: Args) -> Res<()> {
         println!("\n{}", out.table());
         for (e, s) in &states {
             for (after, shape) in &s.shapes {
-                println!("{e}'s tree after {after} (settled):\n{shape}");
+                match after.strip_suffix(" reads") {
+                    // Reopened for the workload: the counters are its reads' alone.
+                    Some(reads) => println!("{e}'s tree and counters during {reads}:\n{shape}"),
+                    None => println!("{e}'s tree after {after} (settled):\n{shape}"),
+                }
             }
         }
     }
@@ -389,7 +393,7 @@ impl Bench {
         {
             // After reads, for the Bloom and cache counters of the reads alone (the
             // database was reopened for this workload, so they start at zero).
-            state.shapes.push((format!("{name} (its reads)"), shape));
+            state.shapes.push((format!("{name} reads"), shape));
         }
         let peak_rss = metrics::peak_rss();
         db.close()?;
