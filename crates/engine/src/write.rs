@@ -268,7 +268,7 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
     if group.is_empty() {
         return Ok(());
     }
-    let group = group.as_slice();
+    let group: &[Arc<Pending>] = &group;
     let first_seq = ws.last_seq + 1;
     let state = &mut *ws;
     let sync = group.iter().any(|p| p.sync);
@@ -347,9 +347,13 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
 /// The group's members that may be written: transactions whose conflict check fails
 /// are left out, with the conflict as their outcome. Members are checked in queue
 /// order, each against the writes accepted before it.
-fn check_conflicts<'g>(inner: &DbInner, group: &'g [Arc<Pending>]) -> Vec<&'g Arc<Pending>> {
+fn check_conflicts<'g>(
+    inner: &DbInner,
+    group: &'g [Arc<Pending>],
+) -> std::borrow::Cow<'g, [Arc<Pending>]> {
+    // Without a transaction in the group (the common case) nothing is allocated.
     if group.iter().all(|p| p.check.is_none()) {
-        return group.iter().collect();
+        return std::borrow::Cow::Borrowed(group);
     }
     let checks: Vec<Option<&ConflictCheck>> = group.iter().map(|p| p.check.as_ref()).collect();
     let written: Vec<Vec<&[u8]>> = group
@@ -370,7 +374,7 @@ fn check_conflicts<'g>(inner: &DbInner, group: &'g [Arc<Pending>]) -> Vec<&'g Ar
                 *lock(&p.outcome) = Some(Err(e));
                 None
             }
-            None => Some(p),
+            None => Some(Arc::clone(p)),
         })
         .collect()
 }
