@@ -275,62 +275,32 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
-    use strata_core::{FileLock, FileSystem, MemFs, RandomAccessFile, Result, WritableFile};
+    use strata_core::{FileSystem, MemFs, RandomAccessFile, Result};
 
     use crate::Db;
     use crate::filename::CURRENT;
+    use crate::slow_fs::OpenHookFs;
 
     const DIR: &str = "/db";
 
-    /// `MemFs` whose first `stale_reads` opens of `CURRENT` return `stale` instead: what
-    /// a reader sees when it reads `CURRENT` just before the writer rolls the manifest
-    /// over (new manifest, `CURRENT` switched, old manifest removed).
-    #[derive(Debug)]
-    struct StaleCurrentFs {
-        inner: MemFs,
-        stale: Mutex<Option<Vec<u8>>>,
-        stale_reads: AtomicUsize,
-    }
-
-    impl FileSystem for StaleCurrentFs {
-        fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
-            self.inner.create(path)
-        }
-        fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
-            let stale = self.stale.lock().unwrap().clone();
-            if path == Path::new(DIR).join(CURRENT)
-                && let Some(stale) = stale
-                && self
-                    .stale_reads
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-            {
-                let other = MemFs::new();
-                other.write_file(Path::new("/stale"), stale);
-                return other.open(Path::new("/stale"));
-            }
-            self.inner.open(path)
-        }
-        fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-            self.inner.rename(from, to)
-        }
-        fn remove(&self, path: &Path) -> Result<()> {
-            self.inner.remove(path)
-        }
-        fn list(&self, dir: &Path) -> Result<Vec<String>> {
-            self.inner.list(dir)
-        }
-        fn exists(&self, path: &Path) -> Result<bool> {
-            self.inner.exists(path)
-        }
-        fn create_dir_all(&self, dir: &Path) -> Result<()> {
-            self.inner.create_dir_all(dir)
-        }
-        fn sync_dir(&self, dir: &Path) -> Result<()> {
-            self.inner.sync_dir(dir)
-        }
-        fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
-            self.inner.lock(path)
+    /// `fs` whose first `stale_reads` opens of `CURRENT` return `stale` instead: what a
+    /// reader sees when it reads `CURRENT` just before the writer rolls the manifest over
+    /// (new manifest, `CURRENT` switched, old manifest removed).
+    fn stale_current(fs: MemFs, stale: Vec<u8>, stale_reads: usize) -> OpenHookFs {
+        let left = AtomicUsize::new(stale_reads);
+        OpenHookFs {
+            inner: fs,
+            hook: Box::new(move |path| {
+                let take = path == Path::new(DIR).join(CURRENT)
+                    && left
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                take.then(|| {
+                    let other = MemFs::new();
+                    other.write_file(Path::new("/stale"), stale.clone());
+                    other.open(Path::new("/stale"))
+                })
+            }),
         }
     }
 
@@ -355,7 +325,7 @@ mod tests {
         (fs, stale)
     }
 
-    fn read_only(fs: StaleCurrentFs) -> crate::Result<Db> {
+    fn read_only(fs: OpenHookFs) -> crate::Result<Db> {
         Db::builder(PathBuf::from(DIR))
             .file_system(Arc::new(fs))
             .read_only()
@@ -369,12 +339,7 @@ mod tests {
     #[test]
     fn a_manifest_rolled_over_between_reading_current_and_opening_it_starts_over() {
         let (fs, stale) = rolled_over();
-        let db = read_only(StaleCurrentFs {
-            inner: fs,
-            stale: Mutex::new(Some(stale)),
-            stale_reads: AtomicUsize::new(2),
-        })
-        .unwrap();
+        let db = read_only(stale_current(fs, stale, 2)).unwrap();
         assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"v"[..]));
         assert_eq!(db.get("k2").unwrap().as_deref(), Some(&b"v2"[..]));
     }
@@ -404,54 +369,6 @@ mod tests {
         }
         fn path(&self) -> &Path {
             &self.path
-        }
-    }
-
-    /// `MemFs` whose first open of `wal` returns a [`FillingWal`].
-    #[derive(Debug)]
-    struct FillingWalFs {
-        inner: MemFs,
-        wal: PathBuf,
-        contents: Mutex<Option<(Vec<u8>, Vec<u8>)>>,
-    }
-
-    impl FileSystem for FillingWalFs {
-        fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
-            self.inner.create(path)
-        }
-        fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
-            if path == self.wal
-                && let Some((first, after)) = self.contents.lock().unwrap().take()
-            {
-                return Ok(Arc::new(FillingWal {
-                    reads: AtomicUsize::new(0),
-                    first,
-                    after,
-                    path: path.to_path_buf(),
-                }));
-            }
-            self.inner.open(path)
-        }
-        fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-            self.inner.rename(from, to)
-        }
-        fn remove(&self, path: &Path) -> Result<()> {
-            self.inner.remove(path)
-        }
-        fn list(&self, dir: &Path) -> Result<Vec<String>> {
-            self.inner.list(dir)
-        }
-        fn exists(&self, path: &Path) -> Result<bool> {
-            self.inner.exists(path)
-        }
-        fn create_dir_all(&self, dir: &Path) -> Result<()> {
-            self.inner.create_dir_all(dir)
-        }
-        fn sync_dir(&self, dir: &Path) -> Result<()> {
-            self.inner.sync_dir(dir)
-        }
-        fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
-            self.inner.lock(path)
         }
     }
 
@@ -488,11 +405,23 @@ mod tests {
         let preallocated = 2 << 20;
         first.resize(preallocated, 0);
         after.resize(preallocated, 0);
+        let contents = Mutex::new(Some((first, after)));
         let reader = Db::builder(PathBuf::from(DIR))
-            .file_system(Arc::new(FillingWalFs {
+            .file_system(Arc::new(OpenHookFs {
                 inner: fs.clone(),
-                wal,
-                contents: Mutex::new(Some((first, after))),
+                // The first open of the WAL returns one whose zeros fill after a read.
+                hook: Box::new(move |path| {
+                    if path != wal {
+                        return None;
+                    }
+                    let (first, after) = contents.lock().ok()?.take()?;
+                    Some(Ok(Arc::new(FillingWal {
+                        reads: AtomicUsize::new(0),
+                        first,
+                        after,
+                        path: path.to_path_buf(),
+                    }) as Arc<dyn RandomAccessFile>))
+                }),
             }))
             .read_only()
             .open()
@@ -506,12 +435,7 @@ mod tests {
     fn a_current_naming_a_missing_manifest_for_good_is_still_corruption() {
         let (fs, stale) = rolled_over();
         fs.write_file(&Path::new(DIR).join(CURRENT), stale);
-        let e = read_only(StaleCurrentFs {
-            inner: fs,
-            stale: Mutex::new(None),
-            stale_reads: AtomicUsize::new(0),
-        })
-        .unwrap_err();
+        let e = read_only(stale_current(fs, Vec::new(), 0)).unwrap_err();
         assert!(e.is_corruption(), "{e}");
     }
 }

@@ -1,5 +1,7 @@
-//! A test file system: `MemFs` whose syncs take as long as a slow disk's, so that
-//! writers pile up behind them and locks held across them show.
+//! Test file systems over `MemFs`: [`SlowSyncFs`], whose syncs take as long as a slow
+//! disk's, so that writers pile up behind them and locks held across them show; and
+//! [`OpenHookFs`], whose opens a test can answer itself (a file as another reader
+//! would have seen it a moment earlier).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -62,6 +64,57 @@ impl FileSystem for SlowSyncFs {
     }
     fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
         self.inner.open(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> Result<()> {
+        self.inner.remove(path)
+    }
+    fn link(&self, from: &Path, to: &Path) -> Result<()> {
+        self.inner.link(from, to)
+    }
+    fn list(&self, dir: &Path) -> Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn exists(&self, path: &Path) -> Result<bool> {
+        self.inner.exists(path)
+    }
+    fn create_dir_all(&self, dir: &Path) -> Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
+        self.inner.lock(path)
+    }
+}
+
+/// What [`OpenHookFs`] asks before opening a file: `Some` answers the open instead.
+pub(crate) type OpenHook = dyn Fn(&Path) -> Option<Result<Arc<dyn RandomAccessFile>>> + Send + Sync;
+
+/// `MemFs` whose `open` asks `hook` first; everything else goes to `inner`.
+pub(crate) struct OpenHookFs {
+    pub inner: MemFs,
+    pub hook: Box<OpenHook>,
+}
+
+impl std::fmt::Debug for OpenHookFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenHookFs").finish_non_exhaustive()
+    }
+}
+
+impl FileSystem for OpenHookFs {
+    fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        self.inner.create(path)
+    }
+    fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
+        match (self.hook)(path) {
+            Some(answer) => answer,
+            None => self.inner.open(path),
+        }
     }
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         self.inner.rename(from, to)
