@@ -9,6 +9,7 @@
 //! - [`fs`]: the [`FileSystem`] seam through which all I/O goes, with a real
 //!   ([`StdFs`]) and an in-memory ([`MemFs`]) implementation;
 //! - [`lookup`]: [`Lookup`], the Found / Deleted / Absent answer of a point lookup;
+//! - [`range_del`]: range tombstones and their fragmented, searchable form;
 //! - [`varint`]: LEB128 and fixed-width little-endian helpers shared by the formats.
 //!
 //! This crate knows nothing about WALs, tables or levels.
@@ -20,6 +21,7 @@ pub mod fs;
 pub mod iter;
 pub mod key;
 pub mod lookup;
+pub mod range_del;
 pub mod varint;
 
 pub use error::{Error, ErrorKind, Result};
@@ -32,3 +34,4 @@ pub use key::{
     InternalKey, MAX_SEQUENCE, ParsedInternalKey, SequenceNumber, ValueKind, compare_internal_keys,
 };
 pub use lookup::Lookup;
+pub use range_del::{FragmentedTombstones, RangeTombstone};

@@ -49,12 +49,13 @@ mod iter;
 mod tree;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
 use strata_core::key::pack_trailer;
 use strata_core::{
-    Error, Lookup, MAX_SEQUENCE, ParsedInternalKey, Result, SequenceNumber, ValueKind,
+    Error, FragmentedTombstones, Lookup, MAX_SEQUENCE, ParsedInternalKey, RangeTombstone, Result,
+    SequenceNumber, ValueKind,
 };
 
 use crate::entry::{Entry, SearchKey};
@@ -73,6 +74,45 @@ pub struct MemTable {
     len: AtomicUsize,
     memory_bytes: AtomicUsize,
     frozen: AtomicBool,
+    range_dels: RangeDels,
+}
+
+/// The table's range tombstones, beside the point entries: appended by the writer as
+/// written, fragmented for readers on first use after a change. Range deletes are rare
+/// next to point writes, so a reader that finds the fragmented list current pays one
+/// uncontended read lock and an `Arc` clone; tables that never saw one pay an atomic
+/// load.
+#[derive(Default)]
+struct RangeDels {
+    /// As written, in sequence order.
+    written: Mutex<Vec<RangeTombstone>>,
+    /// How many have been written (readers compare it with the cache's count).
+    count: AtomicUsize,
+    /// Key bytes held, for the memory budget.
+    bytes: AtomicUsize,
+    /// The fragmented list and how many written tombstones it includes.
+    fragmented: RwLock<(usize, Arc<FragmentedTombstones>)>,
+}
+
+impl RangeDels {
+    fn fragmented(&self) -> Arc<FragmentedTombstones> {
+        let count = self.count.load(Ordering::Acquire);
+        {
+            let cached = self.fragmented.read().unwrap_or_else(|p| p.into_inner());
+            if cached.0 == count {
+                return Arc::clone(&cached.1);
+            }
+        }
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cached = self.fragmented.write().unwrap_or_else(|p| p.into_inner());
+        if cached.0 != written.len() {
+            *cached = (
+                written.len(),
+                Arc::new(FragmentedTombstones::new(written.iter().cloned())),
+            );
+        }
+        Arc::clone(&cached.1)
+    }
 }
 
 impl Default for MemTable {
@@ -101,6 +141,7 @@ impl MemTable {
             len: AtomicUsize::new(0),
             memory_bytes: AtomicUsize::new(0),
             frozen: AtomicBool::new(false),
+            range_dels: RangeDels::default(),
         };
         if let Ok(w) = table.writer.lock() {
             table.publish_memory(&w);
@@ -144,21 +185,44 @@ impl MemTable {
     /// The newest entry for `user_key` with sequence `<= snapshot`: its value, a
     /// tombstone, or nothing. Lock-free.
     pub fn get(&self, user_key: &[u8], snapshot: SequenceNumber) -> Lookup {
+        self.get_versioned(user_key, snapshot)
+            .map_or(Lookup::Absent, |(_, found)| found)
+    }
+
+    /// Like [`get`](Self::get), with the sequence number of the entry found (`None`
+    /// when absent): the engine compares it with the range tombstones covering the key.
+    pub fn get_versioned(
+        &self,
+        user_key: &[u8],
+        snapshot: SequenceNumber,
+    ) -> Option<(SequenceNumber, Lookup)> {
         let target = SearchKey {
             user_key,
             trailer: pack_trailer(snapshot.min(MAX_SEQUENCE), ValueKind::FOR_SEEK),
         };
-        let Some(cursor) = self.tree.find(Target::AtLeast(target)) else {
-            return Lookup::Absent;
-        };
+        let cursor = self.tree.find(Target::AtLeast(target))?;
         let entry = cursor.entry;
         match ParsedInternalKey::parse(entry.internal_key()) {
-            Some(p) if p.user_key == user_key => match p.kind {
-                ValueKind::Put => Lookup::Found(Bytes::copy_from_slice(entry.value())),
-                ValueKind::Delete => Lookup::Deleted,
-            },
-            _ => Lookup::Absent,
+            Some(p) if p.user_key == user_key => Some((
+                p.seq,
+                match p.kind {
+                    ValueKind::Put => Lookup::Found(Bytes::copy_from_slice(entry.value())),
+                    ValueKind::Delete => Lookup::Deleted,
+                },
+            )),
+            _ => None,
         }
+    }
+
+    /// The range tombstones written so far, fragmented (see
+    /// [`strata_core::range_del`]). Lock-free while the table has none.
+    pub fn range_tombstones(&self) -> Arc<FragmentedTombstones> {
+        self.range_dels.fragmented()
+    }
+
+    /// Number of range deletes written.
+    pub fn range_tombstone_count(&self) -> usize {
+        self.range_dels.count.load(Ordering::Acquire)
     }
 
     /// A cursor over the whole table in internal-key order, holding the table alive.
@@ -171,17 +235,17 @@ impl MemTable {
     /// struct); grows in steps of up to 1 MiB. The engine freezes the table when this
     /// passes its budget.
     pub fn approximate_memory_usage(&self) -> usize {
-        self.memory_bytes.load(Ordering::Relaxed)
+        self.memory_bytes.load(Ordering::Relaxed) + self.range_dels.bytes.load(Ordering::Relaxed)
     }
 
-    /// Number of distinct internal keys inserted.
+    /// Number of distinct internal keys inserted (range deletes not included).
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
 
-    /// True if nothing was inserted.
+    /// True if nothing was inserted and no range was deleted.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.range_tombstone_count() == 0
     }
 
     /// Makes the table read-only: later inserts fail. Waits for an insert in progress, so
@@ -251,6 +315,38 @@ impl MemTableWriter<'_> {
             table.len.fetch_add(1, Ordering::Relaxed);
         }
         table.publish_memory(w);
+        Ok(())
+    }
+}
+
+impl MemTableWriter<'_> {
+    /// Records a range delete: every key in `[start, end)` deleted as of `seq`. An
+    /// empty range (`start >= end`) is recorded but covers nothing.
+    ///
+    /// Errors: as [`insert`](Self::insert).
+    pub fn delete_range(&mut self, start: &[u8], end: &[u8], seq: SequenceNumber) -> Result<()> {
+        let table = self.table;
+        if table.frozen.load(Ordering::Relaxed) {
+            return Err(Error::InvalidArgument(
+                "range delete into a frozen MemTable".into(),
+            ));
+        }
+        if seq > MAX_SEQUENCE {
+            return Err(Error::InvalidArgument(format!(
+                "sequence number {seq} exceeds {MAX_SEQUENCE}"
+            )));
+        }
+        let dels = &table.range_dels;
+        let mut written = dels.written.lock().unwrap_or_else(|p| p.into_inner());
+        written.push(RangeTombstone {
+            start: start.to_vec(),
+            end: end.to_vec(),
+            seq,
+        });
+        // Vec growth and per-tombstone overhead, roughly.
+        dels.bytes
+            .fetch_add(start.len() + end.len() + 64, Ordering::Relaxed);
+        dels.count.store(written.len(), Ordering::Release);
         Ok(())
     }
 }
@@ -461,5 +557,42 @@ mod tests {
         assert_eq!(table.len(), 1);
         assert_eq!(table.get(b"k", 7), Lookup::Found("new".into()));
         assert_eq!(table.get(b"k", 6), Lookup::Absent);
+    }
+
+    #[test]
+    fn range_deletes_sit_beside_point_entries_and_readers_see_each_new_one() {
+        let table = MemTable::new();
+        assert!(table.is_empty());
+        table.insert(b"b", 1, ValueKind::Put, b"x").unwrap();
+        let before = table.range_tombstones();
+        assert!(before.is_empty());
+        table.writer().unwrap().delete_range(b"a", b"c", 2).unwrap();
+        // The list a reader already holds does not change under it; a new call sees
+        // the tombstone.
+        assert!(before.is_empty());
+        assert_eq!(table.range_tombstones().covering_seq(b"b", 5), Some(2));
+        assert_eq!(table.range_tombstones().covering_seq(b"b", 1), None);
+        table.writer().unwrap().delete_range(b"b", b"d", 3).unwrap();
+        let now = table.range_tombstones();
+        assert_eq!(now.covering_seq(b"b", 5), Some(3));
+        assert_eq!(now.covering_seq(b"a", 5), Some(2));
+        assert_eq!(table.range_tombstone_count(), 2);
+        // The point entry and its sequence are untouched: the engine compares them.
+        assert_eq!(
+            table.get_versioned(b"b", 5),
+            Some((1, Lookup::Found("x".into())))
+        );
+        table.freeze();
+        assert!(table.writer().unwrap().delete_range(b"x", b"y", 4).is_err());
+        let only_ranges = MemTable::new();
+        only_ranges
+            .writer()
+            .unwrap()
+            .delete_range(b"a", b"b", 1)
+            .unwrap();
+        assert!(
+            !only_ranges.is_empty(),
+            "a table holding only a range delete must be flushed"
+        );
     }
 }

@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use strata_core::key::user_key;
 use strata_core::{
-    Error, InternalKey, MAX_SEQUENCE, ParsedInternalKey, Result, SequenceNumber, ValueKind,
-    WritableFile, compare_internal_keys,
+    Error, FragmentedTombstones, InternalKey, MAX_SEQUENCE, ParsedInternalKey, Result,
+    SequenceNumber, ValueKind, WritableFile, compare_internal_keys,
 };
 
 use crate::block::BlockBuilder;
@@ -18,7 +18,7 @@ use crate::filter::BloomBuilder;
 #[cfg(feature = "zstd")]
 use crate::format::ZSTD_LEVEL;
 use crate::format::{
-    BLOCK_TRAILER_LEN, BlockHandle, Compression, FOOTER_V1_LEN, Footer, FormatVersion,
+    BLOCK_TRAILER_LEN, BlockHandle, Compression, FOOTER_V1_LEN, Footer, FormatVersion, MetaHandles,
     block_checksum,
 };
 use crate::properties::TableProperties;
@@ -105,6 +105,8 @@ pub struct TableSummary {
     pub entry_count: u64,
     /// Tombstones among them.
     pub tombstone_count: u64,
+    /// Range tombstones stored, as `(fragment, sequence)` pairs.
+    pub range_tombstone_count: u64,
 }
 
 /// Streams entries, sorted by internal key, into a new table file.
@@ -146,6 +148,8 @@ pub struct TableBuilder {
     smallest_key: Option<Vec<u8>>,
     compressed: Vec<u8>,
     stats: Stats,
+    /// Range tombstones to store in the range-deletion block.
+    range_tombstones: FragmentedTombstones,
     /// The first failure: every later call is refused with it as the cause.
     failed: Option<Error>,
 }
@@ -208,6 +212,7 @@ impl TableBuilder {
             last_key: Vec::new(),
             smallest_key: None,
             compressed: Vec::new(),
+            range_tombstones: FragmentedTombstones::empty(),
             stats: Stats {
                 smallest_seq: SequenceNumber::MAX,
                 ..Stats::default()
@@ -224,6 +229,35 @@ impl TableBuilder {
             )),
             None => Ok(()),
         }
+    }
+
+    /// Adds range tombstones to the table (any number of calls, any time before
+    /// [`finish`](Self::finish)): they are stored fragmented in a range-deletion block,
+    /// and the table's key range and sequence range grow to cover them. A table with
+    /// range tombstones is written in format version 3.
+    pub fn add_range_tombstones(&mut self, tombstones: &FragmentedTombstones) -> Result<()> {
+        self.check_usable()?;
+        if tombstones.is_empty() {
+            return Ok(());
+        }
+        if tombstones
+            .entries()
+            .any(|(s, e, _)| s.len().max(e.len()) > MAX_ENTRY_PART_BYTES)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "a range tombstone key exceeds {MAX_ENTRY_PART_BYTES} bytes"
+            )));
+        }
+        self.range_tombstones = if self.range_tombstones.is_empty() {
+            tombstones.clone()
+        } else {
+            FragmentedTombstones::new(
+                self.range_tombstones
+                    .tombstones()
+                    .chain(tombstones.tombstones()),
+            )
+        };
+        Ok(())
     }
 
     /// Adds an entry. `internal_key` must be a valid encoded internal key, greater than
@@ -367,11 +401,13 @@ impl TableBuilder {
     /// range; remove the file instead).
     pub fn finish(mut self) -> Result<TableSummary> {
         self.check_usable()?;
-        let (Some(smallest), true) = (self.smallest_key.take(), self.stats.entries > 0) else {
+        let ranges = std::mem::take(&mut self.range_tombstones);
+        let point_smallest = self.smallest_key.take();
+        if point_smallest.is_none() && ranges.is_empty() {
             return Err(Error::InvalidArgument(
                 "cannot finish a table with no entries".into(),
             ));
-        };
+        }
         self.flush_data_block()?;
         if let Some(handle) = self.pending_index.take() {
             let separator = short_successor(&self.last_key);
@@ -381,11 +417,45 @@ impl TableBuilder {
         let file_id = self.file_id;
         let filter_contents = self.filter.finish();
         let filter = self.write_meta_block(&filter_contents);
+        let range_del = (!ranges.is_empty())
+            .then(|| self.write_meta_block(&crate::range_del::encode_block(&ranges)));
 
-        let smallest_key = InternalKey::from_encoded(smallest)
-            .ok_or_else(|| Error::InvalidArgument("smallest key does not parse".into()))?;
-        let largest_key = InternalKey::from_encoded(self.last_key.clone())
-            .ok_or_else(|| Error::InvalidArgument("largest key does not parse".into()))?;
+        let parse = |key: Vec<u8>, what: &str| {
+            InternalKey::from_encoded(key)
+                .ok_or_else(|| Error::InvalidArgument(format!("{what} key does not parse")))
+        };
+        let point_range = match point_smallest {
+            Some(smallest) => Some((
+                parse(smallest, "smallest")?,
+                parse(self.last_key.clone(), "largest")?,
+            )),
+            None => None,
+        };
+        // The key range covers the tombstones too: from just below every entry of the
+        // first start key to just below every entry of the last (exclusive) end key.
+        let range_bounds = ranges
+            .smallest_start()
+            .zip(ranges.largest_end())
+            .map(|(s, e)| {
+                (
+                    InternalKey::for_seek(s, MAX_SEQUENCE),
+                    InternalKey::for_seek(e, MAX_SEQUENCE),
+                )
+            });
+        let (smallest_key, largest_key) = match (point_range, range_bounds) {
+            (Some((ps, pl)), Some((rs, rl))) => (ps.min(rs), pl.max(rl)),
+            (Some(p), None) => p,
+            (None, Some(r)) => r,
+            (None, None) => {
+                return Err(Error::InvalidArgument(
+                    "cannot finish a table with no entries".into(),
+                ));
+            }
+        };
+        if let Some((lo, hi)) = ranges.seq_range() {
+            self.stats.smallest_seq = self.stats.smallest_seq.min(lo);
+            self.stats.largest_seq = self.stats.largest_seq.max(hi);
+        }
         let s = &self.stats;
         let props = TableProperties {
             entry_count: s.entries,
@@ -418,8 +488,14 @@ impl TableBuilder {
                 file_id,
             )
         };
-        let version = FormatVersion::for_compression(self.options.compression);
-        let footer = Footer::encode(version, file_id, filter, properties, index, self.offset);
+        let version = FormatVersion::for_table(self.options.compression, range_del.is_some());
+        let handles = MetaHandles {
+            filter,
+            properties,
+            index,
+            range_del,
+        };
+        let footer = Footer::encode(version, file_id, handles, self.offset);
         self.out.extend_from_slice(&footer);
         self.offset += footer.len() as u64;
 
@@ -436,6 +512,7 @@ impl TableBuilder {
             largest_seq: self.stats.largest_seq,
             entry_count: self.stats.entries,
             tombstone_count: self.stats.tombstones,
+            range_tombstone_count: ranges.len() as u64,
         })
     }
 

@@ -20,6 +20,11 @@
 //! 64  footer checksum u32              | every format version
 //! 68  magic "strataSS" (8 bytes)      -+
 //! footer checksum = crc32(footer bytes 0..64 ‖ footer offset u64 LE)
+//!
+//! version 3 (tables holding range tombstones) adds a range-deletion block between the
+//! filter and the properties, and its handle to the footer (92 bytes):
+//!  0  filter  16  properties  32  index  48  range deletions (offset u64, size u64)
+//! 64  file id u64, then the same 20-byte tail (footer length 92, version 3)
 //! ```
 //!
 //! Mixing the block offset and a per-file identifier into every checksum (as RocksDB's
@@ -44,12 +49,16 @@ pub const FOOTER_TAIL_LEN: usize = 4 + 4 + 4 + 8;
 /// Bytes of a version-1 footer: three handles (3 × 16) + file id (8) + the tail.
 pub const FOOTER_V1_LEN: usize = 3 * 16 + 8 + FOOTER_TAIL_LEN;
 
+/// Bytes of a version-3 footer: four handles (4 × 16) + file id (8) + the tail.
+pub const FOOTER_V3_LEN: usize = 4 * 16 + 8 + FOOTER_TAIL_LEN;
+
 /// Largest footer length a reader accepts before it knows the version: bounds the
 /// read a damaged length field could ask for.
 const MAX_FOOTER_LEN: usize = 4096;
 
 const _: () = assert!(FOOTER_V1_LEN == 76);
 const _: () = assert!(FOOTER_TAIL_LEN == 20);
+const _: () = assert!(FOOTER_V3_LEN == 92);
 
 /// On-disk format versions, oldest first. A reader opens every version up to
 /// [`FormatVersion::CURRENT`] and refuses newer ones with `Error::NotSupported`.
@@ -64,11 +73,26 @@ pub enum FormatVersion {
     /// so that a build which cannot decode zstd refuses them (`NotSupported`) instead of
     /// calling every block damaged; every other table is still written as version 1.
     V2 = 2,
+    /// Version 2 plus a range-deletion block (fragmented range tombstones) and its
+    /// handle in a longer footer. Written only by tables that hold range tombstones, so
+    /// a build that does not know them refuses the table (`NotSupported`) rather than
+    /// reading it without its tombstones — which would bring deleted keys back.
+    V3 = 3,
 }
 
 impl FormatVersion {
     /// The newest version this build reads and writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V2;
+    pub const CURRENT: FormatVersion = FormatVersion::V3;
+
+    /// The version a table is written in: the oldest that defines its compression
+    /// and, if it holds range tombstones, the range-deletion block.
+    pub fn for_table(compression: Compression, has_range_tombstones: bool) -> FormatVersion {
+        if has_range_tombstones {
+            FormatVersion::V3
+        } else {
+            Self::for_compression(compression)
+        }
+    }
 
     /// The version a table compressed with `compression` is written in: the oldest
     /// that defines it.
@@ -174,6 +198,15 @@ fn footer_checksum(covered: &[u8], footer_offset: u64) -> u32 {
     h.finalize()
 }
 
+/// Where a table's meta blocks were written (the footer's handles).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MetaHandles {
+    pub filter: BlockHandle,
+    pub properties: BlockHandle,
+    pub index: BlockHandle,
+    pub range_del: Option<BlockHandle>,
+}
+
 /// The decoded footer: where the meta blocks are, and the file's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Footer {
@@ -187,35 +220,39 @@ pub struct Footer {
     pub properties: BlockHandle,
     /// The index block.
     pub index: BlockHandle,
+    /// The range-deletion block (version 3 only).
+    pub range_del: Option<BlockHandle>,
     /// Offset of the footer itself (= end of the index block's trailer).
     pub offset: u64,
 }
 
 impl Footer {
-    /// Encodes a footer of `version` (versions 1 and 2 share its layout) that will
-    /// start at `footer_offset`.
+    /// Encodes a footer of `version` that will start at `footer_offset`. Versions 1 and
+    /// 2 share a layout; version 3 (given `range_del`) adds the range-deletion handle.
     pub(crate) fn encode(
         version: FormatVersion,
         file_id: u64,
-        filter: BlockHandle,
-        properties: BlockHandle,
-        index: BlockHandle,
+        handles: MetaHandles,
         footer_offset: u64,
-    ) -> [u8; FOOTER_V1_LEN] {
-        let mut out = Vec::with_capacity(FOOTER_V1_LEN);
-        for h in [filter, properties, index] {
+    ) -> Vec<u8> {
+        let len = if handles.range_del.is_some() {
+            FOOTER_V3_LEN
+        } else {
+            FOOTER_V1_LEN
+        };
+        let mut out = Vec::with_capacity(len);
+        let all = [handles.filter, handles.properties, handles.index];
+        for h in all.iter().chain(handles.range_del.as_ref()) {
             out.extend_from_slice(&h.offset.to_le_bytes());
             out.extend_from_slice(&h.size.to_le_bytes());
         }
         out.extend_from_slice(&file_id.to_le_bytes());
-        out.extend_from_slice(&(FOOTER_V1_LEN as u32).to_le_bytes());
+        out.extend_from_slice(&(len as u32).to_le_bytes());
         out.extend_from_slice(&version.as_u32().to_le_bytes());
         let crc = footer_checksum(&out, footer_offset);
         out.extend_from_slice(&crc.to_le_bytes());
         out.extend_from_slice(&TABLE_MAGIC);
-        let mut fixed = [0u8; FOOTER_V1_LEN];
-        fixed.copy_from_slice(&out);
-        fixed
+        out
     }
 
     /// Decodes the footer of a file of `file_len` bytes, reading through `read`
@@ -265,6 +302,7 @@ impl Footer {
         let version = match version {
             1 => FormatVersion::V1,
             2 => FormatVersion::V2,
+            3 => FormatVersion::V3,
             v if v > FormatVersion::CURRENT.as_u32() => {
                 return Err(Error::NotSupported(format!(
                     "{} has table format version {v}; this build reads versions up to {}",
@@ -279,10 +317,17 @@ impl Footer {
                 ));
             }
         };
-        if footer_len != FOOTER_V1_LEN {
+        let expected_len = match version {
+            FormatVersion::V3 => FOOTER_V3_LEN,
+            _ => FOOTER_V1_LEN,
+        };
+        if footer_len != expected_len {
             return Err(corrupt(
                 tail_offset,
-                format!("version-1 footer must be {FOOTER_V1_LEN} bytes, not {footer_len}"),
+                format!(
+                    "a version-{} footer must be {expected_len} bytes, not {footer_len}",
+                    version.as_u32()
+                ),
             ));
         }
         let u64_at = |pos: usize| read_u64_le(&bytes, pos).unwrap_or(0);
@@ -290,17 +335,23 @@ impl Footer {
             offset: u64_at(pos),
             size: u64_at(pos + 8),
         };
+        let range_del = (version == FormatVersion::V3).then(|| handle_at(48));
         let footer = Footer {
             version,
             filter: handle_at(0),
             properties: handle_at(16),
             index: handle_at(32),
-            file_id: u64_at(48),
+            range_del,
+            file_id: u64_at(if range_del.is_some() { 64 } else { 48 }),
             offset: footer_offset,
         };
         // The meta blocks are written back to back just before the footer; anything
         // else is damage the checksum happened to miss (or a writer bug).
-        let contiguous = footer.filter.end_with_trailer() == Some(footer.properties.offset)
+        let after_filter = footer.range_del.unwrap_or(footer.properties);
+        let contiguous = footer.filter.end_with_trailer() == Some(after_filter.offset)
+            && footer
+                .range_del
+                .is_none_or(|r| r.end_with_trailer() == Some(footer.properties.offset))
             && footer.properties.end_with_trailer() == Some(footer.index.offset)
             && footer.index.end_with_trailer() == Some(footer_offset);
         if !contiguous {
@@ -356,10 +407,29 @@ mod tests {
         (f, p, i)
     }
 
+    fn meta(
+        filter: BlockHandle,
+        properties: BlockHandle,
+        index: BlockHandle,
+        range_del: Option<BlockHandle>,
+    ) -> MetaHandles {
+        MetaHandles {
+            filter,
+            properties,
+            index,
+            range_del,
+        }
+    }
+
     fn file_with_footer() -> Vec<u8> {
         let (f, p, i) = handles();
         let mut file = vec![0u8; 40];
-        file.extend_from_slice(&Footer::encode(FormatVersion::V1, 99, f, p, i, 40));
+        file.extend_from_slice(&Footer::encode(
+            FormatVersion::V1,
+            99,
+            meta(f, p, i, None),
+            40,
+        ));
         file
     }
 
@@ -380,6 +450,7 @@ mod tests {
                 filter: f,
                 properties: p,
                 index: i,
+                range_del: None,
                 offset: 40
             }
         );
@@ -403,17 +474,64 @@ mod tests {
     fn a_version_2_footer_round_trips() {
         let (f, p, i) = handles();
         let mut file = vec![0u8; 40];
-        file.extend_from_slice(&Footer::encode(FormatVersion::V2, 7, f, p, i, 40));
+        file.extend_from_slice(&Footer::encode(
+            FormatVersion::V2,
+            7,
+            meta(f, p, i, None),
+            40,
+        ));
         let footer = Footer::read(Path::new("t"), file.len() as u64, read_from(&file)).unwrap();
         assert_eq!(footer.version, FormatVersion::V2);
         assert_eq!((footer.file_id, footer.index), (7, i));
     }
 
     #[test]
+    fn a_version_3_footer_carries_the_range_deletion_handle() {
+        // filter 10..20, range deletions 20..27, properties 27..39, index 39..47.
+        let f = BlockHandle {
+            offset: 10,
+            size: 5,
+        };
+        let r = BlockHandle {
+            offset: 20,
+            size: 2,
+        };
+        let p = BlockHandle {
+            offset: 27,
+            size: 7,
+        };
+        let i = BlockHandle {
+            offset: 39,
+            size: 3,
+        };
+        let mut file = vec![0u8; 47];
+        file.extend_from_slice(&Footer::encode(
+            FormatVersion::V3,
+            5,
+            meta(f, p, i, Some(r)),
+            47,
+        ));
+        assert_eq!(file.len() - 47, FOOTER_V3_LEN);
+        let footer = Footer::read(Path::new("t"), file.len() as u64, read_from(&file)).unwrap();
+        assert_eq!(footer.version, FormatVersion::V3);
+        assert_eq!(
+            (footer.file_id, footer.range_del, footer.properties),
+            (5, Some(r), p)
+        );
+        for byte in 47..file.len() {
+            let mut damaged = file.clone();
+            damaged[byte] ^= 0x10;
+            let err =
+                Footer::read(Path::new("t"), file.len() as u64, read_from(&damaged)).unwrap_err();
+            assert!(err.is_corruption(), "byte {byte}: {err}");
+        }
+    }
+
+    #[test]
     fn newer_intact_version_is_not_supported() {
         let mut file = file_with_footer();
         let n = file.len();
-        file[n - 16..n - 12].copy_from_slice(&3u32.to_le_bytes());
+        file[n - 16..n - 12].copy_from_slice(&4u32.to_le_bytes());
         let crc = footer_checksum(&file[40..n - 12], 40);
         file[n - 12..n - 8].copy_from_slice(&crc.to_le_bytes());
         let err = Footer::read(Path::new("t"), n as u64, read_from(&file)).unwrap_err();

@@ -25,6 +25,7 @@ pub mod filter;
 pub mod format;
 mod iter;
 mod properties;
+mod range_del;
 mod table;
 
 pub use builder::{MAX_ENTRY_PART_BYTES, TableBuilder, TableOptions, TableSummary};
@@ -32,4 +33,5 @@ pub use cache::BlockCache;
 pub use format::{BlockHandle, Compression, Footer, FormatVersion};
 pub use iter::TableIter;
 pub use properties::TableProperties;
+pub use range_del::{RangeDelBlockError, decode_range_del_block};
 pub use table::{FilterAnswer, FilterStatus, IndexEntry, LookupTrace, Table, VerifyReport};

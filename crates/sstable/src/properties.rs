@@ -184,10 +184,8 @@ impl TableProperties {
 
     /// Invariants any table the builder writes satisfies.
     fn check(&self) -> Result<(), String> {
-        if self.tombstone_count > self.entry_count
-            || self.distinct_user_keys > self.entry_count
-            || self.entry_count == 0
-        {
+        // No entries at all is valid: a table may hold range tombstones alone.
+        if self.tombstone_count > self.entry_count || self.distinct_user_keys > self.entry_count {
             return Err("inconsistent entry counts".into());
         }
         if self.smallest_key > self.largest_key || self.smallest_seq > self.largest_seq {

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use strata_core::key::encode_internal_key;
 use strata_core::varint::{get_varint64, read_u32_le};
 use strata_core::{
-    Error, Lookup, MAX_SEQUENCE, ParsedInternalKey, RandomAccessFile, Result, SequenceNumber,
-    SortedIter, ValueKind, compare_internal_keys,
+    Error, FragmentedTombstones, InternalKey, Lookup, MAX_SEQUENCE, ParsedInternalKey,
+    RandomAccessFile, Result, SequenceNumber, SortedIter, ValueKind, compare_internal_keys,
 };
 
 use crate::block::{Block, BlockError, BlockIter, compare_keys};
@@ -19,6 +19,7 @@ use crate::filter::{BloomFilter, FilterDecodeError};
 use crate::format::{BlockHandle, Compression, Footer, block_checksum};
 use crate::iter::TableIter;
 use crate::properties::TableProperties;
+use crate::range_del::decode_range_del_block;
 
 /// LZ4 cannot expand data by more than this factor (plus a small constant): any larger
 /// claimed length is damage, and refusing it bounds the allocation.
@@ -191,6 +192,8 @@ pub struct Table {
     properties: TableProperties,
     index: Index,
     filter: Filter,
+    /// The range tombstones (version 3 tables; empty otherwise), decoded at open.
+    range_tombstones: Arc<FragmentedTombstones>,
 }
 
 impl fmt::Debug for Table {
@@ -245,6 +248,14 @@ impl Table {
             Err(e) if e.is_corruption() => Filter::Unusable(e.to_string()),
             Err(e) => return Err(e),
         };
+        let range_tombstones = match footer.range_del {
+            None => FragmentedTombstones::empty(),
+            Some(handle) => {
+                let contents = read_block_contents(&*file, handle, footer.file_id)?;
+                decode_range_del_block(&contents)
+                    .map_err(|e| Error::corruption(&path, handle.offset, e.to_string()))?
+            }
+        };
         Ok(Arc::new(Table {
             file,
             file_number,
@@ -253,6 +264,7 @@ impl Table {
             properties,
             index,
             filter,
+            range_tombstones: Arc::new(range_tombstones),
         }))
     }
 
@@ -277,6 +289,13 @@ impl Table {
         self.get_traced(user_key, snapshot).map(|(l, _)| l)
     }
 
+    /// The table's range tombstones, fragmented (empty for tables without any).
+    /// They are not consulted by [`get`](Self::get), which answers for point entries
+    /// alone: the engine weighs them against entries of every layer.
+    pub fn range_tombstones(&self) -> &Arc<FragmentedTombstones> {
+        &self.range_tombstones
+    }
+
     /// [`get`](Self::get), also saying what the filter answered and which block was
     /// read.
     pub fn get_traced(
@@ -284,13 +303,23 @@ impl Table {
         user_key: &[u8],
         snapshot: SequenceNumber,
     ) -> Result<(Lookup, LookupTrace)> {
+        self.get_versioned(user_key, snapshot)
+            .map(|(found, trace)| (found.map_or(Lookup::Absent, |(_, l)| l), trace))
+    }
+
+    /// [`get_traced`](Self::get_traced) with the sequence number of the entry found.
+    pub fn get_versioned(
+        &self,
+        user_key: &[u8],
+        snapshot: SequenceNumber,
+    ) -> Result<(Option<(SequenceNumber, Lookup)>, LookupTrace)> {
         let mut trace = LookupTrace {
             filter: self.filter_answer(user_key),
             data_block: None,
             cache_hit: false,
         };
         if trace.filter == FilterAnswer::Absent {
-            return Ok((Lookup::Absent, trace));
+            return Ok((None, trace));
         }
         let snapshot = snapshot.min(MAX_SEQUENCE);
         let (mut target, key_buf) = SCRATCH.with(RefCell::take);
@@ -309,9 +338,9 @@ impl Table {
         snapshot: SequenceNumber,
         trace: &mut LookupTrace,
         key_buf: &mut Option<Vec<u8>>,
-    ) -> Result<Lookup> {
+    ) -> Result<Option<(SequenceNumber, Lookup)>> {
         let Some(handle) = self.index.find(target).and_then(|i| self.index.handle(i)) else {
-            return Ok(Lookup::Absent);
+            return Ok(None);
         };
         trace.data_block = Some(handle);
         let (block, hit) = self.data_block(handle, true)?;
@@ -322,23 +351,26 @@ impl Table {
             Err(e) => Err(self.block_error(handle, e)),
             // Past the block's end: the separator lies between this block and the next
             // one's user key, so no version of `user_key` follows.
-            Ok(()) if !it.valid() => Ok(Lookup::Absent),
+            Ok(()) if !it.valid() => Ok(None),
             Ok(()) => match ParsedInternalKey::parse(it.key()) {
                 None => Err(Error::corruption(
                     self.path(),
                     handle.offset,
                     "malformed internal key in data block",
                 )),
-                Some(p) if p.user_key != user_key => Ok(Lookup::Absent),
+                Some(p) if p.user_key != user_key => Ok(None),
                 Some(p) if p.seq > snapshot => Err(Error::corruption(
                     self.path(),
                     handle.offset,
                     "data block entries out of order",
                 )),
-                Some(p) => Ok(match p.kind {
-                    ValueKind::Put => Lookup::Found(it.value_bytes()),
-                    ValueKind::Delete => Lookup::Deleted,
-                }),
+                Some(p) => Ok(Some((
+                    p.seq,
+                    match p.kind {
+                        ValueKind::Put => Lookup::Found(it.value_bytes()),
+                        ValueKind::Delete => Lookup::Deleted,
+                    },
+                ))),
             },
         };
         *key_buf = Some(it.into_key_buffer());
@@ -545,7 +577,28 @@ impl Table {
                 p.entry_count, p.tombstone_count
             )));
         }
-        if first.as_deref() != Some(p.smallest_key.as_bytes()) || prev != p.largest_key.as_bytes() {
+        // With range tombstones the recorded range also covers them, so the entries
+        // need only lie inside it.
+        let in_range = if self.range_tombstones.is_empty() {
+            first.as_deref() == Some(p.smallest_key.as_bytes()) && prev == p.largest_key.as_bytes()
+        } else {
+            let ranges = &self.range_tombstones;
+            let lo = ranges
+                .smallest_start()
+                .map(|s| InternalKey::for_seek(s, MAX_SEQUENCE));
+            let hi = ranges
+                .largest_end()
+                .map(|e| InternalKey::for_seek(e, MAX_SEQUENCE));
+            let first_ok = first
+                .as_deref()
+                .is_none_or(|f| compare_internal_keys(p.smallest_key.as_bytes(), f).is_le());
+            let last_ok =
+                entries == 0 || compare_internal_keys(&prev, p.largest_key.as_bytes()).is_le();
+            let bounds_ok = lo.is_some_and(|lo| p.smallest_key <= lo)
+                && hi.is_some_and(|hi| hi <= p.largest_key);
+            first_ok && last_ok && bounds_ok
+        };
+        if !in_range {
             return Err(bad("key range differs from the properties".into()));
         }
         Ok(VerifyReport {

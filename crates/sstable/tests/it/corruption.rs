@@ -323,7 +323,8 @@ fn a_newer_format_version_is_not_supported() {
     // magic; the crc covers the footer up to itself, then the footer's offset.
     let n = bytes.len();
     let footer_len = u32::from_le_bytes(bytes[n - 20..n - 16].try_into().unwrap()) as usize;
-    bytes[n - 16..n - 12].copy_from_slice(&3u32.to_le_bytes());
+    let newer = strata_sstable::FormatVersion::CURRENT.as_u32() + 1;
+    bytes[n - 16..n - 12].copy_from_slice(&newer.to_le_bytes());
     let footer_offset = (n - footer_len) as u64;
     let mut h = crc32fast::Hasher::new();
     h.update(&bytes[n - footer_len..n - 12]);

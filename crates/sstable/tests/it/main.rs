@@ -5,5 +5,6 @@ mod bloom;
 mod builder;
 mod common;
 mod corruption;
+mod range_del;
 mod readahead;
 mod roundtrip;
