@@ -1,6 +1,8 @@
 //! What the levels know about one table file, without opening it.
 
-use strata_core::{InternalKey, ParsedInternalKey, SequenceNumber, ValueKind};
+use strata_core::{
+    FragmentedTombstones, InternalKey, ParsedInternalKey, SequenceNumber, ValueKind, range_del,
+};
 
 /// The description of one table file that picking and the version set work from.
 ///
@@ -24,6 +26,9 @@ pub struct FileMeta {
     pub entries: u64,
     /// Number of tombstones among the entries.
     pub tombstones: u64,
+    /// Range tombstones the file holds (`(fragment, sequence)` pairs). The key and
+    /// sequence ranges above cover them.
+    pub range_tombstones: u64,
 }
 
 impl FileMeta {
@@ -52,7 +57,7 @@ impl std::fmt::Debug for FileMeta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "#{} [{:?} .. {:?}] {} B, seq {}..={}, {} entries ({} tombstones)",
+            "#{} [{:?} .. {:?}] {} B, seq {}..={}, {} entries ({} tombstones, {} range tombstones)",
             self.number,
             self.smallest,
             self.largest,
@@ -60,7 +65,8 @@ impl std::fmt::Debug for FileMeta {
             self.smallest_seq,
             self.largest_seq,
             self.entries,
-            self.tombstones
+            self.tombstones,
+            self.range_tombstones
         )
     }
 }
@@ -115,18 +121,52 @@ impl MetaAccumulator {
         &self.largest
     }
 
-    pub(crate) fn finish(self, number: u64, size_bytes: u64) -> Option<FileMeta> {
-        let smallest = InternalKey::from_encoded(self.smallest?)?;
-        let largest = InternalKey::from_encoded(self.largest)?;
+    /// The metadata of the finished table, whose point entries were added and which
+    /// also holds `ranges`: its key and sequence ranges cover both. `None` if it holds
+    /// nothing (or a key does not parse).
+    pub(crate) fn finish(
+        self,
+        number: u64,
+        size_bytes: u64,
+        ranges: &FragmentedTombstones,
+    ) -> Option<FileMeta> {
+        let points = match self.smallest {
+            Some(smallest) => Some((
+                InternalKey::from_encoded(smallest)?,
+                InternalKey::from_encoded(self.largest)?,
+                self.smallest_seq,
+                self.largest_seq,
+            )),
+            None => None,
+        };
+        // A table's range starts just below every entry of its first tombstone's start
+        // and ends just below every entry of its last tombstone's (exclusive) end.
+        let range_bounds = match (
+            ranges.smallest_start(),
+            ranges.largest_end(),
+            ranges.seq_range(),
+        ) {
+            (Some(s), Some(e), Some((lo, hi))) => {
+                Some((range_del::start_bound(s), range_del::end_bound(e), lo, hi))
+            }
+            _ => None,
+        };
+        let (smallest, largest, smallest_seq, largest_seq) = match (points, range_bounds) {
+            (Some(p), Some(r)) => (p.0.min(r.0), p.1.max(r.1), p.2.min(r.2), p.3.max(r.3)),
+            (Some(p), None) => p,
+            (None, Some(r)) => r,
+            (None, None) => return None,
+        };
         Some(FileMeta {
             number,
             size_bytes,
             smallest,
             largest,
-            smallest_seq: self.smallest_seq,
-            largest_seq: self.largest_seq,
+            smallest_seq,
+            largest_seq,
             entries: self.entries,
             tombstones: self.tombstones,
+            range_tombstones: ranges.len() as u64,
         })
     }
 }

@@ -29,6 +29,8 @@ pub enum Decision {
     DropShadowed,
     /// A tombstone in the oldest stripe with nothing left below to delete.
     DropTombstone,
+    /// A range tombstone newer than the entry, in the same stripe, covers its key.
+    DropRangeDeleted,
 }
 
 impl Decision {
@@ -49,6 +51,8 @@ pub struct GcStats {
     pub versions_dropped: u64,
     /// Tombstones dropped because nothing older remained for them to delete.
     pub tombstones_dropped: u64,
+    /// Entries dropped because a range tombstone deletes them for every reader.
+    pub range_deleted: u64,
 }
 
 /// The newest-wins and tombstone rules over a merged stream, one entry at a time.
@@ -92,12 +96,25 @@ impl<F: FnMut(&[u8]) -> bool> VersionGc<F> {
 
     /// The stripe of sequence `seq`: the index of the oldest snapshot that sees it, or
     /// `snapshots.len()` for "latest only".
-    fn stripe_of(&self, seq: SequenceNumber) -> usize {
+    pub fn stripe_of(&self, seq: SequenceNumber) -> usize {
         self.snapshots.partition_point(|&s| s < seq)
     }
 
     /// Judges the next entry of the merged stream.
     pub fn decide(&mut self, entry: ParsedInternalKey<'_>) -> Decision {
+        self.decide_covered(entry, None)
+    }
+
+    /// Judges the next entry, given `cover`: the sequence number of the oldest range
+    /// tombstone newer than the entry that covers its key, if any. The entry is
+    /// dropped when that tombstone is in its stripe (every reader that sees the entry
+    /// sees the tombstone too), like a shadowed version; older tombstones in other
+    /// stripes cannot be in its stripe either.
+    pub fn decide_covered(
+        &mut self,
+        entry: ParsedInternalKey<'_>,
+        cover: Option<SequenceNumber>,
+    ) -> Decision {
         self.stats.entries += 1;
         let stripe = self.stripe_of(entry.seq);
         if self.has_key && self.key == entry.user_key {
@@ -114,8 +131,13 @@ impl<F: FnMut(&[u8]) -> bool> VersionGc<F> {
             self.last_seq = entry.seq;
         }
         // Older entries of this key in the same stripe are shadowed by this one, whether
-        // or not it is itself written out.
+        // or not it is itself written out (one dropped by a range tombstone: that
+        // covers them too).
         self.stripe = stripe;
+        if cover.is_some_and(|t| t > entry.seq && self.stripe_of(t) == stripe) {
+            self.stats.range_deleted += 1;
+            return Decision::DropRangeDeleted;
+        }
         if entry.kind == ValueKind::Delete && stripe == 0 && !(self.may_exist_below)(entry.user_key)
         {
             self.stats.tombstones_dropped += 1;

@@ -14,7 +14,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use strata_core::key::{compare_internal_keys, user_key};
-use strata_core::{Error, ParsedInternalKey, Result, SequenceNumber, SortedIter};
+use strata_core::range_del::successor;
+use strata_core::{
+    Error, FragmentedTombstones, ParsedInternalKey, Result, SequenceNumber, SortedIter,
+};
 
 use crate::file_meta::MetaAccumulator;
 use crate::{
@@ -45,6 +48,13 @@ pub struct CompactionStats {
     pub versions_dropped: u64,
     /// Tombstones dropped because nothing remained below for them to delete.
     pub tombstones_dropped: u64,
+    /// Entries dropped because a range tombstone deletes them for every reader.
+    pub range_deleted: u64,
+    /// Range tombstones (`(fragment, sequence)` pairs) of the inputs.
+    pub input_range_tombstones: u64,
+    /// Range tombstones written to the outputs (after fragmenting and truncating to
+    /// each output's range, so possibly more than were read).
+    pub output_range_tombstones: u64,
     /// The task was a trivial move: nothing was read or written.
     pub trivial_move: bool,
 }
@@ -68,6 +78,7 @@ pub struct CompactionJob<'a> {
     opener: TableOpener,
     snapshots: Vec<SequenceNumber>,
     file_namer: FileNamer,
+    range_tombstones: FragmentedTombstones,
 }
 
 impl<'a> CompactionJob<'a> {
@@ -78,7 +89,17 @@ impl<'a> CompactionJob<'a> {
             opener,
             snapshots: Vec::new(),
             file_namer: Arc::new(|n| PathBuf::from(format!("{n:06}.sst"))),
+            range_tombstones: FragmentedTombstones::empty(),
         }
+    }
+
+    /// The range tombstones of every input table, together (the opener yields point
+    /// entries only). They delete the input entries they cover where no snapshot
+    /// needs them, and go to the outputs, cut to each output's key range — or are
+    /// dropped at the bottom, where nothing older remains for them to delete.
+    pub fn range_tombstones(mut self, tombstones: FragmentedTombstones) -> Self {
+        self.range_tombstones = tombstones;
+        self
     }
 
     /// The sequence numbers of the live snapshots (any order).
@@ -145,16 +166,22 @@ impl<'a> CompactionJob<'a> {
 
         let mut below = BelowCursor::new(&task.below);
         let mut gc = VersionGc::new(&self.snapshots, |uk: &[u8]| below.may_contain(uk));
-        let mut out = OutputSplitter::new(task);
+        let all_ranges = &self.range_tombstones;
+        let kept_ranges = collect_range_tombstones(all_ranges, &gc, &task.below);
+        let mut out = OutputSplitter::new(task, &kept_ranges);
         let mut stats = CompactionStats {
             input_files: task.all_inputs().count() as u64,
             input_bytes: task.input_bytes(),
+            input_range_tombstones: all_ranges.len() as u64,
             ..CompactionStats::default()
         };
         let mut edit = task.deletion_edit();
 
         let mut input = self.input_iter();
         input.seek_to_first()?;
+        // Keys ascend, so the fragment covering them only moves forward.
+        let mut fragment = 0usize;
+        let fragments = all_ranges.fragments();
         while input.valid() {
             let key = input.key();
             let value = input.value();
@@ -164,16 +191,29 @@ impl<'a> CompactionJob<'a> {
             // decoded data never panics.
             let parsed = ParsedInternalKey::parse(key)
                 .ok_or_else(|| Error::corruption("compaction input", 0, "unparsable key"))?;
-            if gc.decide(parsed).is_keep() {
+            while fragments
+                .get(fragment)
+                .is_some_and(|f| f.end() <= parsed.user_key)
+            {
+                fragment += 1;
+            }
+            // The oldest covering tombstone newer than the entry: if any tombstone can
+            // share the entry's stripe, that one can.
+            let cover = fragments
+                .get(fragment)
+                .filter(|f| f.contains(parsed.user_key))
+                .and_then(|f| f.seqs().iter().rev().copied().find(|&t| t > parsed.seq));
+            if gc.decide_covered(parsed, cover).is_keep() {
                 out.add(sink, parsed, key, value, &mut edit, &mut stats)?;
             }
             input.next()?;
         }
-        out.finish(&mut edit, &mut stats)?;
+        out.finish(sink, &mut edit, &mut stats)?;
 
         let gc_stats = gc.stats();
         stats.versions_dropped = gc_stats.versions_dropped;
         stats.tombstones_dropped = gc_stats.tombstones_dropped;
+        stats.range_deleted = gc_stats.range_deleted;
         let expected_entries: u64 = task.all_inputs().map(|f| f.entries).sum();
         if stats.input_entries != expected_entries
             || gc_stats.kept != stats.output_entries
@@ -205,6 +245,12 @@ impl<'a> CompactionJob<'a> {
 /// boundary passed (to 90 %), so tables that meet boundaries often still grow large.
 struct OutputSplitter<'t, W> {
     task: &'t CompactionTask,
+    /// The range tombstones to write, each output taking the part between its
+    /// neighbours' point keys.
+    ranges: &'t FragmentedTombstones,
+    /// Where the current output's share of `ranges` starts (`None`: the first output,
+    /// from the beginning): just past the previous output's last user key.
+    ranges_from: Option<Vec<u8>>,
     /// The table being written, its metadata so far and its key + value bytes.
     current: Option<(W, MetaAccumulator, u64)>,
     /// Grandparents wholly passed by the output keys so far.
@@ -216,9 +262,11 @@ struct OutputSplitter<'t, W> {
 }
 
 impl<'t, W: TableWriter> OutputSplitter<'t, W> {
-    fn new(task: &'t CompactionTask) -> Self {
+    fn new(task: &'t CompactionTask, ranges: &'t FragmentedTombstones) -> Self {
         OutputSplitter {
             task,
+            ranges,
+            ranges_from: None,
             current: None,
             grandparent_index: 0,
             overlapped_bytes: 0,
@@ -276,7 +324,7 @@ impl<'t, W: TableWriter> OutputSplitter<'t, W> {
                 .as_ref()
                 .is_some_and(|(w, _, _)| w.estimated_size() >= self.task.target_file_size_bytes);
             if gp_cut || size_cut {
-                self.finish(edit, stats)?;
+                self.cut(edit, stats)?;
             }
         }
         if self.current.is_none() {
@@ -290,13 +338,48 @@ impl<'t, W: TableWriter> OutputSplitter<'t, W> {
         Ok(())
     }
 
-    fn finish(&mut self, edit: &mut CompactionEdit, stats: &mut CompactionStats) -> Result<()> {
-        let Some((writer, acc, payload)) = self.current.take() else {
+    /// Ends the current output before the next user key: it takes the range
+    /// tombstones up to just past its last user key, the next output those after.
+    fn cut(&mut self, edit: &mut CompactionEdit, stats: &mut CompactionStats) -> Result<()> {
+        let Some((_, acc, _)) = &self.current else {
+            return Ok(());
+        };
+        let split = successor(user_key(acc.largest()));
+        let share = self
+            .ranges
+            .truncated(self.ranges_from.as_deref(), Some(&split));
+        self.ranges_from = Some(split);
+        self.finish_current(&share, edit, stats)
+    }
+
+    /// Ends the last output, which takes every remaining range tombstone; if there is
+    /// none but tombstones remain, they get an output of their own.
+    fn finish<S: TableSink<Writer = W>>(
+        &mut self,
+        sink: &mut S,
+        edit: &mut CompactionEdit,
+        stats: &mut CompactionStats,
+    ) -> Result<()> {
+        let share = self.ranges.truncated(self.ranges_from.as_deref(), None);
+        if self.current.is_none() && !share.is_empty() {
+            self.current = Some((sink.create()?, MetaAccumulator::default(), 0));
+        }
+        self.finish_current(&share, edit, stats)
+    }
+
+    fn finish_current(
+        &mut self,
+        ranges: &FragmentedTombstones,
+        edit: &mut CompactionEdit,
+        stats: &mut CompactionStats,
+    ) -> Result<()> {
+        let Some((mut writer, acc, payload)) = self.current.take() else {
             return Ok(());
         };
         self.overlapped_bytes = 0;
         self.boundaries_passed = 0;
         let added = acc.entries();
+        writer.add_range_tombstones(ranges)?;
         let summary = writer.finish()?;
         if summary.entries != added {
             return Err(Error::corruption(
@@ -309,7 +392,7 @@ impl<'t, W: TableWriter> OutputSplitter<'t, W> {
             ));
         }
         let meta = acc
-            .finish(summary.file_number, summary.size_bytes)
+            .finish(summary.file_number, summary.size_bytes, ranges)
             .ok_or_else(|| {
                 Error::corruption(
                     format!("table #{}", summary.file_number),
@@ -321,9 +404,42 @@ impl<'t, W: TableWriter> OutputSplitter<'t, W> {
         stats.output_bytes += summary.size_bytes;
         stats.output_entries += added;
         stats.output_payload_bytes += payload;
+        stats.output_range_tombstones += meta.range_tombstones;
         edit.added.push((self.task.output_level, Arc::new(meta)));
         Ok(())
     }
+}
+
+/// The range tombstones a compaction writes out: of each fragment's sequence numbers,
+/// the newest of each snapshot stripe (an older one in the same stripe hides nothing
+/// the newer does not), and none in the oldest stripe where no level below the output
+/// holds a key of the fragment (nothing older is left for it to delete; the entries it
+/// covers in this compaction are dropped with it).
+fn collect_range_tombstones<F: FnMut(&[u8]) -> bool>(
+    all: &FragmentedTombstones,
+    gc: &VersionGc<F>,
+    below: &[Vec<Arc<FileMeta>>],
+) -> FragmentedTombstones {
+    let mut kept = all.clone();
+    let mut last: Option<(Vec<u8>, usize)> = None;
+    kept.retain(|start, end, seq| {
+        let stripe = gc.stripe_of(seq);
+        let same_fragment = last.as_ref().is_some_and(|(s, _)| s.as_slice() == start);
+        if same_fragment && last.as_ref().is_some_and(|(_, st)| *st == stripe) {
+            return false;
+        }
+        last = Some((start.to_vec(), stripe));
+        stripe != 0 || below_overlaps(below, start, end)
+    });
+    kept
+}
+
+/// Whether a level below the output may hold a key of `[start, end)`.
+fn below_overlaps(below: &[Vec<Arc<FileMeta>>], start: &[u8], end: &[u8]) -> bool {
+    below.iter().any(|files| {
+        let i = files.partition_point(|f| f.largest_user_key() < start);
+        files.get(i).is_some_and(|f| f.smallest_user_key() < end)
+    })
 }
 
 /// Answers "may a level below the output hold this user key?" for ascending user keys,
@@ -391,9 +507,15 @@ impl CheckedIter {
                     self.seen, self.meta.entries
                 )));
             }
-            if self.seen > 0
-                && compare_internal_keys(&self.last_key, self.meta.largest.as_bytes()).is_ne()
-            {
+            // With range tombstones the recorded range covers them too: the entries
+            // need only lie inside it.
+            let last = compare_internal_keys(&self.last_key, self.meta.largest.as_bytes());
+            let bad_last = if self.meta.range_tombstones == 0 {
+                last.is_ne()
+            } else {
+                last.is_gt()
+            };
+            if self.seen > 0 && bad_last {
                 return Err(self.corrupt("last key differs from the recorded largest key".into()));
             }
             return Ok(());
@@ -403,7 +525,12 @@ impl CheckedIter {
             return Err(self.corrupt(format!("entry {} has a malformed internal key", self.seen)));
         }
         let in_order = if self.seen == 0 {
-            compare_internal_keys(key, self.meta.smallest.as_bytes()).is_eq()
+            let first = compare_internal_keys(key, self.meta.smallest.as_bytes());
+            if self.meta.range_tombstones == 0 {
+                first.is_eq()
+            } else {
+                first.is_ge()
+            }
         } else {
             compare_internal_keys(&self.last_key, key).is_lt()
         };

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use strata_core::{ParsedInternalKey, Result, SortedIter, compare_internal_keys};
+use strata_core::{
+    FragmentedTombstones, ParsedInternalKey, Result, SortedIter, compare_internal_keys,
+};
 
 use crate::file_meta::MetaAccumulator;
 use crate::{FileMeta, TableOpener, TableSink, TableSummary, TableWriter};
@@ -22,6 +24,7 @@ pub struct Table {
     buf: Vec<u8>,
     /// Per entry: (key start, value start = key end, value end) in `buf`.
     index: Vec<(usize, usize, usize)>,
+    range_tombstones: FragmentedTombstones,
 }
 
 impl Table {
@@ -74,13 +77,24 @@ impl Table {
         &self.buf[v..e]
     }
 
+    /// The table with `tombstones` as its range tombstones.
+    pub fn with_range_tombstones(mut self, tombstones: FragmentedTombstones) -> Self {
+        self.range_tombstones = tombstones;
+        self
+    }
+
+    /// The table's range tombstones.
+    pub fn range_tombstones(&self) -> &FragmentedTombstones {
+        &self.range_tombstones
+    }
+
     /// The entries, in order.
     pub fn entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         (0..self.len()).map(|i| (self.key(i), self.value(i)))
     }
 
-    /// The table's description under file number `number`; `None` if it is empty or a
-    /// key does not parse.
+    /// The table's description under file number `number`; `None` if it holds nothing
+    /// or a key does not parse.
     pub fn meta(&self, number: u64) -> Option<FileMeta> {
         let mut acc = MetaAccumulator::default();
         for (k, _) in self.entries() {
@@ -89,6 +103,7 @@ impl Table {
         acc.finish(
             number,
             self.payload_bytes() + ENTRY_OVERHEAD_BYTES * self.len() as u64,
+            &self.range_tombstones,
         )
     }
 
@@ -244,6 +259,11 @@ pub struct TableBuilder {
 impl TableWriter for TableBuilder {
     fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.table.push(key, value);
+        Ok(())
+    }
+
+    fn add_range_tombstones(&mut self, tombstones: &FragmentedTombstones) -> Result<()> {
+        self.table.range_tombstones = tombstones.clone();
         Ok(())
     }
 

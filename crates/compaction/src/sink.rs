@@ -1,7 +1,7 @@
 //! Where a compaction writes its output tables: the seam the engine fills with the
 //! SSTable builder.
 
-use strata_core::Result;
+use strata_core::{FragmentedTombstones, Result};
 
 /// What a finished table reports about itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +33,10 @@ pub trait TableSink {
 pub trait TableWriter {
     /// Appends an entry (encoded internal key, value).
     fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
+
+    /// Stores range tombstones in the table (called at most once, before
+    /// [`finish`](Self::finish); possibly with an empty list).
+    fn add_range_tombstones(&mut self, tombstones: &FragmentedTombstones) -> Result<()>;
 
     /// The file size the table would have if finished now (the job cuts files at its
     /// target size with this).

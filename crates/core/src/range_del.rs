@@ -13,7 +13,7 @@
 //! `start <= k < end` and sequence `< T`, from every reader whose snapshot is `>= T`.
 //! Ends are exclusive and always finite; `start < end`.
 
-use crate::SequenceNumber;
+use crate::{InternalKey, MAX_SEQUENCE, SequenceNumber, ValueKind};
 
 /// One range delete as written: keys `start <= k < end` deleted as of `seq`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -303,6 +303,25 @@ impl FragmentedTombstones {
     }
 }
 
+/// The smallest internal key a table holding a tombstone that starts at `start` must
+/// include: below every entry of `start`.
+pub fn start_bound(start: &[u8]) -> InternalKey {
+    InternalKey::for_seek(start, MAX_SEQUENCE)
+}
+
+/// The largest internal key a table holding a tombstone that ends (exclusively) at
+/// `end` must include. Where `end` is a [`successor`] (ends in a zero byte), the last
+/// key covered is `end` without it, and the bound is that key's last internal key:
+/// exact, so the next table of a level may start right at `end`. Otherwise the bound
+/// is just below every entry of `end` (whose user key it carries: a table's user-key
+/// range then includes `end`, one key more than it covers).
+pub fn end_bound(end: &[u8]) -> InternalKey {
+    match end.split_last() {
+        Some((0, covered_up_to)) => InternalKey::new(covered_up_to, 0, ValueKind::Delete),
+        _ => InternalKey::for_seek(end, MAX_SEQUENCE),
+    }
+}
+
 /// The smallest key greater than `key` in bytewise order: `key` followed by a zero
 /// byte. Turns an inclusive end into an exclusive one.
 pub fn successor(key: &[u8]) -> Vec<u8> {
@@ -444,6 +463,30 @@ mod tests {
                 prop_assert_eq!(joined.covering_seq(&k, snapshot), f.covering_seq(&k, snapshot));
             }
         }
+    }
+
+    #[test]
+    fn table_bounds_enclose_exactly_what_a_tombstone_covers() {
+        use crate::compare_internal_keys as cmp;
+        // [a, b\0) covers keys up to b: the bound is b's last internal key, below the
+        // next table's first possible entry (b\0 at the newest sequence).
+        let end = end_bound(&successor(b"b"));
+        assert_eq!(end.user_key(), b"b");
+        assert!(
+            cmp(
+                InternalKey::new(b"b", 0, ValueKind::Delete).as_bytes(),
+                end.as_bytes()
+            )
+            .is_le()
+        );
+        assert!(end < start_bound(&successor(b"b")));
+        // Any other end: just below every entry of it.
+        let end = end_bound(b"c");
+        assert!(end < InternalKey::new(b"c", crate::MAX_SEQUENCE - 1, ValueKind::Put));
+        assert!(InternalKey::new(b"bzzz", 0, ValueKind::Delete) < end);
+        assert!(
+            start_bound(b"a") < InternalKey::new(b"a", crate::MAX_SEQUENCE - 1, ValueKind::Put)
+        );
     }
 
     #[test]

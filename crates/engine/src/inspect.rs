@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use strata_core::{Error, FileSystem, Result, SequenceNumber, ValueKind};
+use strata_core::{Error, FileSystem, Result, SequenceNumber};
 use strata_wal::{LogEnd, LogReader, RecoveryMode};
 
+pub use crate::batch::BatchOp;
 pub use crate::edit::{EditError, MANIFEST_FORMAT_VERSION, VersionEdit};
 pub use crate::filename::FileKind;
 pub use strata_compaction::FileMeta;
@@ -17,11 +18,11 @@ pub use strata_compaction::FileMeta;
 pub struct BatchEntry {
     /// The entry's sequence number.
     pub seq: SequenceNumber,
-    /// Put or delete.
-    pub kind: ValueKind,
-    /// The user key.
+    /// Put, delete or range delete.
+    pub kind: BatchOp,
+    /// The user key (a range delete's start).
     pub key: Vec<u8>,
-    /// The value (empty for deletes).
+    /// The value (empty for deletes; a range delete's exclusive end).
     pub value: Vec<u8>,
 }
 

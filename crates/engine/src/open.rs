@@ -574,7 +574,7 @@ impl Replay {
                 .collect::<Result<Vec<_>>>()?;
             self.next_seq = first_seq + u64::from(count);
             for (seq, entry) in (first_seq..).zip(&entries) {
-                writer.insert(entry.key, seq, entry.kind, entry.value)?;
+                entry.apply(&mut writer, seq)?;
                 self.max_seq = self.max_seq.max(seq);
             }
         }

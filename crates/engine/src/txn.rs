@@ -18,14 +18,14 @@
 //! or the transaction's snapshot includes the write.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 use bytes::Bytes;
 use strata_core::{Error, Result, SequenceNumber};
 
-use crate::batch::WriteBatch;
+use crate::batch::{BatchEntry, BatchOp, WriteBatch};
 use crate::db::{DbInner, WriteOptions, lock};
 use crate::iter::{DbIter, KeyRange};
 use crate::snapshot::Snapshot;
@@ -64,6 +64,9 @@ struct RegistryState {
     /// Each key committed while a transaction was open, with its newest sequence
     /// number; pruned below the oldest open snapshot.
     recent: BTreeMap<Vec<u8>, SequenceNumber>,
+    /// Each range deleted while a transaction was open: `(start, end, seq)`; pruned
+    /// with `recent`. Range deletes are rare, so a list searched whole is enough.
+    recent_ranges: Vec<(Vec<u8>, Vec<u8>, SequenceNumber)>,
     /// Size after the last prune: prune again once it has doubled.
     pruned_len: usize,
 }
@@ -95,11 +98,16 @@ impl Registry {
         match state.snapshots.first_key_value().map(|(&s, _)| s) {
             None => {
                 state.recent.clear();
+                state.recent_ranges.clear();
                 state.pruned_len = 0;
             }
-            Some(oldest) if state.recent.len() > 1024.max(2 * state.pruned_len) => {
+            Some(oldest)
+                if state.recent.len() + state.recent_ranges.len()
+                    > 1024.max(2 * state.pruned_len) =>
+            {
                 state.recent.retain(|_, s| *s > oldest);
-                state.pruned_len = state.recent.len();
+                state.recent_ranges.retain(|(_, _, s)| *s > oldest);
+                state.pruned_len = state.recent.len() + state.recent_ranges.len();
             }
             Some(_) => {}
         }
@@ -108,13 +116,23 @@ impl Registry {
     /// Called by the write-group leader, holding the write lock, after publishing the
     /// group's sequence numbers: records `keys` (each with its sequence number) if any
     /// transaction is open.
-    pub(crate) fn record<'a>(&self, keys: impl Iterator<Item = (&'a [u8], SequenceNumber)>) {
+    pub(crate) fn record<'a>(
+        &self,
+        entries: impl Iterator<Item = (BatchEntry<'a>, SequenceNumber)>,
+    ) {
         fence(Ordering::SeqCst);
         if self.open.load(Ordering::Relaxed) == 0 {
             return;
         }
         let mut state = lock(&self.state);
-        for (key, seq) in keys {
+        for (entry, seq) in entries {
+            let key = entry.key;
+            if entry.kind == BatchOp::DeleteRange {
+                state
+                    .recent_ranges
+                    .push((key.to_vec(), entry.value.to_vec(), seq));
+                continue;
+            }
             match state.recent.get_mut(key) {
                 Some(s) => *s = (*s).max(seq),
                 None => {
@@ -126,25 +144,56 @@ impl Registry {
 
     /// Checks the members of a write group in order: `checks[i]` is member i's (if it
     /// is a transaction's). Returns, per member, the conflict that keeps it out of the
-    /// group. `written[i]` are member i's keys, so later members are checked against
-    /// earlier accepted ones.
+    /// group. `written[i]` are member i's entries, so later members are checked
+    /// against earlier accepted ones.
     pub(crate) fn validate(
         &self,
         checks: &[Option<&ConflictCheck>],
-        written: &[Vec<&[u8]>],
+        written: &[Vec<BatchEntry<'_>>],
     ) -> Vec<Option<Error>> {
         let state = lock(&self.state);
-        let mut group_keys: BTreeSet<&[u8]> = BTreeSet::new();
+        let mut group = Written::default();
         let mut out = Vec::with_capacity(checks.len());
-        for (check, keys) in checks.iter().zip(written) {
-            let conflict = check.and_then(|c| c.first_conflict(&state.recent, &group_keys));
+        for (check, entries) in checks.iter().zip(written) {
+            let conflict = check.and_then(|c| c.first_conflict(&state, &group));
             if conflict.is_none() {
-                group_keys.extend(keys.iter().copied());
+                for e in entries {
+                    if e.kind == BatchOp::DeleteRange {
+                        group.ranges.push((e.key, e.value));
+                    } else {
+                        group.keys.insert(e.key);
+                    }
+                }
             }
             out.push(conflict);
         }
         out
     }
+}
+
+/// What the members of a write group accepted so far write.
+#[derive(Default)]
+struct Written<'a> {
+    keys: BTreeSet<&'a [u8]>,
+    /// Deleted ranges, `[start, end)`.
+    ranges: Vec<(&'a [u8], &'a [u8])>,
+}
+
+/// Whether `[start, end)` meets `range`.
+fn meets(range: &KeyRange, start: &[u8], end: &[u8]) -> bool {
+    // Keys of `[start, end)` in `range`: the range's part above `start` must begin
+    // below `end`.
+    let (lo, hi) = range.as_slices();
+    let below_end = match lo {
+        Bound::Included(lo) | Bound::Excluded(lo) => lo < end,
+        Bound::Unbounded => true,
+    };
+    let above_start = match hi {
+        Bound::Included(hi) => hi >= start,
+        Bound::Excluded(hi) => hi > start,
+        Bound::Unbounded => true,
+    };
+    below_end && above_start
 }
 
 /// What a committing transaction depends on.
@@ -156,33 +205,43 @@ pub(crate) struct ConflictCheck {
 }
 
 impl ConflictCheck {
-    fn first_conflict(
-        &self,
-        recent: &BTreeMap<Vec<u8>, SequenceNumber>,
-        group: &BTreeSet<&[u8]>,
-    ) -> Option<Error> {
+    fn first_conflict(&self, state: &RegistryState, group: &Written<'_>) -> Option<Error> {
         let conflict = |key: &[u8], what| Error::Conflict {
             key: key.to_vec(),
             what,
         };
+        let ranges_newer = || {
+            state
+                .recent_ranges
+                .iter()
+                .filter(|(_, _, s)| *s > self.snapshot)
+                .map(|(a, b, _)| (a.as_slice(), b.as_slice()))
+                .chain(group.ranges.iter().copied())
+        };
         for (key, what) in &self.keys {
-            let newer = recent
+            let newer = state
+                .recent
                 .get(key.as_slice())
                 .is_some_and(|&s| s > self.snapshot);
-            if newer || group.contains(key.as_slice()) {
+            let deleted = ranges_newer().any(|(a, b)| a <= key.as_slice() && key.as_slice() < b);
+            if newer || deleted || group.keys.contains(key.as_slice()) {
                 return Some(conflict(key, what));
             }
         }
         for range in &self.ranges {
             let bounds = range.as_slices();
-            let newer = recent
+            let newer = state
+                .recent
                 .range::<[u8], _>(bounds)
                 .find(|(_, s)| **s > self.snapshot);
             if let Some((key, _)) = newer {
                 return Some(conflict(key, "scanned"));
             }
-            if let Some(key) = group.iter().find(|k| range.contains(k)) {
+            if let Some(key) = group.keys.iter().find(|k| range.contains(k)) {
                 return Some(conflict(key, "scanned"));
+            }
+            if let Some((start, _)) = ranges_newer().find(|(a, b)| meets(range, a, b)) {
+                return Some(conflict(start, "scanned"));
             }
         }
         None

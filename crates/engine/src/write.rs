@@ -17,7 +17,7 @@ use strata_core::{Error, Result, SequenceNumber};
 use strata_memtable::MemTable;
 use strata_wal::{LogWriter, SyncPolicy};
 
-use crate::batch::{WriteBatch, encode_record};
+use crate::batch::{BatchEntry, BatchOp, WriteBatch, encode_record};
 use crate::db::{DbInner, lock};
 use crate::filename::wal_path;
 use crate::observe::StallCause;
@@ -248,6 +248,18 @@ fn validate(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
                 inner.opts.max_key_bytes
             )));
         }
+        if entry.kind == BatchOp::DeleteRange {
+            // The end is exclusive: one byte more than a key lets `..=key` end right
+            // after the largest key allowed.
+            if entry.value.len() > inner.opts.max_key_bytes + 1 {
+                return Err(Error::InvalidArgument(format!(
+                    "range end of {} bytes exceeds the key limit of {} (+1)",
+                    entry.value.len(),
+                    inner.opts.max_key_bytes
+                )));
+            }
+            continue;
+        }
         if entry.value.len() > inner.opts.max_value_bytes {
             return Err(Error::InvalidArgument(format!(
                 "value of {} bytes exceeds the limit of {}",
@@ -313,7 +325,7 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
             for entry in p.batch.iter() {
                 let entry =
                     entry.map_err(|e| Error::InvalidArgument(format!("malformed batch: {e}")))?;
-                writer.insert(entry.key, seq, entry.kind, entry.value)?;
+                entry.apply(&mut writer, seq)?;
                 user_bytes += entry.key.len() + entry.value.len();
                 seq += 1;
             }
@@ -338,7 +350,7 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
         group
             .iter()
             .flat_map(|p| p.batch.iter())
-            .filter_map(|e| e.ok().map(|e| e.key))
+            .filter_map(|e| e.ok())
             .zip(first_seq..),
     );
     Ok(())
@@ -356,14 +368,9 @@ fn check_conflicts<'g>(
         return std::borrow::Cow::Borrowed(group);
     }
     let checks: Vec<Option<&ConflictCheck>> = group.iter().map(|p| p.check.as_ref()).collect();
-    let written: Vec<Vec<&[u8]>> = group
+    let written: Vec<Vec<BatchEntry<'_>>> = group
         .iter()
-        .map(|p| {
-            p.batch
-                .iter()
-                .filter_map(|e| e.ok().map(|e| e.key))
-                .collect()
-        })
+        .map(|p| p.batch.iter().filter_map(|e| e.ok()).collect())
         .collect();
     let verdicts = inner.txns.validate(&checks, &written);
     group

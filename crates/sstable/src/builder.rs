@@ -438,8 +438,8 @@ impl TableBuilder {
             .zip(ranges.largest_end())
             .map(|(s, e)| {
                 (
-                    InternalKey::for_seek(s, MAX_SEQUENCE),
-                    InternalKey::for_seek(e, MAX_SEQUENCE),
+                    strata_core::range_del::start_bound(s),
+                    strata_core::range_del::end_bound(e),
                 )
             });
         let (smallest_key, largest_key) = match (point_range, range_bounds) {

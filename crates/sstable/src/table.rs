@@ -9,8 +9,8 @@ use bytes::Bytes;
 use strata_core::key::encode_internal_key;
 use strata_core::varint::{get_varint64, read_u32_le};
 use strata_core::{
-    Error, FragmentedTombstones, InternalKey, Lookup, MAX_SEQUENCE, ParsedInternalKey,
-    RandomAccessFile, Result, SequenceNumber, SortedIter, ValueKind, compare_internal_keys,
+    Error, FragmentedTombstones, Lookup, MAX_SEQUENCE, ParsedInternalKey, RandomAccessFile, Result,
+    SequenceNumber, SortedIter, ValueKind, compare_internal_keys,
 };
 
 use crate::block::{Block, BlockError, BlockIter, compare_keys};
@@ -585,10 +585,8 @@ impl Table {
             let ranges = &self.range_tombstones;
             let lo = ranges
                 .smallest_start()
-                .map(|s| InternalKey::for_seek(s, MAX_SEQUENCE));
-            let hi = ranges
-                .largest_end()
-                .map(|e| InternalKey::for_seek(e, MAX_SEQUENCE));
+                .map(strata_core::range_del::start_bound);
+            let hi = ranges.largest_end().map(strata_core::range_del::end_bound);
             let first_ok = first
                 .as_deref()
                 .is_none_or(|f| compare_internal_keys(p.smallest_key.as_bytes(), f).is_le());

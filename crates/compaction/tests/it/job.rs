@@ -10,15 +10,31 @@ use strata_compaction::{
     InProgress, LeveledOptions, LeveledPolicy, TableOpener, TableSink, TableSummary, TableWriter,
 };
 use strata_core::{
-    InternalKey, ParsedInternalKey, Result, SortedIter, ValueKind, compare_internal_keys,
+    FragmentedTombstones, InternalKey, ParsedInternalKey, RangeTombstone, Result, SortedIter,
+    ValueKind, compare_internal_keys,
 };
 
-use crate::{ik, store_table};
+use crate::{ik, store_table, store_table_with_ranges};
 
 type Levels = Vec<Vec<Arc<FileMeta>>>;
 
-/// One write: user key byte, put (true) or delete; its sequence is its index + 1.
-type Op = (u8, bool);
+/// One write; its sequence is its index + 1.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Put(u8),
+    Delete(u8),
+    /// Deletes the user keys `[a] <= k < [b]`.
+    DeleteRange(u8, u8),
+}
+
+impl Op {
+    fn touches(self, key: u8) -> bool {
+        match self {
+            Op::Put(k) | Op::Delete(k) => k == key,
+            Op::DeleteRange(a, b) => a <= key && key < b,
+        }
+    }
+}
 
 fn value_of(seq: u64) -> Vec<u8> {
     format!("v{seq}").into_bytes()
@@ -29,32 +45,57 @@ fn model_get(ops: &[Op], key: u8, snap: u64) -> Option<Vec<u8>> {
     let seq = ops
         .iter()
         .enumerate()
-        .map(|(i, op)| (i as u64 + 1, op))
-        .rfind(|(s, (k, _))| *k == key && *s <= snap);
+        .map(|(i, op)| (i as u64 + 1, *op))
+        .rfind(|(s, op)| op.touches(key) && *s <= snap);
     match seq {
-        Some((s, (_, true))) => Some(value_of(s)),
+        Some((s, Op::Put(_))) => Some(value_of(s)),
         _ => None,
     }
 }
 
 /// A point lookup through the levels, as the engine does it: level 0 newest first, then
-/// each level; the first visible entry of the key decides.
+/// each level; in each file the newest visible entry of the key is weighed against the
+/// newest visible range tombstone covering it, and the first file that knows
+/// anything decides.
 fn lsm_get(store: &TableStore, levels: &Levels, key: u8, snap: u64) -> Option<Vec<u8>> {
     let target = InternalKey::for_seek(&[key], snap);
     for f in levels.iter().flatten() {
         if !f.may_contain_user_key(&[key]) {
             continue;
         }
-        let mut it = store.get(f.number).unwrap().iter();
+        let table = store.get(f.number).unwrap();
+        let cover = table.range_tombstones().covering_seq(&[key], snap);
+        let mut it = table.iter();
         it.seek(target.as_bytes()).unwrap();
         if it.valid() {
             let p = ParsedInternalKey::parse(it.key()).unwrap();
             if p.user_key == [key] {
+                if cover.is_some_and(|t| t > p.seq) {
+                    return None;
+                }
                 return (p.kind == ValueKind::Put).then(|| it.value().to_vec());
             }
         }
+        if cover.is_some() {
+            return None;
+        }
     }
     None
+}
+
+/// Every range tombstone of `files`, together.
+fn ranges_of<'a>(
+    store: &TableStore,
+    files: impl IntoIterator<Item = &'a Arc<FileMeta>>,
+) -> FragmentedTombstones {
+    let all: Vec<RangeTombstone> = files
+        .into_iter()
+        .flat_map(|f| {
+            let t = store.get(f.number).unwrap();
+            t.range_tombstones().tombstones().collect::<Vec<_>>()
+        })
+        .collect();
+    FragmentedTombstones::new(all)
 }
 
 /// The visible state at `snap` by a full scan of every file merged, newest first.
@@ -76,6 +117,7 @@ fn lsm_scan(store: &TableStore, levels: &Levels, snap: u64) -> BTreeMap<u8, Vec<
             }
         })
         .collect();
+    let ranges = ranges_of(store, levels.iter().flatten());
     let mut it = strata_compaction::MergingIter::new(children);
     let mut out = BTreeMap::new();
     let mut last: Option<Vec<u8>> = None;
@@ -84,7 +126,10 @@ fn lsm_scan(store: &TableStore, levels: &Levels, snap: u64) -> BTreeMap<u8, Vec<
         let p = ParsedInternalKey::parse(it.key()).unwrap();
         if p.seq <= snap && last.as_deref() != Some(p.user_key) {
             last = Some(p.user_key.to_vec());
-            if p.kind == ValueKind::Put {
+            let deleted = ranges
+                .covering_seq(p.user_key, snap)
+                .is_some_and(|t| t > p.seq);
+            if p.kind == ValueKind::Put && !deleted {
                 out.insert(p.user_key[0], it.value().to_vec());
             }
         }
@@ -164,6 +209,7 @@ fn run(
     let mut sink = store.clone();
     let outcome = CompactionJob::new(&task, store.opener())
         .snapshots(snapshots)
+        .range_tombstones(ranges_of(store, task.all_inputs()))
         .run(&mut sink)
         .unwrap();
     let s = outcome.stats;
@@ -172,7 +218,7 @@ fn run(
         prop_assert_eq!(s.input_entries, inputs);
         prop_assert_eq!(
             s.input_entries,
-            s.output_entries + s.versions_dropped + s.tombstones_dropped
+            s.output_entries + s.versions_dropped + s.tombstones_dropped + s.range_deleted
         );
         let added: u64 = outcome.edit.added.iter().map(|(_, f)| f.entries).sum();
         prop_assert_eq!(s.output_entries, added);
@@ -182,10 +228,13 @@ fn run(
     apply(levels, &outcome.edit)
 }
 
-/// Splits sorted entries into files, `per_file` user keys each.
+/// Splits sorted entries into files, `per_file` user keys each; each file takes the
+/// range tombstones from just past the previous file's last key to just past its own
+/// (the first from the start, the last to the end), as a compaction cuts them.
 fn sorted_level(
     store: &TableStore,
     entries: Vec<(Vec<u8>, u64, ValueKind, Vec<u8>)>,
+    ranges: FragmentedTombstones,
     per_file: usize,
 ) -> Vec<Arc<FileMeta>> {
     let mut by_key: BTreeMap<Vec<u8>, Vec<_>> = BTreeMap::new();
@@ -193,9 +242,28 @@ fn sorted_level(
         by_key.entry(e.0.clone()).or_default().push(e);
     }
     let groups: Vec<Vec<_>> = by_key.into_values().collect();
-    groups
-        .chunks(per_file.max(1))
-        .map(|c| store_table(store, c.concat()))
+    let chunks: Vec<_> = groups.chunks(per_file.max(1)).collect();
+    if chunks.is_empty() {
+        return if ranges.is_empty() {
+            Vec::new()
+        } else {
+            vec![store_table_with_ranges(store, Vec::new(), ranges)]
+        };
+    }
+    let mut from: Option<Vec<u8>> = None;
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let entries = c.concat();
+            let to = (i + 1 < chunks.len()).then(|| {
+                let last = entries.iter().map(|e| e.0.clone()).max().unwrap();
+                strata_core::range_del::successor(&last)
+            });
+            let share = ranges.truncated(from.as_deref(), to.as_deref());
+            from = to;
+            store_table_with_ranges(store, entries, share)
+        })
         .collect()
 }
 
@@ -214,11 +282,19 @@ struct Scenario {
     gp_factor: u64,
 }
 
+fn op(keys: u8) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        14 => (0..keys).prop_map(Op::Put),
+        5 => (0..keys).prop_map(Op::Delete),
+        1 => (0..keys, 0..=keys).prop_map(|(a, b)| Op::DeleteRange(a.min(b), a.max(b))),
+    ]
+}
+
 fn scenario() -> impl Strategy<Value = Scenario> {
     (2..14u8).prop_flat_map(|keys| {
         (
             Just(keys),
-            proptest::collection::vec((0..keys, prop::bool::weighted(0.7)), 1..120),
+            proptest::collection::vec(op(keys), 1..120),
             0..=100usize,
             0..=100usize,
             proptest::collection::btree_set(1..120usize, 0..5),
@@ -260,23 +336,43 @@ fn build(store: &TableStore, sc: &Scenario) -> Levels {
     let n = sc.ops.len();
     let l2_end = n * sc.l2_pct / 100;
     let l1_end = l2_end + n * sc.l1_pct / 100;
-    let entry = |i: usize| {
-        let (k, put) = sc.ops[i];
-        let seq = i as u64 + 1;
-        if put {
-            (vec![k], seq, ValueKind::Put, value_of(seq))
-        } else {
-            (vec![k], seq, ValueKind::Delete, Vec::new())
-        }
+    let entries = |r: std::ops::Range<usize>| -> Vec<_> {
+        r.filter_map(|i| {
+            let seq = i as u64 + 1;
+            match sc.ops[i] {
+                Op::Put(k) => Some((vec![k], seq, ValueKind::Put, value_of(seq))),
+                Op::Delete(k) => Some((vec![k], seq, ValueKind::Delete, Vec::new())),
+                Op::DeleteRange(..) => None,
+            }
+        })
+        .collect()
+    };
+    let ranges = |r: std::ops::Range<usize>| {
+        FragmentedTombstones::new(r.filter_map(|i| match sc.ops[i] {
+            Op::DeleteRange(a, b) => Some(RangeTombstone {
+                start: vec![a],
+                end: vec![b],
+                seq: i as u64 + 1,
+            }),
+            _ => None,
+        }))
     };
     let mut levels: Levels = vec![Vec::new(); 3];
-    levels[2] = sorted_level(store, (0..l2_end).map(entry).collect(), sc.per_file);
-    levels[1] = sorted_level(store, (l2_end..l1_end).map(entry).collect(), sc.per_file);
+    levels[2] = sorted_level(store, entries(0..l2_end), ranges(0..l2_end), sc.per_file);
+    levels[1] = sorted_level(
+        store,
+        entries(l2_end..l1_end),
+        ranges(l2_end..l1_end),
+        sc.per_file,
+    );
     // Level 0: contiguous runs of the newest writes, newest file first.
     let mut start = l1_end;
     for &c in sc.l0_cuts.iter().chain([&n]) {
         if c > start && c <= n {
-            levels[0].insert(0, store_table(store, (start..c).map(entry).collect()));
+            let (e, r) = (entries(start..c), ranges(start..c));
+            if !e.is_empty() || !r.is_empty() {
+                levels[0].insert(0, store_table_with_ranges(store, e, r));
+            }
             start = c;
         }
     }
@@ -337,6 +433,15 @@ proptest! {
                 let stripe = sorted_snaps.partition_point(|&s| s < p.seq);
                 prop_assert!(seen.insert((p.user_key.to_vec(), stripe)), "two versions in one stripe");
                 prop_assert!(!(p.kind == ValueKind::Delete && stripe == 0), "droppable tombstone kept");
+            }
+            for fragment in table.range_tombstones().fragments() {
+                let stripes: Vec<usize> = fragment
+                    .seqs()
+                    .iter()
+                    .map(|&s| sorted_snaps.partition_point(|&x| x < s))
+                    .collect();
+                prop_assert!(!stripes.contains(&0), "droppable range tombstone kept");
+                prop_assert!(stripes.windows(2).all(|w| w[0] != w[1]), "two range tombstones in one stripe");
             }
             if snaps.is_empty() {
                 prop_assert_eq!(f.tombstones, 0);
@@ -685,6 +790,9 @@ impl TableWriter for LossyWriter {
         } else {
             self.0.add(key, value)
         }
+    }
+    fn add_range_tombstones(&mut self, t: &strata_core::FragmentedTombstones) -> Result<()> {
+        self.0.add_range_tombstones(t)
     }
     fn estimated_size(&self) -> u64 {
         self.0.estimated_size()

@@ -174,6 +174,7 @@ fn inputs_sharing_a_boundary_user_key_are_taken_together() {
             largest_seq: 9,
             entries: 2,
             tombstones: 0,
+            range_tombstones: 0,
         })
     };
     // "k"@5 ends #1 and "k"@3 starts #2: one user key's versions across two files.
