@@ -131,6 +131,15 @@ pub fn kind(kind: ValueKind) -> &'static str {
     }
 }
 
+/// A write-batch entry's kind: `put`, `del` or `delrange`.
+pub fn batch_kind(op: strata::inspect::BatchOp) -> &'static str {
+    match op {
+        strata::inspect::BatchOp::Put => "put",
+        strata::inspect::BatchOp::Delete => "del",
+        strata::inspect::BatchOp::DeleteRange => "delrange",
+    }
+}
+
 /// A sequence number, `max` for the largest (separators and seek keys use it).
 pub fn seq(seq: u64) -> String {
     if seq == MAX_SEQUENCE {

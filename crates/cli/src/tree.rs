@@ -15,8 +15,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use strata::inspect::{BatchEntry, FileKind, FileMeta};
-use strata_core::{InternalKey, Lookup, MAX_SEQUENCE, ParsedInternalKey, SortedIter, ValueKind};
+use strata::inspect::{BatchEntry, BatchOp, FileKind, FileMeta};
+use strata_core::{InternalKey, Lookup, MAX_SEQUENCE, ParsedInternalKey, SortedIter};
 use strata_sstable::FilterAnswer;
 
 use super::dbdir::{self, Counters};
@@ -260,12 +260,16 @@ enum Answer {
 }
 
 fn wal_lookup(entries: &[BatchEntry], key: &[u8]) -> Answer {
+    let touches = |e: &BatchEntry| match e.kind {
+        BatchOp::DeleteRange => e.key.as_slice() <= key && key < e.value.as_slice(),
+        BatchOp::Put | BatchOp::Delete => e.key == key,
+    };
     let newest = entries
         .iter()
-        .filter(|e| e.key == key && e.seq <= MAX_SEQUENCE)
+        .filter(|e| touches(e) && e.seq <= MAX_SEQUENCE)
         .max_by_key(|e| e.seq);
     match newest {
-        Some(e) if e.kind == ValueKind::Put => Answer::Found(e.seq, e.value.clone()),
+        Some(e) if e.kind == BatchOp::Put => Answer::Found(e.seq, e.value.clone()),
         Some(e) => Answer::Deleted(e.seq),
         None => Answer::Absent,
     }
@@ -354,16 +358,8 @@ fn tree(args: &TreeArgs) -> CmdResult {
                 WalReport {
                     file: file_name(&w.path),
                     entries: w.entries.len(),
-                    puts: w
-                        .entries
-                        .iter()
-                        .filter(|e| e.kind == ValueKind::Put)
-                        .count(),
-                    deletes: w
-                        .entries
-                        .iter()
-                        .filter(|e| e.kind == ValueKind::Delete)
-                        .count(),
+                    puts: w.entries.iter().filter(|e| e.kind == BatchOp::Put).count(),
+                    deletes: w.entries.iter().filter(|e| e.kind != BatchOp::Put).count(),
                     smallest: keys.clone().min().map(show::plain),
                     largest: keys.clone().max().map(show::plain),
                     end: match &w.end {

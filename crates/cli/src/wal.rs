@@ -43,7 +43,11 @@ pub fn run(command: &Command) -> CmdResult {
 struct Entry {
     seq: u64,
     kind: &'static str,
+    /// The key (a range delete's start).
     key: String,
+    /// A range delete's exclusive end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<String>,
     value_bytes: usize,
     value_preview: show::Preview,
 }
@@ -96,6 +100,7 @@ struct Summary {
     entries: usize,
     puts: usize,
     deletes: usize,
+    range_deletes: usize,
     first_seq: Option<u64>,
     last_seq: Option<u64>,
 }
@@ -138,12 +143,16 @@ fn dump(args: &DumpArgs) -> CmdResult {
             Ok(batch) => {
                 report.entries = batch
                     .into_iter()
-                    .map(|e| Entry {
-                        seq: e.seq,
-                        kind: show::kind(e.kind),
-                        key: show::plain(&e.key),
-                        value_bytes: e.value.len(),
-                        value_preview: show::Preview::of(&e.value),
+                    .map(|e| {
+                        let range = e.kind == strata::inspect::BatchOp::DeleteRange;
+                        Entry {
+                            seq: e.seq,
+                            kind: show::batch_kind(e.kind),
+                            key: show::plain(&e.key),
+                            end: range.then(|| show::plain(&e.value)),
+                            value_bytes: if range { 0 } else { e.value.len() },
+                            value_preview: show::Preview::of(if range { &[] } else { &e.value }),
+                        }
                     })
                     .collect();
             }
@@ -184,6 +193,7 @@ fn dump(args: &DumpArgs) -> CmdResult {
         entries: entries.clone().count(),
         puts: entries.clone().filter(|e| e.kind == "put").count(),
         deletes: entries.clone().filter(|e| e.kind == "del").count(),
+        range_deletes: entries.clone().filter(|e| e.kind == "delrange").count(),
         first_seq: entries.clone().map(|e| e.seq).min(),
         last_seq: entries.map(|e| e.seq).max(),
     };
@@ -270,6 +280,9 @@ fn render(d: &WalDump, out: &mut dyn Write) -> io::Result<()> {
                     "    {key} seq:{}, type:put => {} ({} B)",
                     e.seq, e.value_preview, e.value_bytes
                 )?;
+            } else if let Some(end) = &e.end {
+                let end = show::key_from_plain(end);
+                writeln!(out, "    [{key} .. {end}) seq:{}, type:delrange", e.seq)?;
             } else {
                 writeln!(out, "    {key} seq:{}, type:del", e.seq)?;
             }

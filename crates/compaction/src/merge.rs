@@ -160,6 +160,75 @@ impl<I: SortedIter> MergingIter<I> {
         }
     }
 
+    /// Moving forward: repositions every child from index `from` on whose next entry
+    /// lies below `target` on its first entry `>= target`, as if the entries in
+    /// between had been stepped over, and plays the matches again. For callers that
+    /// know those entries are of no interest (keys a range tombstone deletes in every
+    /// child older than it). Does nothing while moving backward or when invalid.
+    pub fn skip_forward_from(&mut self, from: usize, target: &[u8]) -> Result<()> {
+        if self.dir != Direction::Forward || from >= self.children.len() {
+            return Ok(());
+        }
+        let mut moved = false;
+        for i in from..self.children.len() {
+            let slot = self.slots[i];
+            let behind = if slot.deferred {
+                true
+            } else {
+                self.children[i].valid()
+                    && compare_internal_keys(self.children[i].key(), target).is_lt()
+            };
+            if !behind {
+                continue;
+            }
+            // A postponed seek is overtaken: the target is past its own.
+            self.slots[i].deferred = false;
+            if let Err(e) = self.children[i].seek(target) {
+                self.valid = false;
+                return Err(e);
+            }
+            moved = true;
+        }
+        if moved {
+            self.any_deferred = self.slots.iter().any(|s| s.deferred);
+            self.rebuild(Direction::Forward);
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    /// Moving backward: repositions every child from index `from` on whose current
+    /// entry lies at or above `target` on its last entry below `target`, and plays the
+    /// matches again (the mirror of [`skip_forward_from`](Self::skip_forward_from)).
+    pub fn skip_backward_from(&mut self, from: usize, target: &[u8]) -> Result<()> {
+        if self.dir != Direction::Reverse || from >= self.children.len() {
+            return Ok(());
+        }
+        let mut moved = false;
+        for i in from..self.children.len() {
+            let child = &mut self.children[i];
+            if !child.valid() || compare_internal_keys(child.key(), target).is_lt() {
+                continue;
+            }
+            let step = child.seek(target).and_then(|()| {
+                if child.valid() {
+                    child.prev()
+                } else {
+                    child.seek_to_last()
+                }
+            });
+            if let Err(e) = step {
+                self.valid = false;
+                return Err(e);
+            }
+            moved = true;
+        }
+        if moved {
+            self.rebuild(Direction::Reverse);
+        }
+        Ok(())
+    }
+
     /// Number of inputs.
     pub fn num_children(&self) -> usize {
         self.children.len()

@@ -16,6 +16,22 @@ pub enum Lookup {
 }
 
 impl Lookup {
+    /// One layer's answer from its newest visible point entry of the key (`point`:
+    /// sequence and answer) and the newest visible range tombstone of the layer (or a
+    /// newer one) covering the key (`cover`): a tombstone newer than the entry deletes
+    /// it; with no entry, a covering tombstone deletes whatever older layers hold.
+    pub fn resolve(
+        point: Option<(crate::SequenceNumber, Lookup)>,
+        cover: Option<crate::SequenceNumber>,
+    ) -> Lookup {
+        match (point, cover) {
+            (Some((seq, _)), Some(t)) if t > seq => Lookup::Deleted,
+            (Some((_, found)), _) => found,
+            (None, Some(_)) => Lookup::Deleted,
+            (None, None) => Lookup::Absent,
+        }
+    }
+
     /// True unless [`Lookup::Absent`]: the search can stop here.
     pub fn is_final(&self) -> bool {
         !matches!(self, Lookup::Absent)

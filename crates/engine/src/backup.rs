@@ -703,6 +703,7 @@ mod tests {
             largest_seq: 2,
             entries: 2,
             tombstones: 0,
+            range_tombstones: 0,
         }
     }
 

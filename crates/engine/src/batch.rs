@@ -150,6 +150,31 @@ impl WriteBatch {
     }
 }
 
+/// The `[start, end)` of a range of keys: an excluded start or an included end
+/// becomes its successor. An unbounded end is refused (a range tombstone's end is a
+/// key); an unbounded start is the empty key, the smallest.
+pub(crate) fn range_bounds<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(
+    range: &R,
+) -> strata_core::Result<(Vec<u8>, Vec<u8>)> {
+    use std::ops::Bound;
+    use strata_core::range_del::successor;
+    let start = match range.start_bound() {
+        Bound::Included(k) => k.as_ref().to_vec(),
+        Bound::Excluded(k) => successor(k.as_ref()),
+        Bound::Unbounded => Vec::new(),
+    };
+    let end = match range.end_bound() {
+        Bound::Excluded(k) => k.as_ref().to_vec(),
+        Bound::Included(k) => successor(k.as_ref()),
+        Bound::Unbounded => {
+            return Err(strata_core::Error::InvalidArgument(
+                "a range delete needs an end bound (`start..end` or `start..=end`)".into(),
+            ));
+        }
+    };
+    Ok((start, end))
+}
+
 /// Encodes `batches` as one WAL record payload starting at `first_seq`.
 pub(crate) fn encode_record<'a>(
     dst: &mut Vec<u8>,

@@ -11,7 +11,7 @@ use strata_compaction::{
     CompactionEdit, CompactionJob, CompactionStats, CompactionTask, FileMeta, LeveledOptions,
     LeveledPolicy, TableOpener, TableSink, TableWriter,
 };
-use strata_core::{Error, Result, SortedIter};
+use strata_core::{Error, FragmentedTombstones, Result, SortedIter};
 use strata_sstable::{TableBuilder, TableOptions};
 
 use crate::db::{DbInner, Work, lock};
@@ -60,6 +60,7 @@ pub(crate) fn file_meta(number: u64, s: strata_sstable::TableSummary) -> FileMet
         largest_seq: s.largest_seq,
         entries: s.entry_count,
         tombstones: s.tombstone_count,
+        range_tombstones: s.range_tombstone_count,
     }
 }
 
@@ -144,7 +145,7 @@ fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> R
         read_bytes = stats.input_bytes,
         output_files = stats.output_files,
         written_bytes = stats.output_bytes,
-        entries_dropped = stats.versions_dropped + stats.tombstones_dropped,
+        entries_dropped = stats.versions_dropped + stats.tombstones_dropped + stats.range_deleted,
         duration_ms = elapsed.as_secs_f64() * 1e3,
         "compaction finished"
     );
@@ -163,6 +164,15 @@ fn rewrite(
         .flatten()
         .map(|f| (f.meta.number, Arc::clone(f)))
         .collect();
+    // The inputs' range tombstones, together (tables decode them when they open).
+    let mut range_tombstones = Vec::new();
+    for meta in task.all_inputs().filter(|f| f.range_tombstones > 0) {
+        let file = files.get(&meta.number).ok_or_else(|| {
+            Error::InvalidArgument(format!("compaction input {} is not live", meta.number))
+        })?;
+        range_tombstones.extend(file.table()?.range_tombstones().tombstones());
+    }
+    let range_tombstones = FragmentedTombstones::new(range_tombstones);
     let opener: TableOpener = Arc::new(move |meta: &FileMeta| {
         let file = files.get(&meta.number).ok_or_else(|| {
             Error::InvalidArgument(format!("compaction input {} is not live", meta.number))
@@ -184,6 +194,7 @@ fn rewrite(
     };
     let outcome = CompactionJob::new(task, opener)
         .snapshots(&inner.snapshots.list())
+        .range_tombstones(range_tombstones)
         .file_namer(Arc::new(move |n| table_path(&dir, n)))
         .run(&mut sink)
         .and_then(|outcome| {
@@ -264,6 +275,10 @@ impl TableSink for EngineSink<'_> {
 impl TableWriter for EngineTableWriter {
     fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.builder.add(key, value)
+    }
+
+    fn add_range_tombstones(&mut self, tombstones: &FragmentedTombstones) -> Result<()> {
+        self.builder.add_range_tombstones(tombstones)
     }
 
     fn estimated_size(&self) -> u64 {

@@ -290,12 +290,19 @@ impl DbInner {
         key: &[u8],
         snapshot: SequenceNumber,
     ) -> Result<Option<Bytes>> {
-        let mut found = view.mem.get(key, snapshot);
-        for (frozen, _) in &view.frozen {
+        // Newest layer first; the first that knows anything about the key (an entry,
+        // or a range tombstone covering it) decides.
+        let mut found = Lookup::Absent;
+        for mem in std::iter::once(&view.mem).chain(view.frozen.iter().map(|(m, _)| m)) {
+            let cover = if mem.range_tombstone_count() > 0 {
+                mem.range_tombstones().covering_seq(key, snapshot)
+            } else {
+                None
+            };
+            found = Lookup::resolve(mem.get_versioned(key, snapshot), cover);
             if found.is_final() {
                 break;
             }
-            found = frozen.get(key, snapshot);
         }
         if !found.is_final() {
             found = view.version.get(key, snapshot, &self.stats)?;
@@ -406,6 +413,44 @@ impl Db {
         let mut batch = WriteBatch::new();
         batch.delete(key);
         self.write(batch, WriteOptions::default())
+    }
+
+    /// Deletes every key in `range` with one write, however many keys it holds: a
+    /// *range tombstone* (one WAL entry, O(1) in the number of keys covered). Reads at
+    /// later snapshots skip the covered keys at once; compaction reclaims their space.
+    /// Writes after it (including later entries of the same batch) are not affected.
+    ///
+    /// The range needs an end: `start..end`, `start..=end`, `..end`. An unbounded end
+    /// (`start..`) is refused with [`Error::InvalidArgument`]; give the first key past
+    /// the data instead. An empty range writes nothing.
+    ///
+    /// ```
+    /// let db = strata::DbBuilder::in_memory().open()?;
+    /// for i in 0..100 {
+    ///     db.put(format!("log:{i:04}"), "entry")?;
+    /// }
+    /// db.delete_range("log:0000".."log:0090")?;
+    /// assert_eq!(db.prefix("log:").count(), 10);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn delete_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
+        let (start, end) = crate::batch::range_bounds(&range)?;
+        let mut batch = WriteBatch::new();
+        batch.delete_range(start, end);
+        if batch.is_empty() {
+            return self.inner().check_writable();
+        }
+        self.write(batch, WriteOptions::default())
+    }
+
+    /// Deletes every key that starts with `prefix` with one write (see
+    /// [`delete_range`](Self::delete_range)). A prefix without a successor (empty, or
+    /// all `0xff` bytes) would need an unbounded range and is refused with
+    /// [`Error::InvalidArgument`].
+    pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        let range = KeyRange::prefix(prefix.as_ref());
+        let (lo, hi) = range.as_slices();
+        self.delete_range::<&[u8], _>((lo, hi))
     }
 
     /// Applies `batch` atomically: after a crash either all of it or none is present.

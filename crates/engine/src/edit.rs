@@ -16,6 +16,7 @@
 //!                     | lp smallest internal key | lp largest internal key
 //!                     | varint64 smallest seq | varint64 largest seq
 //!                     | varint64 entries | varint64 tombstones
+//!   7 NewFileWithRangeDeletes  NewFile's fields | varint64 range tombstones
 //! lp := varint64 length | bytes
 //! ```
 
@@ -33,7 +34,13 @@ use strata_core::{InternalKey, SequenceNumber};
 /// version-1 reader would replay past such a gap, so it must refuse these databases;
 /// this build reads version 1 too (its larger `LastSequence` only hides gaps, which
 /// version-1 writers never left).
-pub const MANIFEST_FORMAT_VERSION: u32 = 2;
+///
+/// Version 3: WAL batches may hold range deletes, tables may be table format 3 (with a
+/// range-deletion block) and edits may hold `NewFileWithRangeDeletes`. A version-2
+/// reader would drop a WAL's range deletes as damage or read a table without its
+/// tombstones, bringing deleted keys back; it refuses the database instead. This build
+/// reads versions 1 and 2 (which hold none of these) and writes 3 from its first open.
+pub const MANIFEST_FORMAT_VERSION: u32 = 3;
 
 const TAG_FORMAT_VERSION: u32 = 1;
 const TAG_LOG_NUMBER: u32 = 2;
@@ -41,6 +48,7 @@ const TAG_NEXT_FILE_NUMBER: u32 = 3;
 const TAG_LAST_SEQUENCE: u32 = 4;
 const TAG_DELETED_FILE: u32 = 5;
 const TAG_NEW_FILE: u32 = 6;
+const TAG_NEW_FILE_WITH_RANGE_DELETES: u32 = 7;
 
 /// A change to the set of live files and the database's counters: one manifest record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -91,7 +99,16 @@ impl VersionEdit {
             put_varint64(dst, number);
         }
         for (level, f) in &self.new_files {
-            put_varint32(dst, TAG_NEW_FILE);
+            // Files without range tombstones keep the older field, byte for byte.
+            let with_ranges = f.range_tombstones > 0;
+            put_varint32(
+                dst,
+                if with_ranges {
+                    TAG_NEW_FILE_WITH_RANGE_DELETES
+                } else {
+                    TAG_NEW_FILE
+                },
+            );
             put_varint32(dst, *level as u32);
             put_varint64(dst, f.number);
             put_varint64(dst, f.size_bytes);
@@ -99,6 +116,9 @@ impl VersionEdit {
             put_length_prefixed(dst, f.largest.as_bytes());
             for v in [f.smallest_seq, f.largest_seq, f.entries, f.tombstones] {
                 put_varint64(dst, v);
+            }
+            if with_ranges {
+                put_varint64(dst, f.range_tombstones);
             }
         }
     }
@@ -123,7 +143,7 @@ impl VersionEdit {
                     let level = d.level()?;
                     edit.deleted_files.push((level, d.u64()?));
                 }
-                TAG_NEW_FILE => {
+                tag @ (TAG_NEW_FILE | TAG_NEW_FILE_WITH_RANGE_DELETES) => {
                     let level = d.level()?;
                     let number = d.u64()?;
                     let size_bytes = d.u64()?;
@@ -138,6 +158,15 @@ impl VersionEdit {
                         largest_seq: d.u64()?,
                         entries: d.u64()?,
                         tombstones: d.u64()?,
+                        range_tombstones: 0,
+                    };
+                    let meta = if tag == TAG_NEW_FILE_WITH_RANGE_DELETES {
+                        FileMeta {
+                            range_tombstones: d.u64()?,
+                            ..meta
+                        }
+                    } else {
+                        meta
                     };
                     edit.new_files.push((level, meta));
                 }
@@ -204,17 +233,25 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..10),
             0..strata_core::MAX_SEQUENCE,
             any::<u64>(),
+            prop_oneof![Just(0u64), any::<u64>()],
         )
-            .prop_map(|(number, size_bytes, key, seq, entries)| FileMeta {
-                number,
-                size_bytes,
-                smallest: InternalKey::new(&key, seq, ValueKind::Put),
-                largest: InternalKey::new(&[key.as_slice(), b"z"].concat(), 0, ValueKind::Delete),
-                smallest_seq: 0,
-                largest_seq: seq,
-                entries,
-                tombstones: entries / 2,
-            })
+            .prop_map(
+                |(number, size_bytes, key, seq, entries, range_tombstones)| FileMeta {
+                    number,
+                    size_bytes,
+                    smallest: InternalKey::new(&key, seq, ValueKind::Put),
+                    largest: InternalKey::new(
+                        &[key.as_slice(), b"z"].concat(),
+                        0,
+                        ValueKind::Delete,
+                    ),
+                    smallest_seq: 0,
+                    largest_seq: seq,
+                    entries,
+                    tombstones: entries / 2,
+                    range_tombstones,
+                },
+            )
     }
 
     fn edit() -> impl Strategy<Value = VersionEdit> {

@@ -150,6 +150,7 @@ pub(crate) fn build_table(
             builder.add(it.key(), it.value())?;
             it.next()?;
         }
+        builder.add_range_tombstones(&mem.range_tombstones())?;
         let summary = builder.finish()?;
         fs.sync_dir(dir)?;
         Ok(crate::compact::file_meta(number, summary))

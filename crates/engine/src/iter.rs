@@ -9,8 +9,8 @@ use bytes::Bytes;
 use strata_compaction::{FileMeta, LevelIter, MergingIter, TableOpener};
 use strata_core::key::encode_internal_key;
 use strata_core::{
-    Error, InternalKey, MAX_SEQUENCE, ParsedInternalKey, Result, SequenceNumber, SortedIter,
-    ValueKind, compare_internal_keys,
+    Error, FragmentedTombstones, InternalKey, MAX_SEQUENCE, ParsedInternalKey, Result,
+    SequenceNumber, SortedIter, ValueKind, compare_internal_keys,
 };
 use strata_memtable::MemTableIter;
 use strata_sstable::{Table, TableIter};
@@ -168,9 +168,54 @@ enum Source {
     Level(usize),
 }
 
-/// Builds the merged stream of every source in `view`, newest first, and what each
-/// child reads.
-fn merged(view: &View) -> Result<(Merged, Vec<Source>)> {
+/// The range tombstones an iterator weighs entries against, per child of the merged
+/// stream that has any.
+#[derive(Default)]
+struct RangeCover {
+    /// `(child index, its tombstones)`, in child order (newest first).
+    sets: Vec<(usize, Arc<FragmentedTombstones>)>,
+}
+
+/// The newest visible range tombstone covering a key.
+struct Cover<'a> {
+    seq: SequenceNumber,
+    /// The child (of the merged stream) it belongs to: every older child's entries of
+    /// keys in the fragment are older than it (the tree's invariant), so deleted.
+    child: usize,
+    start: &'a [u8],
+    end: &'a [u8],
+}
+
+impl RangeCover {
+    fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    fn cover(&self, key: &[u8], snapshot: SequenceNumber) -> Option<Cover<'_>> {
+        let mut best: Option<Cover<'_>> = None;
+        for (child, set) in &self.sets {
+            let Some(fragment) = set.fragment_at(key) else {
+                continue;
+            };
+            let Some(seq) = fragment.newest_visible(snapshot) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|b| seq > b.seq) {
+                best = Some(Cover {
+                    seq,
+                    child: *child,
+                    start: fragment.start(),
+                    end: fragment.end(),
+                });
+            }
+        }
+        best
+    }
+}
+
+/// Builds the merged stream of every source in `view`, newest first, what each child
+/// reads, and the children's range tombstones.
+fn merged(view: &View) -> Result<(Merged, Vec<Source>, RangeCover)> {
     let levels = &view.version.levels;
     let n = 1
         + view.frozen.len()
@@ -178,20 +223,32 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>)> {
         + levels.iter().skip(1).filter(|l| !l.is_empty()).count();
     let mut children = Vec::with_capacity(n);
     let mut sources = Vec::with_capacity(n);
-    children.push(Child::Mem(view.mem.iter()));
-    sources.push(Source::Mem);
-    for (m, _) in &view.frozen {
+    let mut cover = RangeCover::default();
+    for m in std::iter::once(&view.mem).chain(view.frozen.iter().map(|(m, _)| m)) {
+        if m.range_tombstone_count() > 0 {
+            cover.sets.push((children.len(), m.range_tombstones()));
+        }
         children.push(Child::Mem(m.iter()));
         sources.push(Source::Mem);
     }
     for f in &view.version.levels[0] {
         let table = f.table()?;
+        if !table.range_tombstones().is_empty() {
+            cover
+                .sets
+                .push((children.len(), Arc::clone(table.range_tombstones())));
+        }
         children.push(Child::Table(table.iter()));
         sources.push(Source::Table(table, Arc::clone(&f.meta)));
     }
     for (level, files) in view.version.levels.iter().enumerate().skip(1) {
         if files.is_empty() {
             continue;
+        }
+        if files.iter().any(|f| f.meta.range_tombstones > 0)
+            && let Some(set) = view.version.level_range_tombstones(level)?
+        {
+            cover.sets.push((children.len(), set));
         }
         // The opener finds the file by binary search in the pinned version (sorted by
         // smallest key), so building an iterator allocates no per-level index.
@@ -212,7 +269,7 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>)> {
         children.push(Child::Level(LevelIter::new(metas, opener)));
         sources.push(Source::Level(level));
     }
-    Ok((MergingIter::new(children), sources))
+    Ok((MergingIter::new(children), sources, cover))
 }
 
 /// Whether the seek of a child reading `source` to `target` (the first version of
@@ -284,6 +341,7 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
 struct Cursor {
     it: Merged,
     sources: Vec<Source>,
+    ranges: RangeCover,
     started: bool,
     /// The forward cursor stands on the entry it yielded last; it moves past it at the
     /// next call, so a caller that reads one entry (a seek) never moves the merge (which
@@ -368,10 +426,11 @@ impl DbIter {
 
     fn cursor(view: &View, slot: &mut Option<Cursor>) -> Result<()> {
         if slot.is_none() {
-            let (it, sources) = merged(view)?;
+            let (it, sources, ranges) = merged(view)?;
             *slot = Some(Cursor {
                 it,
                 sources,
+                ranges,
                 started: false,
                 advance: false,
             });
@@ -424,6 +483,18 @@ impl DbIter {
             self.skip.clear();
             self.skip.extend_from_slice(p.user_key);
             self.skip_valid = true;
+            if !c.ranges.is_empty()
+                && let Some(cover) = c.ranges.cover(p.user_key, self.seq)
+                && cover.seq > p.seq
+            {
+                // Deleted by a range tombstone. Children older than the tombstone's
+                // hold only deleted entries up to its end: they move past it at once
+                // rather than one key at a time.
+                let past = InternalKey::for_seek(cover.end, MAX_SEQUENCE);
+                c.it.next()?;
+                c.it.skip_forward_from(cover.child + 1, past.as_bytes())?;
+                continue;
+            }
             if p.kind == ValueKind::Delete {
                 c.it.next()?;
                 continue;
@@ -470,16 +541,27 @@ impl DbIter {
         // the user key being resolved (when `has_pending`), `newest` its newest visible
         // entry so far.
         let mut has_pending = false;
-        let mut newest: Option<(ValueKind, Bytes)> = None;
+        // The newest visible entry of the pending key: kind, sequence, value.
+        let mut newest: Option<(ValueKind, SequenceNumber, Bytes)> = None;
         while c.it.valid() {
-            let p = ParsedInternalKey::parse(c.it.key()).ok_or_else(|| corrupt_key(&self.inner))?;
-            if has_pending && !same_key(&self.pending, p.user_key) {
+            let new_key = has_pending && {
+                let p =
+                    ParsedInternalKey::parse(c.it.key()).ok_or_else(|| corrupt_key(&self.inner))?;
+                !same_key(&self.pending, p.user_key)
+            };
+            if new_key {
                 // A new user key: the previous one is resolved.
-                if let Some((ValueKind::Put, v)) = newest.take() {
-                    return Ok(Some((Bytes::copy_from_slice(&self.pending), v)));
-                }
                 has_pending = false;
+                match Self::resolve_backward(c, &self.pending, newest.take(), self.seq)? {
+                    Resolved::Value(v) => {
+                        return Ok(Some((Bytes::copy_from_slice(&self.pending), v)));
+                    }
+                    Resolved::Deleted => {}
+                    // Older children moved: read the top again.
+                    Resolved::Skipped => continue,
+                }
             }
+            let p = ParsedInternalKey::parse(c.it.key()).ok_or_else(|| corrupt_key(&self.inner))?;
             if !self.range.above_lo(p.user_key) {
                 return Ok(None);
             }
@@ -489,17 +571,57 @@ impl DbIter {
                 self.pending.extend_from_slice(p.user_key);
             }
             if p.seq <= self.seq {
-                newest = Some((p.kind, c.it.value_bytes()));
+                newest = Some((p.kind, p.seq, c.it.value_bytes()));
             }
             c.it.prev()?;
         }
-        Ok(match newest {
-            Some((ValueKind::Put, v)) if has_pending => {
-                Some((Bytes::copy_from_slice(&self.pending), v))
+        if !has_pending {
+            return Ok(None);
+        }
+        Ok(
+            match Self::resolve_backward(c, &self.pending, newest, self.seq)? {
+                Resolved::Value(v) => Some((Bytes::copy_from_slice(&self.pending), v)),
+                Resolved::Deleted | Resolved::Skipped => None,
+            },
+        )
+    }
+
+    /// What the backward cursor makes of `key`, whose newest visible entry is
+    /// `newest`. A key deleted by a range tombstone moves the children older than the
+    /// tombstone to before its start (their entries in between are deleted too).
+    fn resolve_backward(
+        c: &mut Cursor,
+        key: &[u8],
+        newest: Option<(ValueKind, SequenceNumber, Bytes)>,
+        snapshot: SequenceNumber,
+    ) -> Result<Resolved> {
+        let Some((kind, seq, value)) = newest else {
+            return Ok(Resolved::Deleted);
+        };
+        if !c.ranges.is_empty()
+            && let Some(cover) = c.ranges.cover(key, snapshot)
+            && cover.seq > seq
+        {
+            if c.it.valid() {
+                let before = InternalKey::for_seek(cover.start, MAX_SEQUENCE);
+                c.it.skip_backward_from(cover.child + 1, before.as_bytes())?;
+                return Ok(Resolved::Skipped);
             }
-            _ => None,
+            return Ok(Resolved::Deleted);
+        }
+        Ok(match kind {
+            ValueKind::Put => Resolved::Value(value),
+            ValueKind::Delete => Resolved::Deleted,
         })
     }
+}
+
+/// How the backward cursor resolved a key.
+enum Resolved {
+    Value(Bytes),
+    Deleted,
+    /// Deleted by a range tombstone, and children skipped past it.
+    Skipped,
 }
 
 impl Iterator for DbIter {

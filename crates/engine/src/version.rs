@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use strata_compaction::FileMeta;
-use strata_core::{FileSystem, Lookup, Result, SequenceNumber};
+use strata_core::{FileSystem, FragmentedTombstones, Lookup, Result, SequenceNumber};
 use strata_sstable::Table;
 
 use crate::edit::{MAX_LEVELS, VersionEdit};
@@ -101,6 +101,10 @@ impl Drop for TableFile {
 #[derive(Debug, Default)]
 pub(crate) struct Version {
     pub levels: [Vec<Arc<TableFile>>; NUM_LEVELS],
+    /// Per level, the range tombstones of all its tables together (`None` where no
+    /// table has any): what iterators weigh a level's entries against. Built on first
+    /// use, once per version.
+    level_range_tombstones: OnceLock<Vec<Option<Arc<FragmentedTombstones>>>>,
 }
 
 impl Version {
@@ -137,7 +141,15 @@ impl Version {
         snapshot: SequenceNumber,
         stats: &Stats,
     ) -> Result<Lookup> {
-        let (found, trace) = file.table()?.get_traced(user_key, snapshot)?;
+        let table = file.table()?;
+        let (point, trace) = table.get_versioned(user_key, snapshot)?;
+        let ranges = table.range_tombstones();
+        let cover = if ranges.is_empty() {
+            None
+        } else {
+            ranges.covering_seq(user_key, snapshot)
+        };
+        let found = Lookup::resolve(point, cover);
         stats.record_table_lookup(
             trace.filter,
             trace.data_block.is_some(),
@@ -178,6 +190,28 @@ impl Version {
             files.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
         }
         next
+    }
+
+    /// The range tombstones of level `level`'s tables, together (see the field).
+    pub fn level_range_tombstones(
+        &self,
+        level: usize,
+    ) -> Result<Option<Arc<FragmentedTombstones>>> {
+        if let Some(all) = self.level_range_tombstones.get() {
+            return Ok(all.get(level).cloned().flatten());
+        }
+        let mut all = Vec::with_capacity(NUM_LEVELS);
+        for files in &self.levels {
+            let mut tombstones = Vec::new();
+            for f in files.iter().filter(|f| f.meta.range_tombstones > 0) {
+                tombstones.extend(f.table()?.range_tombstones().tombstones());
+            }
+            all.push(
+                (!tombstones.is_empty()).then(|| Arc::new(FragmentedTombstones::new(tombstones))),
+            );
+        }
+        let all = self.level_range_tombstones.get_or_init(|| all);
+        Ok(all.get(level).cloned().flatten())
     }
 
     /// Each file's entry count, level by level (for sizing new tables' filters).

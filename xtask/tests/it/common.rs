@@ -185,6 +185,7 @@ pub fn table(path: &Path, number: u64, entries: &[(&str, u64, ValueKind, &str)])
         largest_seq: s.largest_seq,
         entries: s.entry_count,
         tombstones: s.tombstone_count,
+        range_tombstones: s.range_tombstone_count,
     }
 }
 

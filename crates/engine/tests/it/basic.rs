@@ -255,8 +255,8 @@ fn inspect_reads_back_the_manifest_and_the_wal() {
     assert_eq!(
         keys,
         [
-            (b"last".to_vec(), strata_core::ValueKind::Put),
-            (b"k0000".to_vec(), strata_core::ValueKind::Delete)
+            (b"last".to_vec(), strata::inspect::BatchOp::Put),
+            (b"k0000".to_vec(), strata::inspect::BatchOp::Delete)
         ]
     );
     assert_eq!(entries[1].seq, entries[0].seq + 1);

@@ -16,7 +16,10 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 enum Op {
     Put(u8, Vec<u8>),
     Delete(u8),
-    Batch(Vec<(u8, Option<Vec<u8>>)>),
+    /// Deletes keys `[key(a), key(b))`, or through `key(b)` when the flag is set.
+    DeleteRange(u8, u8, bool),
+    DeletePrefix(u8),
+    Batch(Vec<BatchOp>),
     Get(u8),
     Range(u8, u8, bool),
     Prefix(u8, bool),
@@ -31,6 +34,13 @@ enum Op {
     CompactAll,
     Close,
     DropWithoutClose,
+}
+
+#[derive(Clone, Debug)]
+enum BatchOp {
+    Put(u8, Vec<u8>),
+    Delete(u8),
+    DeleteRange(u8, u8),
 }
 
 fn key(k: u8) -> Vec<u8> {
@@ -50,7 +60,13 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         30 => (any::<u8>(), value()).prop_map(|(k, v)| Op::Put(k, v)),
         8 => any::<u8>().prop_map(Op::Delete),
-        5 => proptest::collection::vec((any::<u8>(), proptest::option::of(value())), 1..6).prop_map(Op::Batch),
+        3 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(a, b, i)| Op::DeleteRange(a, b, i)),
+        1 => any::<u8>().prop_map(Op::DeletePrefix),
+        5 => proptest::collection::vec(prop_oneof![
+                6 => (any::<u8>(), value()).prop_map(|(k, v)| BatchOp::Put(k, v)),
+                2 => any::<u8>().prop_map(BatchOp::Delete),
+                1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| BatchOp::DeleteRange(a, b)),
+            ], 1..6).prop_map(Op::Batch),
         10 => any::<u8>().prop_map(Op::Get),
         4 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(a, b, r)| Op::Range(a, b, r)),
         2 => (any::<u8>(), any::<bool>()).prop_map(|(p, r)| Op::Prefix(p, r)),
@@ -116,17 +132,37 @@ fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
                 d.delete(key(k)).unwrap();
                 model.remove(&key(k));
             }
+            Op::DeleteRange(a, b, inclusive) => {
+                let (lo, hi) = (key(a).min(key(b)), key(a).max(key(b)));
+                if inclusive {
+                    d.delete_range(lo.clone()..=hi.clone()).unwrap();
+                    model.retain(|k, _| !(lo <= *k && *k <= hi));
+                } else {
+                    d.delete_range(lo.clone()..hi.clone()).unwrap();
+                    model.retain(|k, _| !(lo <= *k && *k < hi));
+                }
+            }
+            Op::DeletePrefix(p) => {
+                let prefix = format!("k{}", p % 6).into_bytes();
+                d.delete_prefix(&prefix).unwrap();
+                model.retain(|k, _| !k.starts_with(&prefix));
+            }
             Op::Batch(entries) => {
                 let mut b = WriteBatch::new();
-                for (k, v) in entries {
-                    match v {
-                        Some(v) => {
+                for e in entries {
+                    match e {
+                        BatchOp::Put(k, v) => {
                             b.put(key(k), &v);
                             model.insert(key(k), v);
                         }
-                        None => {
+                        BatchOp::Delete(k) => {
                             b.delete(key(k));
                             model.remove(&key(k));
+                        }
+                        BatchOp::DeleteRange(x, y) => {
+                            let (lo, hi) = (key(x).min(key(y)), key(x).max(key(y)));
+                            b.delete_range(&lo, &hi);
+                            model.retain(|k, _| !(lo <= *k && *k < hi));
                         }
                     }
                 }
