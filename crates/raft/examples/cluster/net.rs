@@ -428,6 +428,10 @@ impl Client {
                         if leader != target && self.nodes.contains_key(&leader) =>
                     {
                         self.leader = leader;
+                        // A short pause even so: two nodes with stale views could
+                        // otherwise send the request back and forth as fast as they
+                        // answer until the election settles.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
                         continue;
                     }
                     Some(Err(e)) => last_error = format!("node {target}: {e}"),
