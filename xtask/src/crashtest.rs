@@ -8,8 +8,10 @@
 //! random moment, reopens the database and verifies it, and starts the next child on
 //! the same database.
 //!
-//! **Expected state.** Each child thread owns the keys `i` with `i % threads == t`, so
-//! writes to a key are ordered by one thread. Before each write the thread appends an
+//! **Expected state.** Each child thread owns a contiguous run of keys (`threads` equal
+//! runs), so writes to a key are ordered by one thread, and a range delete — some
+//! batches start with one, over a run of the thread's own keys — touches no other
+//! thread's keys; the intent line spells it out as a delete of each key it covers. Before each write the thread appends an
 //! *intent* line (`I <op> <key>=<value|-> ...`: the whole batch) to `expected.log`, and
 //! after the write is acknowledged an *ack* line (`A <op>`), each with one `write(2)` to
 //! a file opened for appending: the OS keeps it when the process is killed (a kill can
@@ -158,7 +160,8 @@ fn run_child(args: &ChildArgs) -> Result<()> {
             let (cycle, threads) = (args.cycle, args.threads);
             std::thread::spawn(move || -> std::result::Result<(), String> {
                 let started = Instant::now();
-                let own = |rng: &mut Rng| rng.below(KEYS / threads) * threads + t;
+                let per = KEYS / threads;
+                let own = |rng: &mut Rng| t * per + rng.below(per);
                 for op in 0u64.. {
                     if started.elapsed() > Duration::from_secs(60) {
                         return Ok(());
@@ -169,6 +172,19 @@ fn run_child(args: &ChildArgs) -> Result<()> {
                         1
                     };
                     let mut entries: BTreeMap<u64, Option<String>> = BTreeMap::new();
+                    let mut batch = WriteBatch::new();
+                    let mut range = 0..0;
+                    if rng.below(12) == 0 {
+                        // A range delete of up to 24 of the thread's own keys; the
+                        // batch's later entries (higher sequence numbers) override it.
+                        let first = own(&mut rng);
+                        let end = (first + 1 + rng.below(24)).min((t + 1) * per);
+                        batch.delete_range(key(first), key(end));
+                        range = first..end;
+                        for k in range.clone() {
+                            entries.insert(k, None);
+                        }
+                    }
                     for _ in 0..n {
                         let k = own(&mut rng);
                         let v = (rng.below(4) != 0).then(|| {
@@ -186,9 +202,14 @@ fn run_child(args: &ChildArgs) -> Result<()> {
                     let sync = rng.below(6) == 0;
                     let id = format!("{cycle}.{t}.{op}");
                     let mut intent = format!("I {id}");
-                    let mut batch = WriteBatch::new();
                     for (k, v) in &entries {
                         intent.push_str(&format!(" {}={}", key(*k), v.as_deref().unwrap_or("-")));
+                    }
+                    // The point entries (the range delete, if any, is already first).
+                    for (k, v) in entries
+                        .iter()
+                        .filter(|(k, v)| v.is_some() || !range.contains(*k))
+                    {
                         match v {
                             Some(v) => batch.put(key(*k), v),
                             None => batch.delete(key(*k)),

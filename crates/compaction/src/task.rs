@@ -134,6 +134,11 @@ impl InProgress {
         Self::default()
     }
 
+    /// Whether file `number` is an input of a running task.
+    pub fn contains_file(&self, number: u64) -> bool {
+        self.files.contains(&number)
+    }
+
     /// Records a task as running.
     pub fn add(&mut self, task: &CompactionTask) {
         self.files.extend(task.all_inputs().map(|f| f.number));

@@ -73,6 +73,10 @@ pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
             }
             let task = {
                 let mut m = lock(&inner.manifest);
+                if let Err(e) = drop_covered_files(&inner, &mut m) {
+                    inner.set_error("deleting tables a range delete covers", &e);
+                    break;
+                }
                 let version = Arc::clone(&inner.view().version);
                 let task = inner.policy.pick(&version.level_metas(), &m.in_progress);
                 if let Some(t) = &task {
@@ -89,6 +93,86 @@ pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
             inner.signal_progress();
         }
     }
+}
+
+/// Deletes, without reading them, the tables (L1 and deeper) that a newer range
+/// tombstone in a level above covers entirely — for every reader: no live snapshot
+/// sees any of the table's entries without also seeing the tombstone. Their space
+/// comes back at once instead of at the next compaction that reaches them (RocksDB's
+/// "delete-only compaction"). Runs under the manifest lock, skipping tables a running
+/// compaction reads.
+fn drop_covered_files(inner: &DbInner, m: &mut crate::db::ManifestState) -> Result<()> {
+    let deleted = covered_files(inner, m)?;
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    let count = deleted.len() as u64;
+    let mut edit = VersionEdit {
+        deleted_files: deleted,
+        ..VersionEdit::default()
+    };
+    m.log_and_apply(inner, &mut edit, |_| {})?;
+    inner
+        .stats
+        .files_dropped_by_range_deletes
+        .fetch_add(count, Ordering::Relaxed);
+    tracing::info!(
+        files = count,
+        "deleted tables a newer range tombstone covers"
+    );
+    Ok(())
+}
+
+/// The `(level, file number)` of the tables [`drop_covered_files`] deletes.
+fn covered_files(inner: &DbInner, m: &crate::db::ManifestState) -> Result<Vec<(usize, u64)>> {
+    let version = Arc::clone(&inner.view().version);
+    let has_ranges = |files: &[Arc<crate::version::TableFile>]| {
+        files.iter().any(|f| f.meta.range_tombstones > 0)
+    };
+    if !version.levels.iter().any(|l| has_ranges(l)) {
+        return Ok(Vec::new());
+    }
+    // The tombstones of each level, shallowest first (L0 tables one by one).
+    let mut sources: Vec<(usize, Arc<FragmentedTombstones>)> = Vec::new();
+    for f in version.levels[0]
+        .iter()
+        .filter(|f| f.meta.range_tombstones > 0)
+    {
+        sources.push((0, Arc::clone(f.table()?.range_tombstones())));
+    }
+    for level in 1..version.levels.len() {
+        if has_ranges(&version.levels[level])
+            && let Some(set) = version.level_range_tombstones(level)?
+        {
+            sources.push((level, set));
+        }
+    }
+    let snapshots = inner.snapshots.list();
+    let mut deleted = Vec::new();
+    for (level, files) in version.levels.iter().enumerate().skip(1) {
+        for f in files {
+            let meta = &f.meta;
+            if m.in_progress.contains_file(meta.number) {
+                continue;
+            }
+            let covered = sources.iter().filter(|(l, _)| *l < level).any(|(_, set)| {
+                let Some(fragment) = set.fragment_at(meta.smallest_user_key()) else {
+                    return false;
+                };
+                // The fragment spans the table's keys, and one of its tombstones is
+                // newer than every entry with no snapshot in between.
+                fragment.end() > meta.largest_user_key()
+                    && fragment.seqs().iter().any(|&t| {
+                        t > meta.largest_seq
+                            && !snapshots.iter().any(|&s| s >= meta.smallest_seq && s < t)
+                    })
+            });
+            if covered {
+                deleted.push((level, meta.number));
+            }
+        }
+    }
+    Ok(deleted)
 }
 
 /// Runs one task and installs its outcome, inside a span that says what it is.
@@ -370,6 +454,7 @@ pub(crate) fn wait_for_idle(inner: &DbInner) -> Result<()> {
             let view = inner.view();
             !view.frozen.is_empty()
                 || !m.in_progress.is_empty()
+                || !covered_files(inner, &m)?.is_empty()
                 || inner
                     .policy
                     .pick(&view.version.level_metas(), &m.in_progress)

@@ -19,6 +19,7 @@ pub(crate) struct Stats {
     pub flushes: AtomicU64,
     pub compactions: AtomicU64,
     pub trivial_moves: AtomicU64,
+    pub files_dropped_by_range_deletes: AtomicU64,
     pub stall_micros: AtomicU64,
     pub slowdowns: AtomicU64,
     pub bloom_checks: AtomicU64,
@@ -106,6 +107,9 @@ pub struct DbStats {
     pub compactions: u64,
     /// Compactions that moved a file down a level without rewriting it.
     pub trivial_moves: u64,
+    /// Table files deleted without being read because a newer range tombstone in a
+    /// level above covered every key they hold, for every reader.
+    pub files_dropped_by_range_deletes: u64,
     /// Time writers spent waiting for flushes and compactions (stop and slowdown).
     pub stall_time: Duration,
     /// Writes delayed by the L0 slowdown trigger.

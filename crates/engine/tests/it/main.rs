@@ -4,9 +4,11 @@
 mod basic;
 mod checkpoint;
 mod concurrency;
+mod format_fixture;
 mod in_memory;
 mod lifecycle;
 mod model;
+mod range_delete;
 mod read_only;
 mod txn;
 

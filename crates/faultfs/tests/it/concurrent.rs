@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use strata::{WriteBatch, WriteOptions};
 use strata_faultfs::{CrashOptions, FaultFs, Rng};
 
-use crate::oracle::{History, Model, Write};
+use crate::oracle::{History, Model, Op, Write};
 use crate::universe;
 
 const THREADS: usize = 3;
@@ -76,7 +76,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
                     let acked = fs.op_count();
                     let mut l = log.lock().unwrap();
                     l.writes[t].push(Write {
-                        entries,
+                        entries: entries.into_iter().map(Op::from).collect(),
                         sync,
                         start,
                         acked: Some(acked),

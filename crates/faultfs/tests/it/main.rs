@@ -20,7 +20,7 @@ use std::sync::Arc;
 use strata::{Db, DbBuilder, WriteBatch, WriteOptions};
 use strata_faultfs::{CrashOptions, FaultFs};
 
-use oracle::{History, Model, Write};
+use oracle::{History, Model, Op, Write};
 
 /// Where every test database lives.
 pub const DB: &str = "/db";
@@ -95,28 +95,28 @@ impl Harness {
         }
     }
 
-    /// Applies a batch, stamping it with the change counts around it.
+    /// Applies a batch of puts and deletes (`None`), stamping it with the change
+    /// counts around it.
     pub fn write(
         &mut self,
         entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         sync: bool,
     ) -> strata::Result<()> {
+        self.write_ops(entries.into_iter().map(Op::from).collect(), sync)
+    }
+
+    /// Applies a batch of any entries, stamping it with the change counts around it.
+    pub fn write_ops(&mut self, entries: Vec<Op>, sync: bool) -> strata::Result<()> {
         let mut batch = WriteBatch::new();
-        for (k, v) in &entries {
-            match v {
-                Some(v) => batch.put(k, v),
-                None => batch.delete(k),
-            };
+        for op in &entries {
+            op.add_to(&mut batch);
         }
         let start = self.fs.op_count();
         let result = self.db.write(batch, WriteOptions { sync });
         let acked = result.is_ok().then(|| self.fs.op_count());
         if result.is_ok() {
-            for (k, v) in &entries {
-                match v {
-                    Some(v) => self.live.insert(k.clone(), v.clone()),
-                    None => self.live.remove(k),
-                };
+            for op in &entries {
+                oracle::apply_op(&mut self.live, op);
             }
         }
         self.hist.writes.push(Write {

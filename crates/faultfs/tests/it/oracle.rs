@@ -19,10 +19,48 @@ use strata::Db;
 /// Key → value.
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// One write: its entries (`None` = delete), in order.
+/// One entry of a write.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    /// Deletes every key in `[start, end)`.
+    DeleteRange(Vec<u8>, Vec<u8>),
+}
+
+impl From<(Vec<u8>, Option<Vec<u8>>)> for Op {
+    fn from((k, v): (Vec<u8>, Option<Vec<u8>>)) -> Self {
+        match v {
+            Some(v) => Op::Put(k, v),
+            None => Op::Delete(k),
+        }
+    }
+}
+
+impl Op {
+    /// Whether the entry deletes `key`.
+    fn deletes(&self, key: &[u8]) -> bool {
+        match self {
+            Op::Put(..) => false,
+            Op::Delete(k) => k == key,
+            Op::DeleteRange(a, b) => a.as_slice() <= key && key < b.as_slice(),
+        }
+    }
+
+    /// Adds the entry to `batch`.
+    pub fn add_to(&self, batch: &mut strata::WriteBatch) {
+        match self {
+            Op::Put(k, v) => batch.put(k, v),
+            Op::Delete(k) => batch.delete(k),
+            Op::DeleteRange(a, b) => batch.delete_range(a, b),
+        };
+    }
+}
+
+/// One write: its entries, in order.
 #[derive(Clone, Debug)]
 pub struct Write {
-    pub entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub entries: Vec<Op>,
     pub sync: bool,
     /// Change count before the write was issued.
     pub start: usize,
@@ -42,11 +80,20 @@ pub struct History {
 }
 
 pub fn apply(model: &mut Model, w: &Write) {
-    for (k, v) in &w.entries {
-        match v {
-            Some(v) => model.insert(k.clone(), v.clone()),
-            None => model.remove(k),
-        };
+    for op in &w.entries {
+        apply_op(model, op);
+    }
+}
+
+pub fn apply_op(model: &mut Model, op: &Op) {
+    match op {
+        Op::Put(k, v) => {
+            model.insert(k.clone(), v.clone());
+        }
+        Op::Delete(k) => {
+            model.remove(k);
+        }
+        Op::DeleteRange(a, b) => model.retain(|k, _| !(a <= k && k < b)),
     }
 }
 
@@ -109,7 +156,7 @@ impl History {
             let deleted_in_history = self
                 .writes
                 .iter()
-                .any(|wr| wr.entries.iter().any(|(ek, ev)| ek == k && ev.is_none()));
+                .any(|wr| wr.entries.iter().any(|op| op.deletes(k)));
             let what = match (g, w) {
                 (Some(_), None) if deleted_in_history => "resurrected delete (I3)",
                 (Some(_), None) => "key never written",

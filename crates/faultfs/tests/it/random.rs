@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use strata_faultfs::{CrashOptions, Rng};
 
-use crate::oracle::Model;
+use crate::oracle::{Model, Op};
 use crate::{Harness, ROOMY_MEMTABLE, crash_and_check, universe};
 
 const DEFAULT_SEEDS: u64 = 1000;
@@ -63,8 +63,18 @@ fn workload(h: &mut Harness, rng: &mut Rng, n: usize, keys: &[Vec<u8>]) -> Resul
                     .collect();
                 h.write(entries, sync)
             }
-            78..81 => h.flush(),
-            81..82 => h.compact_all(),
+            78..80 => {
+                // A range delete alone or among other entries of a batch.
+                let (a, b) = (key(rng), key(rng));
+                let mut ops = vec![Op::DeleteRange(a.clone().min(b.clone()), a.max(b))];
+                if rng.one_in(2) {
+                    let k = key(rng);
+                    ops.insert(rng.below(2) as usize, Op::Put(k, value(rng, tag, h.roomy)));
+                }
+                h.write_ops(ops, sync)
+            }
+            80..82 => h.flush(),
+            82..83 => h.compact_all(),
             _ => {
                 let k = key(rng);
                 let got = h.db.get(&k).map_err(|e| format!("get failed: {e}"))?;

@@ -1,0 +1,231 @@
+//! Range deletes through the public API: every layer, snapshots, reopen, bad input,
+//! and the space coming back.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use strata::{Db, Error, WriteBatch, WriteOptions};
+use strata_core::MemFs;
+
+use crate::{collect, open_mem, tiny};
+
+fn key(i: u32) -> String {
+    format!("key{i:05}")
+}
+
+fn fill(db: &Db, n: u32) {
+    for i in 0..n {
+        db.put(key(i), format!("v{i}")).unwrap();
+    }
+}
+
+fn keys(db: &Db) -> Vec<String> {
+    collect(db.iter())
+        .into_iter()
+        .map(|(k, _)| String::from_utf8(k).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_range_delete_hides_keys_in_every_layer_and_survives_reopen() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    // Keys spread over deep levels, L0 and the MemTable.
+    fill(&db, 600);
+    db.compact_range::<&[u8], _>(..).unwrap();
+    for i in (0..600).step_by(3) {
+        db.put(key(i), "newer").unwrap();
+    }
+    db.flush().unwrap();
+    for i in (0..600).step_by(5) {
+        db.put(key(i), "newest").unwrap();
+    }
+    db.delete_range(key(100)..key(500)).unwrap();
+    // Written after the range delete: not affected by it.
+    db.put(key(250), "after").unwrap();
+    let check = |db: &Db| {
+        for i in 0..600 {
+            let got = db.get(key(i)).unwrap();
+            let deleted = (100..500).contains(&i) && i != 250;
+            assert_eq!(got.is_none(), deleted, "key {i}");
+        }
+        assert_eq!(db.get(key(250)).unwrap().as_deref(), Some(&b"after"[..]));
+        let all = keys(db);
+        assert_eq!(all.len(), 600 - 400 + 1);
+        let mut rev = collect(db.iter().rev());
+        rev.reverse();
+        assert_eq!(collect(db.iter()), rev);
+        // A range starting inside the deleted run skips it.
+        let first: Vec<_> = collect(db.range(key(120)..).take(2));
+        assert_eq!(first[0].0, key(250).as_bytes());
+        assert_eq!(first[1].0, key(500).as_bytes());
+        // And backwards from inside it.
+        let last: Vec<_> = collect(db.range(..key(400)).rev().take(2));
+        assert_eq!(last[0].0, key(250).as_bytes());
+        assert_eq!(last[1].0, key(99).as_bytes());
+    };
+    check(&db);
+    db.flush().unwrap();
+    check(&db);
+    db.close().unwrap();
+    let db = open_mem(&fs);
+    check(&db);
+    db.compact_range::<&[u8], _>(..).unwrap();
+    check(&db);
+    db.close().unwrap();
+}
+
+#[test]
+fn snapshots_keep_seeing_what_a_later_range_delete_hides() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    fill(&db, 300);
+    let before = db.snapshot();
+    db.delete_range(key(0)..key(200)).unwrap();
+    let after = db.snapshot();
+    db.put(key(10), "again").unwrap();
+    for round in 0..3 {
+        assert_eq!(collect(before.iter()).len(), 300, "round {round}");
+        assert_eq!(collect(after.iter()).len(), 100, "round {round}");
+        assert!(after.get(key(10)).unwrap().is_none());
+        assert_eq!(before.get(key(10)).unwrap().as_deref(), Some(&b"v10"[..]));
+        assert_eq!(db.get(key(10)).unwrap().as_deref(), Some(&b"again"[..]));
+        // Compaction must keep what the old snapshot reads.
+        match round {
+            0 => db.flush().unwrap(),
+            _ => db.compact_range::<&[u8], _>(..).unwrap(),
+        }
+    }
+}
+
+#[test]
+fn range_deletes_in_a_batch_are_atomic_and_ordered_with_its_other_entries() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    fill(&db, 50);
+    let mut b = WriteBatch::new();
+    b.put(key(5), "before-the-range")
+        .delete_range(key(0), key(20))
+        .put(key(7), "after-the-range");
+    db.write(b, WriteOptions { sync: true }).unwrap();
+    assert!(db.get(key(5)).unwrap().is_none());
+    assert_eq!(
+        db.get(key(7)).unwrap().as_deref(),
+        Some(&b"after-the-range"[..])
+    );
+    assert_eq!(keys(&db).len(), 30 + 1);
+}
+
+#[test]
+fn bad_ranges_get_clear_errors_and_empty_ones_write_nothing() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    db.put("a", "1").unwrap();
+    let unbounded = db.delete_range("a"..).unwrap_err();
+    assert!(
+        matches!(unbounded, Error::InvalidArgument(_)),
+        "{unbounded}"
+    );
+    assert!(matches!(
+        db.delete_prefix([0xffu8, 0xff]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        db.delete_prefix(""),
+        Err(Error::InvalidArgument(_))
+    ));
+    let before = db.stats().wal_bytes_written;
+    db.delete_range("b".."a").unwrap();
+    db.delete_range("a".."a").unwrap();
+    assert_eq!(
+        db.stats().wal_bytes_written,
+        before,
+        "an empty range writes nothing"
+    );
+    let long = vec![b'k'; 70 << 10];
+    assert!(matches!(
+        db.delete_range(long.clone()..long.clone()),
+        Ok(())
+    ));
+    let too_long = db.delete_range(vec![b'a']..long).unwrap_err();
+    assert!(matches!(too_long, Error::InvalidArgument(_)), "{too_long}");
+    assert_eq!(db.get("a").unwrap().as_deref(), Some(&b"1"[..]));
+    // `..=end` deletes `end` too; `..end` from the smallest key.
+    db.put("b", "2").unwrap();
+    db.put("c", "3").unwrap();
+    db.delete_range(..="b").unwrap();
+    assert_eq!(keys(&db), ["c"]);
+    let other = db.clone();
+    db.close().unwrap();
+    assert!(matches!(other.delete_range("a".."z"), Err(Error::Closed)));
+}
+
+#[test]
+fn delete_prefix_removes_exactly_the_prefix() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    for p in ["user:", "user;", "users:", "use"] {
+        for i in 0..20 {
+            db.put(format!("{p}{i:02}"), "v").unwrap();
+        }
+    }
+    db.flush().unwrap();
+    db.delete_prefix("user:").unwrap();
+    assert_eq!(db.prefix("user:").count(), 0);
+    assert_eq!(db.prefix("user;").count(), 20);
+    assert_eq!(db.prefix("users:").count(), 20);
+    assert_eq!(db.prefix("use").count(), 60);
+}
+
+/// Deleting most of a large, compacted database costs one write and gives the space
+/// back: the tables a newer range tombstone covers entirely are deleted without being
+/// read, the rest at their next compaction.
+#[test]
+fn the_space_of_range_deleted_tables_comes_back() {
+    let fs = MemFs::new();
+    let db = tiny(Db::builder(Path::new("/db")))
+        .file_system(Arc::new(fs.clone()))
+        .open()
+        .unwrap();
+    fill(&db, 4000);
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let size = |db: &Db| -> u64 { db.stats().levels.iter().map(|l| l.bytes).sum() };
+    let full = size(&db);
+    let wal_before = db.stats().wal_bytes_written;
+    db.delete_range(key(0)..key(3900)).unwrap();
+    assert!(
+        db.stats().wal_bytes_written - wal_before < 100,
+        "one small write"
+    );
+    db.flush().unwrap();
+    db.wait_for_compaction().unwrap();
+    let dropped = db.stats().files_dropped_by_range_deletes;
+    assert!(dropped > 0, "no table was dropped without being read");
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let left = size(&db);
+    assert!(left * 10 < full, "{left} bytes left of {full}");
+    assert_eq!(keys(&db).len(), 100);
+}
+
+/// A snapshot that still sees a table's keys keeps the table: it is dropped only once
+/// the snapshot is gone.
+#[test]
+fn a_snapshot_keeps_covered_tables_until_it_is_dropped() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    fill(&db, 3000);
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let snap = db.snapshot();
+    db.delete_range(key(0)..key(3000)).unwrap();
+    db.flush().unwrap();
+    db.wait_for_compaction().unwrap();
+    assert_eq!(db.stats().files_dropped_by_range_deletes, 0);
+    assert_eq!(collect(snap.iter()).len(), 3000);
+    drop(snap);
+    // The next flush rings the compaction thread, which now may drop them.
+    db.put("zz", "1").unwrap();
+    db.flush().unwrap();
+    db.wait_for_compaction().unwrap();
+    assert!(db.stats().files_dropped_by_range_deletes > 0);
+    assert_eq!(keys(&db), ["zz"]);
+}
