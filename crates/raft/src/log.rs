@@ -109,20 +109,24 @@ impl<C: StrataConfig> LogStore<C> {
             .map_err(|e| err(any(&e)).into())
     }
 
-    /// Deletes the log keys in `range` (and applies `extra`) in one atomic batch.
-    ///
-    /// A point delete per entry: O(entries) until Strata has range deletes, which will
-    /// make truncate and purge O(1) (and drop purged tables whole).
+    /// Deletes the log entries from index `first` through `last` (to the end of the
+    /// log if `None`), and applies `extra`, in one atomic batch: one range delete,
+    /// O(1) however many entries it removes. Compaction then drops the tables of a
+    /// purged prefix whole, without reading them.
     fn delete_log_range(
         &self,
-        range: (Bound<[u8; 9]>, Bound<[u8; 9]>),
+        first: u64,
+        last: Option<u64>,
         extra: impl FnOnce(&mut WriteBatch),
     ) -> Result<(), StorageError<C::NodeId>> {
+        // Past the last log key: the next prefix byte (`m` sorts below every `m:` key).
+        let log_end = [LOG + 1];
+        let end = match last.and_then(|i| i.checked_add(1)) {
+            Some(next) => log_key(next).to_vec(),
+            None => log_end.to_vec(),
+        };
         let mut batch = WriteBatch::new();
-        for item in self.db.range(range) {
-            let (key, _) = item.map_err(|e| StorageIOError::read_logs(any(&e)))?;
-            batch.delete(key);
-        }
+        batch.delete_range(log_key(first), end);
         extra(&mut batch);
         // Not synced: a truncation or purge lost in a crash leaves the log as it was
         // before, which openraft had already accepted as durable; and Strata recovers a
@@ -252,19 +256,14 @@ impl<C: StrataConfig> RaftLogStorage<C> for LogStore<C> {
     }
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        let from = Bound::Included(log_key(log_id.index));
-        self.delete_log_range((from, Bound::Included(log_key(u64::MAX))), |_| {})
+        self.delete_log_range(log_id.index, None, |_| {})
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
         let purged = encode(&log_id).map_err(StorageIOError::write_logs)?;
-        let range = (
-            Bound::Included(log_key(0)),
-            Bound::Included(log_key(log_id.index)),
-        );
-        // The purged id and the deletes in one batch: a crash never leaves entries
+        // The purged id and the delete in one batch: a crash never leaves entries
         // deleted without the id that says where the log now starts.
-        self.delete_log_range(range, |batch| {
+        self.delete_log_range(0, Some(log_id.index), |batch| {
             batch.put(PURGED, &purged);
         })
     }
@@ -499,5 +498,38 @@ mod tests {
             1,
             "nine appends queued behind a busy flusher take one fsync"
         );
+    }
+
+    /// Purging and truncating are one small range delete however long the log, and
+    /// the log reads back exactly the entries left.
+    #[test]
+    fn purge_and_truncate_are_one_small_write() {
+        let fs = FaultFs::new();
+        let mut log = store(&fs);
+        for chunk in (1..=5000u64).collect::<Vec<_>>().chunks(500) {
+            log.write_entries(chunk.iter().map(|&i| entry(i)))
+                .expect("append");
+        }
+        let wal = |log: &LogStore<Config>| log.db.stats().wal_bytes_written;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let before = wal(&log);
+        runtime
+            .block_on(log.purge(LogId::new(CommittedLeaderId::new(1, 0), 4000)))
+            .expect("purge");
+        let purge_bytes = wal(&log) - before;
+        let before = wal(&log);
+        runtime
+            .block_on(log.truncate(LogId::new(CommittedLeaderId::new(1, 0), 4500)))
+            .expect("truncate");
+        let truncate_bytes = wal(&log) - before;
+        assert!(
+            purge_bytes < 200 && truncate_bytes < 100,
+            "purge wrote {purge_bytes} B, truncate {truncate_bytes} B"
+        );
+        let left = read_entries::<Config>(&log.db, ..).expect("read");
+        let indexes: Vec<u64> = left.iter().map(|e| e.log_id.index).collect();
+        assert_eq!(indexes, (4001..4500).collect::<Vec<_>>());
     }
 }

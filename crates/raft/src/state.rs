@@ -312,14 +312,12 @@ impl<C: StrataConfig, A: Apply<C>> RaftStateMachine<C> for StateMachine<C, A> {
             )))
             .into());
         }
-        // One batch: every old key deleted, every snapshot key written, and the new
-        // last-applied state, so a crash leaves the old state machine or the new one,
-        // never a mix. A delete per old key until Strata has range deletes.
+        // One batch: every old key deleted (one range delete over the state-machine
+        // keys, which the snapshot's puts after it override), every snapshot key
+        // written, and the new last-applied state, so a crash leaves the old state
+        // machine or the new one, never a mix.
         let mut batch = WriteBatch::new();
-        for item in self.db.prefix([STATE]) {
-            let (key, _) = item.map_err(|e| err(any(&e)))?;
-            batch.delete(key);
-        }
+        batch.delete_range([STATE], [STATE + 1]);
         for (key, value) in parsed.records {
             batch.put(state_key(key), value);
         }
