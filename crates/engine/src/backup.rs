@@ -363,6 +363,9 @@ impl Backup {
                 tables,
             },
             edit: VersionEdit {
+                // The format its tables and counters are in: a build that reads only
+                // older manifests (no range deletes) refuses the backup by name.
+                format_version: Some(crate::edit::MANIFEST_FORMAT_VERSION),
                 next_file_number: Some(pinned.next_file_number),
                 last_sequence: Some(pinned.last_sequence),
                 new_files: files,
