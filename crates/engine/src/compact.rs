@@ -396,9 +396,13 @@ pub(crate) fn compact_range(inner: &Arc<DbInner>, range: &KeyRange) -> Result<()
                 if overlapping.is_empty() {
                     break;
                 }
-                // The last non-empty level rewrites into itself; stop there.
+                // The last non-empty level rewrites into itself once, to drop its
+                // tombstones (point or range); without any, stop there.
                 let deepest = levels.iter().rposition(|l| !l.is_empty()).unwrap_or(0);
-                if level == deepest && level > 0 && overlapping.iter().all(|f| f.tombstones == 0) {
+                let no_tombstones = overlapping
+                    .iter()
+                    .all(|f| f.tombstones == 0 && f.range_tombstones == 0);
+                if level == deepest && level > 0 && no_tombstones {
                     break;
                 }
                 let lo = overlapping

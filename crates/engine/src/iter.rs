@@ -172,8 +172,9 @@ enum Source {
 /// stream that has any.
 #[derive(Default)]
 struct RangeCover {
-    /// `(child index, its tombstones)`, in child order (newest first).
-    sets: Vec<(usize, Arc<FragmentedTombstones>)>,
+    /// `(child index, its tombstones, the fragment position of the last key asked
+    /// about)`, in child order (newest first).
+    sets: Vec<(usize, Arc<FragmentedTombstones>, std::cell::Cell<usize>)>,
 }
 
 /// The newest visible range tombstone covering a key.
@@ -193,8 +194,11 @@ impl RangeCover {
 
     fn cover(&self, key: &[u8], snapshot: SequenceNumber) -> Option<Cover<'_>> {
         let mut best: Option<Cover<'_>> = None;
-        for (child, set) in &self.sets {
-            let Some(fragment) = set.fragment_at(key) else {
+        for (child, set, hint) in &self.sets {
+            let mut h = hint.get();
+            let fragment = set.fragment_at_hinted(key, &mut h);
+            hint.set(h);
+            let Some(fragment) = fragment else {
                 continue;
             };
             let Some(seq) = fragment.newest_visible(snapshot) else {
@@ -226,7 +230,9 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>, RangeCover)> {
     let mut cover = RangeCover::default();
     for m in std::iter::once(&view.mem).chain(view.frozen.iter().map(|(m, _)| m)) {
         if m.range_tombstone_count() > 0 {
-            cover.sets.push((children.len(), m.range_tombstones()));
+            cover
+                .sets
+                .push((children.len(), m.range_tombstones(), Default::default()));
         }
         children.push(Child::Mem(m.iter()));
         sources.push(Source::Mem);
@@ -234,9 +240,11 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>, RangeCover)> {
     for f in &view.version.levels[0] {
         let table = f.table()?;
         if !table.range_tombstones().is_empty() {
-            cover
-                .sets
-                .push((children.len(), Arc::clone(table.range_tombstones())));
+            cover.sets.push((
+                children.len(),
+                Arc::clone(table.range_tombstones()),
+                Default::default(),
+            ));
         }
         children.push(Child::Table(table.iter()));
         sources.push(Source::Table(table, Arc::clone(&f.meta)));
@@ -248,7 +256,7 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>, RangeCover)> {
         if files.iter().any(|f| f.meta.range_tombstones > 0)
             && let Some(set) = view.version.level_range_tombstones(level)?
         {
-            cover.sets.push((children.len(), set));
+            cover.sets.push((children.len(), set, Default::default()));
         }
         // The opener finds the file by binary search in the pinned version (sorted by
         // smallest key), so building an iterator allocates no per-level index.

@@ -98,13 +98,15 @@ fn oversized_keys_and_values_are_refused_and_nothing_is_written() {
 fn a_newer_manifest_version_is_not_supported_and_nothing_is_touched() {
     let fs = MemFs::new();
     open_mem(&fs).close().unwrap();
-    // A well-formed manifest (valid checksums) from a future format: tag 1 = version 3.
+    // A well-formed manifest (valid checksums) from a future format: tag 1 = the next
+    // version.
     let manifest = Path::new("/db/MANIFEST-000999");
     let mut log = strata_wal::LogWriter::new(
         fs.create(manifest).unwrap(),
         strata_wal::SyncPolicy::EveryWrite,
     );
-    log.add_record(&[1, 3]).unwrap();
+    let newer = strata::inspect::MANIFEST_FORMAT_VERSION + 1;
+    log.add_record(&[1, newer as u8]).unwrap();
     drop(log);
     fs.write_file(Path::new("/db/CURRENT"), b"MANIFEST-000999\n".to_vec());
     let before = fs.list(Path::new("/db")).unwrap();
@@ -113,7 +115,10 @@ fn a_newer_manifest_version_is_not_supported_and_nothing_is_touched() {
         .open()
         .unwrap_err();
     assert!(matches!(err, Error::NotSupported(_)), "{err}");
-    assert!(err.to_string().contains("version 3"), "{err}");
+    assert!(
+        err.to_string().contains(&format!("version {newer}")),
+        "{err}"
+    );
     assert_eq!(fs.list(Path::new("/db")).unwrap(), before);
 }
 

@@ -229,3 +229,30 @@ fn a_snapshot_keeps_covered_tables_until_it_is_dropped() {
     assert!(db.stats().files_dropped_by_range_deletes > 0);
     assert_eq!(keys(&db), ["zz"]);
 }
+
+/// A read-only handle sees a writer's range deletes, from its WAL (not yet flushed)
+/// and from its tables.
+#[test]
+fn read_only_handles_see_range_deletes_in_wals_and_tables() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    fill(&db, 200);
+    db.flush().unwrap();
+    let reader = tiny(Db::builder(Path::new("/db")))
+        .file_system(Arc::new(fs.clone()))
+        .read_only()
+        .open()
+        .unwrap();
+    assert_eq!(keys(&reader).len(), 200);
+    db.delete_range(key(50)..key(150)).unwrap();
+    db.sync_wal().unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(keys(&reader).len(), 100);
+    assert!(reader.get(key(60)).unwrap().is_none());
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(keys(&reader).len(), 100);
+    assert!(reader.get(key(149)).unwrap().is_none());
+    assert!(reader.get(key(150)).unwrap().is_some());
+}
