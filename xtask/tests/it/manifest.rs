@@ -23,7 +23,7 @@ fn an_engine_manifest_shows_flushes_and_the_move_to_the_bottom_level() {
     assert_eq!(json["file"], "MANIFEST-000002");
     assert_eq!(json["named_by_current"], true);
     let edits = json["edits"].as_array().unwrap();
-    assert_eq!(edits[0]["format_version"], 2);
+    assert_eq!(edits[0]["format_version"], 3);
     // The compaction of the first flush was a trivial move: out of L0, into L6.
     let moved = edits
         .iter()
