@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use strata_core::{FileSystem, InternalKey, Lookup, MemFs, SortedIter, ValueKind};
+use strata_core::{
+    FileSystem, FragmentedTombstones, InternalKey, Lookup, MemFs, RangeTombstone, SortedIter,
+    ValueKind,
+};
 use strata_sstable::{Compression, Table, TableBuilder, TableOptions};
 
 /// Reads bytes off the front of the fuzz input; runs dry as zeros.
@@ -37,7 +40,10 @@ impl Input<'_> {
 pub type Expected = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// A valid table made from the front of `input`: 1 to 64 entries over a small key
-/// space, small blocks so there are several, with a filter, optionally compressed.
+/// space, small blocks so there are several, with a filter, optionally compressed, and
+/// (two times in three) 1 to 4 range tombstones over the same key space, so the table
+/// is format version 3 with a range-deletion block. `Expected` is about point entries
+/// only (`Table::get` and iterators do not apply range tombstones).
 pub fn build_table(input: &mut Input) -> (Vec<u8>, Expected) {
     let n = 1 + (input.byte() % 64) as usize;
     let block = 32 + input.u16() as usize % 512;
@@ -69,6 +75,26 @@ pub fn build_table(input: &mut Input) -> (Vec<u8>, Expected) {
     };
     let file = fs.create(path).expect("memfs create");
     let mut b = TableBuilder::new(file, opts).expect("valid options");
+    let ranges = input.byte() % 3;
+    if ranges > 0 {
+        let count = 1 + input.byte() % 4;
+        let tombstones: Vec<RangeTombstone> = (0..count)
+            .map(|_| {
+                let first = input.byte() % 200;
+                let len = 1 + input.byte() % 60;
+                let last = first.saturating_add(len).min(200);
+                RangeTombstone {
+                    start: format!("key{first:03}").into_bytes(),
+                    // `key200` sorts after every key written: a tombstone may reach
+                    // past the last entry.
+                    end: format!("key{last:03}").into_bytes(),
+                    seq: 1 + u64::from(input.byte()) % 80,
+                }
+            })
+            .collect();
+        b.add_range_tombstones(&FragmentedTombstones::new(tombstones))
+            .expect("small tombstones");
+    }
     let mut expected = Expected::new();
     for (key, (seq, put, value)) in &entries {
         let kind = if *put {
@@ -89,6 +115,8 @@ pub fn build_table(input: &mut Input) -> (Vec<u8>, Expected) {
 pub struct Layout {
     pub data: Vec<(u64, u64)>,
     pub filter: (u64, u64),
+    /// The range-deletion block (format version 3 tables only).
+    pub range_del: Option<(u64, u64)>,
     pub properties: (u64, u64),
     pub index: (u64, u64),
     pub footer: u64,
@@ -104,6 +132,7 @@ pub fn layout(bytes: &[u8]) -> Layout {
             .map(|e| (e.handle.offset, e.handle.size))
             .collect(),
         filter: (f.filter.offset, f.filter.size),
+        range_del: f.range_del.map(|r| (r.offset, r.size)),
         properties: (f.properties.offset, f.properties.size),
         index: (f.index.offset, f.index.size),
         footer: f.offset,
@@ -114,7 +143,11 @@ pub fn layout(bytes: &[u8]) -> Layout {
 /// Recomputes the checksum of the block at `(offset, size)` and of the footer, so
 /// damage inside them passes verification and reaches the decoders.
 pub fn reseal(bytes: &mut [u8], l: &Layout) {
-    let blocks = l.data.iter().chain([&l.filter, &l.properties, &l.index]);
+    let blocks = l
+        .data
+        .iter()
+        .chain([&l.filter, &l.properties, &l.index])
+        .chain(l.range_del.as_ref());
     for &(offset, size) in blocks {
         let (o, s) = (offset as usize, size as usize);
         if o + s + 5 > bytes.len() {
@@ -126,12 +159,15 @@ pub fn reseal(bytes: &mut [u8], l: &Layout) {
         h.update(&l.file_id.to_le_bytes());
         bytes[o + s + 1..o + s + 5].copy_from_slice(&h.finalize().to_le_bytes());
     }
+    // The checksum covers every footer byte before it: 64 in a version-1/2 footer (76
+    // bytes), 80 in a version-3 one (92 bytes, with the range-deletion handle).
     let f = l.footer as usize;
-    if f + 76 <= bytes.len() {
+    let crc_at = if l.range_del.is_some() { 80 } else { 64 };
+    if f + crc_at + 12 <= bytes.len() {
         let mut h = crc32fast::Hasher::new();
-        h.update(&bytes[f..f + 64]);
+        h.update(&bytes[f..f + crc_at]);
         h.update(&l.footer.to_le_bytes());
-        bytes[f + 64..f + 68].copy_from_slice(&h.finalize().to_le_bytes());
+        bytes[f + crc_at..f + crc_at + 4].copy_from_slice(&h.finalize().to_le_bytes());
     }
 }
 

@@ -44,6 +44,9 @@ pub(crate) struct FileReport {
     pub size_bytes: u64,
     pub entries: u64,
     pub tombstones: u64,
+    /// Range tombstones (`(fragment, sequence)` pairs) in the table's range-deletion
+    /// block; the key and sequence ranges cover them.
+    pub range_tombstones: u64,
     pub smallest_seq: u64,
     pub largest_seq: u64,
     pub smallest: Option<IKey>,
@@ -58,6 +61,7 @@ impl FileReport {
             size_bytes: m.size_bytes,
             entries: m.entries,
             tombstones: m.tombstones,
+            range_tombstones: m.range_tombstones,
             smallest_seq: m.smallest_seq,
             largest_seq: m.largest_seq,
             smallest: IKey::parse(m.smallest.as_bytes()),
@@ -67,8 +71,16 @@ impl FileReport {
 
     fn text(&self) -> String {
         let key = |k: &Option<IKey>| k.as_ref().map_or_else(|| "?".to_owned(), IKey::text);
+        let ranges = if self.range_tombstones == 0 {
+            String::new()
+        } else {
+            format!(
+                "  {}",
+                show::count(self.range_tombstones, "range tombstone", "range tombstones")
+            )
+        };
         format!(
-            "L{} {:06}.sst  {:>9}  {:>15}  {:>14}  seq {}..{}  {} .. {}",
+            "L{} {:06}.sst  {:>9}  {:>15}  {:>14}{ranges}  seq {}..{}  {} .. {}",
             self.level,
             self.number,
             show::size(self.size_bytes),
@@ -106,6 +118,7 @@ struct LevelReport {
     size_bytes: u64,
     entries: u64,
     tombstones: u64,
+    range_tombstones: u64,
     tables: Vec<FileReport>,
 }
 
@@ -191,6 +204,7 @@ fn report(m: &Manifest, named_by_current: bool) -> ManifestDump {
             size_bytes: files.iter().map(|f| f.size_bytes).sum(),
             entries: files.iter().map(|f| f.entries).sum(),
             tombstones: files.iter().map(|f| f.tombstones).sum(),
+            range_tombstones: files.iter().map(|f| f.range_tombstones).sum(),
             tables: files.iter().map(|f| FileReport::new(level, f)).collect(),
         })
         .collect();
@@ -267,9 +281,17 @@ fn render(d: &ManifestDump, out: &mut dyn Write) -> io::Result<()> {
     let mut any = false;
     for l in d.levels.iter().filter(|l| l.files > 0) {
         any = true;
+        let ranges = if l.range_tombstones == 0 {
+            String::new()
+        } else {
+            format!(
+                ", {}",
+                show::count(l.range_tombstones, "range tombstone", "range tombstones")
+            )
+        };
         writeln!(
             out,
-            "  L{}: {}, {}, {}, {}",
+            "  L{}: {}, {}, {}, {}{ranges}",
             l.level,
             show::count(l.files as u64, "file", "files"),
             show::size(l.size_bytes),

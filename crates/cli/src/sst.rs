@@ -1,6 +1,6 @@
 //! `cargo xtask sst dump <file> [--entries]` and `sst get <file> <key>`: a table's
-//! footer, properties, index and Bloom filter, its entries, and how a point lookup in it
-//! goes.
+//! footer, properties, index, Bloom filter and range tombstones, its entries, and how a
+//! point lookup in it goes (range tombstones included, as the engine weighs them).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -19,8 +19,9 @@ use super::{CmdResult, Failure, Sniffed, describe, emit, file_name, require_file
 /// `cargo xtask sst …`
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Print a table's footer, properties, index (block handles and separator keys) and
-    /// Bloom filter statistics; with `--entries`, every internal key and value size.
+    /// Print a table's footer, properties, index (block handles and separator keys),
+    /// Bloom filter statistics and range tombstones; with `--entries`, every internal
+    /// key and value size.
     Dump(DumpArgs),
     /// Look a key up in one table: the Bloom filter's answer, the index entry and data
     /// block read, and the result; then every version of the key the table holds.
@@ -75,6 +76,8 @@ pub(crate) fn region(footer: &Footer, offset: u64) -> &'static str {
         "the index block"
     } else if offset >= footer.properties.offset {
         "the properties block"
+    } else if footer.range_del.is_some_and(|r| offset >= r.offset) {
+        "the range-deletion block"
     } else if offset >= footer.filter.offset {
         "the filter block"
     } else {
@@ -113,8 +116,12 @@ pub(crate) fn open_table(path: &Path) -> Result<Arc<Table>, Failure> {
     Table::open(Arc::clone(&file), number, None).map_err(|e| {
         let mut msg = format!("{}: {}", path.display(), describe(&e));
         if let (Error::Corruption { offset, .. }, Ok(footer)) = (&e, Table::read_footer(&*file)) {
+            let range_del = footer
+                .range_del
+                .map(|r| format!(", range deletions @{}", r.offset))
+                .unwrap_or_default();
             msg.push_str(&format!(
-                " — in {}; the footer still reads (filter @{}, properties @{}, index @{})",
+                " — in {}; the footer still reads (filter @{}{range_del}, properties @{}, index @{})",
                 region(&footer, *offset),
                 footer.filter.offset,
                 footer.properties.offset,
@@ -146,6 +153,8 @@ struct FooterReport {
     format_version: u32,
     file_id: String,
     filter: Handle,
+    /// The range-deletion block (format version 3 only).
+    range_del: Option<Handle>,
     properties: Handle,
     index: Handle,
 }
@@ -154,6 +163,8 @@ struct FooterReport {
 struct Properties {
     entries: u64,
     tombstones: u64,
+    /// Range tombstones in the range-deletion block: `(fragment, sequence)` pairs.
+    range_tombstones: u64,
     distinct_user_keys: u64,
     smallest_key: Option<IKey>,
     largest_key: Option<IKey>,
@@ -192,6 +203,35 @@ struct IndexRow {
     separator: Option<IKey>,
 }
 
+/// One stored range tombstone: keys `start <= k < end` deleted as of `seq`. A table
+/// stores them fragmented (see `strata_core::range_del`), so these are fragments.
+#[derive(Clone, Serialize)]
+pub(crate) struct RangeTombstoneRow {
+    pub start: String,
+    pub end: String,
+    pub seq: u64,
+}
+
+impl RangeTombstoneRow {
+    pub(crate) fn new(start: &[u8], end: &[u8], seq: u64) -> Self {
+        RangeTombstoneRow {
+            start: show::plain(start),
+            end: show::plain(end),
+            seq,
+        }
+    }
+
+    /// `['a' .. 'c') @12`, for text output.
+    pub(crate) fn text(&self) -> String {
+        format!(
+            "[{} .. {}) @{}",
+            show::key_from_plain(&self.start),
+            show::key_from_plain(&self.end),
+            self.seq
+        )
+    }
+}
+
 #[derive(Serialize)]
 struct EntryRow {
     key: Option<IKey>,
@@ -210,6 +250,9 @@ struct SstDump {
     index_blocks: usize,
     /// The first `--index-limit` index entries.
     index: Vec<IndexRow>,
+    /// Every range tombstone of the range-deletion block: start ascending, then newest
+    /// first (the order the block stores them in).
+    range_tombstones: Vec<RangeTombstoneRow>,
     entries: Option<Vec<EntryRow>>,
     error: Option<String>,
 }
@@ -321,12 +364,14 @@ fn dump(args: &DumpArgs) -> CmdResult {
             format_version: f.version.as_u32(),
             file_id: format!("{:016x}", f.file_id),
             filter: f.filter.into(),
+            range_del: f.range_del.map(Handle::from),
             properties: f.properties.into(),
             index: f.index.into(),
         },
         properties: Properties {
             entries: p.entry_count,
             tombstones: p.tombstone_count,
+            range_tombstones: table.range_tombstones().len() as u64,
             distinct_user_keys: p.distinct_user_keys,
             smallest_key: IKey::parse(p.smallest_key.as_bytes()),
             largest_key: IKey::parse(p.largest_key.as_bytes()),
@@ -357,6 +402,11 @@ fn dump(args: &DumpArgs) -> CmdResult {
                 size: e.handle.size,
                 separator: IKey::parse(e.separator),
             })
+            .collect(),
+        range_tombstones: table
+            .range_tombstones()
+            .entries()
+            .map(|(start, end, seq)| RangeTombstoneRow::new(start, end, seq))
             .collect(),
         entries,
         error,
@@ -407,6 +457,9 @@ fn render_dump(d: &SstDump, out: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(out, "footer @{}", f.offset)?;
     writeln!(out, "  filter block      {}", handle_text(&f.filter))?;
+    if let Some(r) = &f.range_del {
+        writeln!(out, "  range-del block   {}", handle_text(r))?;
+    }
     writeln!(out, "  properties block  {}", handle_text(&f.properties))?;
     writeln!(out, "  index block       {}", handle_text(&f.index))?;
     let p = &d.properties;
@@ -422,6 +475,13 @@ fn render_dump(d: &SstDump, out: &mut dyn Write) -> io::Result<()> {
             "distinct user keys"
         )
     )?;
+    if f.range_del.is_some() {
+        writeln!(
+            out,
+            "  range tombstones  {} (in the range-deletion block)",
+            p.range_tombstones
+        )?;
+    }
     writeln!(out, "  smallest key      {}", ikey_text(&p.smallest_key))?;
     writeln!(out, "  largest key       {}", ikey_text(&p.largest_key))?;
     writeln!(
@@ -519,6 +579,16 @@ fn render_dump(d: &SstDump, out: &mut dyn Write) -> io::Result<()> {
             d.index_blocks - d.index.len()
         )?;
     }
+    if f.range_del.is_some() {
+        writeln!(
+            out,
+            "range tombstones: {} (fragments; start ascending, newest first)",
+            d.range_tombstones.len()
+        )?;
+        for r in &d.range_tombstones {
+            writeln!(out, "  {}", r.text())?;
+        }
+    }
     if let Some(entries) = &d.entries {
         writeln!(out, "entries: {}", entries.len())?;
         for e in entries {
@@ -568,6 +638,27 @@ struct SstGet {
     versions: Vec<Version>,
     /// Whether the filter said "may contain" for a key the table does not hold.
     bloom_false_positive: bool,
+    /// The newest range tombstone of the table covering the key at the snapshot.
+    range_tombstone: Option<RangeTombstoneRow>,
+    /// Whether that tombstone is what deletes the key (it is newer than every visible
+    /// version here, or there is none).
+    range_deleted: bool,
+}
+
+/// The newest range tombstone of `table` covering `key` that a reader at `snapshot`
+/// sees: the fragment holding the key, with that tombstone's sequence number.
+pub(crate) fn covering_tombstone(
+    table: &Table,
+    key: &[u8],
+    snapshot: u64,
+) -> Option<RangeTombstoneRow> {
+    let fragment = table.range_tombstones().fragment_at(key)?;
+    let seq = fragment.newest_visible(snapshot)?;
+    Some(RangeTombstoneRow::new(
+        fragment.start(),
+        fragment.end(),
+        seq,
+    ))
 }
 
 pub(crate) fn bloom_name(a: FilterAnswer) -> &'static str {
@@ -611,9 +702,18 @@ fn get(args: &GetArgs) -> CmdResult {
     let key = show::parse_key(&args.key).map_err(Failure::new)?;
     let table = open_table(path)?;
     let snapshot = args.snapshot.unwrap_or(MAX_SEQUENCE);
-    let (lookup, trace) = table
-        .get_traced(&key, snapshot)
+    let (point, trace) = table
+        .get_versioned(&key, snapshot)
         .map_err(|e| Failure::at(path, &e))?;
+    // As the engine weighs one table: its newest visible entry of the key against the
+    // newest visible range tombstone of the table covering the key.
+    let cover = covering_tombstone(&table, &key, snapshot);
+    let range_deleted = match (&point, &cover) {
+        (Some((seq, _)), Some(t)) => t.seq > *seq,
+        (None, Some(_)) => true,
+        (_, None) => false,
+    };
+    let lookup = Lookup::resolve(point, cover.as_ref().map(|t| t.seq));
     let block = trace.data_block.map(|h| {
         let (i, separator) = table
             .index_entries()
@@ -644,6 +744,8 @@ fn get(args: &GetArgs) -> CmdResult {
         value_preview: value.map(|v| show::Preview::of(v)),
         bloom_false_positive: trace.filter == FilterAnswer::MayContain && versions.is_empty(),
         versions,
+        range_tombstone: cover,
+        range_deleted,
     };
     emit(args.json, &report, |g, out| {
         render_get(g, trace.filter, out)
@@ -682,6 +784,13 @@ fn render_get(g: &SstGet, filter: FilterAnswer, out: &mut dyn Write) -> io::Resu
                 .unwrap_or_default(),
             g.value_bytes.unwrap_or(0)
         ),
+        "deleted" if g.range_deleted => format!(
+            "deleted by range tombstone {} (newer than any version here: the lookup stops here, the key is not found)",
+            g.range_tombstone
+                .as_ref()
+                .map(RangeTombstoneRow::text)
+                .unwrap_or_default()
+        ),
         "deleted" => {
             "deleted (a tombstone: the lookup stops here, the key is not found)".to_owned()
         }
@@ -690,6 +799,13 @@ fn render_get(g: &SstGet, filter: FilterAnswer, out: &mut dyn Write) -> io::Resu
         }
         _ => "absent".to_owned(),
     };
+    if let Some(t) = g.range_tombstone.as_ref().filter(|_| !g.range_deleted) {
+        writeln!(
+            out,
+            "  range tombstone {} covers the key, but an entry here is newer",
+            t.text()
+        )?;
+    }
     writeln!(out, "  result: {result}")?;
     if g.versions.is_empty() {
         writeln!(out, "  versions in this table: none")?;

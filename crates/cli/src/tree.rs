@@ -7,7 +7,9 @@
 //! data in the WALs first (what the MemTable holds after recovery), then every L0 file
 //! whose range covers K, newest first, then at most one file per deeper level — each
 //! with its Bloom filter's answer and the block it read, until an entry (a value or a
-//! tombstone) stops the search. `--svg` writes the same picture as an SVG file.
+//! tombstone) or a range tombstone stops the search. Each source weighs its newest
+//! entry of K against its newest range tombstone covering K, as the engine does
+//! (`Lookup::resolve`). `--svg` writes the same picture as an SVG file.
 
 mod svg;
 
@@ -16,12 +18,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use strata::inspect::{BatchEntry, BatchOp, FileKind, FileMeta};
-use strata_core::{InternalKey, Lookup, MAX_SEQUENCE, ParsedInternalKey, SortedIter};
+use strata_core::{Lookup, MAX_SEQUENCE};
 use strata_sstable::FilterAnswer;
 
 use super::dbdir::{self, Counters};
 use super::manifest::FileReport;
-use super::sst::{bloom_name, bloom_text, open_table};
+use super::sst::{RangeTombstoneRow, bloom_name, bloom_text, covering_tombstone, open_table};
 use super::{CmdResult, Failure, emit, file_name, show};
 
 /// `cargo xtask db …`
@@ -163,7 +165,10 @@ struct WalReport {
     file: String,
     entries: usize,
     puts: usize,
+    /// Point deletes.
     deletes: usize,
+    /// Of `deletes`, the range deletes.
+    range_deletes: usize,
     smallest: Option<String>,
     largest: Option<String>,
     end: String,
@@ -195,6 +200,7 @@ struct LevelRow {
     size_bytes: u64,
     entries: u64,
     tombstones: u64,
+    range_tombstones: u64,
     files: Vec<TreeFile>,
 }
 
@@ -215,11 +221,27 @@ struct Step {
     bloom: Option<&'static str>,
     /// The data block read, if any.
     block: Option<Handle>,
-    /// `found`, `deleted`, `absent`, `not_visited` or `error`.
+    /// `found`, `deleted`, `range_deleted` (a range tombstone hides the key),
+    /// `absent`, `not_visited` or `error`.
     answer: &'static str,
-    /// Sequence number of the entry found.
+    /// Sequence number of the entry found (of the range tombstone, for
+    /// `range_deleted`).
     seq: Option<u64>,
+    /// The newest range tombstone of this source covering the key, whether or not it
+    /// decided the answer (an entry newer than it wins).
+    range_tombstone: Option<RangeTombstoneRow>,
     detail: String,
+}
+
+/// The range tombstone that hides the key, and where it is.
+#[derive(Serialize)]
+struct RangeDeletion {
+    #[serde(flatten)]
+    tombstone: RangeTombstoneRow,
+    /// The table (or WAL) holding it.
+    file: String,
+    /// `memtable` or `L<n>`.
+    source: String,
 }
 
 #[derive(Serialize)]
@@ -233,6 +255,8 @@ struct LookupReport {
     value_preview: Option<show::Preview>,
     /// The step that answered.
     answered_by: Option<usize>,
+    /// When the result is `deleted` by a range tombstone: which one, and where.
+    deleted_by_range: Option<RangeDeletion>,
 }
 
 #[derive(Serialize)]
@@ -256,23 +280,49 @@ struct DbTree {
 enum Answer {
     Found(u64, Vec<u8>),
     Deleted(u64),
+    /// A range tombstone newer than every visible entry of the key in the source (the
+    /// sequence number of the newest such entry, if any, is the second field).
+    RangeDeleted(RangeTombstoneRow, Option<u64>),
     Absent,
 }
 
-fn wal_lookup(entries: &[BatchEntry], key: &[u8]) -> Answer {
-    let touches = |e: &BatchEntry| match e.kind {
-        BatchOp::DeleteRange => e.key.as_slice() <= key && key < e.value.as_slice(),
-        BatchOp::Put | BatchOp::Delete => e.key == key,
-    };
-    let newest = entries
-        .iter()
-        .filter(|e| touches(e) && e.seq <= MAX_SEQUENCE)
-        .max_by_key(|e| e.seq);
-    match newest {
-        Some(e) if e.kind == BatchOp::Put => Answer::Found(e.seq, e.value.clone()),
-        Some(e) => Answer::Deleted(e.seq),
-        None => Answer::Absent,
+/// One source's answer, as the engine decides it (`Lookup::resolve`): the newest
+/// visible point entry `(seq, answer)` against the newest visible covering range
+/// tombstone; the tombstone wins only if it is newer.
+fn resolve(point: Option<(u64, Answer)>, cover: Option<&RangeTombstoneRow>) -> Answer {
+    match (point, cover) {
+        (Some((seq, _)), Some(t)) if t.seq > seq => Answer::RangeDeleted(t.clone(), Some(seq)),
+        (Some((_, found)), _) => found,
+        (None, Some(t)) => Answer::RangeDeleted(t.clone(), None),
+        (None, None) => Answer::Absent,
     }
+}
+
+/// The key in a WAL's entries (what the MemTable holds after replaying it): the newest
+/// point entry against the newest range delete covering the key.
+fn wal_lookup(entries: &[BatchEntry], key: &[u8]) -> (Answer, Option<RangeTombstoneRow>) {
+    let point = entries
+        .iter()
+        .filter(|e| e.kind != BatchOp::DeleteRange && e.key == key && e.seq <= MAX_SEQUENCE)
+        .max_by_key(|e| e.seq)
+        .map(|e| {
+            let found = match e.kind {
+                BatchOp::Put => Answer::Found(e.seq, e.value.clone()),
+                _ => Answer::Deleted(e.seq),
+            };
+            (e.seq, found)
+        });
+    let cover = entries
+        .iter()
+        .filter(|e| {
+            e.kind == BatchOp::DeleteRange
+                && e.key.as_slice() <= key
+                && key < e.value.as_slice()
+                && e.seq <= MAX_SEQUENCE
+        })
+        .max_by_key(|e| e.seq)
+        .map(|e| RangeTombstoneRow::new(&e.key, &e.value, e.seq));
+    (resolve(point, cover.as_ref()), cover)
 }
 
 fn tree(args: &TreeArgs) -> CmdResult {
@@ -359,7 +409,16 @@ fn tree(args: &TreeArgs) -> CmdResult {
                     file: file_name(&w.path),
                     entries: w.entries.len(),
                     puts: w.entries.iter().filter(|e| e.kind == BatchOp::Put).count(),
-                    deletes: w.entries.iter().filter(|e| e.kind != BatchOp::Put).count(),
+                    deletes: w
+                        .entries
+                        .iter()
+                        .filter(|e| e.kind == BatchOp::Delete)
+                        .count(),
+                    range_deletes: w
+                        .entries
+                        .iter()
+                        .filter(|e| e.kind == BatchOp::DeleteRange)
+                        .count(),
                     smallest: keys.clone().min().map(show::plain),
                     largest: keys.clone().max().map(show::plain),
                     end: match &w.end {
@@ -446,6 +505,7 @@ fn level_row(
         size_bytes: files.iter().map(|f| f.size_bytes).sum(),
         entries: files.iter().map(|f| f.entries).sum(),
         tombstones: files.iter().map(|f| f.tombstones).sum(),
+        range_tombstones: files.iter().map(|f| f.range_tombstones).sum(),
         files: files
             .iter()
             .map(|f| {
@@ -487,8 +547,8 @@ fn lookup(
         }
         let step = steps.len() + 1;
         wal_report.lookup_step = Some(step);
-        let found = wal_lookup(&w.entries, key);
-        let (ans, seq, detail) = describe_answer(&found, false);
+        let (found, cover) = wal_lookup(&w.entries, key);
+        let (ans, seq, detail) = describe_answer(&found, false, cover.as_ref());
         steps.push(Step {
             step: Some(step),
             source: "memtable".into(),
@@ -497,6 +557,7 @@ fn lookup(
             block: None,
             answer: ans,
             seq,
+            range_tombstone: cover,
             detail,
         });
         if !matches!(found, Answer::Absent) {
@@ -520,6 +581,7 @@ fn lookup(
                     block: None,
                     answer: "not_visited",
                     seq: None,
+                    range_tombstone: None,
                     detail: if failed {
                         "not visited: the lookup failed earlier".into()
                     } else {
@@ -532,11 +594,17 @@ fn lookup(
             f.lookup_step = Some(step);
             let path = dbdir::table_path(dir, f.meta.number);
             match table_step(&path, key) {
-                Ok((found, filter, block)) => {
+                Ok((found, cover, filter, block)) => {
                     let (ans, seq, detail) =
-                        describe_answer(&found, filter == FilterAnswer::MayContain);
+                        describe_answer(&found, filter == FilterAnswer::MayContain, cover.as_ref());
                     let detail = match (filter, &block) {
-                        (FilterAnswer::Absent, _) => "skipped: no block read".to_owned(),
+                        (FilterAnswer::Absent, _) if cover.is_none() => {
+                            "skipped: no block read".to_owned()
+                        }
+                        (FilterAnswer::Absent, _) => format!("no block read; {detail}"),
+                        (_, None) if cover.is_some() => {
+                            format!("no block can hold the key; {detail}")
+                        }
                         (_, None) => format!("no block can hold the key ({detail})"),
                         (_, Some(b)) => {
                             format!("read block @{} ({} B): {detail}", b.offset, b.size)
@@ -550,6 +618,7 @@ fn lookup(
                         block,
                         answer: ans,
                         seq,
+                        range_tombstone: cover,
                         detail,
                     });
                     if !matches!(found, Answer::Absent) {
@@ -566,6 +635,7 @@ fn lookup(
                         block: None,
                         answer: "error",
                         seq: None,
+                        range_tombstone: None,
                         detail: e,
                     });
                 }
@@ -576,8 +646,21 @@ fn lookup(
     let (result, value, answered_by) = match (&answer, failed) {
         (_, true) => ("error", None, None),
         (Some((step, Answer::Found(_, v))), _) => ("found", Some(v.as_slice()), Some(*step)),
-        (Some((step, Answer::Deleted(_))), _) => ("deleted", None, Some(*step)),
+        (Some((step, Answer::Deleted(_) | Answer::RangeDeleted(..))), _) => {
+            ("deleted", None, Some(*step))
+        }
         _ => ("absent", None, None),
+    };
+    let deleted_by_range = match (&answer, failed) {
+        (Some((step, Answer::RangeDeleted(t, _))), false) => steps
+            .iter()
+            .find(|s| s.step == Some(*step))
+            .map(|s| RangeDeletion {
+                tombstone: t.clone(),
+                file: s.file.clone(),
+                source: s.source.clone(),
+            }),
+        _ => None,
     };
     LookupReport {
         key: show::plain(key),
@@ -587,21 +670,54 @@ fn lookup(
         value_bytes: value.map(<[u8]>::len),
         value_preview: value.map(show::Preview::of),
         answered_by,
+        deleted_by_range,
     }
 }
 
-/// (answer name, sequence, words), noting a Bloom false positive.
-fn describe_answer(found: &Answer, bloom_said_maybe: bool) -> (&'static str, Option<u64>, String) {
+/// (answer name, sequence, words), noting a Bloom false positive and a covering range
+/// tombstone (`cover`) that an entry outranks.
+fn describe_answer(
+    found: &Answer,
+    bloom_said_maybe: bool,
+    cover: Option<&RangeTombstoneRow>,
+) -> (&'static str, Option<u64>, String) {
+    let older_cover = |seq: u64| {
+        cover.filter(|t| t.seq < seq).map_or_else(String::new, |t| {
+            format!(
+                " (newer than the range tombstone {} covering the key)",
+                t.text()
+            )
+        })
+    };
     match found {
         Answer::Found(seq, v) => (
             "found",
             Some(*seq),
-            format!("found seq:{seq} put, {} B — the lookup stops here", v.len()),
+            format!(
+                "found seq:{seq} put, {} B{} — the lookup stops here",
+                v.len(),
+                older_cover(*seq)
+            ),
         ),
         Answer::Deleted(seq) => (
             "deleted",
             Some(*seq),
-            format!("tombstone seq:{seq} — the lookup stops here: not found"),
+            format!(
+                "tombstone seq:{seq}{} — the lookup stops here: not found",
+                older_cover(*seq)
+            ),
+        ),
+        Answer::RangeDeleted(t, hidden) => (
+            "range_deleted",
+            Some(t.seq),
+            format!(
+                "range tombstone {} covers the key{} — the lookup stops here: not found",
+                t.text(),
+                match hidden {
+                    Some(seq) => format!(", newer than its entry seq:{seq} here"),
+                    None => String::new(),
+                }
+            ),
         ),
         Answer::Absent if bloom_said_maybe => (
             "absent",
@@ -613,30 +729,44 @@ fn describe_answer(found: &Answer, bloom_said_maybe: bool) -> (&'static str, Opt
     }
 }
 
-/// Looks `key` up in one table as the engine does; the sequence number of a found entry
-/// comes from a seek in the same table.
-fn table_step(path: &Path, key: &[u8]) -> Result<(Answer, FilterAnswer, Option<Handle>), String> {
+/// What one table says of the key: its answer, the newest range tombstone of the table
+/// covering the key, the filter's answer and the block read.
+type TableStep = (
+    Answer,
+    Option<RangeTombstoneRow>,
+    FilterAnswer,
+    Option<Handle>,
+);
+
+/// Looks `key` up in one table as the engine does (`Version::get_in`): the table's
+/// newest visible entry of the key against the newest visible range tombstone of the
+/// table covering it.
+fn table_step(path: &Path, key: &[u8]) -> Result<TableStep, String> {
     let table = open_table(path).map_err(|e| e.to_string())?;
-    let (found, trace) = table
-        .get_traced(key, MAX_SEQUENCE)
+    let (point, trace) = table
+        .get_versioned(key, MAX_SEQUENCE)
         .map_err(|e| format!("{}: {}", path.display(), super::describe(&e)))?;
-    let newest_seq = || -> u64 {
-        let mut it = table.iter_uncached();
-        match it.seek(InternalKey::for_seek(key, MAX_SEQUENCE).as_bytes()) {
-            Ok(()) if it.valid() => ParsedInternalKey::parse(it.key()).map_or(0, |p| p.seq),
-            _ => 0,
-        }
-    };
-    let answer = match found {
-        Lookup::Found(v) => Answer::Found(newest_seq(), v.to_vec()),
-        Lookup::Deleted => Answer::Deleted(newest_seq()),
-        Lookup::Absent => Answer::Absent,
-    };
+    let point = point.and_then(|(seq, found)| match found {
+        Lookup::Found(v) => Some((seq, Answer::Found(seq, v.to_vec()))),
+        Lookup::Deleted => Some((seq, Answer::Deleted(seq))),
+        Lookup::Absent => None,
+    });
+    let cover = covering_tombstone(&table, key, MAX_SEQUENCE);
+    let answer = resolve(point, cover.as_ref());
     let block = trace.data_block.map(|h| Handle {
         offset: h.offset,
         size: h.size,
     });
-    Ok((answer, trace.filter, block))
+    Ok((answer, cover, trace.filter, block))
+}
+
+/// `, 3 range tombstones` for a count above zero; nothing for zero (most tables).
+fn range_count(n: u64, one: &str, many: &str) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(", {}", show::count(n, one, many))
+    }
 }
 
 /// Text columns of a position on an axis `width` wide.
@@ -747,13 +877,14 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
         let row = bar_row(width, w.positions.iter().map(|&x| (x, x, '•')));
         writeln!(
             out,
-            "{:<label_w$}{}|{row}| {}: {} unflushed ({}, {}){}",
+            "{:<label_w$}{}|{row}| {}: {} unflushed ({}, {}{}){}",
             "memtable",
             step_col(w.lookup_step),
             w.file,
             show::count(w.entries as u64, "entry", "entries"),
             show::count(w.puts as u64, "put", "puts"),
             show::count(w.deletes as u64, "delete", "deletes"),
+            range_count(w.range_deletes as u64, "range delete", "range deletes"),
             stop(w.lookup_step)
         )?;
     }
@@ -763,12 +894,17 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
                 let row = bar_row(width, std::iter::once((f.x0, f.x1, fill(i, f.covers_key))));
                 writeln!(
                     out,
-                    "{:<label_w$}{}|{row}| {}, {}, {}{}",
+                    "{:<label_w$}{}|{row}| {}, {}, {}{}{}",
                     format!("L0 {:06}", f.meta.number),
                     step_col(f.lookup_step),
                     show::size(f.meta.size_bytes),
                     show::count(f.meta.entries, "entry", "entries"),
                     show::count(f.meta.tombstones, "tombstone", "tombstones"),
+                    range_count(
+                        f.meta.range_tombstones,
+                        "range tombstone",
+                        "range tombstones"
+                    ),
                     stop(f.lookup_step)
                 )?;
             }
@@ -788,11 +924,12 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
             let step = l.files.iter().find_map(|f| f.lookup_step);
             writeln!(
                 out,
-                "{label:<label_w$}{}|{row}| {}, {}, {}{}",
+                "{label:<label_w$}{}|{row}| {}, {}, {}{}{}",
                 step_col(step),
                 show::size(l.size_bytes),
                 show::count(l.entries, "entry", "entries"),
                 show::count(l.tombstones, "tombstone", "tombstones"),
+                range_count(l.range_tombstones, "range tombstone", "range tombstones"),
                 stop(step)
             )?;
         }
@@ -810,14 +947,19 @@ fn render(t: &DbTree, width: usize, out: &mut dyn Write) -> io::Result<()> {
             };
             writeln!(
                 out,
-                "  L{} {:06}.sst {:>10} {:>15} {:>14}  {} .. {}",
+                "  L{} {:06}.sst {:>10} {:>15} {:>14}  {} .. {}{}",
                 l.level,
                 f.meta.number,
                 show::size(f.meta.size_bytes),
                 show::count(f.meta.entries, "entry", "entries"),
                 show::count(f.meta.tombstones, "tombstone", "tombstones"),
                 key(&f.meta.smallest),
-                key(&f.meta.largest)
+                key(&f.meta.largest),
+                range_count(
+                    f.meta.range_tombstones,
+                    "range tombstone",
+                    "range tombstones"
+                )
             )?;
         }
     }
@@ -866,9 +1008,20 @@ fn render_lookup(t: &DbTree, out: &mut dyn Write) -> io::Result<()> {
                     .unwrap_or_default(),
                 l.value_bytes.unwrap_or(0)
             ),
-            ("deleted", Some(step)) => {
-                format!("not found: deleted by the tombstone at step {step}")
-            }
+            ("deleted", Some(step)) => match &l.deleted_by_range {
+                Some(d) if d.source == "memtable" => format!(
+                    "not found: deleted by range tombstone {} in the MemTable ({}) at step {step}",
+                    d.tombstone.text(),
+                    d.file
+                ),
+                Some(d) => format!(
+                    "not found: deleted by range tombstone {} in table {} ({}) at step {step}",
+                    d.tombstone.text(),
+                    d.file,
+                    d.source
+                ),
+                None => format!("not found: deleted by the tombstone at step {step}"),
+            },
             ("error", _) => "the lookup failed (see above)".to_owned(),
             _ => "not found: no source holds the key".to_owned(),
         };

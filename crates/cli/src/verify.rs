@@ -504,6 +504,13 @@ fn check_table(
                 p.entry_count, p.tombstone_count, meta.entries, meta.tombstones
             ));
         }
+        let ranges = table.range_tombstones().len() as u64;
+        if meta.range_tombstones != ranges {
+            differs.push(format!(
+                "{ranges} range tombstones (manifest says {})",
+                meta.range_tombstones
+            ));
+        }
         if meta.smallest != p.smallest_key || meta.largest != p.largest_key {
             differs.push(format!(
                 "key range {} .. {} (manifest says {} .. {})",
@@ -518,10 +525,19 @@ fn check_table(
         }
     }
     bar.inc(size.saturating_sub(table.footer().filter.offset));
+    let ranges = table.range_tombstones().len() as u64;
     check.summary = format!(
-        "{}, {}",
+        "{}, {}{}",
         show::count(blocks, "data block", "data blocks"),
-        show::count(entries, "entry", "entries")
+        show::count(entries, "entry", "entries"),
+        if table.footer().range_del.is_some() {
+            format!(
+                ", range-deletion block ({})",
+                show::count(ranges, "range tombstone", "range tombstones")
+            )
+        } else {
+            String::new()
+        }
     );
     check
 }

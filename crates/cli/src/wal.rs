@@ -295,9 +295,17 @@ fn render(d: &WalDump, out: &mut dyn Write) -> io::Result<()> {
         (Some(a), Some(b)) => format!(", sequence numbers {a}..{b}"),
         _ => String::new(),
     };
+    let ranges = if s.range_deletes == 0 {
+        String::new()
+    } else {
+        format!(
+            ", {}",
+            show::count(s.range_deletes as u64, "range delete", "range deletes")
+        )
+    };
     writeln!(
         out,
-        "summary: {}, {} ({}, {}){seqs}",
+        "summary: {}, {} ({}, {}{ranges}){seqs}",
         show::count(s.records as u64, "record", "records"),
         show::count(s.entries as u64, "entry", "entries"),
         show::count(s.puts as u64, "put", "puts"),

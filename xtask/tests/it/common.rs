@@ -121,11 +121,15 @@ pub fn engine_db(root: &Path) -> PathBuf {
     db.flush().unwrap();
     db.put(key(70), value(70, 3)).unwrap();
     db.delete(key(160)).unwrap();
+    crash_image(db, &live, &root.join("db"))
+}
 
-    // The flush thread deletes a flushed WAL after `flush` returns: wait for it, so the
-    // image always holds just the live WAL.
+/// Copies the open database `db` (directory `live`) to `image` like a crash image, once
+/// the flush thread has deleted every flushed WAL (it does so after `flush` returns),
+/// so the image always holds just the live WAL; then closes `db`.
+fn crash_image(db: Db, live: &Path, image: &Path) -> PathBuf {
     let logs = || {
-        std::fs::read_dir(&live)
+        std::fs::read_dir(live)
             .unwrap()
             .filter(|e| {
                 e.as_ref()
@@ -145,14 +149,50 @@ pub fn engine_db(root: &Path) -> PathBuf {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 
-    let image = root.join("db");
-    std::fs::create_dir_all(&image).unwrap();
-    for entry in std::fs::read_dir(&live).unwrap() {
+    std::fs::create_dir_all(image).unwrap();
+    for entry in std::fs::read_dir(live).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), image.join(entry.file_name())).unwrap();
     }
     db.close().unwrap();
-    image
+    image.to_path_buf()
+}
+
+/// A database made by the engine with range deletes in two L0 tables and in the WAL,
+/// copied into `root/ranges` while open (like [`engine_db`]):
+///
+/// ```text
+/// L0  000008.sst  seq 101..104  puts key0022 (101), key0030 (103);
+///                 delete_range [key0020, key0040) @102, [key0036, key0045) @104,
+///                 stored as 3 fragments, 4 (fragment, seq) pairs
+/// L0  000010.sst  seq 105       delete_prefix "key005": [key005, key006) @105 only
+/// L6  000004.sst  seq 1..100    keys 0..100
+/// WAL 000011.log                delete_range [key0070, key0075) @106, put key0072 @107
+/// ```
+pub fn range_db(root: &Path) -> PathBuf {
+    let live = root.join("ranges-live");
+    let db = Db::builder(&live)
+        .l0_compaction_trigger(64)
+        .block_bytes(256)
+        .open()
+        .unwrap();
+    for i in 0..100 {
+        db.put(key(i), value(i, 0)).unwrap();
+    }
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    db.put(key(22), value(22, 1)).unwrap();
+    db.delete_range(key(20)..key(40)).unwrap();
+    db.put(key(30), value(30, 1)).unwrap();
+    db.delete_range(key(36)..key(45)).unwrap();
+    db.flush().unwrap();
+    db.delete_prefix("key005").unwrap();
+    db.flush().unwrap();
+    let mut batch = WriteBatch::new();
+    batch.delete_range(key(70), key(75));
+    db.write(batch, WriteOptions::default()).unwrap();
+    db.put(key(72), value(72, 3)).unwrap();
+    crash_image(db, &live, &root.join("ranges"))
 }
 
 /// Writes a table of `entries` (user key, seq, kind, value), sorted by internal key,

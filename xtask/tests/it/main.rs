@@ -12,6 +12,7 @@ mod bad_input;
 mod common;
 mod crashtest;
 mod manifest;
+mod range_del;
 mod sst;
 mod tree;
 mod verify;

@@ -13,6 +13,7 @@ fn write_fixtures() {
     std::fs::create_dir_all(&root).unwrap();
     engine_db(&root);
     layered_db(&root);
+    range_db(&root);
 }
 
 #[test]

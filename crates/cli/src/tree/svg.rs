@@ -137,12 +137,17 @@ pub(super) fn render(t: &DbTree) -> String {
                         .map_or_else(|| "?".to_owned(), |k| show::key_from_plain(&k.user_key))
                 };
                 let title = format!(
-                    "L{} {:06}.sst: {}, {} entries, {} tombstones, seq {}..{}, {} .. {}",
+                    "L{} {:06}.sst: {}, {} entries, {} tombstones{}, seq {}..{}, {} .. {}",
                     l.level,
                     f.meta.number,
                     show::size(f.meta.size_bytes),
                     f.meta.entries,
                     f.meta.tombstones,
+                    super::range_count(
+                        f.meta.range_tombstones,
+                        "range tombstone",
+                        "range tombstones"
+                    ),
                     f.meta.smallest_seq,
                     f.meta.largest_seq,
                     key(&f.meta.smallest),
@@ -164,10 +169,15 @@ pub(super) fn render(t: &DbTree) -> String {
                     format!("L0 {:06}", f.map_or(0, |f| f.meta.number)),
                     f.map_or_else(String::new, |f| {
                         format!(
-                            "{}, {}, {}",
+                            "{}, {}, {}{}",
                             show::size(f.meta.size_bytes),
                             show::count(f.meta.entries, "entry", "entries"),
-                            show::count(f.meta.tombstones, "tombstone", "tombstones")
+                            show::count(f.meta.tombstones, "tombstone", "tombstones"),
+                            super::range_count(
+                                f.meta.range_tombstones,
+                                "range tombstone",
+                                "range tombstones"
+                            )
                         )
                     }),
                 )
@@ -179,10 +189,15 @@ pub(super) fn render(t: &DbTree) -> String {
                         show::count(l.files.len() as u64, "file", "files")
                     ),
                     format!(
-                        "{}, {}, {}",
+                        "{}, {}, {}{}",
                         show::size(l.size_bytes),
                         show::count(l.entries, "entry", "entries"),
-                        show::count(l.tombstones, "tombstone", "tombstones")
+                        show::count(l.tombstones, "tombstone", "tombstones"),
+                        super::range_count(
+                            l.range_tombstones,
+                            "range tombstone",
+                            "range tombstones"
+                        )
                     ),
                 )
             };
@@ -309,7 +324,14 @@ pub(super) fn render(t: &DbTree) -> String {
         y += LINE_H;
         let result = match (l.result, &l.value_preview) {
             ("found", Some(v)) => format!("found {v} ({} B)", l.value_bytes.unwrap_or(0)),
-            ("deleted", _) => "not found (deleted by a tombstone)".to_owned(),
+            ("deleted", _) => match &l.deleted_by_range {
+                Some(d) => format!(
+                    "not found (deleted by range tombstone {} in {})",
+                    d.tombstone.text(),
+                    d.file
+                ),
+                None => "not found (deleted by a tombstone)".to_owned(),
+            },
             ("absent", _) => "not found".to_owned(),
             (other, _) => other.to_owned(),
         };
