@@ -126,10 +126,7 @@ fn drop_covered_files(inner: &DbInner, m: &mut crate::db::ManifestState) -> Resu
 /// The `(level, file number)` of the tables [`drop_covered_files`] deletes.
 fn covered_files(inner: &DbInner, m: &crate::db::ManifestState) -> Result<Vec<(usize, u64)>> {
     let version = Arc::clone(&inner.view().version);
-    let has_ranges = |files: &[Arc<crate::version::TableFile>]| {
-        files.iter().any(|f| f.meta.range_tombstones > 0)
-    };
-    if !version.levels.iter().any(|l| has_ranges(l)) {
+    if !(0..version.levels.len()).any(|l| version.has_range_tombstones(l)) {
         return Ok(Vec::new());
     }
     // The tombstones of each level, shallowest first (L0 tables one by one).
@@ -141,9 +138,7 @@ fn covered_files(inner: &DbInner, m: &crate::db::ManifestState) -> Result<Vec<(u
         sources.push((0, Arc::clone(f.table()?.range_tombstones())));
     }
     for level in 1..version.levels.len() {
-        if has_ranges(&version.levels[level])
-            && let Some(set) = version.level_range_tombstones(level)?
-        {
+        if let Some(set) = version.level_range_tombstones(level)? {
             sources.push((level, set));
         }
     }

@@ -253,7 +253,7 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>, RangeCover)> {
         if files.is_empty() {
             continue;
         }
-        if files.iter().any(|f| f.meta.range_tombstones > 0)
+        if view.version.has_range_tombstones(level)
             && let Some(set) = view.version.level_range_tombstones(level)?
         {
             cover.sets.push((children.len(), set, Default::default()));

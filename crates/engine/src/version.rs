@@ -105,6 +105,9 @@ pub(crate) struct Version {
     /// table has any): what iterators weigh a level's entries against. Built on first
     /// use, once per version.
     level_range_tombstones: OnceLock<Vec<Option<Arc<FragmentedTombstones>>>>,
+    /// Whether any table of each level holds range tombstones (set by `apply`), so
+    /// readers of a tree without any skip them with one load.
+    levels_with_range_tombstones: [bool; NUM_LEVELS],
 }
 
 impl Version {
@@ -189,7 +192,22 @@ impl Version {
         for files in &mut next.levels[1..] {
             files.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
         }
+        for (has, files) in next
+            .levels_with_range_tombstones
+            .iter_mut()
+            .zip(&next.levels)
+        {
+            *has = files.iter().any(|f| f.meta.range_tombstones > 0);
+        }
         next
+    }
+
+    /// Whether any table of `level` holds range tombstones.
+    pub fn has_range_tombstones(&self, level: usize) -> bool {
+        self.levels_with_range_tombstones
+            .get(level)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// The range tombstones of level `level`'s tables, together (see the field).
@@ -197,6 +215,9 @@ impl Version {
         &self,
         level: usize,
     ) -> Result<Option<Arc<FragmentedTombstones>>> {
+        if !self.has_range_tombstones(level) {
+            return Ok(None);
+        }
         if let Some(all) = self.level_range_tombstones.get() {
             return Ok(all.get(level).cloned().flatten());
         }
