@@ -137,6 +137,8 @@ pub fn batch_kind(op: strata::inspect::BatchOp) -> &'static str {
         strata::inspect::BatchOp::Put => "put",
         strata::inspect::BatchOp::Delete => "del",
         strata::inspect::BatchOp::DeleteRange => "delrange",
+        // Never decoded from a WAL (the writer gives it an end first).
+        strata::inspect::BatchOp::DeleteRangeToEnd => "delrange-open",
     }
 }
 

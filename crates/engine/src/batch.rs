@@ -37,14 +37,21 @@ pub enum BatchOp {
     /// Deletes every key in `[key, value)`: the entry's key is the start, its value
     /// the exclusive end.
     DeleteRange,
+    /// Deletes every key at or after `key`. Only in a batch not yet written: the
+    /// write-group leader turns it into a [`DeleteRange`](Self::DeleteRange) ending
+    /// just past the largest key the database holds, before the WAL record is made, so
+    /// a WAL never holds one (a WAL entry of its byte is damage).
+    DeleteRangeToEnd,
 }
 
 const DELETE_RANGE_BYTE: u8 = 2;
+const DELETE_RANGE_TO_END_BYTE: u8 = 3;
 
 impl BatchOp {
-    fn from_u8(byte: u8) -> Option<Self> {
+    fn from_u8(byte: u8, in_memory: bool) -> Option<Self> {
         match byte {
             DELETE_RANGE_BYTE => Some(BatchOp::DeleteRange),
+            DELETE_RANGE_TO_END_BYTE if in_memory => Some(BatchOp::DeleteRangeToEnd),
             b => ValueKind::from_u8(b).map(|k| match k {
                 ValueKind::Put => BatchOp::Put,
                 ValueKind::Delete => BatchOp::Delete,
@@ -65,6 +72,9 @@ impl BatchOp {
 pub struct WriteBatch {
     entries: Vec<u8>,
     count: u32,
+    /// Whether it holds a [`BatchOp::DeleteRangeToEnd`] (its end is decided when the
+    /// batch is written).
+    open_ranges: bool,
 }
 
 impl WriteBatch {
@@ -79,6 +89,7 @@ impl WriteBatch {
         WriteBatch {
             entries: Vec::with_capacity(bytes),
             count: 0,
+            open_ranges: false,
         }
     }
 
@@ -125,6 +136,51 @@ impl WriteBatch {
         self.count as usize
     }
 
+    /// Adds a delete of every key at or after `start` (a range delete with no end):
+    /// one entry, like [`delete_range`](Self::delete_range). Its end is fixed when the
+    /// batch is written — just past the largest key the database then holds — so it
+    /// deletes every key written before it and none written after it.
+    ///
+    /// ```
+    /// let db = strata::DbBuilder::in_memory().open()?;
+    /// db.put("a", "1")?;
+    /// db.put("m", "2")?;
+    /// let mut batch = strata::WriteBatch::new();
+    /// batch.delete_range_from("b");
+    /// db.write(batch, strata::WriteOptions::default())?;
+    /// db.put("z", "3")?; // written after it: not deleted
+    /// let keys: Vec<_> = db.iter().map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, ["a", "z"]);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn delete_range_from(&mut self, start: impl AsRef<[u8]>) -> &mut Self {
+        self.entries.push(DELETE_RANGE_TO_END_BYTE);
+        put_length_prefixed(&mut self.entries, start.as_ref());
+        self.count += 1;
+        self.open_ranges = true;
+        self
+    }
+
+    /// Whether the batch holds a range delete whose end is decided at write time.
+    pub(crate) fn has_open_ranges(&self) -> bool {
+        self.open_ranges
+    }
+
+    /// The batch with every open range delete given its end, `end_for(start)`
+    /// (exclusive, above `start`): the same entries in the same order.
+    pub(crate) fn with_ends(&self, mut end_for: impl FnMut(&[u8]) -> Vec<u8>) -> Self {
+        let mut out = WriteBatch::with_capacity(self.entries.len() + 16);
+        for e in self.iter().flatten() {
+            match e.kind {
+                BatchOp::Put => out.put(e.key, e.value),
+                BatchOp::Delete => out.delete(e.key),
+                BatchOp::DeleteRange => out.delete_range(e.key, e.value),
+                BatchOp::DeleteRangeToEnd => out.delete_range(e.key, end_for(e.key)),
+            };
+        }
+        out
+    }
+
     /// Whether the batch holds nothing.
     pub fn is_empty(&self) -> bool {
         self.count == 0
@@ -134,6 +190,7 @@ impl WriteBatch {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.count = 0;
+        self.open_ranges = false;
     }
 
     /// Bytes of encoded entries (a cheap size estimate for memory budgets).
@@ -146,16 +203,17 @@ impl WriteBatch {
         BatchEntries {
             rest: &self.entries,
             remaining: self.count,
+            in_memory: true,
         }
     }
 }
 
 /// The `[start, end)` of a range of keys: an excluded start or an included end
-/// becomes its successor. An unbounded end is refused (a range tombstone's end is a
-/// key); an unbounded start is the empty key, the smallest.
+/// becomes its successor; an unbounded start is the empty key, the smallest; an
+/// unbounded end is `None`.
 pub(crate) fn range_bounds<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(
     range: &R,
-) -> strata_core::Result<(Vec<u8>, Vec<u8>)> {
+) -> (Vec<u8>, Option<Vec<u8>>) {
     use std::ops::Bound;
     use strata_core::range_del::successor;
     let start = match range.start_bound() {
@@ -164,15 +222,11 @@ pub(crate) fn range_bounds<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(
         Bound::Unbounded => Vec::new(),
     };
     let end = match range.end_bound() {
-        Bound::Excluded(k) => k.as_ref().to_vec(),
-        Bound::Included(k) => successor(k.as_ref()),
-        Bound::Unbounded => {
-            return Err(strata_core::Error::InvalidArgument(
-                "a range delete needs an end bound (`start..end` or `start..=end`)".into(),
-            ));
-        }
+        Bound::Excluded(k) => Some(k.as_ref().to_vec()),
+        Bound::Included(k) => Some(successor(k.as_ref())),
+        Bound::Unbounded => None,
     };
-    Ok((start, end))
+    (start, end)
 }
 
 /// Encodes `batches` as one WAL record payload starting at `first_seq`.
@@ -218,6 +272,10 @@ impl BatchEntry<'_> {
             BatchOp::Put => writer.insert(self.key, seq, ValueKind::Put, self.value),
             BatchOp::Delete => writer.insert(self.key, seq, ValueKind::Delete, &[]),
             BatchOp::DeleteRange => writer.delete_range(self.key, self.value, seq),
+            // The leader gives every open range its end before anything is inserted.
+            BatchOp::DeleteRangeToEnd => Err(strata_core::Error::InvalidArgument(
+                "a range delete without an end reached the MemTable".into(),
+            )),
         }
     }
 }
@@ -228,16 +286,18 @@ impl BatchEntry<'_> {
 pub(crate) struct BatchEntries<'a> {
     rest: &'a [u8],
     remaining: u32,
+    /// A batch being written (not a WAL record): open range deletes may appear.
+    in_memory: bool,
 }
 
 impl<'a> BatchEntries<'a> {
     fn decode_one(&mut self) -> Option<BatchEntry<'a>> {
         let (&kind_byte, after_kind) = self.rest.split_first()?;
-        let kind = BatchOp::from_u8(kind_byte)?;
+        let kind = BatchOp::from_u8(kind_byte, self.in_memory)?;
         let (key, n) = get_length_prefixed(after_kind)?;
         let mut rest = after_kind.get(n..)?;
         let mut value: &[u8] = &[];
-        if kind != BatchOp::Delete {
+        if matches!(kind, BatchOp::Put | BatchOp::DeleteRange) {
             let (v, n) = get_length_prefixed(rest)?;
             value = v;
             rest = rest.get(n..)?;
@@ -305,6 +365,7 @@ pub(crate) fn decode_record(payload: &[u8]) -> Result<DecodedRecord<'_>, &'stati
         entries: BatchEntries {
             rest: entries,
             remaining: count,
+            in_memory: false,
         },
     })
 }

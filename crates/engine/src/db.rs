@@ -420,9 +420,10 @@ impl Db {
     /// later snapshots skip the covered keys at once; compaction reclaims their space.
     /// Writes after it (including later entries of the same batch) are not affected.
     ///
-    /// The range needs an end: `start..end`, `start..=end`, `..end`. An unbounded end
-    /// (`start..`) is refused with [`Error::InvalidArgument`]; give the first key past
-    /// the data instead. An empty range writes nothing.
+    /// Any range: `start..end`, `start..=end`, `..end`, `start..`, `..`. An unbounded
+    /// end is fixed when the write is made — just past the largest key the database
+    /// then holds — so the delete covers every key written before it and none written
+    /// after it. An empty range writes nothing.
     ///
     /// ```
     /// let db = strata::DbBuilder::in_memory().open()?;
@@ -434,9 +435,12 @@ impl Db {
     /// # Ok::<(), strata::Error>(())
     /// ```
     pub fn delete_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
-        let (start, end) = crate::batch::range_bounds(&range)?;
+        let (start, end) = crate::batch::range_bounds(&range);
         let mut batch = WriteBatch::new();
-        batch.delete_range(start, end);
+        match end {
+            Some(end) => batch.delete_range(start, end),
+            None => batch.delete_range_from(start),
+        };
         if batch.is_empty() {
             return self.inner().check_writable();
         }
@@ -444,9 +448,7 @@ impl Db {
     }
 
     /// Deletes every key that starts with `prefix` with one write (see
-    /// [`delete_range`](Self::delete_range)). A prefix without a successor (empty, or
-    /// all `0xff` bytes) would need an unbounded range and is refused with
-    /// [`Error::InvalidArgument`].
+    /// [`delete_range`](Self::delete_range)); the empty prefix deletes everything.
     pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
         let range = KeyRange::prefix(prefix.as_ref());
         let (lo, hi) = range.as_slices();

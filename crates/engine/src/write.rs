@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use strata_core::{Error, Result, SequenceNumber};
@@ -36,12 +36,22 @@ const MAX_GROUP_BYTES: usize = 1 << 20;
 /// One queued write and, once done, its outcome.
 struct Pending {
     batch: WriteBatch,
+    /// The batch with its open range deletes given their ends, if it had any (set by
+    /// the leader under the write lock, before the WAL record is made).
+    resolved: OnceLock<WriteBatch>,
     sync: bool,
     /// A transaction's commit: what must not have changed since its snapshot.
     check: Option<ConflictCheck>,
     /// `None` while queued; the leader stores the group's outcome: on failure, a clone
     /// of the very error it got itself.
     outcome: Mutex<Option<Result<()>>>,
+}
+
+impl Pending {
+    /// What is written: the batch, with its open range deletes resolved.
+    fn batch(&self) -> &WriteBatch {
+        self.resolved.get().unwrap_or(&self.batch)
+    }
 }
 
 /// Writers waiting their turn.
@@ -144,6 +154,7 @@ pub(crate) fn write_checked(
     }
     let me = Arc::new(Pending {
         batch,
+        resolved: OnceLock::new(),
         sync,
         check,
         outcome: Mutex::new(None),
@@ -276,6 +287,9 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
     let mut ws = lock(&inner.write);
     make_room(inner, &mut ws)?;
     inner.check_writable()?;
+    if group.iter().any(|p| p.batch.has_open_ranges()) {
+        resolve_open_ranges(inner, group)?;
+    }
     let group = check_conflicts(inner, group);
     if group.is_empty() {
         return Ok(());
@@ -289,7 +303,11 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
             sync_closed_wals(inner, state)?;
             state.wal.keep_preallocated(WAL_PREALLOCATE_BYTES)?;
         }
-        encode_record(&mut state.record, first_seq, group.iter().map(|p| &p.batch));
+        encode_record(
+            &mut state.record,
+            first_seq,
+            group.iter().map(|p| p.batch()),
+        );
         state.wal.add_record(&state.record)?;
         if sync {
             let start = Instant::now();
@@ -322,7 +340,7 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
     let inserted = (|| {
         let mut writer = mem.writer()?;
         for p in group {
-            for entry in p.batch.iter() {
+            for entry in p.batch().iter() {
                 let entry =
                     entry.map_err(|e| Error::InvalidArgument(format!("malformed batch: {e}")))?;
                 entry.apply(&mut writer, seq)?;
@@ -349,10 +367,64 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
     inner.txns.record(
         group
             .iter()
-            .flat_map(|p| p.batch.iter())
+            .flat_map(|p| p.batch().iter())
             .filter_map(|e| e.ok())
             .zip(first_seq..),
     );
+    Ok(())
+}
+
+/// Gives every open range delete of the group (`delete_range(start..)`) its end: just
+/// past the largest key the database holds — in its MemTables, its tables, or this
+/// group's batches (just past its start when no key at or after it exists). Under the
+/// write lock, every write ordered before it is in the MemTable or a table already, so
+/// the range covers exactly the keys written before it; a key written later has a
+/// higher sequence number anyway. The WAL then holds an ordinary range delete.
+fn resolve_open_ranges(inner: &DbInner, group: &[Arc<Pending>]) -> Result<()> {
+    let view = inner.view();
+    let mut largest: Option<Vec<u8>> = None;
+    let mut consider = |key: &[u8]| {
+        if largest.as_deref().is_none_or(|l| key > l) {
+            largest = Some(key.to_vec());
+        }
+    };
+    for mem in std::iter::once(&view.mem).chain(view.frozen.iter().map(|(m, _)| m)) {
+        use strata_core::SortedIter as _;
+        let mut it = mem.iter();
+        it.seek_to_last()?;
+        if it.valid() {
+            consider(strata_core::key::user_key(it.key()));
+        }
+    }
+    for (level, files) in view.version.levels.iter().enumerate() {
+        // Level 0's tables overlap; deeper levels are sorted: the last ends highest.
+        let candidates: &[Arc<crate::version::TableFile>] = if level == 0 {
+            files
+        } else {
+            files.last().map(std::slice::from_ref).unwrap_or_default()
+        };
+        for f in candidates {
+            consider(f.meta.largest_user_key());
+        }
+    }
+    for p in group {
+        for e in p.batch.iter().flatten() {
+            if matches!(e.kind, BatchOp::Put | BatchOp::Delete) {
+                consider(e.key);
+            }
+        }
+    }
+    for p in group.iter().filter(|p| p.batch.has_open_ranges()) {
+        // With no key at or after `start`, the range is `[start, start ‖ 0)`: it deletes
+        // nothing, and the batch keeps its entry count (a record of no entries would
+        // read as a sync marker).
+        let resolved = p.batch.with_ends(|start| {
+            let last = largest.as_deref().filter(|l| *l >= start).unwrap_or(start);
+            strata_core::range_del::successor(last)
+        });
+        // Set once: a group is written by one leader, once.
+        let _ = p.resolved.set(resolved);
+    }
     Ok(())
 }
 
@@ -370,7 +442,7 @@ fn check_conflicts<'g>(
     let checks: Vec<Option<&ConflictCheck>> = group.iter().map(|p| p.check.as_ref()).collect();
     let written: Vec<Vec<BatchEntry<'_>>> = group
         .iter()
-        .map(|p| p.batch.iter().filter_map(|e| e.ok()).collect())
+        .map(|p| p.batch().iter().filter_map(|e| e.ok()).collect())
         .collect();
     let verdicts = inner.txns.validate(&checks, &written);
     group

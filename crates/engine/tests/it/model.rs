@@ -19,6 +19,8 @@ enum Op {
     /// Deletes keys `[key(a), key(b))`, or through `key(b)` when the flag is set.
     DeleteRange(u8, u8, bool),
     DeletePrefix(u8),
+    /// Deletes every key from `key(a)` on (a range with no end).
+    DeleteFrom(u8),
     Batch(Vec<BatchOp>),
     Get(u8),
     Range(u8, u8, bool),
@@ -62,6 +64,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => any::<u8>().prop_map(Op::Delete),
         3 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(a, b, i)| Op::DeleteRange(a, b, i)),
         1 => any::<u8>().prop_map(Op::DeletePrefix),
+        1 => any::<u8>().prop_map(Op::DeleteFrom),
         5 => proptest::collection::vec(prop_oneof![
                 6 => (any::<u8>(), value()).prop_map(|(k, v)| BatchOp::Put(k, v)),
                 2 => any::<u8>().prop_map(BatchOp::Delete),
@@ -141,6 +144,10 @@ fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
                     d.delete_range(lo.clone()..hi.clone()).unwrap();
                     model.retain(|k, _| !(lo <= *k && *k < hi));
                 }
+            }
+            Op::DeleteFrom(a) => {
+                d.delete_range(key(a)..).unwrap();
+                model.retain(|k, _| *k < key(a));
             }
             Op::DeletePrefix(p) => {
                 let prefix = format!("k{}", p % 6).into_bytes();

@@ -26,6 +26,8 @@ pub enum Op {
     Delete(Vec<u8>),
     /// Deletes every key in `[start, end)`.
     DeleteRange(Vec<u8>, Vec<u8>),
+    /// Deletes every key at or after `start`.
+    DeleteFrom(Vec<u8>),
 }
 
 impl From<(Vec<u8>, Option<Vec<u8>>)> for Op {
@@ -44,6 +46,7 @@ impl Op {
             Op::Put(..) => false,
             Op::Delete(k) => k == key,
             Op::DeleteRange(a, b) => a.as_slice() <= key && key < b.as_slice(),
+            Op::DeleteFrom(a) => a.as_slice() <= key,
         }
     }
 
@@ -53,6 +56,7 @@ impl Op {
             Op::Put(k, v) => batch.put(k, v),
             Op::Delete(k) => batch.delete(k),
             Op::DeleteRange(a, b) => batch.delete_range(a, b),
+            Op::DeleteFrom(a) => batch.delete_range_from(a),
         };
     }
 }
@@ -94,6 +98,7 @@ pub fn apply_op(model: &mut Model, op: &Op) {
             model.remove(k);
         }
         Op::DeleteRange(a, b) => model.retain(|k, _| !(a <= k && k < b)),
+        Op::DeleteFrom(a) => model.retain(|k, _| k < a),
     }
 }
 

@@ -66,7 +66,13 @@ fn workload(h: &mut Harness, rng: &mut Rng, n: usize, keys: &[Vec<u8>]) -> Resul
             78..80 => {
                 // A range delete alone or among other entries of a batch.
                 let (a, b) = (key(rng), key(rng));
-                let mut ops = vec![Op::DeleteRange(a.clone().min(b.clone()), a.max(b))];
+                let range = if rng.one_in(4) {
+                    // No end: everything from `a` on, as the database holds it then.
+                    Op::DeleteFrom(a)
+                } else {
+                    Op::DeleteRange(a.clone().min(b.clone()), a.max(b))
+                };
+                let mut ops = vec![range];
                 if rng.one_in(2) {
                     let k = key(rng);
                     ops.insert(rng.below(2) as usize, Op::Put(k, value(rng, tag, h.roomy)));
