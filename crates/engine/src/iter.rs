@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use strata_compaction::{FileMeta, LevelIter, MergingIter, TableOpener};
 use strata_core::key::encode_internal_key;
+use strata_core::range_del::Fragment;
 use strata_core::{
     Error, FragmentedTombstones, InternalKey, MAX_SEQUENCE, ParsedInternalKey, Result,
     SequenceNumber, SortedIter, ValueKind, compare_internal_keys,
@@ -174,6 +175,34 @@ enum Source {
 struct RangeCover {
     /// `(child index, its tombstones)`, in child order (newest first).
     sets: Vec<(usize, Arc<FragmentedTombstones>)>,
+    /// Per set, where the last key asked about fell: the index of the first fragment
+    /// ending after it (see [`partition_hinted`]). A cursor asks about keys in order,
+    /// so the next key almost always falls in the same place or the next one.
+    hints: Vec<usize>,
+}
+
+/// The index of the first fragment of `fragments` whose end is past `key` (what a
+/// binary search over the ends gives), trying `hint` and `hint + 1` before searching:
+/// for a cursor walking keys in order that answers most keys with two or three
+/// comparisons instead of a search through every tombstone of the set. Leaves the
+/// answer in `hint`.
+fn partition_hinted(fragments: &[Fragment], key: &[u8], hint: &mut usize) -> usize {
+    // `i` is the answer iff every fragment before it ends at or below `key` (fragments
+    // are sorted and disjoint, so checking the one before suffices) and fragment `i`
+    // (if any) ends past it.
+    let holds = |i: usize| {
+        i <= fragments.len()
+            && (i == 0 || fragments.get(i - 1).is_some_and(|f| f.end() <= key))
+            && fragments.get(i).is_none_or(|f| key < f.end())
+    };
+    if !holds(*hint) {
+        *hint = if holds(*hint + 1) {
+            *hint + 1
+        } else {
+            fragments.partition_point(|f| f.end() <= key)
+        };
+    }
+    *hint
 }
 
 /// The newest visible range tombstone covering a key.
@@ -191,10 +220,18 @@ impl RangeCover {
         self.sets.is_empty()
     }
 
-    fn cover(&self, key: &[u8], snapshot: SequenceNumber) -> Option<Cover<'_>> {
+    fn push(&mut self, child: usize, set: Arc<FragmentedTombstones>) {
+        self.sets.push((child, set));
+        self.hints.push(0);
+    }
+
+    fn cover(&mut self, key: &[u8], snapshot: SequenceNumber) -> Option<Cover<'_>> {
         let mut best: Option<Cover<'_>> = None;
-        for (child, set) in &self.sets {
-            let Some(fragment) = set.fragment_at(key) else {
+        for ((child, set), hint) in self.sets.iter().zip(self.hints.iter_mut()) {
+            // What `set.fragment_at(key)` answers, found from where the last key fell.
+            let fragments = set.fragments();
+            let i = partition_hinted(fragments, key, hint);
+            let Some(fragment) = fragments.get(i).filter(|f| f.start() <= key) else {
                 continue;
             };
             let Some(seq) = fragment.newest_visible(snapshot) else {
@@ -226,7 +263,7 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>, RangeCover)> {
     let mut cover = RangeCover::default();
     for m in std::iter::once(&view.mem).chain(view.frozen.iter().map(|(m, _)| m)) {
         if m.range_tombstone_count() > 0 {
-            cover.sets.push((children.len(), m.range_tombstones()));
+            cover.push(children.len(), m.range_tombstones());
         }
         children.push(Child::Mem(m.iter()));
         sources.push(Source::Mem);
@@ -234,9 +271,7 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>, RangeCover)> {
     for f in &view.version.levels[0] {
         let table = f.table()?;
         if !table.range_tombstones().is_empty() {
-            cover
-                .sets
-                .push((children.len(), Arc::clone(table.range_tombstones())));
+            cover.push(children.len(), Arc::clone(table.range_tombstones()));
         }
         children.push(Child::Table(table.iter()));
         sources.push(Source::Table(table, Arc::clone(&f.meta)));
@@ -248,7 +283,7 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>, RangeCover)> {
         if files.iter().any(|f| f.meta.range_tombstones > 0)
             && let Some(set) = view.version.level_range_tombstones(level)?
         {
-            cover.sets.push((children.len(), set));
+            cover.push(children.len(), set);
         }
         // The opener finds the file by binary search in the pinned version (sorted by
         // smallest key), so building an iterator allocates no per-level index.
@@ -674,6 +709,39 @@ impl DoubleEndedIterator for DbIter {
             Err(e) => {
                 self.done = true;
                 Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_core::RangeTombstone;
+
+    /// Whatever the hint, the hinted search answers what a binary search does.
+    #[test]
+    fn the_hinted_search_agrees_with_a_binary_search_from_any_hint() {
+        let t = |s: u8, e: u8| RangeTombstone {
+            start: vec![s],
+            end: vec![e],
+            seq: 7,
+        };
+        let sets = [
+            FragmentedTombstones::empty(),
+            FragmentedTombstones::new([t(10, 20)]),
+            FragmentedTombstones::new([t(10, 20), t(20, 30), t(40, 41), t(60, 90)]),
+            FragmentedTombstones::new((0..50).map(|i| t(i * 5, i * 5 + 2))),
+        ];
+        for set in &sets {
+            let fragments = set.fragments();
+            for key in 0..=255u8 {
+                let want = fragments.partition_point(|f| f.end() <= &[key][..]);
+                for start in 0..=fragments.len() + 2 {
+                    let mut hint = start;
+                    assert_eq!(partition_hinted(fragments, &[key], &mut hint), want);
+                    assert_eq!(hint, want);
+                }
             }
         }
     }
