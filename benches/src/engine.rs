@@ -72,6 +72,18 @@ pub trait Engine: Send + Sync {
     fn get(&self, key: &[u8]) -> Res<Option<usize>>;
     /// Deletes `key`.
     fn delete(&self, key: &[u8]) -> Res<()>;
+    /// Whether [`delete_range`](Self::delete_range) is the engine's own range delete.
+    /// Engines without one (fjall, sled, redb) skip the `deleterange` workload rather
+    /// than emulate it with a scan and per-key deletes.
+    fn has_delete_range(&self) -> bool {
+        false
+    }
+    /// Deletes every key in `start..end` with the engine's native range delete (one
+    /// range tombstone, no read of the keys).
+    fn delete_range(&self, start: &[u8], end: &[u8]) -> Res<()> {
+        let _ = (start, end);
+        Err("this engine has no native range delete".into())
+    }
     /// Positions at the first key `>= key` and reads that entry; returns whether one
     /// exists and equals `key`.
     fn seek(&self, key: &[u8]) -> Res<bool>;
@@ -105,6 +117,12 @@ pub fn compiled() -> Vec<&'static str> {
         v.push("redb");
     }
     v
+}
+
+/// The engine behind a name: `strata-baseline` (see `--range_delete_baseline`) is
+/// Strata on its own directory.
+pub fn base_name(name: &str) -> &str {
+    name.strip_suffix("-baseline").unwrap_or(name)
 }
 
 /// Opens engine `name` on `dir` (created if missing).
@@ -176,6 +194,14 @@ impl Engine for StrataEngine {
 
     fn delete(&self, key: &[u8]) -> Res<()> {
         Ok(self.db.delete(key)?)
+    }
+
+    fn has_delete_range(&self) -> bool {
+        true
+    }
+
+    fn delete_range(&self, start: &[u8], end: &[u8]) -> Res<()> {
+        Ok(self.db.delete_range(start..end)?)
     }
 
     fn seek(&self, key: &[u8]) -> Res<bool> {

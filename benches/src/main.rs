@@ -77,6 +77,21 @@ struct Args {
     /// everywhere.
     #[arg(long = "bloom_filter_budget")]
     bloom_filter_budget: Option<f64>,
+    /// deleterange: keys each range delete covers (`[k·2L, k·2L + L)`, every other run
+    /// of L keys, so half the key space survives).
+    #[arg(long = "range_delete_len", default_value_t = 100)]
+    range_delete_len: u64,
+    /// deleterange: how many range deletes (default: num / (2 × range_delete_len), at
+    /// least 1: every other run of keys over the whole key space).
+    #[arg(long = "range_deletes")]
+    range_deletes: Option<u64>,
+    /// Run every engine twice: as asked, and as `<engine>-baseline`, a database that
+    /// never receives the keys deleterange deletes (fills write only the survivors;
+    /// deleterange does nothing there). Reads then compare the same surviving keys with
+    /// and without range tombstones; the table reports the ratio.
+    #[arg(long = "range_delete_baseline", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    range_delete_baseline: bool,
     /// Seed of the random orders.
     #[arg(long, default_value_t = 301)]
     seed: u64,
@@ -108,8 +123,8 @@ enum Kind {
 fn kind(name: &str) -> Option<Kind> {
     Some(match name {
         "fillseq" | "fillrandom" | "fillsync" => Kind::Fill,
-        "overwrite" | "deleterandom" => Kind::Update,
-        "readrandom" | "readmissing" | "readseq" | "readreverse" | "seekrandom"
+        "overwrite" | "deleterandom" | "deleterange" => Kind::Update,
+        "readrandom" | "readmissing" | "readdeleted" | "readseq" | "readreverse" | "seekrandom"
         | "readwhilewriting" => Kind::Read,
         "reopen" => Kind::Reopen,
         _ => return None,
@@ -125,6 +140,42 @@ struct State {
     round: u64,
     /// The engine's tree after each write workload.
     shapes: Vec<(String, String)>,
+    /// The keys deleterange covers are absent (range-deleted, or never written by a
+    /// baseline twin): reads pick from the survivors.
+    deleted: bool,
+}
+
+/// Suffix of the twin engines `--range_delete_baseline` adds.
+const BASELINE: &str = "-baseline";
+
+/// Whether `engine` is a baseline twin (never holds the range-deleted keys).
+fn is_baseline(engine: &str) -> bool {
+    engine.ends_with(BASELINE)
+}
+
+/// Which keys the deleterange workload deletes: `count` runs of `len` keys, run `k`
+/// being `[k·2·len, k·2·len + len)`, so every other run survives.
+#[derive(Clone, Copy, Debug)]
+struct Pattern {
+    len: u64,
+    count: u64,
+}
+
+impl Pattern {
+    fn stride(&self) -> u64 {
+        self.len * 2
+    }
+
+    /// Whether key `i` is one that deleterange deletes.
+    fn covered(&self, i: u64) -> bool {
+        i / self.stride() < self.count && i % self.stride() < self.len
+    }
+
+    /// Range `k`'s bounds as key numbers: `[start, end)`.
+    fn range(&self, k: u64) -> (u64, u64) {
+        let start = k * self.stride();
+        (start, start + self.len)
+    }
 }
 
 struct Bench {
@@ -133,6 +184,7 @@ struct Bench {
     cfg: Config,
     values: Values,
     reads: u64,
+    pattern: Pattern,
 }
 
 fn main() -> std::process::ExitCode {
@@ -152,6 +204,21 @@ fn run(args: Args) -> Res<()> {
     }
     if args.num == 0 {
         return Err("--num must be positive".into());
+    }
+    if args.range_delete_len == 0 {
+        return Err("--range_delete_len must be positive".into());
+    }
+    if let Some(n) = args.range_deletes
+        && (n == 0 || (n - 1).saturating_mul(args.range_delete_len * 2) >= args.num)
+    {
+        return Err(format!(
+            "--range_deletes {n}: between 1 and {} (every range must start inside the \
+             {} keys; ranges are --range_delete_len {} keys, every other run)",
+            args.num.div_ceil(args.range_delete_len * 2),
+            args.num,
+            args.range_delete_len
+        )
+        .into());
     }
     for b in &args.benchmarks {
         if kind(b).is_none() {
@@ -179,6 +246,18 @@ fn run(args: Args) -> Res<()> {
         }
         v
     };
+    // Leaked once per run: engine names are 'static strings throughout.
+    let engines: Vec<&'static str> = if args.range_delete_baseline {
+        engines
+            .into_iter()
+            .flat_map(|e| {
+                let twin: &'static str = Box::leak(format!("{e}{BASELINE}").into_boxed_str());
+                [e, twin]
+            })
+            .collect()
+    } else {
+        engines
+    };
     let tmp;
     let base = match &args.db {
         Some(d) => d.clone(),
@@ -196,13 +275,19 @@ fn run(args: Args) -> Res<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("\n{}", out.table());
-        for (e, s) in &states {
-            for (after, shape) in &s.shapes {
-                match after.strip_suffix(" reads") {
-                    // Reopened for the workload: the counters are its reads' alone.
-                    Some(reads) => println!("{e}'s tree and counters during {reads}:\n{shape}"),
-                    None => println!("{e}'s tree after {after} (settled):\n{shape}"),
-                }
+    }
+    // With --json the trees go to stderr, with the db_bench lines.
+    for (e, s) in &states {
+        for (after, shape) in &s.shapes {
+            let text = match after.strip_suffix(" reads") {
+                // Reopened for the workload: the counters are its reads' alone.
+                Some(reads) => format!("{e}'s tree and counters during {reads}:\n{shape}"),
+                None => format!("{e}'s tree after {after} (settled):\n{shape}"),
+            };
+            if bench.args.json {
+                eprintln!("{text}");
+            } else {
+                println!("{text}");
             }
         }
     }
@@ -229,12 +314,20 @@ impl Bench {
         };
         let values = Values::new(args.value_size, args.seed, args.compression_ratio);
         let reads = args.reads.unwrap_or(args.num);
+        let pattern = Pattern {
+            len: args.range_delete_len,
+            count: args
+                .range_deletes
+                .unwrap_or(args.num / (args.range_delete_len * 2))
+                .max(1),
+        };
         Bench {
             args,
             base,
             cfg,
             values,
             reads,
+            pattern,
         }
     }
 
@@ -245,9 +338,13 @@ impl Bench {
         for name in &self.args.benchmarks {
             for &e in engines {
                 let state = states.entry(e).or_default();
-                let row = self.run_one(name, e, state)?;
-                report::line(&row, self.args.json);
-                rows.push(row);
+                match self.run_one(name, e, state)? {
+                    Some(row) => {
+                        report::line(&row, self.args.json);
+                        rows.push(row);
+                    }
+                    None => report::skipped(name, e, &self.skip_reason(e), self.args.json),
+                }
             }
         }
         let out = report::Report::new(
@@ -266,7 +363,7 @@ impl Bench {
     fn args_summary(&self) -> String {
         format!(
             "--num={} --key_size={} --value_size={} --threads={} --reads={} --cache_bytes={} \
-             --write_buffer_size={} --seed={}",
+             --write_buffer_size={} --seed={}{}",
             self.args.num,
             self.args.key_size,
             self.args.value_size,
@@ -274,8 +371,72 @@ impl Bench {
             self.reads,
             self.args.cache_bytes,
             self.args.write_buffer_size,
-            self.args.seed
+            self.args.seed,
+            if self.args.benchmarks.iter().any(|b| b == "deleterange") {
+                format!(
+                    " --range_delete_len={} --range_deletes={}{}",
+                    self.pattern.len,
+                    self.pattern.count,
+                    if self.args.range_delete_baseline {
+                        " --range_delete_baseline"
+                    } else {
+                        ""
+                    }
+                )
+            } else {
+                String::new()
+            }
         )
+    }
+
+    /// Why deleterange did not run on `engine`.
+    fn skip_reason(&self, engine: &str) -> String {
+        if is_baseline(engine) {
+            "(baseline: the covered keys were never written, nothing to delete)".to_string()
+        } else {
+            format!(
+                "({engine} has no native range delete; reads that follow see all {} keys)",
+                self.args.num
+            )
+        }
+    }
+
+    /// Key numbers a write workload on `engine` visits, in order: `order` (or `0..num`),
+    /// without the covered keys on a baseline twin. `None`: `0..num` as is.
+    fn keys_for(&self, engine: &str, order: Option<Vec<u64>>) -> Option<Vec<u64>> {
+        if !is_baseline(engine) {
+            return order;
+        }
+        let all = order.unwrap_or_else(|| (0..self.args.num).collect());
+        Some(
+            all.into_iter()
+                .filter(|&i| !self.pattern.covered(i))
+                .collect(),
+        )
+    }
+
+    /// The keys deleterange deletes (`covered`) or leaves (`!covered`), in a seeded
+    /// random order.
+    fn shuffled(&self, covered: bool, seed: u64) -> Vec<u64> {
+        let keys: Vec<u64> = (0..self.args.num)
+            .filter(|&i| self.pattern.covered(i) == covered)
+            .collect();
+        permutation(keys.len() as u64, seed)
+            .into_iter()
+            .filter_map(|p| keys.get(p as usize).copied())
+            .collect()
+    }
+
+    /// Where the harness notes that `engine`'s database had deleterange applied, so a
+    /// later run with `--use_existing_db` reads the survivors too.
+    fn marker(&self, engine: &str) -> PathBuf {
+        self.base.join(format!("{engine}.rangedeleted"))
+    }
+
+    fn marker_matches(&self, engine: &str) -> bool {
+        std::fs::read_to_string(self.marker(engine))
+            .map(|s| s.trim() == format!("{} {}", self.pattern.len, self.pattern.count))
+            .unwrap_or(false)
     }
 
     fn header(&self, engines: &[&str]) {
@@ -317,16 +478,22 @@ impl Bench {
         );
         let dir = self.dir(engine);
         let _ = std::fs::remove_dir_all(&dir);
-        let db = engine::open(engine, &dir, &self.cfg)?;
-        let pb = progress(self.args.num, &format!("{engine} load"));
+        let db = engine::open(engine::base_name(engine), &dir, &self.cfg)?;
+        let keys = self.keys_for(engine, None);
+        let n = keys.as_ref().map_or(self.args.num, |k| k.len() as u64);
+        let pb = progress(n, &format!("{engine} load"));
         run_ops(
             1,
-            self.args.num,
+            n,
             self.args.key_size,
             &pb,
             |key, j| {
-                fill_key(key, j, false);
-                db.put(key, self.values.get(j, 0), false)?;
+                let i = keys
+                    .as_ref()
+                    .map_or(Some(j), |k| k.get(j as usize).copied());
+                let i = i.unwrap_or(j);
+                fill_key(key, i, false);
+                db.put(key, self.values.get(i, 0), false)?;
                 Ok(true)
             },
             None,
@@ -336,30 +503,45 @@ impl Bench {
         metrics::release_freed_memory();
         state.loaded = true;
         state.round = 1;
+        state.deleted = is_baseline(engine);
+        let _ = std::fs::remove_file(self.marker(engine));
         Ok(())
     }
 
-    fn run_one(&self, name: &str, engine: &str, state: &mut State) -> Res<Row> {
+    fn run_one(&self, name: &str, engine: &str, state: &mut State) -> Res<Option<Row>> {
         let kind = kind(name).ok_or("unknown benchmark")?;
+        if name == "deleterange" && is_baseline(engine) {
+            return Ok(None);
+        }
         let dir = self.dir(engine);
+        // A baseline twin never holds the covered keys.
+        state.deleted |= is_baseline(engine);
         if kind == Kind::Fill && !self.args.use_existing_db {
             let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_file(self.marker(engine));
             state.loaded = false;
         }
         if self.args.use_existing_db && !state.loaded && dir.exists() {
             state.loaded = true;
             state.round = 1;
+            state.deleted = is_baseline(engine) || self.marker_matches(engine);
         }
         if matches!(kind, Kind::Read | Kind::Update | Kind::Reopen) && !state.loaded {
             self.preload(engine, state)?;
         }
 
         let opened = Instant::now();
-        let db = engine::open(engine, &dir, &self.cfg)?;
+        let db = engine::open(engine::base_name(engine), &dir, &self.cfg)?;
         let open_time = opened.elapsed();
         metrics::reset_peak_rss();
         let io0 = metrics::Io::now();
-        let (outcome, note) = self.workload(name, engine, &*db, state, open_time)?;
+        let cpu0 = metrics::process_cpu();
+        let Some((outcome, note)) = self.workload(name, engine, &*db, state, open_time)? else {
+            db.close()?;
+            return Ok(None);
+        };
+        let cpu = metrics::process_cpu().saturating_sub(cpu0);
+        let mut cpu_settled = None;
 
         let writes = matches!(kind, Kind::Fill | Kind::Update);
         let (mut write_amp, mut space_amp) = (None, None);
@@ -370,17 +552,20 @@ impl Bench {
                 Duration::from_secs(300),
             );
             let written = metrics::Io::now().device_bytes_since(&io0);
-            let per_op = if name == "deleterandom" {
-                self.args.key_size as u64
-            } else {
-                self.entry_bytes()
+            cpu_settled = Some(metrics::process_cpu().saturating_sub(cpu0));
+            let per_op = match name {
+                "deleterandom" => self.args.key_size as u64,
+                // A range tombstone: its two bounds.
+                "deleterange" => 2 * self.args.key_size as u64,
+                _ => self.entry_bytes(),
             };
             write_amp = Some(written as f64 / (outcome.ops * per_op).max(1) as f64);
             if name != "deleterandom" {
-                let live = if name == "fillsync" {
-                    outcome.ops
-                } else {
-                    self.args.num
+                let live = match name {
+                    "fillsync" => outcome.ops,
+                    "deleterange" => self.args.num - self.covered_count(),
+                    _ if is_baseline(engine) => self.args.num - self.covered_count(),
+                    _ => self.args.num,
                 } * self.entry_bytes();
                 space_amp = Some(metrics::allocated_bytes(&dir) as f64 / live.max(1) as f64);
             }
@@ -401,22 +586,50 @@ impl Bench {
         match name {
             "deleterandom" => state.loaded = false,
             "fillsync" => state.loaded = false, // holds only num/1000 keys
+            "deleterange" => {
+                state.deleted = true;
+                std::fs::write(
+                    self.marker(engine),
+                    format!("{} {}\n", self.pattern.len, self.pattern.count),
+                )?;
+            }
             _ if writes => state.loaded = true,
             _ => {}
         }
+        if !is_baseline(engine)
+            && (kind == Kind::Fill || matches!(name, "overwrite" | "readwhilewriting"))
+        {
+            // Every key written again (a baseline twin writes only the survivors).
+            state.deleted = false;
+            let _ = std::fs::remove_file(self.marker(engine));
+        }
 
-        let bytes = if kind == Kind::Read {
-            outcome.found
-        } else {
-            outcome.ops
-        } * self.entry_bytes();
-        Ok(Row::new(
+        let bytes = match kind {
+            Kind::Read => outcome.found * self.entry_bytes(),
+            // The tombstones' bounds.
+            _ if name == "deleterange" => outcome.ops * 2 * self.args.key_size as u64,
+            _ => outcome.ops * self.entry_bytes(),
+        };
+        let mut row = Row::new(
             name, engine, &outcome, bytes, note, write_amp, space_amp, peak_rss,
-        ))
+        );
+        row.set_cpu(cpu, cpu_settled);
+        row.range_deleted = state.deleted;
+        Ok(Some(row))
+    }
+
+    /// How many keys the deleterange pattern covers inside `0..num`.
+    fn covered_count(&self) -> u64 {
+        (0..self.pattern.count)
+            .map(|k| {
+                let (lo, hi) = self.pattern.range(k);
+                hi.min(self.args.num).saturating_sub(lo)
+            })
+            .sum()
     }
 
     /// Runs the timed part of workload `name`; returns the outcome and a note for the
-    /// db_bench line.
+    /// db_bench line, or `None` if the engine cannot run it.
     fn workload(
         &self,
         name: &str,
@@ -424,7 +637,7 @@ impl Bench {
         db: &dyn Engine,
         state: &mut State,
         open_time: Duration,
-    ) -> Res<(workload::Outcome, String)> {
+    ) -> Res<Option<(workload::Outcome, String)>> {
         let num = self.args.num;
         let ks = self.args.key_size;
         let threads = self.args.threads;
@@ -445,6 +658,13 @@ impl Bench {
                     "overwrite" => Some(permutation(num, seed + 2)),
                     _ => Some(permutation(num, seed + 1)),
                 };
+                // A baseline twin never writes the keys deleterange deletes.
+                let order = if sync {
+                    order
+                } else {
+                    self.keys_for(engine, order)
+                };
+                let ops = order.as_ref().map_or(ops, |o| ops.min(o.len() as u64));
                 let round = state.round;
                 state.round += 1;
                 let pb = progress(ops, &label);
@@ -465,11 +685,14 @@ impl Bench {
                 (o, String::new())
             }
             "deleterandom" => {
-                let order = permutation(num, seed + 5);
-                let pb = progress(num, &label);
+                let order = self
+                    .keys_for(engine, Some(permutation(num, seed + 5)))
+                    .unwrap_or_default();
+                let ops = order.len() as u64;
+                let pb = progress(ops, &label);
                 let o = run_ops(
                     threads,
-                    num,
+                    ops,
                     ks,
                     &pb,
                     |key, j| {
@@ -481,13 +704,64 @@ impl Bench {
                 )?;
                 (o, String::new())
             }
-            "readrandom" | "readmissing" | "seekrandom" | "readwhilewriting" => {
+            "deleterange" => {
+                let p = self.pattern;
+                let order = permutation(p.count, seed + 7);
+                if !db.has_delete_range() {
+                    return Ok(None);
+                }
+                let pb = progress(p.count, &label);
+                let o = run_ops(
+                    threads,
+                    p.count,
+                    ks,
+                    &pb,
+                    |key, j| {
+                        let k = order.get(j as usize).copied().unwrap_or(j);
+                        let (lo, hi) = p.range(k);
+                        fill_key(key, lo, false);
+                        // The end key on the stack (keys are rarely longer than 128 bytes).
+                        let mut stack = [0u8; 128];
+                        let mut heap = Vec::new();
+                        let end = match stack.get_mut(..ks) {
+                            Some(e) => e,
+                            None => {
+                                heap.resize(ks, 0);
+                                &mut heap[..]
+                            }
+                        };
+                        fill_key(end, hi, false);
+                        db.delete_range(key, end)?;
+                        Ok(true)
+                    },
+                    None,
+                )?;
+                let note = format!(
+                    "({} ranges of {} keys, {} keys covered)",
+                    p.count,
+                    p.len,
+                    self.covered_count()
+                );
+                (o, note)
+            }
+            "readrandom" | "readmissing" | "readdeleted" | "seekrandom" | "readwhilewriting" => {
                 let missing = name == "readmissing";
                 let seek = name == "seekrandom";
-                let order = permutation(num, seed + if seek { 4 } else { 3 });
-                let pb = progress(self.reads, &label);
+                let order = match name {
+                    // The keys deleterange deleted (or, before it, would delete).
+                    "readdeleted" => self.shuffled(true, seed + 8),
+                    // Only the survivors once the covered keys are gone.
+                    "readrandom" if state.deleted => self.shuffled(false, seed + 3),
+                    _ => permutation(num, seed + if seek { 4 } else { 3 }),
+                };
+                let n = (order.len() as u64).max(1);
+                let reads = match self.args.reads {
+                    Some(r) => r,
+                    None => order.len() as u64,
+                };
+                let pb = progress(reads, &label);
                 let read = |key: &mut [u8], j: u64| -> Res<bool> {
-                    let i = order.get((j % num) as usize).copied().unwrap_or(0);
+                    let i = order.get((j % n) as usize).copied().unwrap_or(0);
                     fill_key(key, i, missing);
                     if seek {
                         db.seek(key)
@@ -497,7 +771,10 @@ impl Bench {
                 };
                 let round = state.round;
                 let writer = |stop: &std::sync::atomic::AtomicBool| -> Res<u64> {
-                    let order = permutation(num, seed + 6);
+                    let order = self
+                        .keys_for(engine, Some(permutation(num, seed + 6)))
+                        .unwrap_or_default();
+                    let num = (order.len() as u64).max(1);
                     let mut key = vec![0u8; ks];
                     let mut n = 0u64;
                     while !stop.load(std::sync::atomic::Ordering::Acquire) {
@@ -514,8 +791,11 @@ impl Bench {
                 } else {
                     None
                 };
-                let o = run_ops(threads, self.reads, ks, &pb, read, bg)?;
+                let o = run_ops(threads, reads, ks, &pb, read, bg)?;
                 let mut note = format!("({} of {} found)", o.found, o.ops);
+                if name == "readrandom" && state.deleted {
+                    note.push_str(" (survivors of deleterange)");
+                }
                 if bg.is_some() {
                     note.push_str(&format!(
                         " (writer: {} puts, {:.0} puts/s)",
@@ -546,7 +826,7 @@ impl Bench {
             }
             other => return Err(format!("unknown benchmark {other:?}").into()),
         };
-        Ok(out)
+        Ok(Some(out))
     }
 }
 
@@ -604,6 +884,83 @@ mod tests {
         );
         assert!(report.svg().contains("<rect"));
         assert!(report.table().contains("| readmissing | strata |"));
+    }
+
+    /// deleterange deletes every other run of --range_delete_len keys; the reads after
+    /// it see exactly the survivors, on the engine and on its baseline twin, and the
+    /// report pairs them.
+    #[test]
+    fn deleterange_leaves_the_survivors_and_pairs_with_the_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bench(
+            dir.path(),
+            &[
+                "--num",
+                "3000",
+                "--range_delete_len",
+                "10",
+                "--range_delete_baseline",
+                "--benchmarks",
+                "fillrandom,deleterange,readrandom,readdeleted,readseq,readreverse",
+            ],
+        );
+        let (report, states) = b.measure(&["strata", "strata-baseline"]).unwrap();
+        let row = |w: &str, e: &str| {
+            report
+                .results
+                .iter()
+                .find(|r| r.workload == w && r.engine == e)
+                .unwrap()
+        };
+        // 150 ranges of 10 keys: keys 0..10, 20..30, ... are gone.
+        assert_eq!(row("fillrandom", "strata").ops, 3000);
+        assert_eq!(row("fillrandom", "strata-baseline").ops, 1500);
+        assert_eq!(row("deleterange", "strata").ops, 150);
+        assert!(row("deleterange", "strata").cpu_us_per_op_settled.is_some());
+        assert!(
+            !report
+                .results
+                .iter()
+                .any(|r| r.workload == "deleterange" && r.engine == "strata-baseline")
+        );
+        for e in ["strata", "strata-baseline"] {
+            assert_eq!(row("readrandom", e).ops, 1500, "{e}");
+            assert_eq!(row("readrandom", e).found, 1500, "{e}");
+            assert_eq!(row("readdeleted", e).ops, 1500, "{e}");
+            assert_eq!(row("readdeleted", e).found, 0, "{e}");
+            assert_eq!(row("readseq", e).found, 1500, "{e}");
+            assert_eq!(row("readreverse", e).found, 1500, "{e}");
+            assert!(states[e].deleted);
+        }
+        assert!(row("readseq", "strata").vs_baseline.is_some());
+        assert!(row("readseq", "strata").vs_baseline_cpu.is_some());
+        // Fills are not paired: the twin writes half the keys.
+        assert!(row("fillrandom", "strata").vs_baseline.is_none());
+        assert!(row("readseq", "strata-baseline").vs_baseline.is_none());
+        assert!(report.table().contains("With range tombstones"));
+        // A later run on the same directories knows the range deletes happened.
+        let again = bench(
+            dir.path(),
+            &[
+                "--num",
+                "3000",
+                "--range_delete_len",
+                "10",
+                "--use_existing_db",
+                "--benchmarks",
+                "readrandom",
+            ],
+        );
+        let (report, _) = again.measure(&["strata"]).unwrap();
+        assert_eq!(report.results[0].found, 1500);
+    }
+
+    #[test]
+    fn the_pattern_covers_every_other_run() {
+        let p = Pattern { len: 3, count: 2 };
+        let covered: Vec<u64> = (0..16).filter(|&i| p.covered(i)).collect();
+        assert_eq!(covered, [0, 1, 2, 6, 7, 8]);
+        assert_eq!(p.range(1), (6, 9));
     }
 
     /// fillsync writes min(num, max(num/1000, 1000)) keys, each synced; a read after it

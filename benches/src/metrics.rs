@@ -68,6 +68,44 @@ pub fn release_freed_memory() {
     }
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+unsafe extern "C" {
+    /// POSIX: reads clock `clock` into `*tp`; 0 on success.
+    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+}
+
+/// CPU time the whole process has used so far (every thread: the workload's threads
+/// and the engine's background flushes and compactions), from
+/// `CLOCK_PROCESS_CPUTIME_ID`; zero where that clock is not wired up here.
+pub fn process_cpu() -> Duration {
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+    {
+        /// Linux's CLOCK_PROCESS_CPUTIME_ID.
+        const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+        let mut ts = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec of the C layout on 64-bit Linux
+        // (two 64-bit fields); clock_gettime writes only into it.
+        let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        if rc == 0 {
+            return Duration::new(
+                ts.tv_sec.max(0) as u64,
+                ts.tv_nsec.clamp(0, 999_999_999) as u32,
+            );
+        }
+    }
+    Duration::ZERO
+}
+
 /// Resets the process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0).
 pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -190,6 +228,18 @@ mod tests {
             "peak {} KiB",
             peak_rss() / 1024
         );
+    }
+
+    #[test]
+    fn process_cpu_time_advances_with_work() {
+        let t0 = process_cpu();
+        let mut x = 0u64;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let used = process_cpu().saturating_sub(t0);
+        assert!(used >= Duration::from_millis(5), "{used:?}");
     }
 
     #[test]

@@ -42,6 +42,21 @@ pub struct Row {
     pub space_amp: Option<f64>,
     /// Peak resident memory of the process during the workload, MiB.
     pub peak_rss_mib: f64,
+    /// CPU time of the whole process (workload and engine threads) during the timed
+    /// phase, per operation, µs.
+    pub cpu_us_per_op: f64,
+    /// The same until the engine settled (flushes and compactions the workload caused),
+    /// for write workloads.
+    pub cpu_us_per_op_settled: Option<f64>,
+    /// The database had deleterange's keys removed (range-deleted, or never written by a
+    /// baseline twin) when this workload ran.
+    pub range_deleted: bool,
+    /// On a read row of engine `e` after deleterange: its µs/op ÷ `e-baseline`'s on the
+    /// same workload (the same survivors without range tombstones;
+    /// `--range_delete_baseline`).
+    pub vs_baseline: Option<f64>,
+    /// The same ratio of CPU µs/op (steadier than wall time on a busy machine).
+    pub vs_baseline_cpu: Option<f64>,
     /// Found counts, background writer, and the like.
     pub note: String,
     /// Strata's ops/s ÷ the best peer's (on Strata's row, when peers ran).
@@ -83,10 +98,39 @@ impl Row {
             write_amp,
             space_amp,
             peak_rss_mib: peak_rss as f64 / (1 << 20) as f64,
+            cpu_us_per_op: 0.0,
+            cpu_us_per_op_settled: None,
+            range_deleted: false,
+            vs_baseline: None,
+            vs_baseline_cpu: None,
             note,
             strata_vs_best_peer: None,
             strata_vs: BTreeMap::new(),
         }
+    }
+}
+
+impl Row {
+    /// Records the process's CPU time over the timed phase (and until settled).
+    pub fn set_cpu(&mut self, timed: std::time::Duration, settled: Option<std::time::Duration>) {
+        let ops = self.ops.max(1) as f64;
+        self.cpu_us_per_op = timed.as_secs_f64() * 1e6 / ops;
+        self.cpu_us_per_op_settled = settled.map(|d| d.as_secs_f64() * 1e6 / ops);
+    }
+}
+
+/// Whether `engine` is a `--range_delete_baseline` twin.
+fn is_baseline(engine: &str) -> bool {
+    engine.ends_with("-baseline")
+}
+
+/// The db_bench-style line for a workload an engine did not run.
+pub fn skipped(workload: &str, engine: &str, why: &str, json: bool) {
+    let s = format!("{workload:<12} : skipped [{engine}] {why}");
+    if json {
+        eprintln!("{s}");
+    } else {
+        println!("{s}");
     }
 }
 
@@ -111,6 +155,14 @@ pub fn line(r: &Row, json: bool) {
         "\nPercentiles: P50: {:.2} P75: {:.2} P99: {:.2} P99.9: {:.2} P99.99: {:.2}",
         r.p50_us, r.p75_us, r.p99_us, r.p999_us, r.p9999_us
     );
+    let _ = write!(
+        s,
+        "\nCPU: {:.3} micros/op (process, all threads)",
+        r.cpu_us_per_op
+    );
+    if let Some(c) = r.cpu_us_per_op_settled {
+        let _ = write!(s, "; {c:.3} micros/op until settled");
+    }
     if let Some(w) = r.write_amp {
         let _ = write!(s, "\nWriteAmp: {w:.2}");
         if let Some(sp) = r.space_amp {
@@ -144,8 +196,32 @@ impl Report {
         let mut rows = rows;
         let by_workload: Vec<(String, String, f64)> = rows
             .iter()
+            .filter(|r| !is_baseline(&r.engine))
             .map(|r| (r.workload.clone(), r.engine.clone(), r.ops_per_sec))
             .collect();
+        // Reads only, and only where the twin and the engine hold the same survivors.
+        let paired = |r: &Row| {
+            r.range_deleted && (r.workload.starts_with("read") || r.workload == "seekrandom")
+        };
+        let baselines: Vec<(String, String, f64, f64)> = rows
+            .iter()
+            .filter(|r| is_baseline(&r.engine) && paired(r))
+            .map(|r| {
+                let (w, e) = (r.workload.clone(), r.engine.clone());
+                (w, e, r.micros_per_op, r.cpu_us_per_op)
+            })
+            .collect();
+        for r in rows
+            .iter_mut()
+            .filter(|r| !is_baseline(&r.engine) && paired(r))
+        {
+            let twin = format!("{}-baseline", r.engine);
+            let base = baselines
+                .iter()
+                .find(|(w, e, _, _)| *w == r.workload && *e == twin);
+            r.vs_baseline = base.filter(|b| b.2 > 0.0).map(|b| r.micros_per_op / b.2);
+            r.vs_baseline_cpu = base.filter(|b| b.3 > 0.0).map(|b| r.cpu_us_per_op / b.3);
+        }
         for r in rows.iter_mut().filter(|r| r.engine == "strata") {
             // A workload may run several times; compare with the peers' run that follows
             // this one, i.e. the same position in the per-workload sequence.
@@ -176,9 +252,9 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "| workload | engine | ops/s | µs/op | p50 µs | p99 µs | p99.9 µs | MB/s | write amp | space amp | peak RSS MiB | Strata ÷ best peer |"
+            "| workload | engine | ops/s | µs/op | CPU µs/op | p50 µs | p99 µs | p99.9 µs | MB/s | write amp | space amp | peak RSS MiB | Strata ÷ best peer |"
         );
-        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         let opt = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "".into());
         for r in &self.results {
             let ratio = match r.strata_vs_best_peer {
@@ -195,11 +271,12 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0} | {} |",
+                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0} | {} |",
                 r.workload,
                 r.engine,
                 thousands(r.ops_per_sec),
                 r.micros_per_op,
+                r.cpu_us_per_op,
                 r.p50_us,
                 r.p99_us,
                 r.p999_us,
@@ -210,7 +287,44 @@ impl Report {
                 ratio
             );
         }
-        let peers: Vec<&String> = self.engines.iter().filter(|e| *e != "strata").collect();
+        let with_twin: Vec<&Row> = self
+            .results
+            .iter()
+            .filter(|r| r.vs_baseline.is_some())
+            .collect();
+        if !with_twin.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nWith range tombstones ÷ without (µs/op of `e` ÷ `e-baseline`, the same \
+                 surviving keys; < 1.20 keeps the issue's bound)\n"
+            );
+            let _ = writeln!(
+                s,
+                "| workload | engine | µs/op | baseline µs/op | ratio | CPU µs/op | baseline CPU µs/op | CPU ratio |"
+            );
+            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
+            for r in with_twin {
+                let ratio = r.vs_baseline.unwrap_or(0.0);
+                let cpu_ratio = r.vs_baseline_cpu.unwrap_or(0.0);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.3} | {:.3} | {:.2} | {:.3} | {:.3} | {:.2} |",
+                    r.workload,
+                    r.engine,
+                    r.micros_per_op,
+                    r.micros_per_op / ratio.max(1e-12),
+                    ratio,
+                    r.cpu_us_per_op,
+                    r.cpu_us_per_op / cpu_ratio.max(1e-12),
+                    cpu_ratio
+                );
+            }
+        }
+        let peers: Vec<&String> = self
+            .engines
+            .iter()
+            .filter(|e| *e != "strata" && !is_baseline(e))
+            .collect();
         if !peers.is_empty() && self.engines.iter().any(|e| e == "strata") {
             let _ = writeln!(
                 s,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use std::time::Duration;
 
-use rocksdb::{BlockBasedOptions, Cache, DB, DBCompressionType, Options, WriteOptions};
+use rocksdb::{BlockBasedOptions, Cache, DB, DBCompressionType, Options, WriteBatch, WriteOptions};
 
 use crate::engine::{Config, Engine, Res};
 
@@ -55,6 +55,21 @@ impl Engine for RocksEngine {
 
     fn delete(&self, key: &[u8]) -> Res<()> {
         self.db.delete_opt(key, &self.plain)?;
+        Ok(())
+    }
+
+    fn has_delete_range(&self) -> bool {
+        true
+    }
+
+    fn delete_range(&self, start: &[u8], end: &[u8]) -> Res<()> {
+        // What `DB::DeleteRange` does inside RocksDB: a one-entry batch holding a range
+        // tombstone for the default column family. (The binding's `delete_range_cf`
+        // needs a column-family handle, which a database opened without naming its
+        // column families does not hand out for "default".)
+        let mut batch = WriteBatch::default();
+        batch.delete_range(start, end);
+        self.db.write_opt(batch, &self.plain)?;
         Ok(())
     }
 
@@ -106,6 +121,38 @@ impl Engine for RocksEngine {
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(())
+    }
+
+    fn shape(&self) -> Option<String> {
+        // Files per level, and the table properties that count entries, point and range
+        // tombstones (RocksDB's own words).
+        let levels = self.db.property_value("rocksdb.levelstats").ok()??;
+        let props = self
+            .db
+            .property_value("rocksdb.aggregated-table-properties")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let counts: Vec<&str> = props
+            .split(';')
+            .map(str::trim)
+            .filter(|p| {
+                p.starts_with("# entries")
+                    || p.starts_with("# deletions")
+                    || p.starts_with("# range deletions")
+            })
+            .collect();
+        let mut out = String::new();
+        for l in levels.lines().skip(2) {
+            let mut f = l.split_whitespace();
+            if let (Some(level), Some(files)) = (f.next(), f.next())
+                && files != "0"
+            {
+                out.push_str(&format!("    L{level}: {files:>3} files\n"));
+            }
+        }
+        out.push_str(&format!("    tables: {}", counts.join(", ")));
+        Some(out)
     }
 
     fn close(self: Box<Self>) -> Res<()> {

@@ -389,3 +389,49 @@ fn synced_writes_go_to_preallocated_wal_space_and_a_crash_copy_recovers_them() {
     }
     db.close().unwrap();
 }
+
+/// Scans in both directions and from any start see exactly the keys that many range
+/// tombstones leave, whether the tombstones are in the MemTable or in a table (the
+/// iterator remembers where the last key fell among each set's tombstones).
+#[test]
+fn scans_over_many_range_tombstones_see_exactly_the_survivors() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    let key = |i: u32| format!("k{i:05}");
+    for i in 0..3000u32 {
+        db.put(key(i), "v").unwrap();
+    }
+    db.flush().unwrap();
+    // Every other run of 7 keys, plus a few overlapping ranges.
+    for r in (0..3000u32).step_by(14) {
+        db.delete_range(key(r)..key(r + 7)).unwrap();
+    }
+    db.delete_range(key(1000)..key(1100)).unwrap();
+    db.delete_range(key(1050)..key(1200)).unwrap();
+    let alive = |i: u32| i % 14 >= 7 && !(1000..1200).contains(&i);
+    let survivors: Vec<String> = (0..3000).filter(|&i| alive(i)).map(key).collect();
+    fn keys<V>(it: impl Iterator<Item = Result<(bytes::Bytes, V), Error>>) -> Vec<String> {
+        it.map(|kv| String::from_utf8(kv.unwrap().0.to_vec()).unwrap())
+            .collect()
+    }
+    for flushed in [false, true] {
+        if flushed {
+            db.flush().unwrap();
+        }
+        assert_eq!(keys(db.iter()), survivors, "flushed {flushed}");
+        let mut back = keys(db.iter().rev());
+        back.reverse();
+        assert_eq!(back, survivors, "flushed {flushed}");
+        for start in [0u32, 3, 7, 13, 14, 999, 1000, 1150, 1199, 1200, 2990] {
+            let want: Vec<String> = (start..3000).filter(|&i| alive(i)).map(key).collect();
+            assert_eq!(keys(db.range(key(start)..)), want, "from {start}");
+            let mut want_back: Vec<String> = (0..start).filter(|&i| alive(i)).map(key).collect();
+            want_back.reverse();
+            assert_eq!(
+                keys(db.range(..key(start)).rev()),
+                want_back,
+                "below {start}"
+            );
+        }
+    }
+}
