@@ -75,6 +75,51 @@ impl Fragment {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FragmentedTombstones {
     fragments: Vec<Fragment>,
+    index: EndIndex,
+}
+
+/// A dense search index over the fragments' ends, so a lookup's binary search runs on
+/// an array of integers instead of chasing each fragment's heap-allocated key: the
+/// bytes every end shares (`common`), then per fragment the next 8 bytes of its end as
+/// a big-endian integer, zero-padded. Ends ascend, so the integers never decrease; a
+/// key compares with an end by integer first and by bytes only on a tie.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct EndIndex {
+    common: Vec<u8>,
+    words: Vec<u64>,
+}
+
+/// 8 bytes of `key` from `skip` on, big-endian, zero-padded.
+fn word_at(key: &[u8], skip: usize) -> u64 {
+    let mut w = [0u8; 8];
+    let tail = key.get(skip..).unwrap_or_default();
+    let n = tail.len().min(8);
+    if let (Some(dst), Some(src)) = (w.get_mut(..n), tail.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_be_bytes(w)
+}
+
+impl EndIndex {
+    fn build(fragments: &[Fragment]) -> Self {
+        let Some(first) = fragments.first() else {
+            return EndIndex::default();
+        };
+        let mut common = first.end.len();
+        for f in fragments {
+            let shared = first
+                .end
+                .iter()
+                .zip(&f.end)
+                .take_while(|(a, b)| a == b)
+                .count();
+            common = common.min(shared);
+        }
+        EndIndex {
+            common: first.end.get(..common).unwrap_or_default().to_vec(),
+            words: fragments.iter().map(|f| word_at(&f.end, common)).collect(),
+        }
+    }
 }
 
 /// Why a decoded list of fragments was refused (the caller names file and offset).
@@ -150,7 +195,12 @@ impl FragmentedTombstones {
                 }),
             }
         }
-        FragmentedTombstones { fragments }
+        Self::with_index(fragments)
+    }
+
+    fn with_index(fragments: Vec<Fragment>) -> Self {
+        let index = EndIndex::build(&fragments);
+        FragmentedTombstones { fragments, index }
     }
 
     /// Takes fragments that are already fragmented (as a table stores them), checking
@@ -183,7 +233,7 @@ impl FragmentedTombstones {
                 }),
             }
         }
-        Ok(FragmentedTombstones { fragments })
+        Ok(Self::with_index(fragments))
     }
 
     /// Whether there are no tombstones.
@@ -222,11 +272,37 @@ impl FragmentedTombstones {
 
     /// Index of the fragment holding `key`, if any.
     pub fn position(&self, key: &[u8]) -> Option<usize> {
-        let i = self.fragments.partition_point(|f| f.end.as_slice() <= key);
+        let i = self.first_ending_past(key);
         self.fragments
             .get(i)
             .is_some_and(|f| f.start.as_slice() <= key)
             .then_some(i)
+    }
+
+    /// The index of the first fragment whose end is above `key` (the only one that can
+    /// hold it), by the dense index.
+    fn first_ending_past(&self, key: &[u8]) -> usize {
+        let n = self.fragments.len();
+        let common = &self.index.common;
+        let head = key.get(..common.len()).unwrap_or(key);
+        match head.cmp(common.get(..head.len()).unwrap_or_default()) {
+            // Below every end.
+            std::cmp::Ordering::Less => return 0,
+            // Above every end.
+            std::cmp::Ordering::Greater => return n,
+            // A proper prefix of the shared bytes: below every end.
+            std::cmp::Ordering::Equal if head.len() < common.len() => return 0,
+            std::cmp::Ordering::Equal => {}
+        }
+        let w = word_at(key, common.len());
+        let words = &self.index.words;
+        let lo = words.partition_point(|&x| x < w);
+        let ties = words
+            .get(lo..)
+            .unwrap_or_default()
+            .partition_point(|&x| x == w);
+        let tied = self.fragments.get(lo..lo + ties).unwrap_or_default();
+        lo + tied.partition_point(|f| f.end.as_slice() <= key)
     }
 
     /// Like [`fragment_at`](Self::fragment_at), starting from `hint` — the answer
@@ -250,7 +326,7 @@ impl FragmentedTombstones {
         } else if hint.checked_sub(1).is_some_and(is_first_past) {
             *hint - 1
         } else {
-            frags.partition_point(|f| f.end.as_slice() <= key)
+            self.first_ending_past(key)
         };
         *hint = i;
         frags.get(i).filter(|f| f.start.as_slice() <= key)
@@ -308,7 +384,7 @@ impl FragmentedTombstones {
                 });
             }
         }
-        FragmentedTombstones { fragments }
+        Self::with_index(fragments)
     }
 
     /// Keeps, of each fragment's sequence numbers, those `keep(fragment, seq)` accepts;
@@ -319,6 +395,7 @@ impl FragmentedTombstones {
             f.seqs.retain(|&s| keep(start, end, s));
         }
         self.fragments.retain(|f| !f.seqs.is_empty());
+        self.index = EndIndex::build(&self.fragments);
     }
 
     /// Whether some fragment overlaps the user-key range `[lo, hi]` (inclusive).
@@ -464,6 +541,11 @@ mod tests {
             prop_assert_eq!(decoded.as_ref(), Ok(&f));
             // Fragmenting the fragments changes nothing.
             prop_assert_eq!(FragmentedTombstones::new(f.tombstones()), f.clone());
+            // The dense index finds what a plain binary search finds.
+            for k in probe_keys() {
+                let naive = f.fragments().partition_point(|x| x.end() <= k.as_slice());
+                prop_assert_eq!(f.first_ending_past(&k), naive, "key {:?}", k);
+            }
             // Hinted lookups answer as plain ones, whatever the hint and the order.
             let mut hint = 0;
             let keys = probe_keys();
@@ -520,6 +602,26 @@ mod tests {
         assert!(
             start_bound(b"a") < InternalKey::new(b"a", crate::MAX_SEQUENCE - 1, ValueKind::Put)
         );
+    }
+
+    /// Keys with a long shared prefix (db_bench's zero-padded numbers): the dense
+    /// index skips the shared bytes and still finds what a binary search finds.
+    #[test]
+    fn lookups_over_keys_with_a_long_shared_prefix() {
+        let k = |i: u64| format!("0000000000{i:06}").into_bytes();
+        let f = FragmentedTombstones::new((0..500).map(|r| RangeTombstone {
+            start: k(r * 20),
+            end: k(r * 20 + 10),
+            seq: r + 1,
+        }));
+        assert_eq!(f.index.common, b"000000000000".to_vec());
+        for i in 0..10_050 {
+            let want = (i % 20 < 10 && i < 10_000).then_some(i / 20 + 1);
+            assert_eq!(f.covering_seq(&k(i), u64::MAX), want, "key {i}");
+        }
+        assert_eq!(f.covering_seq(b"000", u64::MAX), None);
+        assert_eq!(f.covering_seq(b"1", u64::MAX), None);
+        assert_eq!(f.covering_seq(b"", u64::MAX), None);
     }
 
     #[test]
