@@ -321,6 +321,45 @@ impl LeveledPolicy {
         None
     }
 
+    /// With nothing over target: a level-0 table holding range tombstones whose range
+    /// deeper levels hold keys in goes down at once (with the level-0 tables it
+    /// overlaps), so the keys it deletes leave the tree now rather than when level 0
+    /// next fills up. Pebble compacts for range-deletion density the same way. Tables
+    /// the tombstones cover entirely are deleted before this runs (the engine's
+    /// delete-only pass), so the compaction rewrites only the partly covered ones.
+    fn pick_range_deletes(
+        &self,
+        levels: &Levels,
+        in_progress: &InProgress,
+        targets: &LevelTargets,
+    ) -> Option<CompactionTask> {
+        let l0 = levels.first()?;
+        let deeper = levels.get(1..).unwrap_or_default();
+        let seeds = l0.iter().rev().filter(|f| {
+            f.range_tombstones > 0
+                && !in_progress.is_busy(f.number)
+                && deeper.iter().any(|files| {
+                    !overlapping(files, f.smallest_user_key(), f.largest_user_key()).is_empty()
+                })
+        });
+        for seed in seeds {
+            let inputs = expand_l0(l0, seed.smallest_user_key(), seed.largest_user_key());
+            let task = self.build_task(
+                levels,
+                in_progress,
+                0,
+                targets.base_level,
+                inputs,
+                CompactionReason::RangeDeletes,
+                0.0,
+            );
+            if task.is_some() {
+                return task;
+            }
+        }
+        None
+    }
+
     fn pick_sorted_level(
         &self,
         levels: &Levels,
@@ -372,13 +411,16 @@ impl CompactionPolicy for LeveledPolicy {
         scores.retain(|s| s.score >= 1.0);
         // Most urgent first; on a tie the upper level (level 0 stalls writers).
         scores.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.level.cmp(&b.level)));
-        scores.into_iter().find_map(|s| {
-            if s.level == 0 {
-                self.pick_l0(levels, in_progress, &targets, s.score)
-            } else {
-                self.pick_sorted_level(levels, in_progress, s.level, s.score)
-            }
-        })
+        scores
+            .into_iter()
+            .find_map(|s| {
+                if s.level == 0 {
+                    self.pick_l0(levels, in_progress, &targets, s.score)
+                } else {
+                    self.pick_sorted_level(levels, in_progress, s.level, s.score)
+                }
+            })
+            .or_else(|| self.pick_range_deletes(levels, in_progress, &targets))
     }
 
     fn scores(&self, levels: &Levels, in_progress: &InProgress) -> Vec<LevelScore> {

@@ -20,6 +20,9 @@ pub enum CompactionReason {
     LevelSize,
     /// The user asked for a range to be compacted.
     Manual,
+    /// A level-0 table holds range tombstones over keys deeper levels hold: compacting
+    /// it drops the covered keys (space, and reads that no longer step over them).
+    RangeDeletes,
 }
 
 /// One compaction to run: inputs from `level` (and the overlapping files of

@@ -315,3 +315,32 @@ fn manual_compaction_of_the_last_level_rewrites_in_place() {
             .is_none()
     );
 }
+
+/// A level-0 table with range tombstones over keys deeper levels hold goes down at once
+/// (with the level-0 tables it overlaps), though level 0 is under its trigger; one whose
+/// tombstones cover nothing below, or a tree over target, is left to the usual rules.
+#[test]
+fn a_level0_table_with_range_tombstones_over_deeper_keys_goes_down_at_once() {
+    let p = static_policy();
+    let with_ranges = |number, lo, hi| {
+        let mut m = (*meta(number, lo, hi, MIB)).clone();
+        m.range_tombstones = 3;
+        Arc::new(m)
+    };
+    let mut levels = empty_levels(4);
+    levels[1] = vec![meta(1, "a", "b", MIB), meta(2, "m", "p", MIB)];
+    // Over keys no deeper level holds: nothing to gain.
+    levels[0] = vec![with_ranges(10, "x", "z")];
+    assert!(p.pick(&levels, &InProgress::new()).is_none());
+    // Over L1's `m..p`, beside an L0 table it overlaps.
+    levels[0] = vec![with_ranges(11, "k", "n"), meta(10, "n", "o", MIB)];
+    let t = p.pick(&levels, &InProgress::new()).unwrap();
+    assert_eq!(t.reason, CompactionReason::RangeDeletes);
+    assert_eq!((t.level, t.output_level), (0, 1));
+    assert_eq!(numbers(&t.inputs), [11, 10]);
+    assert_eq!(numbers(&t.output_level_inputs), [2]);
+    // Busy: not picked twice.
+    let mut busy = InProgress::new();
+    busy.add(&t);
+    assert!(p.pick(&levels, &busy).is_none());
+}
