@@ -321,9 +321,9 @@ impl LeveledPolicy {
         None
     }
 
-    /// With nothing over target: a level-0 table holding range tombstones whose range
-    /// deeper levels hold keys in goes down at once (with the level-0 tables it
-    /// overlaps), so the keys it deletes leave the tree now rather than when level 0
+    /// With nothing over target: a level-0 table holding range tombstones over keys
+    /// another table holds (an older level-0 one, or deeper) goes down at once (with the
+    /// level-0 tables it overlaps), so the keys it deletes leave the tree now rather than when level 0
     /// next fills up. Pebble compacts for range-deletion density the same way. Tables
     /// the tombstones cover entirely are deleted before this runs (the engine's
     /// delete-only pass), so the compaction rewrites only the partly covered ones.
@@ -335,15 +335,21 @@ impl LeveledPolicy {
     ) -> Option<CompactionTask> {
         let l0 = levels.first()?;
         let deeper = levels.get(1..).unwrap_or_default();
-        let seeds = l0.iter().rev().filter(|f| {
-            f.range_tombstones > 0
-                && !in_progress.is_busy(f.number)
-                && deeper.iter().any(|files| {
-                    !overlapping(files, f.smallest_user_key(), f.largest_user_key()).is_empty()
-                })
-        });
+        let seeds = l0
+            .iter()
+            .rev()
+            .filter(|f| f.range_tombstones > 0 && !in_progress.is_busy(f.number));
         for seed in seeds {
-            let inputs = expand_l0(l0, seed.smallest_user_key(), seed.largest_user_key());
+            let (lo, hi) = (seed.smallest_user_key(), seed.largest_user_key());
+            let inputs = expand_l0(l0, lo, hi);
+            // Keys the tombstones may delete: in another level-0 table, or deeper.
+            let covers_keys = inputs.len() > 1
+                || deeper
+                    .iter()
+                    .any(|files| !overlapping(files, lo, hi).is_empty());
+            if !covers_keys {
+                continue;
+            }
             let task = self.build_task(
                 levels,
                 in_progress,

@@ -329,9 +329,14 @@ fn a_level0_table_with_range_tombstones_over_deeper_keys_goes_down_at_once() {
     };
     let mut levels = empty_levels(4);
     levels[1] = vec![meta(1, "a", "b", MIB), meta(2, "m", "p", MIB)];
-    // Over keys no deeper level holds: nothing to gain.
-    levels[0] = vec![with_ranges(10, "x", "z")];
+    // Over keys no other table holds: nothing to gain.
+    levels[0] = vec![with_ranges(10, "x", "z"), meta(9, "c", "d", MIB)];
     assert!(p.pick(&levels, &InProgress::new()).is_none());
+    // Over an older level-0 table's keys only.
+    levels[0] = vec![with_ranges(10, "x", "z"), meta(9, "y", "y", MIB)];
+    let t = p.pick(&levels, &InProgress::new()).unwrap();
+    assert_eq!(t.reason, CompactionReason::RangeDeletes);
+    assert_eq!(numbers(&t.inputs), [10, 9]);
     // Over L1's `m..p`, beside an L0 table it overlaps.
     levels[0] = vec![with_ranges(11, "k", "n"), meta(10, "n", "o", MIB)];
     let t = p.pick(&levels, &InProgress::new()).unwrap();
