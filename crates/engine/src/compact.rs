@@ -78,7 +78,16 @@ pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
                     break;
                 }
                 let version = Arc::clone(&inner.view().version);
-                let task = inner.policy.pick(&version.level_metas(), &m.in_progress);
+                let mut task = inner.policy.pick(&version.level_metas(), &m.in_progress);
+                if task.is_none() {
+                    match range_delete_task(&inner, &m, &version) {
+                        Ok(t) => task = t,
+                        Err(e) => {
+                            inner.set_error("weighing range tombstones for compaction", &e);
+                            break;
+                        }
+                    }
+                }
                 if let Some(t) = &task {
                     m.in_progress.add(t);
                 }
@@ -97,7 +106,8 @@ pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
 
 /// Deletes, without reading them, the tables (L1 and deeper) that a newer range
 /// tombstone in a level above covers entirely — for every reader: no live snapshot
-/// sees any of the table's entries without also seeing the tombstone. Their space
+/// sees any of the table's entries without also seeing the tombstone — and tables of
+/// range tombstones alone over keys no deeper table holds. Their space
 /// comes back at once instead of at the next compaction that reaches them (RocksDB's
 /// "delete-only compaction"). Runs under the manifest lock, skipping tables a running
 /// compaction reads.
@@ -121,6 +131,87 @@ fn drop_covered_files(inner: &DbInner, m: &mut crate::db::ManifestState) -> Resu
         "deleted tables a newer range tombstone covers"
     );
     Ok(())
+}
+
+/// With nothing else to do: a compaction of a table of L1 or deeper whose range
+/// tombstones cover at least a quarter of the bytes of the deeper tables they overlap
+/// (whole data blocks inside a tombstone, from those tables' indexes: no data is read),
+/// into the next level, so the keys they delete — and then the tombstones — leave the
+/// tree instead of costing every read and scan until the level fills up (Pebble weighs
+/// range deletions into compaction the same way). Tables covered entirely are gone
+/// already ([`drop_covered_files`]).
+fn range_delete_task(
+    inner: &DbInner,
+    m: &crate::db::ManifestState,
+    version: &Version,
+) -> Result<Option<CompactionTask>> {
+    let deepest = version.levels.len().saturating_sub(1);
+    for level in 1..deepest {
+        if !version.has_range_tombstones(level) {
+            continue;
+        }
+        for f in version.levels[level]
+            .iter()
+            .filter(|f| f.meta.range_tombstones > 0)
+        {
+            let meta = &f.meta;
+            if m.in_progress.contains_file(meta.number) {
+                continue;
+            }
+            let table = f.table()?;
+            let ranges = table.range_tombstones();
+            let (lo, hi) = (meta.smallest_user_key(), meta.largest_user_key());
+            let (mut covered, mut overlapped) = (0u64, 0u64);
+            for deeper in version.levels.iter().skip(level + 1) {
+                let start = deeper.partition_point(|d| d.meta.largest_user_key() < lo);
+                for d in deeper.iter().skip(start) {
+                    if d.meta.smallest_user_key() > hi {
+                        break;
+                    }
+                    let (c, o) = covered_bytes(&*d.table()?, d.meta.smallest_user_key(), ranges);
+                    covered += c;
+                    overlapped += o;
+                }
+            }
+            if covered > 0 && covered * 4 >= overlapped {
+                let task =
+                    inner
+                        .policy
+                        .pick_manual(&version.level_metas(), &m.in_progress, level, lo, hi);
+                if let Some(mut task) = task {
+                    task.reason = strata_compaction::CompactionReason::RangeDeletes;
+                    return Ok(Some(task));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Bytes of `table`'s data blocks lying wholly inside one of `ranges`' fragments, and
+/// of all its data blocks: from its index alone. A block's keys lie between the previous
+/// block's separator (or the table's smallest key) and its own.
+fn covered_bytes(
+    table: &strata_sstable::Table,
+    smallest: &[u8],
+    ranges: &FragmentedTombstones,
+) -> (u64, u64) {
+    let (mut covered, mut total) = (0u64, 0u64);
+    let mut first_key = smallest;
+    let mut hint = 0;
+    for entry in table.index_entries() {
+        let last_key = strata_core::key::user_key(entry.separator);
+        let size = entry.handle.size;
+        total += size;
+        if ranges
+            .fragment_at_hinted(first_key, &mut hint)
+            .is_some_and(|f| last_key < f.end())
+        {
+            covered += size;
+        }
+        first_key = last_key;
+    }
+    (covered, total)
 }
 
 /// The `(level, file number)` of the tables [`drop_covered_files`] deletes.
@@ -162,7 +253,25 @@ fn covered_files(inner: &DbInner, m: &crate::db::ManifestState) -> Result<Vec<(u
                             && !snapshots.iter().any(|&s| s >= meta.smallest_seq && s < t)
                     })
             });
-            if covered {
+            // A table of range tombstones alone over keys no deeper table holds hides
+            // nothing (shallower tables are newer): useless, whatever the snapshots.
+            // (Its recorded range may end on a key it does not cover: ask the table.)
+            let useless = meta.entries == 0 && {
+                let table = f.table()?;
+                let ranges = table.range_tombstones();
+                match (ranges.smallest_start(), ranges.largest_end()) {
+                    (Some(start), Some(end)) => {
+                        !version.levels.iter().skip(level + 1).any(|deeper| {
+                            let i = deeper.partition_point(|d| d.meta.largest_user_key() < start);
+                            deeper
+                                .get(i)
+                                .is_some_and(|d| d.meta.smallest_user_key() < end)
+                        })
+                    }
+                    _ => false,
+                }
+            };
+            if covered || useless {
                 deleted.push((level, meta.number));
             }
         }
@@ -454,6 +563,7 @@ pub(crate) fn wait_for_idle(inner: &DbInner) -> Result<()> {
             !view.frozen.is_empty()
                 || !m.in_progress.is_empty()
                 || !covered_files(inner, &m)?.is_empty()
+                || range_delete_task(inner, &m, &view.version)?.is_some()
                 || inner
                     .policy
                     .pick(&view.version.level_metas(), &m.in_progress)

@@ -587,6 +587,7 @@ impl Db {
                     bytes: files.iter().map(|f| f.meta.size_bytes).sum(),
                     entries: files.iter().map(|f| f.meta.entries).sum(),
                     tombstones: files.iter().map(|f| f.meta.tombstones).sum(),
+                    range_tombstones: files.iter().map(|f| f.meta.range_tombstones).sum(),
                 })
                 .collect(),
             user_bytes_written: load(&s.user_bytes_written),

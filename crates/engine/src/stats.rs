@@ -77,6 +77,8 @@ pub struct LevelStats {
     pub entries: u64,
     /// Tombstones among those entries.
     pub tombstones: u64,
+    /// Range tombstones they hold (`(fragment, sequence)` pairs).
+    pub range_tombstones: u64,
 }
 
 /// A snapshot of the database's statistics; see [`crate::Db::stats`].

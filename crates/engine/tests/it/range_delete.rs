@@ -287,3 +287,54 @@ fn read_only_handles_see_range_deletes_in_wals_and_tables() {
     assert!(reader.get(key(149)).unwrap().is_none());
     assert!(reader.get(key(150)).unwrap().is_some());
 }
+
+/// Range tombstones over half the keys of every table below them (so no table is
+/// covered entirely) get those tables compacted without a user's compact_range: the
+/// space comes back, and the tombstones go with the keys.
+#[test]
+fn tombstones_over_much_of_the_data_below_get_it_compacted_away() {
+    let fs = MemFs::new();
+    let db = tiny(Db::builder(Path::new("/db")))
+        .memtable_bytes(256 << 10)
+        .file_system(Arc::new(fs.clone()))
+        .open()
+        .unwrap();
+    fill(&db, 4000);
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let bytes = |db: &Db| -> u64 { db.stats().levels.iter().map(|l| l.bytes).sum() };
+    let full = bytes(&db);
+    for r in (0..4000).step_by(200) {
+        db.delete_range(key(r)..key(r + 100)).unwrap();
+    }
+    db.flush().unwrap();
+    db.wait_for_compaction().unwrap();
+    let stats = db.stats();
+    let left = bytes(&db);
+    assert!(
+        left * 10 < full * 7,
+        "{left} bytes left of {full}: {stats:?}"
+    );
+    let range_tombstones_left: u64 = stats.levels.iter().map(|l| l.range_tombstones).sum();
+    assert_eq!(range_tombstones_left, 0, "{stats:?}");
+    assert_eq!(keys(&db).len(), 2000);
+}
+
+/// Tables of range tombstones alone over keys no deeper table holds any more (their
+/// keys' tables were dropped) hide nothing and are deleted too.
+#[test]
+fn tables_of_tombstones_over_nothing_are_deleted() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    fill(&db, 300);
+    db.compact_range::<&[u8], _>(..).unwrap();
+    for r in (0..300).step_by(30) {
+        db.delete_range(key(r)..key(r + 15)).unwrap();
+    }
+    db.flush().unwrap();
+    db.wait_for_compaction().unwrap();
+    let stats = db.stats();
+    let left: u64 = stats.levels.iter().map(|l| l.range_tombstones).sum();
+    assert_eq!(left, 0, "{stats:?}");
+    assert!(stats.files_dropped_by_range_deletes > 0);
+    assert_eq!(keys(&db).len(), 150);
+}
