@@ -288,16 +288,7 @@ impl MemTableWriter<'_> {
         value: &[u8],
     ) -> Result<()> {
         let table = self.table;
-        if table.frozen.load(Ordering::Relaxed) {
-            return Err(Error::InvalidArgument(
-                "insert into a frozen MemTable".into(),
-            ));
-        }
-        if seq > MAX_SEQUENCE {
-            return Err(Error::InvalidArgument(format!(
-                "sequence number {seq} exceeds {MAX_SEQUENCE}"
-            )));
-        }
+        self.check_writable("insert", seq)?;
         let value = match kind {
             ValueKind::Put => value,
             ValueKind::Delete => &[],
@@ -320,22 +311,29 @@ impl MemTableWriter<'_> {
 }
 
 impl MemTableWriter<'_> {
-    /// Records a range delete: every key in `[start, end)` deleted as of `seq`. An
-    /// empty range (`start >= end`) is recorded but covers nothing.
-    ///
-    /// Errors: as [`insert`](Self::insert).
-    pub fn delete_range(&mut self, start: &[u8], end: &[u8], seq: SequenceNumber) -> Result<()> {
-        let table = self.table;
-        if table.frozen.load(Ordering::Relaxed) {
-            return Err(Error::InvalidArgument(
-                "range delete into a frozen MemTable".into(),
-            ));
+    /// Refuses a write (`what`) into a frozen table or at a sequence number past the
+    /// trailer's 56 bits.
+    fn check_writable(&self, what: &str, seq: SequenceNumber) -> Result<()> {
+        if self.table.frozen.load(Ordering::Relaxed) {
+            return Err(Error::InvalidArgument(format!(
+                "{what} into a frozen MemTable"
+            )));
         }
         if seq > MAX_SEQUENCE {
             return Err(Error::InvalidArgument(format!(
                 "sequence number {seq} exceeds {MAX_SEQUENCE}"
             )));
         }
+        Ok(())
+    }
+
+    /// Records a range delete: every key in `[start, end)` deleted as of `seq`. An
+    /// empty range (`start >= end`) is recorded but covers nothing.
+    ///
+    /// Errors: as [`insert`](Self::insert).
+    pub fn delete_range(&mut self, start: &[u8], end: &[u8], seq: SequenceNumber) -> Result<()> {
+        let table = self.table;
+        self.check_writable("range delete", seq)?;
         let dels = &table.range_dels;
         let mut written = dels.written.lock().unwrap_or_else(|p| p.into_inner());
         written.push(RangeTombstone {
