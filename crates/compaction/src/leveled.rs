@@ -41,6 +41,9 @@ pub struct LeveledOptions {
     /// An output file is also cut once it overlaps this many target file sizes of the
     /// level after next, and a trivial move is refused beyond it. Default 10.
     pub max_grandparent_overlap_factor: u64,
+    /// With nothing over target, compact a level-0 table whose range tombstones cover
+    /// other tables' keys down at once (`CompactionReason::RangeDeletes`). Default true.
+    pub range_delete_compactions: bool,
 }
 
 impl Default for LeveledOptions {
@@ -52,6 +55,7 @@ impl Default for LeveledOptions {
             dynamic_level_bytes: true,
             target_file_size_bytes: 64 << 20,
             max_grandparent_overlap_factor: 10,
+            range_delete_compactions: true,
         }
     }
 }
@@ -333,6 +337,9 @@ impl LeveledPolicy {
         in_progress: &InProgress,
         targets: &LevelTargets,
     ) -> Option<CompactionTask> {
+        if !self.options.range_delete_compactions {
+            return None;
+        }
         let l0 = levels.first()?;
         let deeper = levels.get(1..).unwrap_or_default();
         let seeds = l0

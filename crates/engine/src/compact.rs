@@ -42,6 +42,7 @@ pub(crate) fn table_options(
 pub(crate) fn policy(opts: &Options) -> LeveledPolicy {
     LeveledPolicy::new(LeveledOptions {
         l0_compaction_trigger: opts.l0_compaction_trigger,
+        range_delete_compactions: opts.range_delete_compactions,
         base_level_bytes: opts.level_base_bytes,
         fanout: opts.level_fanout,
         target_file_size_bytes: opts.table_file_bytes,
@@ -145,6 +146,9 @@ fn range_delete_task(
     m: &crate::db::ManifestState,
     version: &Version,
 ) -> Result<Option<CompactionTask>> {
+    if !inner.opts.range_delete_compactions {
+        return Ok(None);
+    }
     let deepest = version.levels.len().saturating_sub(1);
     for level in 1..deepest {
         if !version.has_range_tombstones(level) {

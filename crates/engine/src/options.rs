@@ -19,6 +19,7 @@ pub struct Options {
     pub(crate) bloom_bits_per_key: u32,
     pub(crate) block_cache_bytes: usize,
     pub(crate) l0_compaction_trigger: usize,
+    pub(crate) range_delete_compactions: bool,
     pub(crate) l0_slowdown_trigger: usize,
     pub(crate) l0_stop_trigger: usize,
     pub(crate) level_base_bytes: u64,
@@ -148,6 +149,7 @@ pub enum WalRecovery {
 /// | `block_cache_bytes` | 32 MiB | modest for an embedded library; raise it for read-heavy use |
 /// | `max_open_files` | 1000 | LevelDB's: bounds descriptors and the memory of indexes and filters |
 /// | `l0_compaction_trigger` | 4 (slowdown 8, stop 12) | LevelDB's and RocksDB's: few L0 files to search per lookup, with room to absorb bursts |
+/// | `range_delete_compactions` | on | tables whose range tombstones cover much of the data below them are compacted when nothing else is due, so the deleted keys stop costing space and reads (`docs/range-deletes.md`); off leaves them to the usual size rules |
 /// | `level_base_bytes` | 256 MiB | RocksDB's base level target |
 /// | `level_fanout` | 10 | the classic leveled ratio: ~1.1 space amplification, write amplification ~ fanout per level |
 /// | `compaction_threads` | 1 | leaves a core for the application on small machines |
@@ -176,6 +178,7 @@ impl DbBuilder {
                 bloom_bits_per_key: 10,
                 block_cache_bytes: 32 << 20,
                 l0_compaction_trigger: 4,
+                range_delete_compactions: true,
                 l0_slowdown_trigger: 8,
                 l0_stop_trigger: 12,
                 level_base_bytes: 256 << 20,
@@ -391,6 +394,17 @@ impl DbBuilder {
     /// Capacity of the shared block cache in bytes (default 32 MiB).
     pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
         self.opts.block_cache_bytes = bytes;
+        self
+    }
+
+    /// Whether tables whose range tombstones cover much of the data below them are
+    /// compacted when nothing else is due (default on): a level-0 table over other
+    /// tables' keys, or a deeper one covering at least a quarter of the bytes it
+    /// overlaps below. Off, they wait for the usual size rules (the deleted keys then
+    /// keep their space, and reads step over them, until then). Tables a tombstone
+    /// covers entirely are deleted either way.
+    pub fn range_delete_compactions(mut self, on: bool) -> Self {
+        self.opts.range_delete_compactions = on;
         self
     }
 

@@ -38,6 +38,7 @@ impl Tree {
                 dynamic_level_bytes: true,
                 target_file_size_bytes: 2 << 10,
                 max_grandparent_overlap_factor: 10,
+                range_delete_compactions: true,
             }),
             seq: 0,
             stats: CompactionStats::default(),
