@@ -1,7 +1,7 @@
 //! What the levels know about one table file, without opening it.
 
 use strata_core::{
-    FragmentedTombstones, InternalKey, ParsedInternalKey, SequenceNumber, ValueKind, range_del,
+    FragmentedTombstones, InternalKey, ParsedInternalKey, SequenceNumber, ValueKind,
 };
 
 /// The description of one table file that picking and the version set work from.
@@ -134,28 +134,14 @@ impl MetaAccumulator {
             Some(smallest) => Some((
                 InternalKey::from_encoded(smallest)?,
                 InternalKey::from_encoded(self.largest)?,
-                self.smallest_seq,
-                self.largest_seq,
             )),
             None => None,
         };
-        // A table's range starts just below every entry of its first tombstone's start
-        // and ends just below every entry of its last tombstone's (exclusive) end.
-        let range_bounds = match (
-            ranges.smallest_start(),
-            ranges.largest_end(),
-            ranges.seq_range(),
-        ) {
-            (Some(s), Some(e), Some((lo, hi))) => {
-                Some((range_del::start_bound(s), range_del::end_bound(e), lo, hi))
-            }
-            _ => None,
-        };
-        let (smallest, largest, smallest_seq, largest_seq) = match (points, range_bounds) {
-            (Some(p), Some(r)) => (p.0.min(r.0), p.1.max(r.1), p.2.min(r.2), p.3.max(r.3)),
-            (Some(p), None) => p,
-            (None, Some(r)) => r,
-            (None, None) => return None,
+        let (smallest, largest) = ranges.widen(points)?;
+        let point_seqs = (self.entries > 0).then_some((self.smallest_seq, self.largest_seq));
+        let (smallest_seq, largest_seq) = match (point_seqs, ranges.seq_range()) {
+            (Some((a, b)), Some((c, d))) => (a.min(c), b.max(d)),
+            (seqs, range_seqs) => seqs.or(range_seqs)?,
         };
         Some(FileMeta {
             number,

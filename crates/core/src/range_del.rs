@@ -353,6 +353,27 @@ impl FragmentedTombstones {
         self.fragments.last().map(|f| f.end.as_slice())
     }
 
+    /// The internal-key range a table holding these tombstones spans: from
+    /// [`start_bound`] of the first start to [`end_bound`] of the last end.
+    pub fn key_bounds(&self) -> Option<(InternalKey, InternalKey)> {
+        Some((
+            start_bound(self.smallest_start()?),
+            end_bound(self.largest_end()?),
+        ))
+    }
+
+    /// A table's key range widened from its point entries' (`points`, if it has any)
+    /// to cover these tombstones too; `None` if it holds neither.
+    pub fn widen(
+        &self,
+        points: Option<(InternalKey, InternalKey)>,
+    ) -> Option<(InternalKey, InternalKey)> {
+        match (points, self.key_bounds()) {
+            (Some((ps, pl)), Some((rs, rl))) => Some((ps.min(rs), pl.max(rl))),
+            (points, ranges) => points.or(ranges),
+        }
+    }
+
     /// Smallest and largest sequence number of any tombstone.
     pub fn seq_range(&self) -> Option<(SequenceNumber, SequenceNumber)> {
         let all = self.fragments.iter().flat_map(|f| f.seqs.iter().copied());

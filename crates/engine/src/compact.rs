@@ -149,22 +149,45 @@ fn range_delete_task(
     if !inner.opts.range_delete_compactions {
         return Ok(None);
     }
-    let deepest = version.levels.len().saturating_sub(1);
-    for level in 1..deepest {
-        if !version.has_range_tombstones(level) {
+    // Weighed once per version: this runs at every idle pass of a compaction thread and
+    // every poll of `wait_for_compaction`, and walks the deeper tables' indexes.
+    let candidates = version.range_delete_candidates(dense_range_delete_tables)?;
+    for &(level, number) in candidates {
+        if m.in_progress.contains_file(number) {
             continue;
         }
+        let Some(f) = version.levels[level]
+            .iter()
+            .find(|f| f.meta.number == number)
+        else {
+            continue;
+        };
+        let (lo, hi) = (f.meta.smallest_user_key(), f.meta.largest_user_key());
+        let task = inner
+            .policy
+            .pick_manual(&version.level_metas(), &m.in_progress, level, lo, hi);
+        if let Some(mut task) = task {
+            task.reason = strata_compaction::CompactionReason::RangeDeletes;
+            return Ok(Some(task));
+        }
+    }
+    Ok(None)
+}
+
+/// The `(level, file number)` of the tables of L1 and deeper (above the last level)
+/// whose range tombstones cover at least a quarter of the bytes of the deeper tables
+/// they overlap, in whole data blocks (see [`covered_bytes`]).
+fn dense_range_delete_tables(version: &Version) -> Result<Vec<(usize, u64)>> {
+    let mut found = Vec::new();
+    let deepest = version.levels.len().saturating_sub(1);
+    for level in (1..deepest).filter(|&l| version.has_range_tombstones(l)) {
         for f in version.levels[level]
             .iter()
             .filter(|f| f.meta.range_tombstones > 0)
         {
-            let meta = &f.meta;
-            if m.in_progress.contains_file(meta.number) {
-                continue;
-            }
             let table = f.table()?;
             let ranges = table.range_tombstones();
-            let (lo, hi) = (meta.smallest_user_key(), meta.largest_user_key());
+            let (lo, hi) = (f.meta.smallest_user_key(), f.meta.largest_user_key());
             let (mut covered, mut overlapped) = (0u64, 0u64);
             for deeper in version.levels.iter().skip(level + 1) {
                 let start = deeper.partition_point(|d| d.meta.largest_user_key() < lo);
@@ -178,18 +201,11 @@ fn range_delete_task(
                 }
             }
             if covered > 0 && covered * 4 >= overlapped {
-                let task =
-                    inner
-                        .policy
-                        .pick_manual(&version.level_metas(), &m.in_progress, level, lo, hi);
-                if let Some(mut task) = task {
-                    task.reason = strata_compaction::CompactionReason::RangeDeletes;
-                    return Ok(Some(task));
-                }
+                found.push((level, f.meta.number));
             }
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// Bytes of `table`'s data blocks lying wholly inside one of `ranges`' fragments, and

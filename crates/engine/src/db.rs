@@ -294,11 +294,7 @@ impl DbInner {
         // or a range tombstone covering it) decides.
         let mut found = Lookup::Absent;
         for mem in std::iter::once(&view.mem).chain(view.frozen.iter().map(|(m, _)| m)) {
-            let cover = if mem.range_tombstone_count() > 0 {
-                mem.range_tombstones().covering_seq(key, snapshot)
-            } else {
-                None
-            };
+            let cover = mem.covering_range_tombstone(key, snapshot);
             found = Lookup::resolve(mem.get_versioned(key, snapshot), cover);
             if found.is_final() {
                 break;

@@ -108,6 +108,9 @@ pub(crate) struct Version {
     /// Whether any table of each level holds range tombstones (set by `apply`), so
     /// readers of a tree without any skip them with one load.
     levels_with_range_tombstones: [bool; NUM_LEVELS],
+    /// The tables a range-delete compaction may take (`compact.rs`), weighed once per
+    /// version.
+    range_delete_candidates: OnceLock<Vec<(usize, u64)>>,
 }
 
 impl Version {
@@ -146,12 +149,7 @@ impl Version {
     ) -> Result<Lookup> {
         let table = file.table()?;
         let (point, trace) = table.get_versioned(user_key, snapshot)?;
-        let ranges = table.range_tombstones();
-        let cover = if ranges.is_empty() {
-            None
-        } else {
-            ranges.covering_seq(user_key, snapshot)
-        };
+        let cover = table.range_tombstones().covering_seq(user_key, snapshot);
         let found = Lookup::resolve(point, cover);
         stats.record_table_lookup(
             trace.filter,
@@ -200,6 +198,20 @@ impl Version {
             *has = files.iter().any(|f| f.meta.range_tombstones > 0);
         }
         next
+    }
+
+    /// The `(level, file number)` of the tables `find` picks for range-delete
+    /// compactions, found on first use and kept for the version's life (it never
+    /// changes). An error is returned, not kept: the next call tries again.
+    pub fn range_delete_candidates(
+        &self,
+        find: impl FnOnce(&Version) -> Result<Vec<(usize, u64)>>,
+    ) -> Result<&[(usize, u64)]> {
+        if let Some(found) = self.range_delete_candidates.get() {
+            return Ok(found);
+        }
+        let found = find(self)?;
+        Ok(self.range_delete_candidates.get_or_init(|| found))
     }
 
     /// Whether any table of `level` holds range tombstones.

@@ -220,6 +220,20 @@ impl MemTable {
         self.range_dels.fragmented()
     }
 
+    /// The sequence number of the newest range tombstone covering `user_key` that a
+    /// reader at `snapshot` sees (see [`FragmentedTombstones::covering_seq`]). A table
+    /// without range deletes answers with one atomic load.
+    pub fn covering_range_tombstone(
+        &self,
+        user_key: &[u8],
+        snapshot: SequenceNumber,
+    ) -> Option<SequenceNumber> {
+        if self.range_tombstone_count() == 0 {
+            return None;
+        }
+        self.range_tombstones().covering_seq(user_key, snapshot)
+    }
+
     /// Number of range deletes written.
     pub fn range_tombstone_count(&self) -> usize {
         self.range_dels.count.load(Ordering::Acquire)

@@ -402,12 +402,23 @@ impl TableBuilder {
     pub fn finish(mut self) -> Result<TableSummary> {
         self.check_usable()?;
         let ranges = std::mem::take(&mut self.range_tombstones);
-        let point_smallest = self.smallest_key.take();
-        if point_smallest.is_none() && ranges.is_empty() {
+        let parse = |key: Vec<u8>, what: &str| {
+            InternalKey::from_encoded(key)
+                .ok_or_else(|| Error::InvalidArgument(format!("{what} key does not parse")))
+        };
+        let point_range = match self.smallest_key.take() {
+            Some(smallest) => Some((
+                parse(smallest, "smallest")?,
+                parse(self.last_key.clone(), "largest")?,
+            )),
+            None => None,
+        };
+        // The key range covers the tombstones too.
+        let Some((smallest_key, largest_key)) = ranges.widen(point_range) else {
             return Err(Error::InvalidArgument(
                 "cannot finish a table with no entries".into(),
             ));
-        }
+        };
         self.flush_data_block()?;
         if let Some(handle) = self.pending_index.take() {
             let separator = short_successor(&self.last_key);
@@ -420,38 +431,6 @@ impl TableBuilder {
         let range_del = (!ranges.is_empty())
             .then(|| self.write_meta_block(&crate::range_del::encode_block(&ranges)));
 
-        let parse = |key: Vec<u8>, what: &str| {
-            InternalKey::from_encoded(key)
-                .ok_or_else(|| Error::InvalidArgument(format!("{what} key does not parse")))
-        };
-        let point_range = match point_smallest {
-            Some(smallest) => Some((
-                parse(smallest, "smallest")?,
-                parse(self.last_key.clone(), "largest")?,
-            )),
-            None => None,
-        };
-        // The key range covers the tombstones too: from just below every entry of the
-        // first start key to just below every entry of the last (exclusive) end key.
-        let range_bounds = ranges
-            .smallest_start()
-            .zip(ranges.largest_end())
-            .map(|(s, e)| {
-                (
-                    strata_core::range_del::start_bound(s),
-                    strata_core::range_del::end_bound(e),
-                )
-            });
-        let (smallest_key, largest_key) = match (point_range, range_bounds) {
-            (Some((ps, pl)), Some((rs, rl))) => (ps.min(rs), pl.max(rl)),
-            (Some(p), None) => p,
-            (None, Some(r)) => r,
-            (None, None) => {
-                return Err(Error::InvalidArgument(
-                    "cannot finish a table with no entries".into(),
-                ));
-            }
-        };
         if let Some((lo, hi)) = ranges.seq_range() {
             self.stats.smallest_seq = self.stats.smallest_seq.min(lo);
             self.stats.largest_seq = self.stats.largest_seq.max(hi);

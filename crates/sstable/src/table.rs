@@ -582,18 +582,15 @@ impl Table {
         let in_range = if self.range_tombstones.is_empty() {
             first.as_deref() == Some(p.smallest_key.as_bytes()) && prev == p.largest_key.as_bytes()
         } else {
-            let ranges = &self.range_tombstones;
-            let lo = ranges
-                .smallest_start()
-                .map(strata_core::range_del::start_bound);
-            let hi = ranges.largest_end().map(strata_core::range_del::end_bound);
             let first_ok = first
                 .as_deref()
                 .is_none_or(|f| compare_internal_keys(p.smallest_key.as_bytes(), f).is_le());
             let last_ok =
                 entries == 0 || compare_internal_keys(&prev, p.largest_key.as_bytes()).is_le();
-            let bounds_ok = lo.is_some_and(|lo| p.smallest_key <= lo)
-                && hi.is_some_and(|hi| hi <= p.largest_key);
+            let bounds_ok = self
+                .range_tombstones
+                .key_bounds()
+                .is_some_and(|(lo, hi)| p.smallest_key <= lo && hi <= p.largest_key);
             first_ok && last_ok && bounds_ok
         };
         if !in_range {
