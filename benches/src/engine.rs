@@ -58,6 +58,8 @@ pub struct Config {
     pub compression: &'static str,
     /// Strata's filter budget (bits per key on average), if sized by the tree's shape.
     pub bloom_filter_budget: Option<f64>,
+    /// Strata's range-delete compaction rules (`DbBuilder::range_delete_compactions`).
+    pub range_delete_compactions: bool,
 }
 
 /// A database under test, open on one directory.
@@ -167,7 +169,8 @@ impl StrataEngine {
         let mut builder = Db::builder(dir)
             .block_cache_bytes(cfg.cache_bytes)
             .memtable_bytes(cfg.write_buffer_bytes)
-            .compression(compression);
+            .compression(compression)
+            .range_delete_compactions(cfg.range_delete_compactions);
         if let Some(budget) = cfg.bloom_filter_budget {
             builder = builder.bloom_filter_budget(budget);
         }

@@ -92,6 +92,12 @@ struct Args {
     #[arg(long = "range_delete_baseline", num_args = 0..=1, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
     range_delete_baseline: bool,
+    /// Strata's compactions for range tombstones (`DbBuilder::range_delete_compactions`):
+    /// `false` keeps tombstones and the keys they cover until ordinary compaction
+    /// reaches them, to measure reads while both are held.
+    #[arg(long = "range_delete_compactions", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), default_value = "true")]
+    range_delete_compactions: bool,
     /// Seed of the random orders.
     #[arg(long, default_value_t = 301)]
     seed: u64,
@@ -304,6 +310,7 @@ impl Bench {
             cache_bytes: args.cache_bytes,
             write_buffer_bytes: args.write_buffer_size,
             bloom_filter_budget: args.bloom_filter_budget,
+            range_delete_compactions: args.range_delete_compactions,
             compression: match args.compression.as_str() {
                 "lz4" => "lz4",
                 "zstd" => "zstd",

@@ -332,6 +332,23 @@ impl FragmentedTombstones {
         frags.get(i).filter(|f| f.start.as_slice() <= key)
     }
 
+    /// The stretch of keys around `key` that [`fragment_at_hinted`](Self::fragment_at_hinted)
+    /// answers alike, once that call left `hint` at `key`'s position: the fragment's own
+    /// bounds, or the gap between two fragments. `(inclusive low, exclusive high)`;
+    /// `None` is unbounded.
+    pub fn span_at_hint(&self, key: &[u8], hint: usize) -> (Option<&[u8]>, Option<&[u8]>) {
+        let frags = &self.fragments;
+        match frags.get(hint) {
+            Some(f) if f.start.as_slice() <= key => (Some(&f.start), Some(&f.end)),
+            next => (
+                hint.checked_sub(1)
+                    .and_then(|p| frags.get(p))
+                    .map(|f| f.end.as_slice()),
+                next.map(|f| f.start.as_slice()),
+            ),
+        }
+    }
+
     /// The fragment holding `key`, if any.
     pub fn fragment_at(&self, key: &[u8]) -> Option<&Fragment> {
         self.position(key).and_then(|i| self.fragments.get(i))
@@ -572,6 +589,13 @@ mod tests {
             let keys = probe_keys();
             for k in keys.iter().chain(keys.iter().rev()).chain(keys.iter().step_by(7)) {
                 prop_assert_eq!(f.fragment_at_hinted(k, &mut hint), f.fragment_at(k));
+                // Every key of the span the hint gives is answered alike, and `k` is in it.
+                let (lo, hi) = f.span_at_hint(k, hint);
+                let inside = |x: &[u8]| lo.is_none_or(|l| l <= x) && hi.is_none_or(|h| x < h);
+                prop_assert!(inside(k), "key {:?} outside its span {:?}..{:?}", k, lo, hi);
+                for k2 in keys.iter().filter(|x| inside(x)) {
+                    prop_assert_eq!(f.fragment_at(k2), f.fragment_at(k), "{:?} and {:?}", k, k2);
+                }
             }
         }
 

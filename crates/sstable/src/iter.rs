@@ -307,6 +307,12 @@ impl SortedIter for TableIter {
             self.invalidate();
             return Ok(());
         };
+        // A target in the block already loaded (a merged scan moving a child a few keys
+        // on) needs no second read of it.
+        if self.block.is_some() && self.block_index == i {
+            self.step(|b| b.seek(target))?;
+            return self.skip_forward();
+        }
         if self.load(i)? {
             self.step(|b| b.seek(target))?;
             self.skip_forward()?;
