@@ -111,14 +111,20 @@ pub(crate) fn pin(inner: &Arc<DbInner>) -> Result<Pinned> {
     let (live_wal, writer_pause) = {
         let mut ws = lock(&inner.write);
         let held = Instant::now();
-        if !inner.view().mem.is_empty() {
+        if !inner.tree.view().mem.is_empty() {
             crate::write::rotate(inner, &mut ws)?;
         }
         (ws.wal_number, held.elapsed())
     };
     loop {
         inner.check_writable()?;
-        if inner.view().frozen.iter().all(|(_, wal)| *wal >= live_wal) {
+        if inner
+            .tree
+            .view()
+            .frozen
+            .iter()
+            .all(|(_, wal)| *wal >= live_wal)
+        {
             break;
         }
         inner.schedule_flush();
@@ -126,7 +132,7 @@ pub(crate) fn pin(inner: &Arc<DbInner>) -> Result<Pinned> {
     }
     let flush_wait = start.elapsed();
     let manifest = lock(&inner.manifest);
-    let version = Arc::clone(&inner.view().version);
+    let version = Arc::clone(&inner.tree.view().version);
     Ok(Pinned {
         version,
         last_sequence: manifest.last_sequence,

@@ -78,8 +78,11 @@ pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
                     inner.set_error("deleting tables a range delete covers", &e);
                     break;
                 }
-                let version = Arc::clone(&inner.view().version);
-                let mut task = inner.policy.pick(&version.level_metas(), &m.in_progress);
+                let version = Arc::clone(&inner.tree.view().version);
+                let mut task = inner
+                    .tree
+                    .policy
+                    .pick(&version.level_metas(), &m.in_progress);
                 if task.is_none() {
                     match range_delete_task(&inner, &m, &version) {
                         Ok(t) => task = t,
@@ -163,9 +166,11 @@ fn range_delete_task(
             continue;
         };
         let (lo, hi) = (f.meta.smallest_user_key(), f.meta.largest_user_key());
-        let task = inner
-            .policy
-            .pick_manual(&version.level_metas(), &m.in_progress, level, lo, hi);
+        let task =
+            inner
+                .tree
+                .policy
+                .pick_manual(&version.level_metas(), &m.in_progress, level, lo, hi);
         if let Some(mut task) = task {
             task.reason = strata_compaction::CompactionReason::RangeDeletes;
             return Ok(Some(task));
@@ -236,7 +241,7 @@ fn covered_bytes(
 
 /// The `(level, file number)` of the tables [`drop_covered_files`] deletes.
 fn covered_files(inner: &DbInner, m: &crate::db::ManifestState) -> Result<Vec<(usize, u64)>> {
-    let version = Arc::clone(&inner.view().version);
+    let version = Arc::clone(&inner.tree.view().version);
     if !(0..version.levels.len()).any(|l| version.has_range_tombstones(l)) {
         return Ok(Vec::new());
     }
@@ -511,7 +516,7 @@ pub(crate) fn compact_range(inner: &Arc<DbInner>, range: &KeyRange) -> Result<()
             inner.check_writable()?;
             let picked = {
                 let mut m = lock(&inner.manifest);
-                let version = Arc::clone(&inner.view().version);
+                let version = Arc::clone(&inner.tree.view().version);
                 let levels = version.level_metas();
                 let overlapping: Vec<&Arc<FileMeta>> = levels[level]
                     .iter()
@@ -542,6 +547,7 @@ pub(crate) fn compact_range(inner: &Arc<DbInner>, range: &KeyRange) -> Result<()
                     .unwrap_or_default()
                     .to_vec();
                 let task = inner
+                    .tree
                     .policy
                     .pick_manual(&levels, &m.in_progress, level, &lo, &hi);
                 if let Some(t) = &task {
@@ -579,12 +585,13 @@ pub(crate) fn wait_for_idle(inner: &DbInner) -> Result<()> {
             // Under the manifest lock, as the compaction threads pick: a task is either
             // in progress here or its edit is in the version.
             let m = lock(&inner.manifest);
-            let view = inner.view();
+            let view = inner.tree.view();
             !view.frozen.is_empty()
                 || !m.in_progress.is_empty()
                 || !covered_files(inner, &m)?.is_empty()
                 || range_delete_task(inner, &m, &view.version)?.is_some()
                 || inner
+                    .tree
                     .policy
                     .pick(&view.version.level_metas(), &m.in_progress)
                     .is_some()
@@ -623,7 +630,7 @@ mod tests {
         }
         db.flush().unwrap();
         let codecs = |db: &crate::Db| -> Vec<Vec<strata_sstable::Compression>> {
-            let view = db.inner().view();
+            let view = db.inner().tree.view();
             view.version
                 .levels
                 .iter()
@@ -687,7 +694,7 @@ mod tests {
             });
             bits as f64 / keys as f64
         };
-        let view = db.inner().view();
+        let view = db.inner().tree.view();
         let l0 = bits_per_key(&view.version.levels[0]);
         let bottom = bits_per_key(&view.version.levels[6]);
         assert!(

@@ -3,14 +3,13 @@
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
 use strata_core::varint::MAX_VARINT64_LEN;
-use strata_core::{Error, FileLock, FileSystem, Lookup, Result, SequenceNumber};
-use strata_memtable::MemTable;
+use strata_core::{Error, FileLock, FileSystem, Result, SequenceNumber};
 
 use crate::batch::WriteBatch;
 use crate::edit::VersionEdit;
@@ -18,9 +17,9 @@ use crate::iter::{DbIter, KeyRange};
 use crate::manifest::ManifestWriter;
 use crate::options::{DbBuilder, Options};
 use crate::snapshot::{Snapshot, SnapshotList};
-use crate::stats::{DbStats, LevelStats, Stats, load};
+use crate::stats::{DbStats, Stats, load};
 use crate::table_cache::TableCache;
-use crate::version::Version;
+use crate::tree::{Tree, View};
 use crate::write::{WriteQueue, WriteState};
 
 /// Per-write durability.
@@ -33,18 +32,6 @@ pub struct WriteOptions {
     pub sync: bool,
 }
 
-/// What readers pin: the MemTables and the version of table files, all immutable or
-/// append-only, so a read never waits for a writer.
-#[derive(Clone)]
-pub(crate) struct View {
-    pub mem: Arc<MemTable>,
-    /// Number of the WAL that holds `mem`.
-    pub mem_wal: u64,
-    /// Frozen MemTables, newest first, each with the number of the WAL that holds it.
-    pub frozen: Vec<(Arc<MemTable>, u64)>,
-    pub version: Arc<Version>,
-}
-
 /// State shared by every handle, iterator and background thread.
 pub(crate) struct DbInner {
     pub opts: Options,
@@ -52,7 +39,8 @@ pub(crate) struct DbInner {
     pub fs: Arc<dyn FileSystem>,
     pub tables: Arc<TableCache>,
     pub lock: Mutex<Option<Box<dyn FileLock>>>,
-    pub view: RwLock<Arc<View>>,
+    /// The default keyspace's tree: its MemTables, table files and compaction policy.
+    pub tree: Tree,
     /// Newest sequence number readers may see; advanced after a group is in the MemTable.
     pub visible_seq: AtomicU64,
     /// First sequence number of each WAL that may still be live, oldest first: a
@@ -83,7 +71,6 @@ pub(crate) struct DbInner {
     /// ends one thread.
     pub flush_tx: Sender<Work>,
     pub compact_tx: Sender<Work>,
-    pub policy: Box<dyn strata_compaction::CompactionPolicy>,
 }
 
 /// A message to a background thread.
@@ -126,7 +113,7 @@ impl ManifestState {
         self.writer.append(edit)?;
         self.log_number = log_number;
         self.last_sequence = last_sequence;
-        inner.update_view(|v| {
+        inner.tree.update_view(|v| {
             let mut next = v.clone();
             next.version = Arc::new(v.version.apply(edit, |meta| inner.table_file(meta)));
             also(&mut next);
@@ -142,7 +129,7 @@ impl ManifestState {
     /// Starts a new manifest holding a snapshot of the current version, switches
     /// `CURRENT` to it and removes the old one.
     fn roll(&mut self, inner: &DbInner) -> Result<()> {
-        let version = Arc::clone(&inner.view().version);
+        let version = Arc::clone(&inner.tree.view().version);
         let number = inner.new_file_number();
         let snapshot = VersionEdit {
             format_version: Some(crate::edit::MANIFEST_FORMAT_VERSION),
@@ -191,17 +178,6 @@ impl DbInner {
         }
     }
 
-    pub fn view(&self) -> Arc<View> {
-        Arc::clone(&self.view.read().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Replaces the view by `f(current)`; readers see either the old or the new one.
-    pub fn update_view(&self, f: impl FnOnce(&View) -> View) {
-        let mut guard = self.view.write().unwrap_or_else(|p| p.into_inner());
-        let next = f(&guard);
-        *guard = Arc::new(next);
-    }
-
     /// `Err(Closed)` once `close` has begun. One atomic load: every read and every
     /// iterator step pays it.
     #[inline]
@@ -242,7 +218,7 @@ impl DbInner {
     /// Brings the mirrored metric counters and the gauges up to date (see `observe`).
     pub fn publish_metrics(&self) {
         self.metrics
-            .publish(&self.stats, &self.view(), &*self.policy, self.tables.len());
+            .publish(&self.stats, &self.tree, self.tables.len());
     }
 
     pub fn signal_progress(&self) {
@@ -272,7 +248,7 @@ impl DbInner {
     /// (above S) could let a compaction drop the version S should see.
     pub fn get_latest(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.check_open()?;
-        let view = self.view();
+        let view = self.tree.view();
         let seq = self.visible_seq.load(Ordering::Acquire);
         self.get_in(&view, key, seq)
     }
@@ -280,33 +256,17 @@ impl DbInner {
     /// Reads `key` at a registered snapshot (compaction keeps what it needs).
     pub fn get_at(&self, key: &[u8], snapshot: SequenceNumber) -> Result<Option<Bytes>> {
         self.check_open()?;
-        self.get_in(&self.view(), key, snapshot)
+        self.get_in(&self.tree.view(), key, snapshot)
     }
 
-    /// Reads `key` at `snapshot` in a pinned view.
+    /// Reads `key` at `snapshot` in a pinned view of the default tree.
     pub fn get_in(
         &self,
         view: &View,
         key: &[u8],
         snapshot: SequenceNumber,
     ) -> Result<Option<Bytes>> {
-        // Newest layer first; the first that knows anything about the key (an entry,
-        // or a range tombstone covering it) decides.
-        let mut found = Lookup::Absent;
-        for mem in std::iter::once(&view.mem).chain(view.frozen.iter().map(|(m, _)| m)) {
-            let cover = mem.covering_range_tombstone(key, snapshot);
-            found = Lookup::resolve(mem.get_versioned(key, snapshot), cover);
-            if found.is_final() {
-                break;
-            }
-        }
-        if !found.is_final() {
-            found = view.version.get(key, snapshot, &self.stats)?;
-        }
-        Ok(match found {
-            Lookup::Found(v) => Some(v),
-            Lookup::Deleted | Lookup::Absent => None,
-        })
+        view.get(key, snapshot, &self.stats)
     }
 }
 
@@ -571,21 +531,10 @@ impl Db {
     /// Statistics: the shape of the tree and counters since open.
     pub fn stats(&self) -> DbStats {
         let inner = self.inner();
-        let view = inner.view();
+        let view = inner.tree.view();
         let s = &inner.stats;
         DbStats {
-            levels: view
-                .version
-                .levels
-                .iter()
-                .map(|files| LevelStats {
-                    files: files.len(),
-                    bytes: files.iter().map(|f| f.meta.size_bytes).sum(),
-                    entries: files.iter().map(|f| f.meta.entries).sum(),
-                    tombstones: files.iter().map(|f| f.meta.tombstones).sum(),
-                    range_tombstones: files.iter().map(|f| f.meta.range_tombstones).sum(),
-                })
-                .collect(),
+            levels: view.level_stats(),
             user_bytes_written: load(&s.user_bytes_written),
             wal_bytes_written: load(&s.wal_bytes_written),
             wal_syncs: load(&s.wal_syncs),
@@ -604,12 +553,7 @@ impl Db {
             bloom_false_positives: load(&s.bloom_false_positives),
             block_cache_hits: load(&s.block_cache_hits),
             block_cache_misses: load(&s.block_cache_misses),
-            memtable_bytes: (view.mem.approximate_memory_usage()
-                + view
-                    .frozen
-                    .iter()
-                    .map(|(m, _)| m.approximate_memory_usage())
-                    .sum::<usize>()) as u64,
+            memtable_bytes: view.memtable_bytes() as u64,
             open_tables: inner.tables.len(),
         }
     }

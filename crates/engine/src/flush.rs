@@ -35,7 +35,7 @@ pub(crate) fn run_flush_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
                 continue;
             }
         }
-        while inner.error.get().is_none() && !inner.view().frozen.is_empty() {
+        while inner.error.get().is_none() && !inner.tree.view().frozen.is_empty() {
             if let Err(e) = flush_oldest(&inner) {
                 inner.set_error("flushing a MemTable", &e);
             }
@@ -46,7 +46,7 @@ pub(crate) fn run_flush_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
 
 /// Writes the oldest frozen MemTable as an L0 table and installs it.
 fn flush_oldest(inner: &Arc<DbInner>) -> Result<()> {
-    let view = inner.view();
+    let view = inner.tree.view();
     let Some((mem, wal_number)) = view.frozen.last().cloned() else {
         return Ok(());
     };
@@ -61,7 +61,7 @@ fn flush_oldest(inner: &Arc<DbInner>) -> Result<()> {
     let mut manifest = lock(&inner.manifest);
     // Every WAL older than the next MemTable's is now fully in tables.
     let log_number = {
-        let v = inner.view();
+        let v = inner.tree.view();
         v.frozen
             .iter()
             .rev()
@@ -120,7 +120,7 @@ pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result
         crate::compact::table_options(
             &inner.opts,
             0,
-            &inner.view().version.level_entries(),
+            &inner.tree.view().version.level_entries(),
             mem.len() as u64,
         ),
         mem,
@@ -171,13 +171,13 @@ pub(crate) fn flush_and_wait(
     check(inner)?;
     {
         let mut ws = lock(&inner.write);
-        if !inner.view().mem.is_empty() {
+        if !inner.tree.view().mem.is_empty() {
             crate::write::rotate(inner, &mut ws)?;
         }
     }
     loop {
         check(inner)?;
-        if inner.view().frozen.is_empty() {
+        if inner.tree.view().frozen.is_empty() {
             return Ok(());
         }
         inner.schedule_flush();

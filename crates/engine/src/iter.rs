@@ -15,7 +15,8 @@ use strata_core::{
 use strata_memtable::MemTableIter;
 use strata_sstable::{Table, TableIter};
 
-use crate::db::{DbInner, View};
+use crate::db::DbInner;
+use crate::tree::View;
 
 /// A range of user keys.
 #[derive(Clone, Debug)]
@@ -294,7 +295,7 @@ fn merged(view: &View) -> Result<(Merged, Vec<Source>, RangeCover)> {
     let mut children = Vec::with_capacity(n);
     let mut sources = Vec::with_capacity(n);
     let mut cover = RangeCover::default();
-    for m in std::iter::once(&view.mem).chain(view.frozen.iter().map(|(m, _)| m)) {
+    for m in view.memtables() {
         if m.range_tombstone_count() > 0 {
             cover
                 .sets
@@ -470,7 +471,7 @@ fn corrupt_key(inner: &DbInner) -> Error {
 impl DbIter {
     pub(crate) fn new(inner: Arc<DbInner>, seq: Option<SequenceNumber>, range: KeyRange) -> Self {
         // View first, then sequence: see `DbInner::get_latest` for why.
-        let view = inner.view();
+        let view = inner.tree.view();
         let seq = seq.unwrap_or_else(|| inner.visible_seq.load(Ordering::Acquire));
         Self::in_view(inner, view, seq, range)
     }

@@ -55,6 +55,7 @@ mod slow_fs;
 mod snapshot;
 mod stats;
 mod table_cache;
+mod tree;
 mod txn;
 mod version;
 mod write;

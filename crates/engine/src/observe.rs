@@ -28,10 +28,11 @@ use metrics::{
     Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
     gauge, histogram,
 };
-use strata_compaction::{CompactionPolicy, InProgress};
+use strata_compaction::InProgress;
 
-use crate::db::{DbInner, View};
+use crate::db::DbInner;
 use crate::stats::{Stats, load};
+use crate::tree::Tree;
 use crate::version::NUM_LEVELS;
 
 /// One operation in this many (per thread) has its latency recorded.
@@ -303,13 +304,8 @@ impl Metrics {
     }
 
     /// Brings the mirrored counters and the gauges up to date.
-    pub fn publish(
-        &self,
-        stats: &Stats,
-        view: &View,
-        policy: &dyn CompactionPolicy,
-        open_tables: usize,
-    ) {
+    pub fn publish(&self, stats: &Stats, tree: &Tree, open_tables: usize) {
+        let view = tree.view();
         {
             let mut published = crate::db::lock(&self.published);
             for (i, (_, _, _, field)) in MIRRORED.iter().enumerate() {
@@ -328,7 +324,8 @@ impl Metrics {
             self.level_files[l].set(files.len() as f64);
             self.level_bytes[l].set(files.iter().map(|f| f.size_bytes).sum::<u64>() as f64);
         }
-        let backlog: u64 = policy
+        let backlog: u64 = tree
+            .policy
             .scores(&levels, &InProgress::default())
             .iter()
             .filter(|s| s.score >= 1.0)
@@ -338,13 +335,7 @@ impl Metrics {
             })
             .sum();
         self.backlog.set(backlog as f64);
-        let memtables = view.mem.approximate_memory_usage()
-            + view
-                .frozen
-                .iter()
-                .map(|(m, _)| m.approximate_memory_usage())
-                .sum::<usize>();
-        self.memtable_bytes.set(memtables as f64);
+        self.memtable_bytes.set(view.memtable_bytes() as f64);
         self.open_tables.set(open_tables as f64);
     }
 }

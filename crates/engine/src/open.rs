@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
@@ -19,7 +19,7 @@ use strata_sstable::BlockCache;
 use strata_wal::{LogEnd, LogReader, LogWriter, RecoveryMode, SyncPolicy};
 
 use crate::batch::decode_record;
-use crate::db::{Db, DbInner, ManifestState, View, Work, Workers};
+use crate::db::{Db, DbInner, ManifestState, Work, Workers};
 use crate::edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
 use crate::filename::{self, CURRENT, FileKind, LOCK, table_path, wal_path};
 use crate::manifest::{self, ManifestWriter, RecoveredManifest};
@@ -27,6 +27,7 @@ use crate::options::{DbBuilder, Options, WalRecovery};
 use crate::snapshot::SnapshotList;
 use crate::stats::Stats;
 use crate::table_cache::TableCache;
+use crate::tree::{Tree, View};
 use crate::version::{TableFile, Version};
 use crate::write::{WriteQueue, WriteState};
 
@@ -313,7 +314,7 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
         fs: Arc::clone(&p.opts.fs),
         tables: p.tables,
         lock: Mutex::new(p.lock),
-        view: RwLock::new(Arc::new(p.view)),
+        tree: Tree::new(p.view, Box::new(crate::compact::policy(&p.opts))),
         visible_seq: AtomicU64::new(p.last_seq),
         wal_starts: Mutex::new(vec![(p.wal_number, p.last_seq + 1)]),
         closed_wals: Default::default(),
@@ -335,7 +336,6 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
         metrics: crate::observe::Metrics::new(p.opts.path.display().to_string()),
         flush_tx,
         compact_tx,
-        policy: Box::new(crate::compact::policy(&p.opts)),
         opts: p.opts,
     });
     (inner, flush_rx, compact_rx)
@@ -891,7 +891,7 @@ mod tests {
             // Never more than the unflushed MemTables: flushed WALs are let go (an open
             // descriptor would keep a deleted WAL's pages alive, and leak). Both only
             // shrink behind our back, so read the view first.
-            let frozen = db.inner().view().frozen.len();
+            let frozen = db.inner().tree.view().frozen.len();
             assert!(closed(&db) <= frozen);
         }
         db.flush().unwrap();

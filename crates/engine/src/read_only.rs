@@ -27,12 +27,13 @@ use strata_core::{Error, FileSystem, Result, SequenceNumber, WritableFile};
 use strata_memtable::MemTable;
 use strata_wal::{LogWriter, SyncPolicy};
 
-use crate::db::{Db, DbInner, View, Workers};
+use crate::db::{Db, DbInner, Workers};
 use crate::edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
 use crate::filename::{self, CURRENT, FileKind, wal_path};
 use crate::manifest::{self, ManifestWriter};
 use crate::open::{Parts, Replay};
 use crate::options::Options;
+use crate::tree::View;
 use crate::version::Version;
 
 /// Times loading starts over because the writer moved on, before giving up. Each
@@ -240,7 +241,7 @@ pub(crate) fn refresh(inner: &Arc<DbInner>) -> Result<()> {
     inner
         .visible_seq
         .fetch_max(loaded.last_seq, Ordering::AcqRel);
-    inner.update_view(|_| loaded.view);
+    inner.tree.update_view(|_| loaded.view);
     Ok(())
 }
 

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use strata_core::{Result, SequenceNumber};
 
-use crate::db::{DbInner, View, lock};
+use crate::db::{DbInner, lock};
 use crate::iter::{DbIter, KeyRange};
+use crate::tree::View;
 
 /// The live snapshots, counted per sequence number; compaction keeps the newest version
 /// of each key visible to each of them.
@@ -57,7 +58,7 @@ impl Snapshot {
         // Read the sequence number under the list's lock, so a compaction that lists the
         // snapshots either sees this one or started before its sequence existed.
         // View first, then sequence: see `DbInner::get_latest` for why.
-        let view = inner.opts.read_only.then(|| inner.view());
+        let view = inner.opts.read_only.then(|| inner.tree.view());
         let mut live = lock(&inner.snapshots.live);
         let seq = inner.visible_seq.load(std::sync::atomic::Ordering::Acquire);
         *live.entry(seq).or_default() += 1;

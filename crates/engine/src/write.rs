@@ -334,7 +334,7 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
 
     // Only the leader (holding `write`) freezes MemTables, so this one stays active
     // for the whole group.
-    let mem = Arc::clone(&inner.view().mem);
+    let mem = Arc::clone(&inner.tree.view().mem);
     let mut seq = first_seq;
     let mut user_bytes = 0;
     let inserted = (|| {
@@ -381,14 +381,14 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
 /// the range covers exactly the keys written before it; a key written later has a
 /// higher sequence number anyway. The WAL then holds an ordinary range delete.
 fn resolve_open_ranges(inner: &DbInner, group: &[Arc<Pending>]) -> Result<()> {
-    let view = inner.view();
+    let view = inner.tree.view();
     let mut largest: Option<Vec<u8>> = None;
     let mut consider = |key: &[u8]| {
         if largest.as_deref().is_none_or(|l| key > l) {
             largest = Some(key.to_vec());
         }
     };
-    for mem in std::iter::once(&view.mem).chain(view.frozen.iter().map(|(m, _)| m)) {
+    for mem in view.memtables() {
         use strata_core::SortedIter as _;
         let mut it = mem.iter();
         it.seek_to_last()?;
@@ -468,7 +468,7 @@ fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
         if let Err(e) = inner.check_writable() {
             break Err(e);
         }
-        let view = inner.view();
+        let view = inner.tree.view();
         let l0_files = view.version.levels[0].len();
         if l0_files >= inner.opts.l0_stop_trigger {
             inner.schedule_compaction();
@@ -553,7 +553,7 @@ pub(crate) fn rotate(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
     if old_wal.has_unsynced() {
         lock(&inner.closed_wals.0).push((old_number, old_wal));
     }
-    inner.update_view(|v| {
+    inner.tree.update_view(|v| {
         v.mem.freeze();
         let mut next = v.clone();
         next.frozen.insert(0, (Arc::clone(&v.mem), old_number));
