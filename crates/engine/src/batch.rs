@@ -16,6 +16,11 @@
 //! +-----------------+----------------+---------------------------------------------+
 //! ```
 //!
+//! An entry of a keyspace other than the default one (manifest format 4) sets the high
+//! bit of its byte and names the keyspace right after it: `0x80 | op`, varint32
+//! keyspace id, then the op's fields. Default-keyspace entries keep the bytes above,
+//! so a database that never makes a keyspace writes the WALs it always did.
+//!
 //! Entry `i` has sequence `first seq + i`. Varints keep the per-write overhead small: a
 //! 16-byte key and 100-byte value cost 3 bytes of entry framing and ~4 of header.
 
@@ -46,8 +51,27 @@ pub enum BatchOp {
 
 const DELETE_RANGE_BYTE: u8 = 2;
 const DELETE_RANGE_TO_END_BYTE: u8 = 3;
+/// Set on the op byte of an entry that names its keyspace (format 4).
+const IN_KEYSPACE_FLAG: u8 = 0x80;
+
+/// The id of the default keyspace: the one `Db`'s own methods read and write.
+pub(crate) const DEFAULT_KEYSPACE: u32 = 0;
 
 impl BatchOp {
+    fn to_u8(self) -> u8 {
+        match self {
+            BatchOp::Put => ValueKind::Put as u8,
+            BatchOp::Delete => ValueKind::Delete as u8,
+            BatchOp::DeleteRange => DELETE_RANGE_BYTE,
+            BatchOp::DeleteRangeToEnd => DELETE_RANGE_TO_END_BYTE,
+        }
+    }
+
+    /// Whether the entry has a second length-prefixed field (a value, or a range end).
+    fn has_value(self) -> bool {
+        matches!(self, BatchOp::Put | BatchOp::DeleteRange)
+    }
+
     fn from_u8(byte: u8, in_memory: bool) -> Option<Self> {
         match byte {
             DELETE_RANGE_BYTE => Some(BatchOp::DeleteRange),
@@ -75,6 +99,8 @@ pub struct WriteBatch {
     /// Whether it holds a [`BatchOp::DeleteRangeToEnd`] (its end is decided when the
     /// batch is written).
     open_ranges: bool,
+    /// Whether any entry names a keyspace other than the default one.
+    keyspaced: bool,
 }
 
 impl WriteBatch {
@@ -90,22 +116,81 @@ impl WriteBatch {
             entries: Vec::with_capacity(bytes),
             count: 0,
             open_ranges: false,
+            keyspaced: false,
         }
     }
 
     /// Adds a put of `value` at `key`.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
-        self.entries.push(ValueKind::Put as u8);
-        put_length_prefixed(&mut self.entries, key.as_ref());
-        put_length_prefixed(&mut self.entries, value.as_ref());
-        self.count += 1;
-        self
+        self.push(DEFAULT_KEYSPACE, BatchOp::Put, key.as_ref(), value.as_ref())
     }
 
     /// Adds a delete of `key`.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
-        self.entries.push(ValueKind::Delete as u8);
-        put_length_prefixed(&mut self.entries, key.as_ref());
+        self.push(DEFAULT_KEYSPACE, BatchOp::Delete, key.as_ref(), &[])
+    }
+
+    /// Adds a put of `value` at `key` in `keyspace` (of the database the batch is
+    /// written to; see [`Db::keyspace`](crate::Db::keyspace)). A batch may span
+    /// keyspaces and is atomic across them.
+    ///
+    /// ```
+    /// let db = strata::DbBuilder::in_memory().open()?;
+    /// let index = db.keyspace("index")?;
+    /// let mut batch = strata::WriteBatch::new();
+    /// batch.put("user:1", "ada").put_in(&index, "name:ada", "user:1");
+    /// db.write(batch, strata::WriteOptions::default())?;
+    /// assert_eq!(index.get("name:ada")?.as_deref(), Some(&b"user:1"[..]));
+    /// assert_eq!(db.get("name:ada")?, None); // another keyspace
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn put_in(
+        &mut self,
+        keyspace: &crate::Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> &mut Self {
+        self.push(keyspace.id(), BatchOp::Put, key.as_ref(), value.as_ref())
+    }
+
+    /// Adds a delete of `key` in `keyspace` (see [`put_in`](Self::put_in)).
+    pub fn delete_in(&mut self, keyspace: &crate::Keyspace, key: impl AsRef<[u8]>) -> &mut Self {
+        self.push(keyspace.id(), BatchOp::Delete, key.as_ref(), &[])
+    }
+
+    /// Adds a delete of every key in `[start, end)` of `keyspace` (see
+    /// [`delete_range`](Self::delete_range) and [`put_in`](Self::put_in)).
+    pub fn delete_range_in(
+        &mut self,
+        keyspace: &crate::Keyspace,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+    ) -> &mut Self {
+        let (start, end) = (start.as_ref(), end.as_ref());
+        if start < end {
+            self.push(keyspace.id(), BatchOp::DeleteRange, start, end);
+        }
+        self
+    }
+
+    /// Appends one entry; `value` is the end of a range delete, empty for deletes and
+    /// open range deletes.
+    fn push(&mut self, keyspace: u32, op: BatchOp, key: &[u8], value: &[u8]) -> &mut Self {
+        let byte = op.to_u8();
+        if keyspace == DEFAULT_KEYSPACE {
+            self.entries.push(byte);
+        } else {
+            self.entries.push(IN_KEYSPACE_FLAG | byte);
+            put_varint32(&mut self.entries, keyspace);
+            self.keyspaced = true;
+        }
+        put_length_prefixed(&mut self.entries, key);
+        if op.has_value() {
+            put_length_prefixed(&mut self.entries, value);
+        }
+        if op == BatchOp::DeleteRangeToEnd {
+            self.open_ranges = true;
+        }
         self.count += 1;
         self
     }
@@ -123,10 +208,7 @@ impl WriteBatch {
     pub fn delete_range(&mut self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> &mut Self {
         let (start, end) = (start.as_ref(), end.as_ref());
         if start < end {
-            self.entries.push(DELETE_RANGE_BYTE);
-            put_length_prefixed(&mut self.entries, start);
-            put_length_prefixed(&mut self.entries, end);
-            self.count += 1;
+            self.push(DEFAULT_KEYSPACE, BatchOp::DeleteRange, start, end);
         }
         self
     }
@@ -154,11 +236,27 @@ impl WriteBatch {
     /// # Ok::<(), strata::Error>(())
     /// ```
     pub fn delete_range_from(&mut self, start: impl AsRef<[u8]>) -> &mut Self {
-        self.entries.push(DELETE_RANGE_TO_END_BYTE);
-        put_length_prefixed(&mut self.entries, start.as_ref());
-        self.count += 1;
-        self.open_ranges = true;
-        self
+        self.push(
+            DEFAULT_KEYSPACE,
+            BatchOp::DeleteRangeToEnd,
+            start.as_ref(),
+            &[],
+        )
+    }
+
+    /// Adds a delete of every key at or after `start` in `keyspace` (see
+    /// [`delete_range_from`](Self::delete_range_from)).
+    pub fn delete_range_from_in(
+        &mut self,
+        keyspace: &crate::Keyspace,
+        start: impl AsRef<[u8]>,
+    ) -> &mut Self {
+        self.push(
+            keyspace.id(),
+            BatchOp::DeleteRangeToEnd,
+            start.as_ref(),
+            &[],
+        )
     }
 
     /// Whether the batch holds a range delete whose end is decided at write time.
@@ -168,14 +266,15 @@ impl WriteBatch {
 
     /// The batch with every open range delete given its end, `end_for(start)`
     /// (exclusive, above `start`): the same entries in the same order.
-    pub(crate) fn with_ends(&self, mut end_for: impl FnMut(&[u8]) -> Vec<u8>) -> Self {
+    pub(crate) fn with_ends(&self, mut end_for: impl FnMut(u32, &[u8]) -> Vec<u8>) -> Self {
         let mut out = WriteBatch::with_capacity(self.entries.len() + 16);
         for e in self.iter().flatten() {
             match e.kind {
-                BatchOp::Put => out.put(e.key, e.value),
-                BatchOp::Delete => out.delete(e.key),
-                BatchOp::DeleteRange => out.delete_range(e.key, e.value),
-                BatchOp::DeleteRangeToEnd => out.delete_range(e.key, end_for(e.key)),
+                BatchOp::DeleteRangeToEnd => {
+                    let end = end_for(e.keyspace, e.key);
+                    out.push(e.keyspace, BatchOp::DeleteRange, e.key, &end)
+                }
+                op => out.push(e.keyspace, op, e.key, e.value),
             };
         }
         out
@@ -191,6 +290,12 @@ impl WriteBatch {
         self.entries.clear();
         self.count = 0;
         self.open_ranges = false;
+        self.keyspaced = false;
+    }
+
+    /// Whether any entry names a keyspace other than the default one.
+    pub(crate) fn has_keyspaces(&self) -> bool {
+        self.keyspaced
     }
 
     /// Bytes of encoded entries (a cheap size estimate for memory budgets).
@@ -256,6 +361,8 @@ pub(crate) fn encode_sync_marker(dst: &mut Vec<u8>, next_seq: SequenceNumber) {
 /// One decoded entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BatchEntry<'a> {
+    /// The keyspace the entry belongs to ([`DEFAULT_KEYSPACE`] unless named).
+    pub keyspace: u32,
     pub kind: BatchOp,
     pub key: &'a [u8],
     pub value: &'a [u8],
@@ -292,18 +399,33 @@ pub(crate) struct BatchEntries<'a> {
 
 impl<'a> BatchEntries<'a> {
     fn decode_one(&mut self) -> Option<BatchEntry<'a>> {
-        let (&kind_byte, after_kind) = self.rest.split_first()?;
-        let kind = BatchOp::from_u8(kind_byte, self.in_memory)?;
+        let (&kind_byte, mut after_kind) = self.rest.split_first()?;
+        let mut keyspace = DEFAULT_KEYSPACE;
+        if kind_byte & IN_KEYSPACE_FLAG != 0 {
+            let (id, n) = get_varint32(after_kind)?;
+            // The default keyspace is never named: one encoding per entry.
+            if id == DEFAULT_KEYSPACE {
+                return None;
+            }
+            keyspace = id;
+            after_kind = after_kind.get(n..)?;
+        }
+        let kind = BatchOp::from_u8(kind_byte & !IN_KEYSPACE_FLAG, self.in_memory)?;
         let (key, n) = get_length_prefixed(after_kind)?;
         let mut rest = after_kind.get(n..)?;
         let mut value: &[u8] = &[];
-        if matches!(kind, BatchOp::Put | BatchOp::DeleteRange) {
+        if kind.has_value() {
             let (v, n) = get_length_prefixed(rest)?;
             value = v;
             rest = rest.get(n..)?;
         }
         self.rest = rest;
-        Some(BatchEntry { kind, key, value })
+        Some(BatchEntry {
+            keyspace,
+            kind,
+            key,
+            value,
+        })
     }
 }
 

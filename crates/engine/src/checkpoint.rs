@@ -21,7 +21,6 @@ use strata_core::{Error, FileSystem, Result, SequenceNumber, is_link_unavailable
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::db::{Db, DbInner, lock};
-use crate::edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
 use crate::filename::{table_path, wal_path};
 use crate::manifest::ManifestWriter;
 use crate::open::create_dir_durably;
@@ -107,12 +106,17 @@ pub(crate) fn pin(inner: &Arc<DbInner>) -> Result<Pinned> {
         ));
     }
     inner.check_writable()?;
+    if inner.trees().len() > 1 {
+        return Err(Error::NotSupported(
+            "checkpoints and backups of a database with keyspaces besides the default one are not built yet".into(),
+        ));
+    }
     let start = Instant::now();
     let (live_wal, writer_pause) = {
         let mut ws = lock(&inner.write);
         let held = Instant::now();
         if !inner.tree.view().mem.is_empty() {
-            crate::write::rotate(inner, &mut ws)?;
+            crate::write::rotate(inner, &mut ws, std::slice::from_ref(&inner.tree))?;
         }
         (ws.wal_number, held.elapsed())
     };
@@ -251,14 +255,18 @@ pub(crate) fn install_database(
     log.sync()?;
     drop(log);
     fs.sync_dir(dir)?;
-    let snapshot = VersionEdit {
-        format_version: Some(MANIFEST_FORMAT_VERSION),
-        log_number: Some(wal),
-        next_file_number: Some(manifest + 1),
-        last_sequence: Some(last_sequence),
-        deleted_files: Vec::new(),
-        new_files: files,
-    };
+    let snapshot = crate::edit::snapshot_edits(
+        wal,
+        manifest + 1,
+        last_sequence,
+        1,
+        std::iter::once(crate::edit::TreeState {
+            id: crate::batch::DEFAULT_KEYSPACE,
+            name: crate::tree::DEFAULT_NAME,
+            flushed_seq: last_sequence,
+            files,
+        }),
+    );
     // Writes and syncs the manifest, syncs the directory, then replaces `CURRENT`
     // atomically (temp file, sync, rename, directory sync).
     ManifestWriter::create(fs, dir, manifest, &snapshot)?;

@@ -19,6 +19,7 @@ use crate::edit::VersionEdit;
 use crate::filename::table_path;
 use crate::iter::KeyRange;
 use crate::options::Options;
+use crate::tree::Tree;
 use crate::version::{NUM_LEVELS, TableFile, Version};
 
 /// Table layout from the database options.
@@ -74,38 +75,64 @@ pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
             }
             let task = {
                 let mut m = lock(&inner.manifest);
-                if let Err(e) = drop_covered_files(&inner, &mut m) {
-                    inner.set_error("deleting tables a range delete covers", &e);
-                    break;
-                }
-                let version = Arc::clone(&inner.tree.view().version);
-                let mut task = inner
-                    .tree
-                    .policy
-                    .pick(&version.level_metas(), &m.in_progress);
-                if task.is_none() {
-                    match range_delete_task(&inner, &m, &version) {
-                        Ok(t) => task = t,
-                        Err(e) => {
-                            inner.set_error("weighing range tombstones for compaction", &e);
-                            break;
-                        }
+                match pick(&inner, &mut m) {
+                    Ok(task) => task,
+                    Err(e) => {
+                        inner.set_error("picking a compaction", &e);
+                        break;
                     }
                 }
-                if let Some(t) = &task {
-                    m.in_progress.add(t);
-                }
-                task.map(|t| (t, version))
             };
-            let Some((task, version)) = task else { break };
-            let result = run_task(&inner, &task, &version);
-            lock(&inner.manifest).in_progress.remove(&task);
+            let Some((tree, task, version)) = task else {
+                break;
+            };
+            let result = run_task(&inner, &tree, &task, &version);
+            lock(&inner.manifest).in_progress(tree.id).remove(&task);
             if let Err(e) = result {
                 inner.set_error("compacting", &e);
             }
             inner.signal_progress();
         }
     }
+}
+
+/// A compaction picked: its keyspace, the task, and the version it reads.
+type Picked = (Arc<Tree>, CompactionTask, Arc<Version>);
+
+/// Under the manifest lock: deletes the tables range deletes made useless, then picks
+/// the most urgent compaction of any keyspace (the highest score its policy gives;
+/// range-delete compactions only where no keyspace needs another), and marks it in
+/// progress.
+fn pick(inner: &DbInner, m: &mut crate::db::ManifestState) -> Result<Option<Picked>> {
+    let trees = inner.trees();
+    for tree in &trees {
+        drop_covered_files(inner, tree, m)?;
+    }
+    let mut best: Option<Picked> = None;
+    for tree in &trees {
+        let version = Arc::clone(&tree.view().version);
+        let task = tree
+            .policy
+            .pick(&version.level_metas(), m.in_progress(tree.id));
+        if let Some(task) = task
+            && best.as_ref().is_none_or(|(_, b, _)| task.score > b.score)
+        {
+            best = Some((Arc::clone(tree), task, version));
+        }
+    }
+    if best.is_none() {
+        for tree in &trees {
+            let version = Arc::clone(&tree.view().version);
+            if let Some(task) = range_delete_task(inner, tree, m, &version)? {
+                best = Some((Arc::clone(tree), task, version));
+                break;
+            }
+        }
+    }
+    if let Some((tree, task, _)) = &best {
+        m.in_progress(tree.id).add(task);
+    }
+    Ok(best)
 }
 
 /// Deletes, without reading them, the tables (L1 and deeper) that a newer range
@@ -115,8 +142,12 @@ pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
 /// comes back at once instead of at the next compaction that reaches them (RocksDB's
 /// "delete-only compaction"). Runs under the manifest lock, skipping tables a running
 /// compaction reads.
-fn drop_covered_files(inner: &DbInner, m: &mut crate::db::ManifestState) -> Result<()> {
-    let deleted = covered_files(inner, m)?;
+fn drop_covered_files(
+    inner: &DbInner,
+    tree: &Tree,
+    m: &mut crate::db::ManifestState,
+) -> Result<()> {
+    let deleted = covered_files(inner, tree, m)?;
     if deleted.is_empty() {
         return Ok(());
     }
@@ -125,7 +156,7 @@ fn drop_covered_files(inner: &DbInner, m: &mut crate::db::ManifestState) -> Resu
         deleted_files: deleted,
         ..VersionEdit::default()
     };
-    m.log_and_apply(inner, &mut edit, |_| {})?;
+    m.log_and_apply(inner, tree, &mut edit, |_| {})?;
     inner
         .stats
         .files_dropped_by_range_deletes
@@ -146,7 +177,8 @@ fn drop_covered_files(inner: &DbInner, m: &mut crate::db::ManifestState) -> Resu
 /// already ([`drop_covered_files`]).
 fn range_delete_task(
     inner: &DbInner,
-    m: &crate::db::ManifestState,
+    tree: &Tree,
+    m: &mut crate::db::ManifestState,
     version: &Version,
 ) -> Result<Option<CompactionTask>> {
     if !inner.opts.range_delete_compactions {
@@ -156,7 +188,7 @@ fn range_delete_task(
     // every poll of `wait_for_compaction`, and walks the deeper tables' indexes.
     let candidates = version.range_delete_candidates(dense_range_delete_tables)?;
     for &(level, number) in candidates {
-        if m.in_progress.contains_file(number) {
+        if m.in_progress(tree.id).contains_file(number) {
             continue;
         }
         let Some(f) = version.levels[level]
@@ -166,11 +198,13 @@ fn range_delete_task(
             continue;
         };
         let (lo, hi) = (f.meta.smallest_user_key(), f.meta.largest_user_key());
-        let task =
-            inner
-                .tree
-                .policy
-                .pick_manual(&version.level_metas(), &m.in_progress, level, lo, hi);
+        let task = tree.policy.pick_manual(
+            &version.level_metas(),
+            m.in_progress(tree.id),
+            level,
+            lo,
+            hi,
+        );
         if let Some(mut task) = task {
             task.reason = strata_compaction::CompactionReason::RangeDeletes;
             return Ok(Some(task));
@@ -240,8 +274,12 @@ fn covered_bytes(
 }
 
 /// The `(level, file number)` of the tables [`drop_covered_files`] deletes.
-fn covered_files(inner: &DbInner, m: &crate::db::ManifestState) -> Result<Vec<(usize, u64)>> {
-    let version = Arc::clone(&inner.tree.view().version);
+fn covered_files(
+    inner: &DbInner,
+    tree: &Tree,
+    m: &mut crate::db::ManifestState,
+) -> Result<Vec<(usize, u64)>> {
+    let version = Arc::clone(&tree.view().version);
     if !(0..version.levels.len()).any(|l| version.has_range_tombstones(l)) {
         return Ok(Vec::new());
     }
@@ -263,7 +301,7 @@ fn covered_files(inner: &DbInner, m: &crate::db::ManifestState) -> Result<Vec<(u
     for (level, files) in version.levels.iter().enumerate().skip(1) {
         for f in files {
             let meta = &f.meta;
-            if m.in_progress.contains_file(meta.number) {
+            if m.in_progress(tree.id).contains_file(meta.number) {
                 continue;
             }
             let covered = sources.iter().filter(|(l, _)| *l < level).any(|(_, set)| {
@@ -305,7 +343,12 @@ fn covered_files(inner: &DbInner, m: &crate::db::ManifestState) -> Result<Vec<(u
 }
 
 /// Runs one task and installs its outcome, inside a span that says what it is.
-fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> Result<()> {
+fn run_task(
+    inner: &DbInner,
+    tree: &Tree,
+    task: &CompactionTask,
+    version: &Arc<Version>,
+) -> Result<()> {
     let input_files = task.inputs.len() + task.output_level_inputs.len();
     let input_bytes: u64 = task
         .inputs
@@ -316,6 +359,7 @@ fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> R
     let span = tracing::info_span!(
         "strata.compaction",
         db = %inner.dir.display(),
+        keyspace = %tree.name,
         level = task.level,
         output_level = task.output_level,
         reason = ?task.reason,
@@ -338,7 +382,7 @@ fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> R
         task
     };
     if task.trivial_move {
-        apply_edit(inner, version_edit(task.trivial_move_edit()))?;
+        apply_edit(inner, tree, version_edit(task.trivial_move_edit()))?;
         inner.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
         inner.publish_metrics();
         tracing::info!(input_files, input_bytes, "trivial move");
@@ -347,7 +391,7 @@ fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> R
     tracing::debug!(input_files, input_bytes, "compaction started");
     let start = Instant::now();
     inner.metrics.compactions_running.increment(1);
-    let result = rewrite(inner, task, version);
+    let result = rewrite(inner, tree, task, version);
     inner.metrics.compactions_running.decrement(1);
     let stats = result?;
     let elapsed = start.elapsed();
@@ -368,6 +412,7 @@ fn run_task(inner: &DbInner, task: &CompactionTask, version: &Arc<Version>) -> R
 /// Runs a compaction that rewrites its inputs, and installs the outputs.
 fn rewrite(
     inner: &DbInner,
+    tree: &Tree,
     task: &CompactionTask,
     version: &Arc<Version>,
 ) -> Result<CompactionStats> {
@@ -423,7 +468,7 @@ fn rewrite(
             return Err(e);
         }
     };
-    apply_edit(inner, version_edit(outcome.edit))?;
+    apply_edit(inner, tree, version_edit(outcome.edit))?;
     let s = &inner.stats;
     s.compactions.fetch_add(1, Ordering::Relaxed);
     s.compaction_bytes_read
@@ -446,9 +491,9 @@ fn version_edit(e: CompactionEdit) -> VersionEdit {
     }
 }
 
-/// Makes `edit` durable in the manifest and publishes the new version.
-fn apply_edit(inner: &DbInner, mut edit: VersionEdit) -> Result<()> {
-    lock(&inner.manifest).log_and_apply(inner, &mut edit, |_| {})
+/// Makes `edit` durable in the manifest and publishes `tree`'s new version.
+fn apply_edit(inner: &DbInner, tree: &Tree, mut edit: VersionEdit) -> Result<()> {
+    lock(&inner.manifest).log_and_apply(inner, tree, &mut edit, |_| {})
 }
 
 /// Output tables of a compaction, built by the SSTable builder under fresh file numbers.
@@ -510,13 +555,13 @@ impl TableWriter for EngineTableWriter {
 
 /// Compacts every level's files overlapping `range` down the tree, waiting for
 /// background compactions that hold any of them.
-pub(crate) fn compact_range(inner: &Arc<DbInner>, range: &KeyRange) -> Result<()> {
+pub(crate) fn compact_range(inner: &Arc<DbInner>, tree: &Tree, range: &KeyRange) -> Result<()> {
     for level in 0..NUM_LEVELS {
         loop {
             inner.check_writable()?;
             let picked = {
                 let mut m = lock(&inner.manifest);
-                let version = Arc::clone(&inner.tree.view().version);
+                let version = Arc::clone(&tree.view().version);
                 let levels = version.level_metas();
                 let overlapping: Vec<&Arc<FileMeta>> = levels[level]
                     .iter()
@@ -546,19 +591,19 @@ pub(crate) fn compact_range(inner: &Arc<DbInner>, range: &KeyRange) -> Result<()
                     .max()
                     .unwrap_or_default()
                     .to_vec();
-                let task = inner
-                    .tree
+                let in_progress = m.in_progress(tree.id);
+                let task = tree
                     .policy
-                    .pick_manual(&levels, &m.in_progress, level, &lo, &hi);
+                    .pick_manual(&levels, in_progress, level, &lo, &hi);
                 if let Some(t) = &task {
-                    m.in_progress.add(t);
+                    in_progress.add(t);
                 }
                 task.map(|t| (t, version))
             };
             match picked {
                 Some((task, version)) => {
-                    let result = run_task(inner, &task, &version);
-                    lock(&inner.manifest).in_progress.remove(&task);
+                    let result = run_task(inner, tree, &task, &version);
+                    lock(&inner.manifest).in_progress(tree.id).remove(&task);
                     if let Err(e) = result {
                         inner.set_error("compacting a range", &e);
                         return Err(e);
@@ -584,17 +629,23 @@ pub(crate) fn wait_for_idle(inner: &DbInner) -> Result<()> {
         let busy = {
             // Under the manifest lock, as the compaction threads pick: a task is either
             // in progress here or its edit is in the version.
-            let m = lock(&inner.manifest);
-            let view = inner.tree.view();
-            !view.frozen.is_empty()
-                || !m.in_progress.is_empty()
-                || !covered_files(inner, &m)?.is_empty()
-                || range_delete_task(inner, &m, &view.version)?.is_some()
-                || inner
-                    .tree
-                    .policy
-                    .pick(&view.version.level_metas(), &m.in_progress)
-                    .is_some()
+            let mut m = lock(&inner.manifest);
+            let mut busy = false;
+            for tree in inner.trees() {
+                let view = tree.view();
+                busy = !view.frozen.is_empty()
+                    || !m.in_progress(tree.id).is_empty()
+                    || !covered_files(inner, &tree, &mut m)?.is_empty()
+                    || range_delete_task(inner, &tree, &mut m, &view.version)?.is_some()
+                    || tree
+                        .policy
+                        .pick(&view.version.level_metas(), m.in_progress(tree.id))
+                        .is_some();
+                if busy {
+                    break;
+                }
+            }
+            busy
         };
         if !busy {
             return Ok(());

@@ -3,7 +3,7 @@
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use crate::options::{DbBuilder, Options};
 use crate::snapshot::{Snapshot, SnapshotList};
 use crate::stats::{DbStats, Stats, load};
 use crate::table_cache::TableCache;
-use crate::tree::{Tree, View};
+use crate::tree::{Keyspaces, Tree, View};
 use crate::write::{WriteQueue, WriteState};
 
 /// Per-write durability.
@@ -39,8 +39,14 @@ pub(crate) struct DbInner {
     pub fs: Arc<dyn FileSystem>,
     pub tables: Arc<TableCache>,
     pub lock: Mutex<Option<Box<dyn FileLock>>>,
-    /// The default keyspace's tree: its MemTables, table files and compaction policy.
-    pub tree: Tree,
+    /// The default keyspace's tree: its MemTables, table files and compaction policy
+    /// (also in `keyspaces`, under id 0; here for the hot path's sake).
+    pub tree: Arc<Tree>,
+    /// Every keyspace's tree, the default one included. Changed under the manifest
+    /// lock (a keyspace made or dropped is an edit).
+    pub keyspaces: RwLock<Keyspaces>,
+    /// Number of the live WAL (what a new keyspace's first MemTable starts in).
+    pub live_wal: AtomicU64,
     /// Newest sequence number readers may see; advanced after a group is in the MemTable.
     pub visible_seq: AtomicU64,
     /// First sequence number of each WAL that may still be live, oldest first: a
@@ -88,19 +94,32 @@ pub(crate) struct ManifestState {
     /// hold nothing newer, and recovery expects that WAL to continue from here (a gap
     /// means a power loss truncated an unsynced WAL; see `open::Replay`).
     pub last_sequence: SequenceNumber,
-    pub in_progress: strata_compaction::InProgress,
+    /// Compactions running, per keyspace.
+    pub in_progress: std::collections::BTreeMap<u32, strata_compaction::InProgress>,
 }
 
 impl ManifestState {
-    /// Makes `edit` durable, then publishes the version it makes (letting `also` change
-    /// the rest of the view in the same step), and rolls over to a fresh manifest when
-    /// this one has grown past its limit.
+    /// The compactions running in keyspace `id`.
+    pub fn in_progress(&mut self, id: u32) -> &mut strata_compaction::InProgress {
+        self.in_progress.entry(id).or_default()
+    }
+
+    /// Makes `edit` (of `tree`'s keyspace) durable, then publishes the version it makes
+    /// (letting `also` change the rest of the tree's view in the same step), and rolls
+    /// over to a fresh manifest when this one has grown past its limit.
     pub fn log_and_apply(
         &mut self,
         inner: &DbInner,
+        tree: &Tree,
         edit: &mut VersionEdit,
         also: impl FnOnce(&mut View),
     ) -> Result<()> {
+        if tree.dropped.load(Ordering::Acquire) {
+            // The keyspace was dropped while this flush or compaction ran: its files
+            // are no longer the database's (those it wrote are removed at next open).
+            return Ok(());
+        }
+        edit.keyspace = tree.id;
         edit.next_file_number = Some(inner.next_file_number.load(Ordering::Relaxed));
         // Changed only once the edit is durable: after a failed append the version is
         // not the edit's, and a checkpoint pinning it must not report (or write into
@@ -113,37 +132,37 @@ impl ManifestState {
         self.writer.append(edit)?;
         self.log_number = log_number;
         self.last_sequence = last_sequence;
-        inner.tree.update_view(|v| {
+        tree.update_view(|v| {
             let mut next = v.clone();
             next.version = Arc::new(v.version.apply(edit, |meta| inner.table_file(meta)));
             also(&mut next);
             next
         });
         inner.signal_progress();
+        self.roll_if_large(inner)
+    }
+
+    /// Makes `edit`, which changes no keyspace's files (a keyspace made or dropped),
+    /// durable. The caller updates the keyspaces, then calls
+    /// [`roll_if_large`](Self::roll_if_large).
+    pub fn append(&mut self, inner: &DbInner, edit: &mut VersionEdit) -> Result<()> {
+        edit.next_file_number = Some(inner.next_file_number.load(Ordering::Relaxed));
+        self.writer.append(edit)
+    }
+
+    /// Rolls over to a fresh manifest when this one has grown past its limit.
+    pub fn roll_if_large(&mut self, inner: &DbInner) -> Result<()> {
         if self.writer.len() >= inner.opts.manifest_roll_bytes {
             self.roll(inner)?;
         }
         Ok(())
     }
 
-    /// Starts a new manifest holding a snapshot of the current version, switches
+    /// Starts a new manifest holding a snapshot of the current versions, switches
     /// `CURRENT` to it and removes the old one.
     fn roll(&mut self, inner: &DbInner) -> Result<()> {
-        let version = Arc::clone(&inner.tree.view().version);
         let number = inner.new_file_number();
-        let snapshot = VersionEdit {
-            format_version: Some(crate::edit::MANIFEST_FORMAT_VERSION),
-            log_number: Some(self.log_number),
-            next_file_number: Some(inner.next_file_number.load(Ordering::Relaxed)),
-            last_sequence: Some(self.last_sequence),
-            deleted_files: Vec::new(),
-            new_files: version
-                .levels
-                .iter()
-                .enumerate()
-                .flat_map(|(level, files)| files.iter().map(move |f| (level, (*f.meta).clone())))
-                .collect(),
-        };
+        let snapshot = inner.snapshot_edits(self.log_number, self.last_sequence);
         let old = self.writer.number();
         self.writer = ManifestWriter::create(&*inner.fs, &inner.dir, number, &snapshot)?;
         // Best effort: a stale manifest is removed at the next open.
@@ -155,6 +174,57 @@ impl ManifestState {
 }
 
 impl DbInner {
+    /// The edits that describe the whole database as it is: the counters and the
+    /// keyspaces first, then each keyspace's files (what a new manifest starts with).
+    pub fn snapshot_edits(
+        &self,
+        log_number: u64,
+        last_sequence: SequenceNumber,
+    ) -> Vec<VersionEdit> {
+        let keyspaces = self.keyspaces.read().unwrap_or_else(|p| p.into_inner());
+        let trees: Vec<(u32, String, Arc<crate::version::Version>, SequenceNumber)> = keyspaces
+            .trees
+            .values()
+            .map(|t| {
+                let view = t.view();
+                (
+                    t.id,
+                    t.name.clone(),
+                    Arc::clone(&view.version),
+                    t.flushed_seq(),
+                )
+            })
+            .collect();
+        crate::edit::snapshot_edits(
+            log_number,
+            self.next_file_number.load(Ordering::Relaxed),
+            last_sequence,
+            keyspaces.next_id,
+            trees
+                .iter()
+                .map(|(id, name, version, flushed)| crate::edit::TreeState {
+                    id: *id,
+                    name,
+                    flushed_seq: *flushed,
+                    files: version.file_metas(),
+                }),
+        )
+    }
+
+    /// The tree of keyspace `id`, if it exists.
+    pub fn tree_by_id(&self, id: u32) -> Option<Arc<Tree>> {
+        if id == crate::batch::DEFAULT_KEYSPACE {
+            return Some(Arc::clone(&self.tree));
+        }
+        let keyspaces = self.keyspaces.read().unwrap_or_else(|p| p.into_inner());
+        keyspaces.trees.get(&id).cloned()
+    }
+
+    /// Every keyspace's tree, the default one first.
+    pub fn trees(&self) -> Vec<Arc<Tree>> {
+        let keyspaces = self.keyspaces.read().unwrap_or_else(|p| p.into_inner());
+        keyspaces.trees.values().cloned().collect()
+    }
     /// The live-file handle for a table the manifest now names.
     pub fn table_file(&self, meta: &strata_compaction::FileMeta) -> Arc<crate::version::TableFile> {
         Arc::new(crate::version::TableFile::new(
@@ -247,8 +317,14 @@ impl DbInner {
     /// with compaction: between reading sequence S and pinning the view, a newer write
     /// (above S) could let a compaction drop the version S should see.
     pub fn get_latest(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.get_latest_in(&self.tree, key)
+    }
+
+    /// Reads `key` of keyspace `tree` at the newest state (see
+    /// [`get_latest`](Self::get_latest)).
+    pub fn get_latest_in(&self, tree: &Tree, key: &[u8]) -> Result<Option<Bytes>> {
         self.check_open()?;
-        let view = self.tree.view();
+        let view = tree.view();
         let seq = self.visible_seq.load(Ordering::Acquire);
         self.get_in(&view, key, seq)
     }
@@ -481,7 +557,137 @@ impl Db {
         self.range::<&[u8], _>(..)
     }
 
-    /// Freezes the MemTable and waits until it (and every frozen one) is in a table.
+    /// The keyspace named `name`, made if it does not exist (durably: the manifest
+    /// records it before this returns). Names are 1 to 64 ASCII letters, digits, `_`,
+    /// `-` or `.` (`InvalidArgument` otherwise); `"default"` is the keyspace `Db`'s own
+    /// methods use.
+    ///
+    /// Today every keyspace takes the database's options (MemTable size, table and
+    /// compaction options); options per keyspace are not built yet.
+    ///
+    /// ```
+    /// let db = strata::DbBuilder::in_memory().open()?;
+    /// let records = db.keyspace("records")?;
+    /// let index = db.keyspace("index")?;
+    /// let mut batch = strata::WriteBatch::new();
+    /// batch
+    ///     .put_in(&records, "user:1", "ada lovelace")
+    ///     .put_in(&index, "name:ada", "user:1");
+    /// db.write(batch, strata::WriteOptions::default())?; // both or neither
+    /// assert_eq!(index.get("name:ada")?.as_deref(), Some(&b"user:1"[..]));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn keyspace(&self, name: &str) -> Result<crate::Keyspace> {
+        let inner = self.inner();
+        inner.check_open()?;
+        if let Some(reason) = crate::tree::invalid_name(name) {
+            return Err(Error::InvalidArgument(reason));
+        }
+        let found = |inner: &DbInner| {
+            let keyspaces = inner.keyspaces.read().unwrap_or_else(|p| p.into_inner());
+            keyspaces.by_name(name).cloned()
+        };
+        if let Some(tree) = found(inner) {
+            return Ok(crate::Keyspace::new(self.clone(), tree));
+        }
+        inner.check_writable()?;
+        let mut m = lock(&inner.manifest);
+        // Made by another caller while this one waited for the lock?
+        if let Some(tree) = found(inner) {
+            return Ok(crate::Keyspace::new(self.clone(), tree));
+        }
+        let id = inner
+            .keyspaces
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_id;
+        let next_id = id.checked_add(1).ok_or_else(|| {
+            Error::InvalidArgument("every keyspace id was given out (2^32 keyspaces made)".into())
+        })?;
+        let mut edit = VersionEdit {
+            new_keyspaces: vec![(id, name.to_owned())],
+            next_keyspace_id: Some(next_id),
+            ..VersionEdit::default()
+        };
+        m.append(inner, &mut edit)?;
+        let view = View {
+            mem: Arc::new(strata_memtable::MemTable::new()),
+            mem_wal: inner.live_wal.load(Ordering::Acquire),
+            frozen: Vec::new(),
+            version: Arc::new(crate::version::Version::default()),
+        };
+        let policy = Box::new(crate::compact::policy(&inner.opts));
+        let tree = Arc::new(Tree::new(id, name.to_owned(), view, policy));
+        {
+            let mut keyspaces = inner.keyspaces.write().unwrap_or_else(|p| p.into_inner());
+            keyspaces.trees.insert(id, Arc::clone(&tree));
+            keyspaces.next_id = next_id;
+        }
+        m.roll_if_large(inner)?;
+        tracing::info!(keyspace = name, id, "keyspace made");
+        Ok(crate::Keyspace::new(self.clone(), tree))
+    }
+
+    /// The names of every keyspace, `"default"` first, then in the order they were
+    /// made.
+    pub fn list_keyspaces(&self) -> Vec<String> {
+        self.inner()
+            .trees()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// Drops keyspace `name`, durably: once this returns it is gone after any crash,
+    /// its handles refuse every call, and its files are deleted once no iterator
+    /// reads them. The name can be made again (a new, empty keyspace).
+    /// `InvalidArgument` for the default keyspace or a name that is not a keyspace.
+    pub fn drop_keyspace(&self, name: &str) -> Result<()> {
+        let inner = self.inner();
+        inner.check_writable()?;
+        if name == crate::tree::DEFAULT_NAME {
+            return Err(Error::InvalidArgument(
+                "the default keyspace cannot be dropped".into(),
+            ));
+        }
+        let mut m = lock(&inner.manifest);
+        let tree = {
+            let keyspaces = inner.keyspaces.read().unwrap_or_else(|p| p.into_inner());
+            keyspaces.by_name(name).cloned()
+        }
+        .ok_or_else(|| Error::InvalidArgument(format!("no keyspace is named {name:?}")))?;
+        let mut edit = VersionEdit {
+            dropped_keyspaces: vec![tree.id],
+            ..VersionEdit::default()
+        };
+        m.append(inner, &mut edit)?;
+        // Under the manifest lock: a compaction of it finishing later sees the flag
+        // and records nothing (see `log_and_apply`).
+        tree.dropped.store(true, Ordering::Release);
+        inner
+            .keyspaces
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .trees
+            .remove(&tree.id);
+        // Its files go once no iterator reads them: stale handles keep an empty view.
+        tree.view().version.mark_all_obsolete();
+        tree.update_view(|v| View {
+            mem: Arc::new(strata_memtable::MemTable::new()),
+            mem_wal: v.mem_wal,
+            frozen: Vec::new(),
+            version: Arc::new(crate::version::Version::default()),
+        });
+        m.roll_if_large(inner)?;
+        drop(m);
+        tracing::info!(keyspace = name, id = tree.id, "keyspace dropped");
+        // Its MemTables no longer hold WALs back: the next flush deletes those.
+        inner.schedule_flush();
+        Ok(())
+    }
+
+    /// Freezes every keyspace's MemTable and waits until they (and every frozen one)
+    /// are in tables.
     pub fn flush(&self) -> Result<()> {
         crate::flush::flush_and_wait(self.inner(), DbInner::check_writable)
     }
@@ -513,7 +719,11 @@ impl Db {
     /// deleted and overwritten data there is reclaimed. Flushes first.
     pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
         self.flush()?;
-        crate::compact::compact_range(self.inner(), &KeyRange::from_bounds(range))
+        crate::compact::compact_range(
+            self.inner(),
+            &self.inner().tree,
+            &KeyRange::from_bounds(range),
+        )
     }
 
     /// Read-only handles ([`DbBuilder::read_only`]): loads the newest state the
@@ -555,6 +765,23 @@ impl Db {
             block_cache_misses: load(&s.block_cache_misses),
             memtable_bytes: view.memtable_bytes() as u64,
             open_tables: inner.tables.len(),
+            oldest_wal_keyspace: inner
+                .trees()
+                .iter()
+                .min_by_key(|t| (t.view().oldest_wal(), t.id))
+                .map_or_else(|| crate::tree::DEFAULT_NAME.to_owned(), |t| t.name.clone()),
+            keyspaces: inner
+                .trees()
+                .iter()
+                .map(|t| {
+                    let view = t.view();
+                    crate::KeyspaceStats {
+                        name: t.name.clone(),
+                        levels: view.level_stats(),
+                        memtable_bytes: view.memtable_bytes() as u64,
+                    }
+                })
+                .collect(),
         }
     }
 
@@ -652,7 +879,11 @@ mod tests {
             log_number: Some(before.0 + 100),
             ..VersionEdit::default()
         };
-        assert!(manifest.log_and_apply(inner, &mut edit, |_| {}).is_err());
+        assert!(
+            manifest
+                .log_and_apply(inner, &inner.tree, &mut edit, |_| {})
+                .is_err()
+        );
         assert_eq!((manifest.log_number, manifest.last_sequence), before);
         manifest.writer = real;
         drop(manifest);

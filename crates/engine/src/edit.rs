@@ -17,6 +17,14 @@
 //!                     | varint64 smallest seq | varint64 largest seq
 //!                     | varint64 entries | varint64 tombstones
 //!   7 NewFileWithRangeDeletes  NewFile's fields | varint64 range tombstones
+//!   8 Keyspace        varint32 id              the keyspace the edit's files, flushed
+//!                                              sequence and deletions belong to
+//!                                              (absent: the default keyspace, id 0)
+//!   9 FlushedSequence varint64                 every entry of the keyspace with a
+//!                                              sequence number up to this is in its tables
+//!  10 NewKeyspace     varint32 id | lp name
+//!  11 DroppedKeyspace varint32 id
+//!  12 NextKeyspaceId  varint32                 ids are never reused
 //! lp := varint64 length | bytes
 //! ```
 
@@ -40,7 +48,12 @@ use strata_core::{InternalKey, SequenceNumber};
 /// reader would drop a WAL's range deletes as damage or read a table without its
 /// tombstones, bringing deleted keys back; it refuses the database instead. This build
 /// reads versions 1 and 2 (which hold none of these) and writes 3 from its first open.
-pub const MANIFEST_FORMAT_VERSION: u32 = 3;
+///
+/// Version 4: keyspaces. WAL entries may name a keyspace (op byte with its high bit set)
+/// and edits may hold fields 8 to 12. A version-3 reader would take such an entry for
+/// damage or another keyspace's files for the default one's; it refuses the database
+/// instead. This build reads versions 1 to 3 (one keyspace, the default one).
+pub const MANIFEST_FORMAT_VERSION: u32 = 4;
 
 const TAG_FORMAT_VERSION: u32 = 1;
 const TAG_LOG_NUMBER: u32 = 2;
@@ -49,6 +62,11 @@ const TAG_LAST_SEQUENCE: u32 = 4;
 const TAG_DELETED_FILE: u32 = 5;
 const TAG_NEW_FILE: u32 = 6;
 const TAG_NEW_FILE_WITH_RANGE_DELETES: u32 = 7;
+const TAG_KEYSPACE: u32 = 8;
+const TAG_FLUSHED_SEQUENCE: u32 = 9;
+const TAG_NEW_KEYSPACE: u32 = 10;
+const TAG_DROPPED_KEYSPACE: u32 = 11;
+const TAG_NEXT_KEYSPACE_ID: u32 = 12;
 
 /// A change to the set of live files and the database's counters: one manifest record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,6 +83,60 @@ pub struct VersionEdit {
     pub deleted_files: Vec<(usize, u64)>,
     /// `(level, file)` of files joining a level.
     pub new_files: Vec<(usize, FileMeta)>,
+    /// The keyspace `deleted_files`, `new_files` and `flushed_seq` belong to (0: the
+    /// default keyspace).
+    pub keyspace: u32,
+    /// Every entry of `keyspace` with a sequence number up to this is in its tables:
+    /// recovery replays only the newer ones.
+    pub flushed_seq: Option<SequenceNumber>,
+    /// `(id, name)` of keyspaces made.
+    pub new_keyspaces: Vec<(u32, String)>,
+    /// Ids of keyspaces dropped.
+    pub dropped_keyspaces: Vec<u32>,
+    /// The next keyspace id to give.
+    pub next_keyspace_id: Option<u32>,
+}
+
+/// One keyspace as a snapshot edit describes it.
+pub(crate) struct TreeState<'a> {
+    pub id: u32,
+    pub name: &'a str,
+    pub flushed_seq: SequenceNumber,
+    pub files: Vec<(usize, FileMeta)>,
+}
+
+/// The edits a new manifest starts with, describing the whole database: one with the
+/// format version, the counters and every keyspace but the default one, then one per
+/// keyspace with its files and flushed sequence.
+pub(crate) fn snapshot_edits<'a>(
+    log_number: u64,
+    next_file_number: u64,
+    last_sequence: SequenceNumber,
+    next_keyspace_id: u32,
+    trees: impl Iterator<Item = TreeState<'a>>,
+) -> Vec<VersionEdit> {
+    let mut head = VersionEdit {
+        format_version: Some(MANIFEST_FORMAT_VERSION),
+        log_number: Some(log_number),
+        next_file_number: Some(next_file_number),
+        last_sequence: Some(last_sequence),
+        next_keyspace_id: Some(next_keyspace_id),
+        ..VersionEdit::default()
+    };
+    let mut edits = Vec::new();
+    for tree in trees {
+        if tree.id != crate::batch::DEFAULT_KEYSPACE {
+            head.new_keyspaces.push((tree.id, tree.name.to_owned()));
+        }
+        edits.push(VersionEdit {
+            keyspace: tree.id,
+            flushed_seq: Some(tree.flushed_seq),
+            new_files: tree.files,
+            ..VersionEdit::default()
+        });
+    }
+    edits.insert(0, head);
+    edits
 }
 
 /// Why an edit failed to decode (the caller adds file and offset).
@@ -82,6 +154,29 @@ impl VersionEdit {
         if let Some(v) = self.format_version {
             put_varint32(dst, TAG_FORMAT_VERSION);
             put_varint32(dst, v);
+        }
+        for (id, name) in &self.new_keyspaces {
+            put_varint32(dst, TAG_NEW_KEYSPACE);
+            put_varint32(dst, *id);
+            put_length_prefixed(dst, name.as_bytes());
+        }
+        for id in &self.dropped_keyspaces {
+            put_varint32(dst, TAG_DROPPED_KEYSPACE);
+            put_varint32(dst, *id);
+        }
+        if let Some(id) = self.next_keyspace_id {
+            put_varint32(dst, TAG_NEXT_KEYSPACE_ID);
+            put_varint32(dst, id);
+        }
+        // Before the files it scopes; the default keyspace's edits leave it out, byte
+        // for byte as before keyspaces.
+        if self.keyspace != crate::batch::DEFAULT_KEYSPACE {
+            put_varint32(dst, TAG_KEYSPACE);
+            put_varint32(dst, self.keyspace);
+        }
+        if let Some(seq) = self.flushed_seq {
+            put_varint32(dst, TAG_FLUSHED_SEQUENCE);
+            put_varint64(dst, seq);
         }
         for (tag, value) in [
             (TAG_LOG_NUMBER, self.log_number),
@@ -170,6 +265,32 @@ impl VersionEdit {
                     };
                     edit.new_files.push((level, meta));
                 }
+                TAG_KEYSPACE => {
+                    let id = d.u32()?;
+                    // Named once, before anything it scopes, and never as the default.
+                    if id == crate::batch::DEFAULT_KEYSPACE
+                        || edit.keyspace != crate::batch::DEFAULT_KEYSPACE
+                        || edit.flushed_seq.is_some()
+                        || !edit.new_files.is_empty()
+                        || !edit.deleted_files.is_empty()
+                    {
+                        return Err(EditError::Malformed("misplaced keyspace field"));
+                    }
+                    edit.keyspace = id;
+                }
+                TAG_FLUSHED_SEQUENCE => edit.flushed_seq = Some(d.u64()?),
+                TAG_NEW_KEYSPACE => {
+                    let id = d.u32()?;
+                    let (name, n) = get_length_prefixed(d.src)
+                        .ok_or(EditError::Malformed("truncated keyspace name"))?;
+                    let name = std::str::from_utf8(name)
+                        .map_err(|_| EditError::Malformed("keyspace name is not UTF-8"))?
+                        .to_owned();
+                    d.advance(n)?;
+                    edit.new_keyspaces.push((id, name));
+                }
+                TAG_DROPPED_KEYSPACE => edit.dropped_keyspaces.push(d.u32()?),
+                TAG_NEXT_KEYSPACE_ID => edit.next_keyspace_id = Some(d.u32()?),
                 _ => return Err(EditError::Malformed("unknown field tag")),
             }
         }
@@ -262,6 +383,13 @@ mod tests {
             proptest::option::of(any::<u64>()),
             proptest::collection::vec((0..MAX_LEVELS, any::<u64>()), 0..4),
             proptest::collection::vec((0..MAX_LEVELS, meta()), 0..4),
+            (
+                prop_oneof![Just(0u32), any::<u32>()],
+                proptest::option::of(any::<u64>()),
+                proptest::collection::vec((any::<u32>(), "[a-z0-9_.-]{1,12}"), 0..3),
+                proptest::collection::vec(any::<u32>(), 0..3),
+                proptest::option::of(any::<u32>()),
+            ),
         )
             .prop_map(
                 |(
@@ -271,6 +399,7 @@ mod tests {
                     last_sequence,
                     deleted_files,
                     new_files,
+                    (keyspace, flushed_seq, new_keyspaces, dropped_keyspaces, next_keyspace_id),
                 )| VersionEdit {
                     format_version,
                     log_number,
@@ -278,6 +407,11 @@ mod tests {
                     last_sequence,
                     deleted_files,
                     new_files,
+                    keyspace,
+                    flushed_seq,
+                    new_keyspaces,
+                    dropped_keyspaces,
+                    next_keyspace_id,
                 },
             )
     }

@@ -19,6 +19,7 @@ use strata_sstable::{TableBuilder, TableOptions};
 use crate::db::{DbInner, Work, lock};
 use crate::edit::VersionEdit;
 use crate::filename::{table_path, wal_path};
+use crate::tree::Tree;
 
 /// How often the flush thread, idle, brings the mirrored metrics up to date (read-only
 /// workloads move the Bloom and cache counters without any flush or compaction).
@@ -35,8 +36,11 @@ pub(crate) fn run_flush_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
                 continue;
             }
         }
-        while inner.error.get().is_none() && !inner.tree.view().frozen.is_empty() {
-            if let Err(e) = flush_oldest(&inner) {
+        while inner.error.get().is_none() {
+            let Some(tree) = oldest_frozen(&inner) else {
+                break;
+            };
+            if let Err(e) = flush_oldest(&inner, &tree) {
                 inner.set_error("flushing a MemTable", &e);
             }
             inner.signal_progress();
@@ -44,43 +48,95 @@ pub(crate) fn run_flush_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
     }
 }
 
-/// Writes the oldest frozen MemTable as an L0 table and installs it.
-fn flush_oldest(inner: &Arc<DbInner>) -> Result<()> {
-    let view = inner.tree.view();
+/// The keyspace whose oldest frozen MemTable holds the oldest WAL back, if any
+/// keyspace has a frozen MemTable: flushed first, so WALs go in order.
+fn oldest_frozen(inner: &DbInner) -> Option<Arc<Tree>> {
+    inner
+        .trees()
+        .into_iter()
+        .filter_map(|t| {
+            let wal = t.view().frozen.last().map(|(_, wal)| *wal)?;
+            Some((wal, t))
+        })
+        .min_by_key(|(wal, _)| *wal)
+        .map(|(_, t)| t)
+}
+
+/// Writes `tree`'s oldest frozen MemTable as an L0 table and installs it, then deletes
+/// the WALs no keyspace needs any more.
+fn flush_oldest(inner: &Arc<DbInner>, tree: &Tree) -> Result<()> {
+    let view = tree.view();
     let Some((mem, wal_number)) = view.frozen.last().cloned() else {
         return Ok(());
     };
-    let span = tracing::info_span!("strata.flush", db = %inner.dir.display(), wal = wal_number);
+    let span = tracing::info_span!(
+        "strata.flush",
+        db = %inner.dir.display(),
+        keyspace = %tree.name,
+        wal = wal_number
+    );
     let _entered = span.enter();
     let memtable_bytes = mem.approximate_memory_usage();
     tracing::debug!(memtable_bytes, "flush started");
     let start = Instant::now();
-    let meta = write_level0_table(inner, &mem)?;
+    let meta = write_level0_table(inner, tree, &mem)?;
     let written = meta.as_ref().map(|m| (m.number, m.size_bytes, m.entries));
+    // Every entry of this keyspace up to the table's newest is now in its tables (the
+    // MemTable held all of them not flushed before; an empty one moves nothing).
+    let flushed_seq = meta.as_ref().map(|m| m.largest_seq.max(tree.flushed_seq()));
 
     let mut manifest = lock(&inner.manifest);
-    // Every WAL older than the next MemTable's is now fully in tables.
+    // The oldest WAL any keyspace needs once this MemTable is gone: every older one is
+    // fully in tables. Other keyspaces' MemTables only ever move on meanwhile, so the
+    // number can only be lower than the truth, never skip a needed WAL.
     let log_number = {
-        let v = inner.tree.view();
-        v.frozen
+        let keyspaces = inner.keyspaces.read().unwrap_or_else(|p| p.into_inner());
+        let v = tree.view();
+        let own = v
+            .frozen
             .iter()
             .rev()
             .skip(1)
             .map(|(_, n)| *n)
             .next()
-            .unwrap_or(v.mem_wal)
+            .unwrap_or(v.mem_wal);
+        keyspaces
+            .trees
+            .values()
+            .filter(|t| t.id != tree.id)
+            .map(|t| t.view().oldest_wal())
+            .fold(own, u64::min)
     };
+    // The WALs that hold this MemTable's entries and stay on disk (another keyspace
+    // still needs them) must be durable before the table is: otherwise a power loss
+    // could cut them short while the table keeps later writes — reused sequence
+    // numbers, and writes kept past a lost one. With one keyspace the range is empty:
+    // the flushed MemTable's WALs are deleted below, unsynced (they need no sync).
+    let next_wal = view
+        .frozen
+        .iter()
+        .rev()
+        .nth(1)
+        .map_or(view.mem_wal, |(_, n)| *n);
+    if log_number < next_wal {
+        crate::write::sync_closed_wals_in(inner, log_number..next_wal)?;
+    }
     let mut edit = VersionEdit {
         log_number: Some(log_number),
+        flushed_seq,
         new_files: meta.into_iter().map(|m| (0, m)).collect(),
         ..VersionEdit::default()
     };
-    manifest.log_and_apply(inner, &mut edit, |v| {
+    let before = manifest.log_number;
+    manifest.log_and_apply(inner, tree, &mut edit, |v| {
         // The flushed MemTable is the oldest frozen one.
         v.frozen.pop();
+        if let Some(seq) = flushed_seq {
+            tree.set_flushed_seq(seq);
+        }
         // Before anyone can see it gone from the view (a `flush()` waiting for it, then
         // reading `stats()`).
-        crate::write::forget_closed_wals(inner, wal_number);
+        crate::write::forget_closed_wals(inner, log_number.saturating_sub(1));
         inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
     })?;
     drop(manifest);
@@ -102,13 +158,22 @@ fn flush_oldest(inner: &Arc<DbInner>) -> Result<()> {
         None => tracing::debug!(duration_ms, "flush finished: the MemTable was empty"),
     }
     // Best effort: an old WAL left behind is deleted at the next open.
-    let _ = inner.fs.remove(&wal_path(&inner.dir, wal_number));
+    for n in before..log_number {
+        let path = wal_path(&inner.dir, n);
+        if inner.fs.exists(&path).unwrap_or(false) {
+            let _ = inner.fs.remove(&path);
+        }
+    }
     inner.schedule_compaction();
     Ok(())
 }
 
 /// Writes `mem` as a new table; `None` if it holds nothing.
-pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result<Option<FileMeta>> {
+pub(crate) fn write_level0_table(
+    inner: &DbInner,
+    tree: &Tree,
+    mem: &Arc<MemTable>,
+) -> Result<Option<FileMeta>> {
     if mem.is_empty() {
         return Ok(None);
     }
@@ -120,7 +185,7 @@ pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result
         crate::compact::table_options(
             &inner.opts,
             0,
-            &inner.tree.view().version.level_entries(),
+            &tree.view().version.level_entries(),
             mem.len() as u64,
         ),
         mem,
@@ -171,13 +236,18 @@ pub(crate) fn flush_and_wait(
     check(inner)?;
     {
         let mut ws = lock(&inner.write);
-        if !inner.tree.view().mem.is_empty() {
-            crate::write::rotate(inner, &mut ws)?;
+        let full: Vec<Arc<Tree>> = inner
+            .trees()
+            .into_iter()
+            .filter(|t| !t.view().mem.is_empty())
+            .collect();
+        if !full.is_empty() {
+            crate::write::rotate(inner, &mut ws, &full)?;
         }
     }
     loop {
         check(inner)?;
-        if inner.tree.view().frozen.is_empty() {
+        if inner.trees().iter().all(|t| t.view().frozen.is_empty()) {
             return Ok(());
         }
         inner.schedule_flush();

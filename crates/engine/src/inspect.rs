@@ -18,6 +18,9 @@ pub use strata_compaction::FileMeta;
 pub struct BatchEntry {
     /// The entry's sequence number.
     pub seq: SequenceNumber,
+    /// The keyspace id the entry belongs to (0: the default keyspace; the manifest's
+    /// `NewKeyspace` edits name the others).
+    pub keyspace: u32,
     /// Put, delete or range delete.
     pub kind: BatchOp,
     /// The user key (a range delete's start).
@@ -35,6 +38,7 @@ pub fn decode_wal_batch(payload: &[u8]) -> std::result::Result<Vec<BatchEntry>, 
         .map(|(seq, e)| {
             e.map(|e| BatchEntry {
                 seq,
+                keyspace: e.keyspace,
                 kind: e.kind,
                 key: e.key.to_vec(),
                 value: e.value.to_vec(),

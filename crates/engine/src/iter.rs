@@ -452,6 +452,8 @@ pub struct DbIter {
     skip: Vec<u8>,
     skip_valid: bool,
     done: bool,
+    /// An error to yield first (then end): the keyspace was dropped.
+    refused: Option<Error>,
 }
 
 impl std::fmt::Debug for DbIter {
@@ -470,8 +472,19 @@ fn corrupt_key(inner: &DbInner) -> Error {
 
 impl DbIter {
     pub(crate) fn new(inner: Arc<DbInner>, seq: Option<SequenceNumber>, range: KeyRange) -> Self {
+        let tree = Arc::clone(&inner.tree);
+        Self::in_tree(inner, &tree, seq, range)
+    }
+
+    /// An iterator over keyspace `tree` at `seq` (the newest state if `None`).
+    pub(crate) fn in_tree(
+        inner: Arc<DbInner>,
+        tree: &crate::tree::Tree,
+        seq: Option<SequenceNumber>,
+        range: KeyRange,
+    ) -> Self {
         // View first, then sequence: see `DbInner::get_latest` for why.
-        let view = inner.tree.view();
+        let view = tree.view();
         let seq = seq.unwrap_or_else(|| inner.visible_seq.load(Ordering::Acquire));
         Self::in_view(inner, view, seq, range)
     }
@@ -496,7 +509,24 @@ impl DbIter {
             skip: Vec::new(),
             skip_valid: false,
             done: false,
+            refused: None,
         }
+    }
+
+    /// The iterator, made to yield `refusal` (if any) and end.
+    pub(crate) fn refusing_if(mut self, refusal: Option<Error>) -> Self {
+        self.refused = refusal;
+        self
+    }
+
+    /// `Err` once the database is closed or the iterator was refused: the item to
+    /// yield before ending.
+    fn check(&mut self) -> Result<()> {
+        if let Some(e) = self.refused.take() {
+            return Err(e);
+        }
+        // After close a later opener may rewrite or delete the pinned files.
+        self.inner.check_open()
     }
 
     fn cursor(view: &View, slot: &mut Option<Cursor>) -> Result<()> {
@@ -706,8 +736,7 @@ impl Iterator for DbIter {
         if self.done {
             return None;
         }
-        if let Err(e) = self.inner.check_open() {
-            // After close a later opener may rewrite or delete the pinned files.
+        if let Err(e) = self.check() {
             self.done = true;
             return Some(Err(e));
         }
@@ -733,7 +762,7 @@ impl DoubleEndedIterator for DbIter {
         if self.done {
             return None;
         }
-        if let Err(e) = self.inner.check_open() {
+        if let Err(e) = self.check() {
             self.done = true;
             return Some(Err(e));
         }

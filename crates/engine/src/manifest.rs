@@ -5,6 +5,7 @@
 //! records are incremental edits. `CURRENT` names the live manifest and is switched
 //! with [`strata_core::atomic_replace`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use strata_compaction::FileMeta;
@@ -25,13 +26,14 @@ pub(crate) struct ManifestWriter {
 }
 
 impl ManifestWriter {
-    /// Writes a new manifest holding `snapshot` (a full description of the database),
-    /// syncs it and its directory, then points `CURRENT` at it.
+    /// Writes a new manifest holding `snapshot` (edits describing the whole database,
+    /// the first with the format version), syncs it and its directory, then points
+    /// `CURRENT` at it.
     pub fn create(
         fs: &dyn FileSystem,
         dir: &Path,
         number: u64,
-        snapshot: &VersionEdit,
+        snapshot: &[VersionEdit],
     ) -> Result<Self> {
         let path = dir.join(manifest_name(number));
         let mut writer = ManifestWriter {
@@ -39,7 +41,10 @@ impl ManifestWriter {
             log: LogWriter::new(fs.create(&path)?, SyncPolicy::EveryWrite),
             buf: Vec::new(),
         };
-        writer.append(snapshot)?;
+        // The file is not the database's manifest until `CURRENT` names it, below.
+        for edit in snapshot {
+            writer.append(edit)?;
+        }
         fs.sync_dir(dir)?;
         atomic_replace(
             fs,
@@ -79,15 +84,54 @@ impl ManifestWriter {
 }
 
 /// What the manifest says about the database.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RecoveredManifest {
     pub log_number: u64,
     pub next_file_number: u64,
     pub last_sequence: SequenceNumber,
-    /// Live files per level, in no particular order.
-    pub files: Vec<(usize, FileMeta)>,
+    /// Every keyspace by id, the default one (0) included.
+    pub keyspaces: BTreeMap<u32, RecoveredKeyspace>,
+    pub next_keyspace_id: u32,
     /// The manifest read (`None` for a new database) and the length of its intact part.
     pub source: Option<(PathBuf, u64)>,
+}
+
+/// One keyspace as the manifest left it.
+#[derive(Debug, Default)]
+pub(crate) struct RecoveredKeyspace {
+    pub name: String,
+    /// Live files per level, in no particular order.
+    pub files: Vec<(usize, FileMeta)>,
+    /// Every entry with a sequence number up to this is in `files` (0: unknown, as
+    /// before keyspaces: replay every entry of the WALs from the log number on).
+    pub flushed_seq: SequenceNumber,
+}
+
+impl Default for RecoveredManifest {
+    /// A new database: the default keyspace alone, no file.
+    fn default() -> Self {
+        let default = RecoveredKeyspace {
+            name: crate::tree::DEFAULT_NAME.to_owned(),
+            ..RecoveredKeyspace::default()
+        };
+        RecoveredManifest {
+            log_number: 0,
+            next_file_number: 1,
+            last_sequence: 0,
+            keyspaces: BTreeMap::from([(crate::batch::DEFAULT_KEYSPACE, default)]),
+            next_keyspace_id: 1,
+            source: None,
+        }
+    }
+}
+
+impl RecoveredManifest {
+    /// Every live file of every keyspace.
+    pub fn all_files(&self) -> impl Iterator<Item = &FileMeta> {
+        self.keyspaces
+            .values()
+            .flat_map(|k| k.files.iter().map(|(_, m)| m))
+    }
 }
 
 /// The manifest `CURRENT` names; `Corruption` naming `CURRENT` if it names nothing valid
@@ -127,8 +171,14 @@ pub(crate) fn current_manifest_path(fs: &dyn FileSystem, dir: &Path) -> Result<P
 pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredManifest> {
     let path = current_manifest_path(fs, dir)?;
     let mut reader = LogReader::new(fs.open(&path)?, RecoveryMode::TolerateTornTail);
-    let mut live: std::collections::BTreeMap<u64, (usize, FileMeta)> = Default::default();
+    // Per keyspace: its name, live files by number, flushed sequence.
+    type Live = (String, BTreeMap<u64, (usize, FileMeta)>, SequenceNumber);
+    let mut keyspaces: BTreeMap<u32, Live> = BTreeMap::from([(
+        crate::batch::DEFAULT_KEYSPACE,
+        (crate::tree::DEFAULT_NAME.to_owned(), BTreeMap::new(), 0),
+    )]);
     let (mut log_number, mut next_file_number, mut last_sequence) = (None, None, None);
+    let mut next_keyspace_id = 1u32;
     let mut first = true;
     while let Some(record) = reader.next_record()? {
         let edit = VersionEdit::decode(&record.data).map_err(|e| match e {
@@ -138,32 +188,53 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredManife
             )),
             EditError::Malformed(reason) => Error::corruption(&path, record.offset, reason),
         })?;
+        let bad = |what: String| Error::corruption(&path, record.offset, what);
         if first && edit.format_version.is_none() {
-            return Err(Error::corruption(
-                &path,
-                record.offset,
-                "first edit has no format version",
-            ));
+            return Err(bad("first edit has no format version".into()));
         }
         first = false;
+        if let Some(id) = edit.next_keyspace_id {
+            next_keyspace_id = id;
+        }
+        for (id, name) in &edit.new_keyspaces {
+            if *id >= next_keyspace_id
+                || keyspaces.contains_key(id)
+                || keyspaces.values().any(|(n, _, _)| n == name)
+            {
+                return Err(bad(format!(
+                    "edit makes keyspace {id} ({name:?}), which exists or was never given out"
+                )));
+            }
+            keyspaces.insert(*id, (name.clone(), BTreeMap::new(), 0));
+        }
+        let Some((_, live, flushed)) = keyspaces.get_mut(&edit.keyspace) else {
+            return Err(bad(format!(
+                "edit changes keyspace {}, which does not exist",
+                edit.keyspace
+            )));
+        };
         for (level, number) in &edit.deleted_files {
             if live.remove(number).is_none_or(|(l, _)| l != *level) {
-                return Err(Error::corruption(
-                    &path,
-                    record.offset,
-                    format!("edit removes file {number} from L{level}, where it is not"),
-                ));
+                return Err(bad(format!(
+                    "edit removes file {number} from L{level}, where it is not"
+                )));
             }
         }
         for (level, meta) in edit.new_files {
             if level >= NUM_LEVELS {
-                return Err(Error::corruption(
-                    &path,
-                    record.offset,
-                    format!("file on level {level}"),
-                ));
+                return Err(bad(format!("file on level {level}")));
             }
             live.insert(meta.number, (level, meta));
+        }
+        if let Some(seq) = edit.flushed_seq {
+            *flushed = seq;
+        }
+        for id in &edit.dropped_keyspaces {
+            if *id == crate::batch::DEFAULT_KEYSPACE || keyspaces.remove(id).is_none() {
+                return Err(bad(format!(
+                    "edit drops keyspace {id}, which does not exist or is the default"
+                )));
+            }
         }
         log_number = edit.log_number.or(log_number);
         next_file_number = edit.next_file_number.or(next_file_number);
@@ -174,7 +245,21 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredManife
         log_number: log_number.ok_or_else(|| missing("log number"))?,
         next_file_number: next_file_number.ok_or_else(|| missing("next file number"))?,
         last_sequence: last_sequence.ok_or_else(|| missing("last sequence"))?,
-        files: live.into_values().collect(),
+        keyspaces: keyspaces
+            .into_iter()
+            .map(|(id, (name, live, flushed_seq))| {
+                let files = live.into_values().collect();
+                (
+                    id,
+                    RecoveredKeyspace {
+                        name,
+                        files,
+                        flushed_seq,
+                    },
+                )
+            })
+            .collect(),
+        next_keyspace_id,
         source: Some((
             path.clone(),
             reader.end().map_or(0, strata_wal::LogEnd::valid_len),

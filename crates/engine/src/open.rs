@@ -1,15 +1,16 @@
 //! Opening a database: create or recover, then start the background threads.
 //!
-//! Recovery: `CURRENT` → manifest (live files, log number, counters) → replay every WAL
-//! numbered at or above the log number into a MemTable → write that MemTable as an L0
-//! table → start a new WAL and a new manifest (a full snapshot) → switch `CURRENT` →
+//! Recovery: `CURRENT` → manifest (keyspaces, their live files and flushed sequences,
+//! log number, counters) → replay every WAL numbered at or above the log number into
+//! one MemTable per keyspace (entries its tables hold already skipped) → write each
+//! MemTable as an L0 table of its keyspace → start a new WAL and a new manifest (a full snapshot) → switch `CURRENT` →
 //! delete what is obsolete. Until `CURRENT` switches, the old state is untouched, so a
 //! crash during open loses nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
@@ -20,14 +21,13 @@ use strata_wal::{LogEnd, LogReader, LogWriter, RecoveryMode, SyncPolicy};
 
 use crate::batch::decode_record;
 use crate::db::{Db, DbInner, ManifestState, Work, Workers};
-use crate::edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
 use crate::filename::{self, CURRENT, FileKind, LOCK, table_path, wal_path};
 use crate::manifest::{self, ManifestWriter, RecoveredManifest};
 use crate::options::{DbBuilder, Options, WalRecovery};
 use crate::snapshot::SnapshotList;
 use crate::stats::Stats;
 use crate::table_cache::TableCache;
-use crate::tree::{Tree, View};
+use crate::tree::{Keyspaces, Tree, View};
 use crate::version::{TableFile, Version};
 use crate::write::{WriteQueue, WriteState};
 
@@ -85,7 +85,8 @@ fn open(opts: Options) -> Result<Db> {
         let r = manifest::recover(&*fs, &dir)?;
         tracing::info!(
             manifest = ?r.source.as_ref().map(|(path, _)| path),
-            tables = r.files.len(),
+            tables = r.all_files().count(),
+            keyspaces = r.keyspaces.len(),
             log_number = r.log_number,
             last_sequence = r.last_sequence,
             "recovered the manifest"
@@ -93,10 +94,7 @@ fn open(opts: Options) -> Result<Db> {
         r
     } else {
         tracing::info!("creating a new database");
-        RecoveredManifest {
-            next_file_number: 1,
-            ..RecoveredManifest::default()
-        }
+        RecoveredManifest::default()
     };
 
     let kinds: Vec<FileKind> = fs
@@ -114,7 +112,7 @@ fn open(opts: Options) -> Result<Db> {
             None
         }
     });
-    for (_, meta) in &recovered.files {
+    for meta in recovered.all_files() {
         if !tables_present.contains(&meta.number) {
             return Err(Error::corruption(
                 table_path(&dir, meta.number),
@@ -162,68 +160,104 @@ fn open(opts: Options) -> Result<Db> {
         next_file - 1
     };
 
-    // Replay the WALs the manifest does not cover, then make them a table.
-    let mem = Arc::new(MemTable::new());
+    // Replay the WALs the manifest does not cover, one MemTable per keyspace, then make
+    // each a table of its keyspace.
+    let into = ReplayInto::new(&recovered);
     let mut replay = Replay::new(recovered.last_sequence, opts.wal_recovery);
     for &n in wals.range(recovered.log_number..) {
         let start = Instant::now();
-        replay.wal(&*fs, &wal_path(&dir, n), &mem)?;
+        replay.wal(&*fs, &wal_path(&dir, n), &into)?;
         tracing::info!(
             wal = n,
             last_sequence = replay.max_seq,
-            memtable_bytes = mem.approximate_memory_usage(),
+            memtable_bytes = into.memory_usage(),
             duration_ms = start.elapsed().as_secs_f64() * 1e3,
             "replayed a WAL"
         );
     }
-    let last_seq = recovered.last_sequence.max(replay.max_seq);
-    let mut files = recovered.files;
-    let mut levels: Vec<Vec<u64>> = vec![Vec::new(); crate::version::NUM_LEVELS];
-    for (level, meta) in &files {
-        if let Some(l) = levels.get_mut(*level) {
-            l.push(meta.entries);
+    // Tables hold nothing newer than the WALs did (a flush syncs the WALs it leaves
+    // behind first), but new writes must number above every table's entries whatever
+    // the WALs lost.
+    let last_seq = recovered
+        .keyspaces
+        .values()
+        .map(|k| k.flushed_seq)
+        .fold(recovered.last_sequence.max(replay.max_seq), u64::max);
+    let mut keyspaces = Vec::with_capacity(recovered.keyspaces.len());
+    for (id, k) in recovered.keyspaces {
+        let mut files = k.files;
+        if let Some(mem) = into.memtable(id)
+            && !mem.is_empty()
+        {
+            let mut levels: Vec<Vec<u64>> = vec![Vec::new(); crate::version::NUM_LEVELS];
+            for (level, meta) in &files {
+                if let Some(l) = levels.get_mut(*level) {
+                    l.push(meta.entries);
+                }
+            }
+            let table_opts = crate::compact::table_options(&opts, 0, &levels, mem.len() as u64);
+            let number = alloc();
+            let start = Instant::now();
+            let meta = crate::flush::build_table(&*fs, &dir, number, table_opts, mem)?;
+            tracing::info!(
+                keyspace = %k.name,
+                table = number,
+                bytes = meta.size_bytes,
+                entries = meta.entries,
+                duration_ms = start.elapsed().as_secs_f64() * 1e3,
+                "wrote the replayed writes to an L0 table"
+            );
+            files.push((0, meta));
         }
-    }
-    let table_opts = crate::compact::table_options(&opts, 0, &levels, mem.len() as u64);
-    if !mem.is_empty() {
-        let number = alloc();
-        let start = Instant::now();
-        let meta = crate::flush::build_table(&*fs, &dir, number, table_opts.clone(), &mem)?;
-        tracing::info!(
-            table = number,
-            bytes = meta.size_bytes,
-            entries = meta.entries,
-            duration_ms = start.elapsed().as_secs_f64() * 1e3,
-            "wrote the replayed writes to an L0 table"
-        );
-        files.push((0, meta));
+        keyspaces.push((id, k.name, files));
     }
     let new_wal = alloc();
     let wal_file = fs.create(&wal_path(&dir, new_wal))?;
     fs.sync_dir(&dir)?;
 
     let manifest_number = alloc();
-    let snapshot = VersionEdit {
-        format_version: Some(MANIFEST_FORMAT_VERSION),
-        log_number: Some(new_wal),
-        next_file_number: Some(next_file),
-        last_sequence: Some(last_seq),
-        deleted_files: Vec::new(),
-        new_files: files,
-    };
+    // Every keyspace is wholly in its tables now: flushed up to the last sequence.
+    let snapshot = crate::edit::snapshot_edits(
+        new_wal,
+        next_file,
+        last_seq,
+        recovered.next_keyspace_id,
+        keyspaces
+            .iter()
+            .map(|(id, name, files)| crate::edit::TreeState {
+                id: *id,
+                name,
+                flushed_seq: last_seq,
+                files: files.clone(),
+            }),
+    );
     // The switch: from here on the new manifest, WAL and tables are the database.
     let manifest = ManifestWriter::create(&*fs, &dir, manifest_number, &snapshot)?;
 
     let tables = table_cache(&opts);
-    let version = Version::default().apply(&snapshot, |meta| {
-        Arc::new(TableFile::new(
-            Arc::new(meta.clone()),
-            table_path(&dir, meta.number),
-            Arc::clone(&fs),
-            Arc::clone(&tables),
-        ))
-    });
-    let live: BTreeSet<u64> = version.file_numbers().collect();
+    let mut live = BTreeSet::new();
+    let trees: Vec<(u32, String, View)> = keyspaces
+        .into_iter()
+        .zip(snapshot.iter().skip(1))
+        .map(|((id, name, _), edit)| {
+            let version = Version::default().apply(edit, |meta| {
+                Arc::new(TableFile::new(
+                    Arc::new(meta.clone()),
+                    table_path(&dir, meta.number),
+                    Arc::clone(&fs),
+                    Arc::clone(&tables),
+                ))
+            });
+            live.extend(version.file_numbers());
+            let view = View {
+                mem: Arc::new(MemTable::new()),
+                mem_wal: new_wal,
+                frozen: Vec::new(),
+                version: Arc::new(version),
+            };
+            (id, name, view)
+        })
+        .collect();
     remove_obsolete(&*fs, &dir, &kinds, &live, new_wal, manifest_number);
     tracing::debug!(
         wal = new_wal,
@@ -237,12 +271,8 @@ fn open(opts: Options) -> Result<Db> {
         opts,
         tables,
         lock: Some(lock),
-        view: View {
-            mem: Arc::new(MemTable::new()),
-            mem_wal: new_wal,
-            frozen: Vec::new(),
-            version: Arc::new(version),
-        },
+        trees,
+        next_keyspace_id: recovered.next_keyspace_id,
         last_seq,
         wal: LogWriter::new(wal_file, SyncPolicy::Never),
         wal_number: new_wal,
@@ -295,7 +325,9 @@ pub(crate) struct Parts {
     pub tables: Arc<TableCache>,
     /// `None` for a read-only handle, which takes no lock.
     pub lock: Option<Box<dyn FileLock>>,
-    pub view: View,
+    /// `(id, name, view)` of every keyspace, the default one (id 0) included.
+    pub trees: Vec<(u32, String, View)>,
+    pub next_keyspace_id: u32,
     pub last_seq: SequenceNumber,
     /// The live WAL and its number.
     pub wal: LogWriter,
@@ -309,12 +341,41 @@ pub(crate) struct Parts {
 pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work>) {
     let (flush_tx, flush_rx) = crossbeam_channel::bounded(1);
     let (compact_tx, compact_rx) = crossbeam_channel::bounded(p.opts.compaction_threads);
+    let mut trees: BTreeMap<u32, Arc<Tree>> = p
+        .trees
+        .into_iter()
+        .map(|(id, name, view)| {
+            let tree = Tree::new(id, name, view, Box::new(crate::compact::policy(&p.opts)));
+            (id, Arc::new(tree))
+        })
+        .collect();
+    let tree = trees
+        .entry(crate::batch::DEFAULT_KEYSPACE)
+        .or_insert_with(|| {
+            Arc::new(Tree::new(
+                crate::batch::DEFAULT_KEYSPACE,
+                crate::tree::DEFAULT_NAME.to_owned(),
+                View {
+                    mem: Arc::new(MemTable::new()),
+                    mem_wal: p.wal_number,
+                    frozen: Vec::new(),
+                    version: Arc::new(Version::default()),
+                },
+                Box::new(crate::compact::policy(&p.opts)),
+            ))
+        })
+        .clone();
     let inner = Arc::new(DbInner {
         dir: p.opts.path.clone(),
         fs: Arc::clone(&p.opts.fs),
         tables: p.tables,
         lock: Mutex::new(p.lock),
-        tree: Tree::new(p.view, Box::new(crate::compact::policy(&p.opts))),
+        tree,
+        keyspaces: RwLock::new(Keyspaces {
+            trees,
+            next_id: p.next_keyspace_id,
+        }),
+        live_wal: AtomicU64::new(p.wal_number),
         visible_seq: AtomicU64::new(p.last_seq),
         wal_starts: Mutex::new(vec![(p.wal_number, p.last_seq + 1)]),
         closed_wals: Default::default(),
@@ -423,6 +484,39 @@ pub(crate) struct Replay {
     stopped: bool,
 }
 
+/// Where replayed entries go: each keyspace's MemTable, with the sequence number its
+/// tables already reach (entries up to it are skipped).
+pub(crate) struct ReplayInto {
+    mems: BTreeMap<u32, (Arc<MemTable>, SequenceNumber)>,
+    next_keyspace_id: u32,
+}
+
+impl ReplayInto {
+    pub fn new(recovered: &RecoveredManifest) -> Self {
+        ReplayInto {
+            mems: recovered
+                .keyspaces
+                .iter()
+                .map(|(id, k)| (*id, (Arc::new(MemTable::new()), k.flushed_seq)))
+                .collect(),
+            next_keyspace_id: recovered.next_keyspace_id,
+        }
+    }
+
+    /// Keyspace `id`'s MemTable.
+    pub fn memtable(&self, id: u32) -> Option<&Arc<MemTable>> {
+        self.mems.get(&id).map(|(m, _)| m)
+    }
+
+    /// Bytes held by every MemTable.
+    pub fn memory_usage(&self) -> usize {
+        self.mems
+            .values()
+            .map(|(m, _)| m.approximate_memory_usage())
+            .sum()
+    }
+}
+
 /// Missing sequence numbers between two WALs.
 struct Gap {
     /// The last WAL with records before the gap, and its valid length.
@@ -449,12 +543,12 @@ impl Replay {
     /// Replays one WAL into `mem`, as the recovery mode says: a torn tail ends the log
     /// (an error in `Absolute` mode); other damage is `Corruption`, or in `PointInTime`
     /// mode ends the replay of this WAL and of every later one.
-    pub fn wal(&mut self, fs: &dyn FileSystem, path: &Path, mem: &MemTable) -> Result<()> {
+    pub fn wal(&mut self, fs: &dyn FileSystem, path: &Path, into: &ReplayInto) -> Result<()> {
         if self.stopped {
             return Ok(());
         }
         let mut reader_failed = false;
-        let result = self.replay_wal(fs, path, mem, &mut reader_failed);
+        let result = self.replay_wal(fs, path, into, &mut reader_failed);
         match result {
             // Point in time stops at damage in the records. An error from the log
             // reader itself is not that (in this mode it fails only on a log that is not
@@ -474,7 +568,7 @@ impl Replay {
         &mut self,
         fs: &dyn FileSystem,
         path: &Path,
-        mem: &MemTable,
+        into: &ReplayInto,
         reader_failed: &mut bool,
     ) -> Result<()> {
         let reader_mode = match self.mode {
@@ -483,7 +577,7 @@ impl Replay {
             WalRecovery::PointInTime => RecoveryMode::PointInTime,
         };
         let mut reader = LogReader::new(fs.open(path)?, reader_mode);
-        let mut writer = mem.writer()?;
+        let mut writers = BTreeMap::new();
         let mut first_record = true;
         loop {
             let record = match reader.next_record() {
@@ -574,8 +668,24 @@ impl Replay {
                 .collect::<Result<Vec<_>>>()?;
             self.next_seq = first_seq + u64::from(count);
             for (seq, entry) in (first_seq..).zip(&entries) {
-                entry.apply(&mut writer, seq)?;
                 self.max_seq = self.max_seq.max(seq);
+                let Some((mem, flushed)) = into.mems.get(&entry.keyspace) else {
+                    // A keyspace made after the manifest was read never reaches its
+                    // WAL; one dropped since leaves its entries behind, unread.
+                    if entry.keyspace >= into.next_keyspace_id {
+                        return Err(bad("an entry of a keyspace that was never made"));
+                    }
+                    continue;
+                };
+                // Already in the keyspace's tables.
+                if seq <= *flushed {
+                    continue;
+                }
+                let writer = match writers.entry(entry.keyspace) {
+                    std::collections::btree_map::Entry::Occupied(w) => w.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(v) => v.insert(mem.writer()?),
+                };
+                entry.apply(writer, seq)?;
             }
         }
         if let Some(end @ LogEnd::Stopped { .. }) = reader.end() {
@@ -937,15 +1047,14 @@ mod tests {
         // written so far, not where the live WAL starts: no gap may be seen in it.
         let fs = MemFs::new();
         let w = empty_database(&fs);
-        let snapshot = VersionEdit {
+        let snapshot = crate::edit::VersionEdit {
             format_version: Some(1),
             log_number: Some(w),
             next_file_number: Some(w + 10),
             last_sequence: Some(9),
-            deleted_files: Vec::new(),
-            new_files: Vec::new(),
+            ..Default::default()
         };
-        ManifestWriter::create(&fs, Path::new(DIR), w + 5, &snapshot).unwrap();
+        ManifestWriter::create(&fs, Path::new(DIR), w + 5, &[snapshot]).unwrap();
         write_wal(&fs, w, &[(1, &["a", "b"]), (3, &["c"])]);
         write_wal(&fs, w + 1, &[(4, &["d"])]);
         let db = open(&fs).unwrap();

@@ -28,10 +28,10 @@ use strata_memtable::MemTable;
 use strata_wal::{LogWriter, SyncPolicy};
 
 use crate::db::{Db, DbInner, Workers};
-use crate::edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
+use crate::edit::VersionEdit;
 use crate::filename::{self, CURRENT, FileKind, wal_path};
 use crate::manifest::{self, ManifestWriter};
-use crate::open::{Parts, Replay};
+use crate::open::{Parts, Replay, ReplayInto};
 use crate::options::Options;
 use crate::tree::View;
 use crate::version::Version;
@@ -43,7 +43,9 @@ const MAX_LOAD_ATTEMPTS: usize = 16;
 
 /// One consistent state of the database, as loaded from its files.
 pub(crate) struct Loaded {
-    pub view: View,
+    /// `(id, name, view)` of every keyspace, the default one first.
+    pub trees: Vec<(u32, String, View)>,
+    pub next_keyspace_id: u32,
     /// The newest sequence number in it.
     pub last_seq: SequenceNumber,
 }
@@ -144,40 +146,46 @@ fn try_load(cx: &LoadContext<'_>) -> Result<Loaded, Attempt> {
             wal_path(dir, recovered.log_number).display()
         )));
     }
-    let mem = MemTable::new();
+    let into = ReplayInto::new(&recovered);
     let mut replay = Replay::new(recovered.last_sequence, cx.wal_recovery);
     for &n in wals.range(recovered.log_number..) {
         replay
-            .wal(fs, &wal_path(dir, n), &mem)
+            .wal(fs, &wal_path(dir, n), &into)
             .map_err(|e| match e.is_corruption() {
                 true => Attempt::Damaged(e),
                 false => Attempt::from(e),
             })?;
     }
     let last_seq = recovered.last_sequence.max(replay.max_seq);
-    let edit = VersionEdit {
-        format_version: Some(MANIFEST_FORMAT_VERSION),
-        log_number: Some(recovered.log_number),
-        next_file_number: Some(recovered.next_file_number),
-        last_sequence: Some(last_seq),
-        deleted_files: Vec::new(),
-        new_files: recovered.files,
-    };
-    let version = Version::default().apply(&edit, cx.make_file);
-    // Open every table now and hold it: a table the writer compacts away later stays
-    // readable through the descriptor (POSIX), and one already gone means the state
-    // is out of date.
-    for file in version.levels.iter().flatten() {
-        file.pin()?;
-    }
-    mem.freeze();
-    Ok(Loaded {
-        view: View {
-            mem: Arc::new(mem),
+    let mut trees = Vec::with_capacity(recovered.keyspaces.len());
+    for (id, k) in recovered.keyspaces {
+        let edit = VersionEdit {
+            new_files: k.files,
+            ..VersionEdit::default()
+        };
+        let version = Version::default().apply(&edit, cx.make_file);
+        // Open every table now and hold it: a table the writer compacts away later
+        // stays readable through the descriptor (POSIX), and one already gone means the
+        // state is out of date.
+        for file in version.levels.iter().flatten() {
+            file.pin()?;
+        }
+        let mem = into
+            .memtable(id)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(MemTable::new()));
+        mem.freeze();
+        let view = View {
+            mem,
             mem_wal: recovered.log_number,
             frozen: Vec::new(),
             version: Arc::new(version),
-        },
+        };
+        trees.push((id, k.name, view));
+    }
+    Ok(Loaded {
+        trees,
+        next_keyspace_id: recovered.next_keyspace_id,
         last_seq,
     })
 }
@@ -189,12 +197,8 @@ pub(crate) fn open(opts: Options) -> Result<Db> {
         opts,
         tables,
         lock: None,
-        view: View {
-            mem: Arc::new(MemTable::new()),
-            mem_wal: 0,
-            frozen: Vec::new(),
-            version: Arc::new(Version::default()),
-        },
+        trees: Vec::new(),
+        next_keyspace_id: 1,
         last_seq: 0,
         wal: LogWriter::new(Box::new(NoWrites), SyncPolicy::Never),
         wal_number: 0,
@@ -241,7 +245,27 @@ pub(crate) fn refresh(inner: &Arc<DbInner>) -> Result<()> {
     inner
         .visible_seq
         .fetch_max(loaded.last_seq, Ordering::AcqRel);
-    inner.tree.update_view(|_| loaded.view);
+    let mut keyspaces = inner.keyspaces.write().unwrap_or_else(|p| p.into_inner());
+    let live: BTreeSet<u32> = loaded.trees.iter().map(|(id, _, _)| *id).collect();
+    // Keyspaces the writer dropped meanwhile: their handles refuse from now on.
+    keyspaces.trees.retain(|id, tree| {
+        let keep = live.contains(id);
+        if !keep {
+            tree.dropped.store(true, Ordering::Release);
+        }
+        keep
+    });
+    for (id, name, view) in loaded.trees {
+        match keyspaces.trees.get(&id) {
+            Some(tree) => tree.update_view(|_| view),
+            None => {
+                let policy = Box::new(crate::compact::policy(&inner.opts));
+                let tree = crate::tree::Tree::new(id, name, view, policy);
+                keyspaces.trees.insert(id, Arc::new(tree));
+            }
+        }
+    }
+    keyspaces.next_id = loaded.next_keyspace_id;
     Ok(())
 }
 

@@ -109,6 +109,38 @@ impl Snapshot {
     pub fn iter(&self) -> DbIter {
         self.range::<&[u8], _>(..)
     }
+
+    /// The value of `key` in `keyspace` as of the snapshot (a snapshot is consistent
+    /// across keyspaces).
+    ///
+    /// On a read-only handle this reads the keyspace's state as last loaded, not a
+    /// pinned one: a [`Db::refresh`](crate::Db::refresh) between taking the snapshot
+    /// and reading moves it on.
+    pub fn get_in(
+        &self,
+        keyspace: &crate::Keyspace,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<Bytes>> {
+        let tree = keyspace.tree();
+        tree.check_live()?;
+        self.inner.check_open()?;
+        if tree.id == crate::batch::DEFAULT_KEYSPACE {
+            return self.get(key);
+        }
+        self.inner.get_in(&tree.view(), key.as_ref(), self.seq)
+    }
+
+    /// Iterates `range` of `keyspace` as of the snapshot (see [`get_in`](Self::get_in)).
+    pub fn range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        keyspace: &crate::Keyspace,
+        range: R,
+    ) -> DbIter {
+        if keyspace.id() == crate::batch::DEFAULT_KEYSPACE {
+            return self.range(range);
+        }
+        keyspace.iter_over(KeyRange::from_bounds(range), Some(self.seq))
+    }
 }
 
 impl Drop for Snapshot {

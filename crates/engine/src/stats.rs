@@ -130,6 +130,23 @@ pub struct DbStats {
     pub memtable_bytes: u64,
     /// Table readers currently open (bounded by `max_open_files`).
     pub open_tables: usize,
+    /// The keyspace whose unflushed writes hold the oldest WAL on disk (the default
+    /// keyspace's name when none does). Per keyspace, see [`keyspaces`](Self::keyspaces).
+    pub oldest_wal_keyspace: String,
+    /// Every keyspace: its name, and the shape of its tree (`levels` and
+    /// `memtable_bytes` above are the default keyspace's).
+    pub keyspaces: Vec<KeyspaceStats>,
+}
+
+/// The shape of one keyspace's tree ([`DbStats::keyspaces`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyspaceStats {
+    /// The keyspace's name.
+    pub name: String,
+    /// Per level, as [`DbStats::levels`].
+    pub levels: Vec<LevelStats>,
+    /// Live size of its MemTables in bytes.
+    pub memtable_bytes: u64,
 }
 
 impl DbStats {

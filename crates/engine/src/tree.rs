@@ -3,9 +3,10 @@
 //!
 //! The database ([`DbInner`](crate::db::DbInner)) owns what every tree shares — the
 //! write-ahead log and group commit, the manifest, the caches, the sequence numbers and
-//! snapshots — and the trees own what each keyspace keeps apart. Today a database has
-//! one tree, the default keyspace's (see `docs/keyspaces.md` for the plan).
+//! snapshots — and the trees own what each keyspace keeps apart (see
+//! `docs/keyspaces.md`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -18,12 +19,18 @@ use crate::version::Version;
 
 /// What readers pin: the MemTables and the version of table files, all immutable or
 /// append-only, so a read never waits for a writer.
+///
+/// A MemTable's entries may span WALs: the WAL is shared by every keyspace, and a
+/// keyspace's MemTable is frozen when it is full, not when another one's is. Each
+/// MemTable is tagged with the first WAL that may hold its entries; a WAL may be
+/// deleted once no tree holds a MemTable tagged with it or an older one.
 #[derive(Clone)]
 pub(crate) struct View {
     pub mem: Arc<MemTable>,
-    /// Number of the WAL that holds `mem`.
+    /// The first WAL that may hold entries of `mem`.
     pub mem_wal: u64,
-    /// Frozen MemTables, newest first, each with the number of the WAL that holds it.
+    /// Frozen MemTables, newest first, each with the first WAL that may hold its
+    /// entries.
     pub frozen: Vec<(Arc<MemTable>, u64)>,
     pub version: Arc<Version>,
 }
@@ -59,6 +66,12 @@ impl View {
         })
     }
 
+    /// The oldest WAL this tree still needs: the one its oldest unflushed MemTable
+    /// starts in.
+    pub fn oldest_wal(&self) -> u64 {
+        self.frozen.last().map_or(self.mem_wal, |(_, wal)| *wal)
+    }
+
     /// Bytes held by the MemTables, active and frozen.
     pub fn memtable_bytes(&self) -> usize {
         self.memtables().map(|m| m.approximate_memory_usage()).sum()
@@ -83,16 +96,52 @@ impl View {
 /// One keyspace's tree: the view its readers pin, swapped whole by writers, flushes
 /// and compactions, and the policy that picks its compactions.
 pub(crate) struct Tree {
+    /// The keyspace's id: [`DEFAULT_KEYSPACE`](crate::batch::DEFAULT_KEYSPACE) or one
+    /// the manifest recorded when the keyspace was made (never reused).
+    pub id: u32,
+    pub name: String,
     view: RwLock<Arc<View>>,
     pub policy: Box<dyn CompactionPolicy>,
+    /// Set once the keyspace's drop is durable: its handles refuse every call, and its
+    /// files go once nothing reads them.
+    pub dropped: AtomicBool,
+    /// Every entry of this keyspace with a sequence number up to this is in its tables
+    /// (what the manifest records at each flush; recovery replays only newer ones).
+    flushed_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Tree {
-    pub fn new(view: View, policy: Box<dyn CompactionPolicy>) -> Self {
+    pub fn new(id: u32, name: String, view: View, policy: Box<dyn CompactionPolicy>) -> Self {
         Tree {
+            id,
+            name,
             view: RwLock::new(Arc::new(view)),
             policy,
+            dropped: AtomicBool::new(false),
+            flushed_seq: Default::default(),
         }
+    }
+
+    /// See the field: the sequence number this keyspace's tables reach.
+    pub fn flushed_seq(&self) -> SequenceNumber {
+        self.flushed_seq.load(Ordering::Acquire)
+    }
+
+    /// Raises [`flushed_seq`](Self::flushed_seq) to `seq` (a flush wrote a table
+    /// reaching it).
+    pub fn set_flushed_seq(&self, seq: SequenceNumber) {
+        self.flushed_seq.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// `InvalidArgument` once the keyspace was dropped.
+    pub fn check_live(&self) -> Result<()> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(strata_core::Error::InvalidArgument(format!(
+                "keyspace {:?} was dropped",
+                self.name
+            )));
+        }
+        Ok(())
     }
 
     /// The current view, pinned.
@@ -106,4 +155,30 @@ impl Tree {
         let next = f(&guard);
         *guard = Arc::new(next);
     }
+}
+
+/// The keyspaces of a database: its trees by id, and the next id to give.
+pub(crate) struct Keyspaces {
+    pub trees: std::collections::BTreeMap<u32, Arc<Tree>>,
+    pub next_id: u32,
+}
+
+impl Keyspaces {
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Tree>> {
+        self.trees.values().find(|t| t.name == name)
+    }
+}
+
+/// The name of the keyspace `Db`'s own methods use.
+pub(crate) const DEFAULT_NAME: &str = "default";
+
+/// Why `name` cannot name a keyspace, if it cannot: 1 to 64 bytes of ASCII letters,
+/// digits, `_`, `-` and `.`, so names are safe in tools' output and file names.
+pub(crate) fn invalid_name(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    (!ok).then(|| format!("keyspace name {name:?}: 1 to 64 ASCII letters, digits, '_', '-' or '.'"))
 }

@@ -267,4 +267,20 @@ impl Version {
     pub fn file_numbers(&self) -> impl Iterator<Item = u64> + '_ {
         self.levels.iter().flatten().map(|f| f.meta.number)
     }
+
+    /// `(level, manifest entry)` of every live file.
+    pub fn file_metas(&self) -> Vec<(usize, FileMeta)> {
+        self.levels
+            .iter()
+            .enumerate()
+            .flat_map(|(level, files)| files.iter().map(move |f| (level, (*f.meta).clone())))
+            .collect()
+    }
+
+    /// Marks every live file for removal once nothing reads it (a dropped keyspace's).
+    pub fn mark_all_obsolete(&self) {
+        for f in self.levels.iter().flatten() {
+            f.mark_obsolete();
+        }
+    }
 }

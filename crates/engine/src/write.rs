@@ -17,10 +17,11 @@ use strata_core::{Error, Result, SequenceNumber};
 use strata_memtable::MemTable;
 use strata_wal::{LogWriter, SyncPolicy};
 
-use crate::batch::{BatchEntry, BatchOp, WriteBatch, encode_record};
+use crate::batch::{BatchEntry, BatchOp, DEFAULT_KEYSPACE, WriteBatch, encode_record};
 use crate::db::{DbInner, lock};
 use crate::filename::wal_path;
 use crate::observe::StallCause;
+use crate::tree::{Tree, View};
 use crate::txn::ConflictCheck;
 
 /// Zero-filled space kept ahead of a WAL that receives synced writes (extended by
@@ -287,6 +288,8 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
     let mut ws = lock(&inner.write);
     make_room(inner, &mut ws)?;
     inner.check_writable()?;
+    let group = check_keyspaces(inner, group);
+    let group: &[Arc<Pending>] = &group;
     if group.iter().any(|p| p.batch.has_open_ranges()) {
         resolve_open_ranges(inner, group)?;
     }
@@ -332,18 +335,43 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
         .wal_bytes_written
         .fetch_add(state.record.len() as u64, Ordering::Relaxed);
 
-    // Only the leader (holding `write`) freezes MemTables, so this one stays active
-    // for the whole group.
+    // Only the leader (holding `write`) freezes MemTables, so these stay active for
+    // the whole group.
     let mem = Arc::clone(&inner.tree.view().mem);
+    // Other keyspaces' MemTables, when the group writes to any.
+    let others: Vec<(u32, Arc<MemTable>)> = if group.iter().any(|p| p.batch().has_keyspaces()) {
+        inner
+            .trees()
+            .iter()
+            .filter(|t| t.id != DEFAULT_KEYSPACE)
+            .map(|t| (t.id, Arc::clone(&t.view().mem)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut seq = first_seq;
     let mut user_bytes = 0;
     let inserted = (|| {
         let mut writer = mem.writer()?;
+        let mut other_writers: Vec<(u32, strata_memtable::MemTableWriter<'_>)> = Vec::new();
         for p in group {
             for entry in p.batch().iter() {
                 let entry =
                     entry.map_err(|e| Error::InvalidArgument(format!("malformed batch: {e}")))?;
-                entry.apply(&mut writer, seq)?;
+                if entry.keyspace == DEFAULT_KEYSPACE {
+                    entry.apply(&mut writer, seq)?;
+                } else if let Some(w) = other_writers
+                    .iter_mut()
+                    .find(|(id, _)| *id == entry.keyspace)
+                {
+                    entry.apply(&mut w.1, seq)?;
+                } else if let Some((id, m)) = others.iter().find(|(id, _)| *id == entry.keyspace) {
+                    let mut w = m.writer()?;
+                    entry.apply(&mut w, seq)?;
+                    other_writers.push((*id, w));
+                }
+                // Else the keyspace was dropped after `check_keyspaces`: the entry is
+                // in the WAL, which recovery skips for a dropped keyspace.
                 user_bytes += entry.key.len() + entry.value.len();
                 seq += 1;
             }
@@ -369,7 +397,9 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
             .iter()
             .flat_map(|p| p.batch().iter())
             .filter_map(|e| e.ok())
-            .zip(first_seq..),
+            .zip(first_seq..)
+            // Transactions read and write the default keyspace only.
+            .filter(|(e, _)| e.keyspace == DEFAULT_KEYSPACE),
     );
     Ok(())
 }
@@ -381,7 +411,49 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
 /// the range covers exactly the keys written before it; a key written later has a
 /// higher sequence number anyway. The WAL then holds an ordinary range delete.
 fn resolve_open_ranges(inner: &DbInner, group: &[Arc<Pending>]) -> Result<()> {
-    let view = inner.tree.view();
+    // Per keyspace with an open range: the largest key it holds or the group writes.
+    let mut largest: std::collections::BTreeMap<u32, Option<Vec<u8>>> = Default::default();
+    for p in group.iter().filter(|p| p.batch.has_open_ranges()) {
+        for e in p.batch.iter().flatten() {
+            if e.kind == BatchOp::DeleteRangeToEnd && !largest.contains_key(&e.keyspace) {
+                let held = match inner.tree_by_id(e.keyspace) {
+                    Some(tree) => largest_key(&tree.view())?,
+                    None => None,
+                };
+                largest.insert(e.keyspace, held);
+            }
+        }
+    }
+    for p in group {
+        for e in p.batch.iter().flatten() {
+            if matches!(e.kind, BatchOp::Put | BatchOp::Delete)
+                && let Some(l) = largest.get_mut(&e.keyspace)
+                && l.as_deref().is_none_or(|l| e.key > l)
+            {
+                *l = Some(e.key.to_vec());
+            }
+        }
+    }
+    for p in group.iter().filter(|p| p.batch.has_open_ranges()) {
+        // With no key at or after `start`, the range is `[start, start ‖ 0)`: it deletes
+        // nothing, and the batch keeps its entry count (a record of no entries would
+        // read as a sync marker).
+        let resolved = p.batch.with_ends(|keyspace, start| {
+            let last = largest
+                .get(&keyspace)
+                .and_then(|l| l.as_deref())
+                .filter(|l| *l >= start)
+                .unwrap_or(start);
+            strata_core::range_del::successor(last)
+        });
+        // Set once: a group is written by one leader, once.
+        let _ = p.resolved.set(resolved);
+    }
+    Ok(())
+}
+
+/// The largest user key a keyspace's view holds, in its MemTables or tables.
+fn largest_key(view: &View) -> Result<Option<Vec<u8>>> {
     let mut largest: Option<Vec<u8>> = None;
     let mut consider = |key: &[u8]| {
         if largest.as_deref().is_none_or(|l| key > l) {
@@ -407,25 +479,39 @@ fn resolve_open_ranges(inner: &DbInner, group: &[Arc<Pending>]) -> Result<()> {
             consider(f.meta.largest_user_key());
         }
     }
-    for p in group {
-        for e in p.batch.iter().flatten() {
-            if matches!(e.kind, BatchOp::Put | BatchOp::Delete) {
-                consider(e.key);
+    Ok(largest)
+}
+
+/// The group's members whose keyspaces all exist: a batch naming a keyspace that was
+/// dropped (or never made in this database) fails alone, with `InvalidArgument`.
+fn check_keyspaces<'g>(
+    inner: &DbInner,
+    group: &'g [Arc<Pending>],
+) -> std::borrow::Cow<'g, [Arc<Pending>]> {
+    if group.iter().all(|p| !p.batch.has_keyspaces()) {
+        return std::borrow::Cow::Borrowed(group);
+    }
+    let keyspaces = inner.keyspaces.read().unwrap_or_else(|p| p.into_inner());
+    group
+        .iter()
+        .filter_map(|p| {
+            let missing = p
+                .batch
+                .iter()
+                .flatten()
+                .map(|e| e.keyspace)
+                .find(|id| !keyspaces.trees.contains_key(id));
+            match missing {
+                Some(id) => {
+                    *lock(&p.outcome) = Some(Err(Error::InvalidArgument(format!(
+                        "the batch writes to keyspace {id}, which this database does not hold (dropped, or made by another database)"
+                    ))));
+                    None
+                }
+                None => Some(Arc::clone(p)),
             }
-        }
-    }
-    for p in group.iter().filter(|p| p.batch.has_open_ranges()) {
-        // With no key at or after `start`, the range is `[start, start ‖ 0)`: it deletes
-        // nothing, and the batch keeps its entry count (a record of no entries would
-        // read as a sync marker).
-        let resolved = p.batch.with_ends(|start| {
-            let last = largest.as_deref().filter(|l| *l >= start).unwrap_or(start);
-            strata_core::range_del::successor(last)
-        });
-        // Set once: a group is written by one leader, once.
-        let _ = p.resolved.set(resolved);
-    }
-    Ok(())
+        })
+        .collect()
 }
 
 /// The group's members that may be written: transactions whose conflict check fails
@@ -458,19 +544,28 @@ fn check_conflicts<'g>(
         .collect()
 }
 
-/// Waits for flushes and compactions if the tree is too far behind, and switches to a
-/// fresh MemTable and WAL when the current MemTable is full.
+/// Waits for flushes and compactions if a keyspace's tree is too far behind, and
+/// switches to a fresh WAL (and a fresh MemTable for each keyspace whose MemTable is
+/// full) when one is full.
 fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
     let mut slowed = false;
     // Time waited per cause, for one event per delayed write group (not per wake-up).
     let mut waited = [Duration::ZERO; 3];
+    let mut stalled_on: Option<String> = None;
     let result = loop {
         if let Err(e) = inner.check_writable() {
             break Err(e);
         }
-        let view = inner.tree.view();
-        let l0_files = view.version.levels[0].len();
+        let trees = inner.trees();
+        let views: Vec<_> = trees.iter().map(|t| t.view()).collect();
+        let (l0_files, deepest) = views
+            .iter()
+            .zip(&trees)
+            .map(|(v, t)| (v.version.levels[0].len(), t))
+            .max_by_key(|(n, _)| *n)
+            .unwrap_or((0, &inner.tree));
         if l0_files >= inner.opts.l0_stop_trigger {
+            stalled_on = Some(deepest.name.clone());
             inner.schedule_compaction();
             waited[StallCause::L0Stop as usize] += stall(inner, StallCause::L0Stop);
             continue;
@@ -487,22 +582,81 @@ fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
             slowed = true;
             continue;
         }
-        if view.mem.approximate_memory_usage() < inner.opts.memtable_bytes {
-            break Ok(());
+        let full: Vec<usize> = (0..trees.len())
+            .filter(|&i| views[i].mem.approximate_memory_usage() >= inner.opts.memtable_bytes)
+            .collect();
+        if full.is_empty() {
+            break freeze_quiet_keyspaces(inner, ws, &trees, &views);
         }
-        if view.frozen.len() >= inner.opts.max_frozen_memtables {
+        if let Some(&i) = full
+            .iter()
+            .find(|&&i| views[i].frozen.len() >= inner.opts.max_frozen_memtables)
+        {
+            stalled_on = Some(trees[i].name.clone());
             inner.schedule_flush();
             waited[StallCause::Memtables as usize] += stall(inner, StallCause::Memtables);
             continue;
         }
-        break rotate(inner, ws);
+        let full: Vec<Arc<Tree>> = full.into_iter().map(|i| Arc::clone(&trees[i])).collect();
+        break rotate(inner, ws, &full);
     };
-    report_stall(inner, &waited);
+    report_stall(inner, &waited, stalled_on.as_deref());
     result
 }
 
-/// Emits one event for a write group that waited, naming the cause it waited on longest.
-fn report_stall(inner: &DbInner, waited: &[Duration; 3]) {
+/// How many WALs may be live before the keyspaces holding the oldest one back with
+/// nothing but their active MemTable (quiet keyspaces, written to rarely) are frozen
+/// and flushed, so that one never keeps every later WAL on disk (RocksDB's
+/// `max_total_wal_size`, counted in WALs: each is about one MemTable's worth).
+const MAX_LIVE_WALS: usize = 4;
+
+fn freeze_quiet_keyspaces(
+    inner: &Arc<DbInner>,
+    ws: &mut WriteState,
+    trees: &[Arc<Tree>],
+    views: &[Arc<View>],
+) -> Result<()> {
+    if trees.len() < 2 || lock(&inner.wal_starts).len() <= MAX_LIVE_WALS {
+        return Ok(());
+    }
+    let oldest = views
+        .iter()
+        .map(|v| v.oldest_wal())
+        .min()
+        .unwrap_or(u64::MAX);
+    let quiet: Vec<Arc<Tree>> = trees
+        .iter()
+        .zip(views)
+        .filter(|(_, v)| v.frozen.is_empty() && v.mem_wal == oldest && !v.mem.is_empty())
+        .map(|(t, _)| Arc::clone(t))
+        .collect();
+    if quiet.is_empty() {
+        return Ok(());
+    }
+    for tree in &quiet {
+        tracing::debug!(keyspace = %tree.name, wal = oldest, "freezing a quiet keyspace holding the oldest WAL");
+    }
+    // With a new WAL, as every freeze: a frozen MemTable's entries are all in
+    // rotated-out WALs, which its flush can sync (see `flush::flush_oldest`).
+    rotate(inner, ws, &quiet)
+}
+
+/// Freezes `tree`'s active MemTable; its successor starts in WAL `live_wal`, just made
+/// (so every frozen MemTable's entries are in rotated-out WALs).
+fn freeze(tree: &Tree, live_wal: u64) {
+    tree.update_view(|v| {
+        v.mem.freeze();
+        let mut next = v.clone();
+        next.frozen.insert(0, (Arc::clone(&v.mem), v.mem_wal));
+        next.mem = Arc::new(MemTable::new());
+        next.mem_wal = live_wal;
+        next
+    });
+}
+
+/// Emits one event for a write group that waited, naming the cause it waited on longest
+/// and the keyspace behind it.
+fn report_stall(inner: &DbInner, waited: &[Duration; 3], keyspace: Option<&str>) {
     let total: Duration = waited.iter().sum();
     if total.is_zero() {
         return;
@@ -523,15 +677,18 @@ fn report_stall(inner: &DbInner, waited: &[Duration; 3]) {
     );
     // A slowdown alone is routine back-pressure (1 ms per group); a stop means writes
     // outran flushes or compactions and is worth an operator's attention.
+    let keyspace = keyspace.unwrap_or(crate::tree::DEFAULT_NAME);
     if waited[StallCause::L0Slowdown as usize] == total {
-        tracing::debug!(%db, cause, waited_ms, "write slowed down");
+        tracing::debug!(%db, keyspace, cause, waited_ms, "write slowed down");
     } else {
-        tracing::warn!(%db, cause, waited_ms, "write stalled");
+        tracing::warn!(%db, keyspace, cause, waited_ms, "write stalled");
     }
 }
 
-/// Freezes the MemTable and starts a new WAL for its successor.
-pub(crate) fn rotate(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
+/// Starts a new WAL and freezes the MemTables of `full` (keyspaces whose MemTable is
+/// full, or that a flush or checkpoint asks for); keyspaces with an empty MemTable no
+/// longer hold the old WAL back.
+pub(crate) fn rotate(inner: &Arc<DbInner>, ws: &mut WriteState, full: &[Arc<Tree>]) -> Result<()> {
     let number = inner.new_file_number();
     let result = (|| {
         // The closed log is not synced here: `sync_closed_wals` does it before the next
@@ -553,14 +710,19 @@ pub(crate) fn rotate(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
     if old_wal.has_unsynced() {
         lock(&inner.closed_wals.0).push((old_number, old_wal));
     }
-    inner.tree.update_view(|v| {
-        v.mem.freeze();
-        let mut next = v.clone();
-        next.frozen.insert(0, (Arc::clone(&v.mem), old_number));
-        next.mem = Arc::new(MemTable::new());
-        next.mem_wal = number;
-        next
-    });
+    let _ = old_number;
+    inner.live_wal.store(number, Ordering::Release);
+    for tree in inner.trees() {
+        if full.iter().any(|f| f.id == tree.id) {
+            freeze(&tree, number);
+        } else if tree.view().mem.is_empty() {
+            tree.update_view(|v| {
+                let mut next = v.clone();
+                next.mem_wal = number;
+                next
+            });
+        }
+    }
     inner.schedule_flush();
     Ok(())
 }
@@ -584,6 +746,19 @@ pub(crate) fn wait_for_progress(inner: &DbInner) {
     let _ = cv
         .wait_timeout_while(guard, Duration::from_millis(100), |c| *c == seen)
         .unwrap_or_else(|p| p.into_inner());
+}
+
+/// Syncs the rotated-out WALs numbered in `range`, which a flush is about to leave on
+/// disk while its table holds entries from them (see `flush::flush_oldest`).
+pub(crate) fn sync_closed_wals_in(inner: &DbInner, range: std::ops::Range<u64>) -> Result<()> {
+    let mut closed = lock(&inner.closed_wals.0);
+    for (number, wal) in closed.iter_mut() {
+        if range.contains(number) && wal.has_unsynced() {
+            wal.sync()?;
+            inner.stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
 }
 
 /// Drops the rotated-out WALs numbered up to `number`, whose MemTables are in tables.

@@ -290,8 +290,8 @@ pub fn layered_db(root: &Path) -> PathBuf {
         log_number: Some(13),
         next_file_number: Some(14),
         last_sequence: Some(41),
-        deleted_files: Vec::new(),
         new_files: vec![(2, l2), (1, l1a), (1, l1b), (0, l0_old.clone())],
+        ..VersionEdit::default()
     };
     // A second edit: the newest flush.
     let flush = VersionEdit {

@@ -130,7 +130,7 @@ fn wal_and_manifest_damage_fail_and_torn_tails_can_be_tolerated() {
     flip(&tmp.path().join("db/MANIFEST-000002"), 40, 0x01);
     let run = xtask(tmp.path(), &["verify", "db"]);
     let err = run.assert_one_line_error();
-    assert!(err.contains("MANIFEST-000002 at offset 34"), "{err}");
+    assert!(err.contains("MANIFEST-000002 at offset 36"), "{err}");
 
     let tmp = fixtures();
     flip(&tmp.path().join("db/000007.log"), 30, 0x01);

@@ -6,6 +6,7 @@ mod checkpoint;
 mod concurrency;
 mod format_fixture;
 mod in_memory;
+mod keyspace;
 mod lifecycle;
 mod model;
 mod range_delete;

@@ -1,0 +1,472 @@
+//! Keyspaces: a model test over three keyspaces (cross-keyspace batches, snapshots,
+//! flushes, compactions, drops and re-creates, closes and crashes), and the rules
+//! around them (names, drops, WAL retention, what is refused).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use strata::{Db, ErrorKind, Keyspace, Snapshot, WriteBatch, WriteOptions};
+use strata_core::{FileSystem as _, MemFs};
+
+use crate::{collect, open_mem};
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The keyspaces the model uses: the default one and two more.
+const NAMES: [&str; 3] = ["default", "records", "index"];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(usize, u8, Vec<u8>),
+    Delete(usize, u8),
+    DeleteRange(usize, u8, u8),
+    /// One atomic batch over several keyspaces: `(keyspace, key, Some(value) | None)`.
+    Batch(Vec<(usize, u8, Option<Vec<u8>>)>),
+    Get(usize, u8),
+    Scan(usize, bool),
+    TakeSnapshot,
+    ReadSnapshot(usize, usize, u8),
+    ScanSnapshot(usize, usize),
+    Flush,
+    Compact(usize),
+    /// Drops the keyspace (not the default one); the next use makes it again, empty.
+    Drop(usize),
+    Close,
+    Crash,
+}
+
+fn key(k: u8) -> Vec<u8> {
+    format!("k{:02}", k % 40).into_bytes()
+}
+
+fn ks() -> impl Strategy<Value = usize> {
+    0..NAMES.len()
+}
+
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        6 => proptest::collection::vec(any::<u8>(), 0..40),
+        1 => proptest::collection::vec(any::<u8>(), 200..900),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        30 => (ks(), any::<u8>(), value()).prop_map(|(s, k, v)| Op::Put(s, k, v)),
+        6 => (ks(), any::<u8>()).prop_map(|(s, k)| Op::Delete(s, k)),
+        2 => (ks(), any::<u8>(), any::<u8>()).prop_map(|(s, a, b)| Op::DeleteRange(s, a, b)),
+        6 => proptest::collection::vec(
+                (ks(), any::<u8>(), proptest::option::weighted(0.8, value())),
+                1..6,
+            ).prop_map(Op::Batch),
+        10 => (ks(), any::<u8>()).prop_map(|(s, k)| Op::Get(s, k)),
+        3 => (ks(), any::<bool>()).prop_map(|(s, r)| Op::Scan(s, r)),
+        2 => Just(Op::TakeSnapshot),
+        3 => (any::<usize>(), ks(), any::<u8>()).prop_map(|(i, s, k)| Op::ReadSnapshot(i, s, k)),
+        1 => (any::<usize>(), ks()).prop_map(|(i, s)| Op::ScanSnapshot(i, s)),
+        1 => Just(Op::Flush),
+        1 => ks().prop_map(Op::Compact),
+        1 => (1..NAMES.len()).prop_map(Op::Drop),
+        1 => Just(Op::Close),
+        1 => Just(Op::Crash),
+    ]
+}
+
+fn open(fs: &MemFs) -> Db {
+    open_mem(fs)
+}
+
+/// The handle of keyspace `i` (made if missing).
+fn handle(db: &Db, i: usize) -> Keyspace {
+    db.keyspace(NAMES[i]).unwrap()
+}
+
+fn run(ops: Vec<Op>) {
+    let fs = MemFs::new();
+    let mut db = Some(open(&fs));
+    let mut models: Vec<Model> = vec![Model::new(); NAMES.len()];
+    let mut snaps: Vec<(Snapshot, Vec<Model>)> = Vec::new();
+    for op in ops {
+        let d = db.get_or_insert_with(|| open(&fs));
+        match op {
+            Op::Put(s, k, v) => {
+                if s == 0 {
+                    d.put(key(k), &v).unwrap();
+                } else {
+                    handle(d, s).put(key(k), &v).unwrap();
+                }
+                models[s].insert(key(k), v);
+            }
+            Op::Delete(s, k) => {
+                handle(d, s).delete(key(k)).unwrap();
+                models[s].remove(&key(k));
+            }
+            Op::DeleteRange(s, a, b) => {
+                let (lo, hi) = (key(a).min(key(b)), key(a).max(key(b)));
+                handle(d, s).delete_range(lo.clone()..hi.clone()).unwrap();
+                models[s].retain(|k, _| !(lo <= *k && *k < hi));
+            }
+            Op::Batch(entries) => {
+                let mut b = WriteBatch::new();
+                for (s, k, v) in entries {
+                    let h = handle(d, s);
+                    match v {
+                        Some(v) => {
+                            b.put_in(&h, key(k), &v);
+                            models[s].insert(key(k), v);
+                        }
+                        None => {
+                            b.delete_in(&h, key(k));
+                            models[s].remove(&key(k));
+                        }
+                    }
+                }
+                d.write(b, WriteOptions::default()).unwrap();
+            }
+            Op::Get(s, k) => {
+                let got = handle(d, s).get(key(k)).unwrap().map(|v| v.to_vec());
+                assert_eq!(got, models[s].get(&key(k)).cloned(), "{} get {k}", NAMES[s]);
+            }
+            Op::Scan(s, rev) => {
+                let h = handle(d, s);
+                let mut want: Vec<_> = models[s]
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let got = if rev {
+                    want.reverse();
+                    collect(h.iter().rev())
+                } else {
+                    collect(h.iter())
+                };
+                assert_eq!(got, want, "{} scan", NAMES[s]);
+            }
+            Op::TakeSnapshot => snaps.push((d.snapshot(), models.clone())),
+            Op::ReadSnapshot(i, s, k) if !snaps.is_empty() => {
+                let (snap, m) = &snaps[i % snaps.len()];
+                // A keyspace dropped since the snapshot refuses (its handle is stale).
+                let h = handle(d, s);
+                match snap.get_in(&h, key(k)) {
+                    Ok(v) => {
+                        assert_eq!(v.map(|v| v.to_vec()), m[s].get(&key(k)).cloned())
+                    }
+                    Err(e) => panic!("snapshot read of {}: {e}", NAMES[s]),
+                }
+            }
+            Op::ScanSnapshot(i, s) if !snaps.is_empty() => {
+                let (snap, m) = &snaps[i % snaps.len()];
+                let h = handle(d, s);
+                let want: Vec<_> = m[s].iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                assert_eq!(collect(snap.range_in::<&[u8], _>(&h, ..)), want);
+            }
+            Op::ReadSnapshot(..) | Op::ScanSnapshot(..) => {}
+            Op::Flush => d.flush().unwrap(),
+            Op::Compact(s) => handle(d, s).compact_range::<&[u8], _>(..).unwrap(),
+            Op::Drop(s) => {
+                let h = handle(d, s);
+                d.drop_keyspace(NAMES[s]).unwrap();
+                assert_eq!(h.get("k00").unwrap_err().kind(), ErrorKind::InvalidArgument);
+                models[s].clear();
+                // Snapshots taken before saw the old keyspace: a new one of the same
+                // name is another keyspace, empty at those snapshots too.
+                for (_, m) in &mut snaps {
+                    m[s].clear();
+                }
+            }
+            Op::Close => {
+                snaps.clear();
+                db.take().unwrap().close().unwrap();
+            }
+            Op::Crash => {
+                snaps.clear();
+                drop(db.take());
+            }
+        }
+    }
+    let d = db.get_or_insert_with(|| open(&fs));
+    for (s, model) in models.iter().enumerate() {
+        let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(
+            collect(handle(d, s).iter()),
+            want,
+            "{} at the end",
+            NAMES[s]
+        );
+    }
+    drop(db);
+    // And once more after a reopen.
+    let d = open(&fs);
+    for (s, model) in models.iter().enumerate() {
+        let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(collect(handle(&d, s).iter()), want, "{} reopened", NAMES[s]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, .. ProptestConfig::default() })]
+
+    #[test]
+    fn keyspaces_match_a_model_of_one_btreemap_each(ops in proptest::collection::vec(op(), 1..400)) {
+        run(ops);
+    }
+}
+
+fn open_faulty(fs: &strata_faultfs::FaultFs) -> Db {
+    crate::tiny(Db::builder(Path::new("/db")))
+        .file_system(Arc::new(fs.clone()))
+        .open()
+        .unwrap()
+}
+
+#[test]
+fn a_batch_over_two_keyspaces_is_atomic_across_a_power_loss() {
+    let fs = strata_faultfs::FaultFs::new();
+    let db = open_faulty(&fs);
+    let records = db.keyspace("records").unwrap();
+    let index = db.keyspace("index").unwrap();
+    for i in 0..200u32 {
+        let mut b = WriteBatch::new();
+        b.put_in(&records, format!("user:{i:04}"), format!("name-{i}"))
+            .put_in(&index, format!("name-{i}"), format!("user:{i:04}"));
+        db.write(b, WriteOptions { sync: i % 50 == 49 }).unwrap();
+    }
+    // A power loss keeps every synced write and a prefix of the rest: every record
+    // has its index entry and the other way round.
+    let fs = fs.crash(&strata_faultfs::CrashOptions::power_loss());
+    drop(db);
+    let db = open_faulty(&fs);
+    let records = db.keyspace("records").unwrap();
+    let index = db.keyspace("index").unwrap();
+    let r = collect(records.iter());
+    let x = collect(index.iter());
+    assert!(r.len() >= 200, "every synced write survives: {}", r.len());
+    assert_eq!(r.len(), x.len());
+    for (k, v) in &r {
+        assert_eq!(index.get(v).unwrap().as_deref(), Some(k.as_slice()));
+    }
+    assert_eq!(db.list_keyspaces(), ["default", "records", "index"]);
+}
+
+#[test]
+fn names_are_checked_and_the_default_keyspace_is_the_dbs_own() {
+    let fs = MemFs::new();
+    let db = open(&fs);
+    for bad in ["", "a/b", "with space", &"x".repeat(65), "ünï"] {
+        let err = db.keyspace(bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+    }
+    let default = db.keyspace("default").unwrap();
+    default.put("k", "v").unwrap();
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        db.drop_keyspace("default").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        db.drop_keyspace("missing").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn a_dropped_keyspace_refuses_its_handles_and_comes_back_empty() {
+    let fs = MemFs::new();
+    // Default options: one table for the whole keyspace, and no compaction running.
+    let open = |fs: &MemFs| {
+        Db::builder("/db")
+            .file_system(Arc::new(fs.clone()))
+            .open()
+            .unwrap()
+    };
+    let db = open(&fs);
+    let logs = db.keyspace("logs").unwrap();
+    for i in 0..2000u32 {
+        logs.put(format!("{i:06}"), "entry entry entry").unwrap();
+    }
+    db.flush().unwrap();
+    let tables = |fs: &MemFs| {
+        fs.list(Path::new("/db"))
+            .unwrap()
+            .iter()
+            .filter(|n| n.ends_with(".sst"))
+            .count()
+    };
+    assert_eq!(tables(&fs), 1);
+    let mut it = logs.iter();
+    db.drop_keyspace("logs").unwrap();
+    for err in [
+        logs.get("000001").unwrap_err(),
+        logs.put("x", "y").unwrap_err(),
+        logs.iter().next().unwrap().unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    }
+    // An iterator made before the drop goes on reading what it pinned.
+    assert!(it.next().unwrap().is_ok());
+    drop(it);
+    // A batch naming it fails alone; the writes around it go on.
+    let mut b = WriteBatch::new();
+    b.put_in(&logs, "x", "y");
+    assert_eq!(
+        db.write(b, WriteOptions::default()).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    db.put("still", "writable").unwrap();
+    // Its files are gone once nothing reads them (the iterator is dropped above).
+    assert_eq!(tables(&fs), 0);
+    let again = db.keyspace("logs").unwrap();
+    assert_eq!(again.iter().count(), 0);
+    again.put("new", "1").unwrap();
+    db.close().unwrap();
+    let db = open(&fs);
+    let again = db.keyspace("logs").unwrap();
+    assert_eq!(collect(again.iter()), [(b"new".to_vec(), b"1".to_vec())]);
+}
+
+#[test]
+fn a_quiet_keyspace_does_not_keep_wals_forever() {
+    let fs = MemFs::new();
+    let db = open(&fs);
+    let quiet = db.keyspace("quiet").unwrap();
+    quiet.put("one", "write").unwrap();
+    let wals = |fs: &MemFs| {
+        fs.list(Path::new("/db"))
+            .unwrap()
+            .iter()
+            .filter(|n| n.ends_with(".log"))
+            .count()
+    };
+    let mut most = 0;
+    for i in 0..4_000u32 {
+        db.put(format!("busy:{i:08}"), "some value to fill MemTables")
+            .unwrap();
+        if i % 20 == 0 {
+            most = most.max(wals(&fs));
+        }
+    }
+    db.wait_for_compaction().unwrap();
+    assert!(most <= 8, "at most a few WALs at once, saw {most}");
+    assert_ne!(db.stats().oldest_wal_keyspace, "quiet");
+    assert_eq!(quiet.get("one").unwrap().as_deref(), Some(&b"write"[..]));
+    // A handle keeps its database open: close both.
+    drop(quiet);
+    db.close().unwrap();
+    let db = open(&fs);
+    assert_eq!(
+        db.keyspace("quiet").unwrap().get("one").unwrap().as_deref(),
+        Some(&b"write"[..])
+    );
+}
+
+#[test]
+fn a_batch_naming_another_databases_keyspace_is_refused() {
+    let (fs1, fs2) = (MemFs::new(), MemFs::new());
+    let (db1, db2) = (open(&fs1), open(&fs2));
+    let mut made_elsewhere = WriteBatch::new();
+    made_elsewhere.put_in(&db1.keyspace("only-in-one").unwrap(), "k", "v");
+    assert_eq!(
+        db2.write(made_elsewhere, WriteOptions::default())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn checkpoints_of_a_database_with_keyspaces_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("db")).unwrap();
+    db.keyspace("more").unwrap().put("k", "v").unwrap();
+    let err = db.checkpoint(dir.path().join("cp")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotSupported);
+    db.drop_keyspace("more").unwrap();
+    db.checkpoint(dir.path().join("cp")).unwrap();
+}
+
+#[test]
+fn keyspaces_are_kept_apart_in_stats() {
+    let db = open(&MemFs::new());
+    let a = db.keyspace("a").unwrap();
+    for i in 0..500u32 {
+        a.put(format!("{i}"), "v").unwrap();
+    }
+    db.flush().unwrap();
+    let stats = db.stats();
+    let names: Vec<_> = stats.keyspaces.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["default", "a"]);
+    let entries = |i: usize| -> u64 { stats.keyspaces[i].levels.iter().map(|l| l.entries).sum() };
+    assert_eq!(entries(0), 0);
+    assert_eq!(entries(1), 500);
+}
+
+/// Found in review: a keyspace's flushed table could hold writes from a WAL that
+/// another keyspace kept on disk unsynced; a power loss cut that WAL short, recovery
+/// stopped there, and the table kept writes past the lost ones — and new writes reused
+/// their sequence numbers and lost to them. A flush now syncs the WALs it leaves behind.
+#[test]
+fn after_a_power_loss_every_keyspace_holds_a_prefix_of_the_writes() {
+    // MemTables of 128 KiB: the busy keyspace fills one every ~100 writes, the quiet
+    // one never does.
+    let open_faulty = |fs: &strata_faultfs::FaultFs| {
+        Db::builder(Path::new("/db"))
+            .memtable_bytes(128 << 10)
+            .file_system(Arc::new(fs.clone()))
+            .open()
+            .unwrap()
+    };
+    let value = "v".repeat(1000);
+    for seed in 0..4u64 {
+        let fs = strata_faultfs::FaultFs::new();
+        let db = open_faulty(&fs);
+        // The quiet keyspace holds the oldest WAL on disk while the busy one flushes.
+        let quiet = db.keyspace("quiet").unwrap();
+        let busy = db.keyspace("busy").unwrap();
+        let writes: Vec<(String, String)> = (0..600 + 150 * seed)
+            .map(|i| (format!("k{}", i % 10), format!("{i}{value}")))
+            .collect();
+        for (i, (k, v)) in writes.iter().enumerate() {
+            // Now and then, so it always holds some WAL back.
+            if i % 7 == 0 {
+                quiet.put("x", v).unwrap();
+            }
+            busy.put(k, v).unwrap();
+        }
+        drop(quiet);
+        let fs = fs.crash(&strata_faultfs::CrashOptions::power_loss());
+        drop(busy);
+        drop(db);
+        let db = open_faulty(&fs);
+        let busy = db.keyspace("busy").unwrap();
+        let got = collect(busy.iter());
+        let prefix = (0..=writes.len()).find(|&n| {
+            let mut model = BTreeMap::new();
+            for (k, v) in &writes[..n] {
+                model.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+            }
+            model.into_iter().collect::<Vec<_>>() == got
+        });
+        assert!(
+            prefix.is_some(),
+            "seed {seed}: not a prefix of the writes: {got:?}"
+        );
+        // New writes win over everything recovered.
+        for i in 0..10 {
+            busy.put(format!("k{i}"), "new").unwrap();
+            assert_eq!(
+                busy.get(format!("k{i}")).unwrap().as_deref(),
+                Some(&b"new"[..])
+            );
+        }
+        db.flush().unwrap();
+        db.compact_range::<&[u8], _>(..).unwrap();
+        busy.compact_range::<&[u8], _>(..).unwrap();
+        for i in 0..10 {
+            assert_eq!(
+                busy.get(format!("k{i}")).unwrap().as_deref(),
+                Some(&b"new"[..])
+            );
+        }
+    }
+}
