@@ -13,6 +13,7 @@ use clap::Parser;
 mod engine;
 mod metrics;
 mod peers;
+mod raft;
 mod report;
 mod workload;
 
@@ -26,8 +27,16 @@ readseq,readreverse,seekrandom,readwhilewriting,deleterandom,fillsync";
 
 /// db_bench-style benchmark of Strata and its peers.
 #[derive(Parser, Debug)]
-#[command(name = "strata-bench", version, about)]
+#[command(
+    name = "strata-bench",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    /// Another benchmark instead of the db_bench workloads.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Number of keys.
     #[arg(long, default_value_t = 200_000)]
     num: u64,
@@ -105,6 +114,14 @@ struct Args {
     /// Also write a bar chart of ops/s per workload and engine (SVG) to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
+}
+
+/// The benchmarks that are not db_bench workloads.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// openraft log stores side by side: proposals through a real `openraft::Raft` on
+    /// Strata's log store and on peers' (`strata-bench raft --help`).
+    Raft(raft::RaftArgs),
 }
 
 /// What a workload does, for the bookkeeping around it.
@@ -188,8 +205,12 @@ struct Bench {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    match run(args) {
+    let mut args = Args::parse();
+    let result = match args.command.take() {
+        Some(Command::Raft(raft_args)) => raft::run(raft_args),
+        None => run(args),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
