@@ -18,11 +18,13 @@
 
 mod net;
 // The peer log store, for the peers compiled in.
-#[cfg(feature = "fjall")]
+#[cfg(any(feature = "fjall", feature = "rocksdb"))]
 mod peer;
 
 #[cfg(feature = "fjall")]
 mod fjall;
+#[cfg(feature = "rocksdb")]
+mod rocksdb;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -55,7 +57,8 @@ pub type Raft = openraft::Raft<Bench>;
 /// `strata-bench raft` flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RaftArgs {
-    /// Comma list of stores: strata, fjall (built with `--features fjall`), local
+    /// Comma list of stores: strata, fjall (built with `--features fjall`), rocksdb
+    /// (`--features rocksdb` or `rocksdb-system`), local
     /// (Strata's `Db::write` with sync, no Raft), or all (every compiled store and local).
     #[arg(long, default_value = "all")]
     pub stores: String,
@@ -91,6 +94,8 @@ enum Store {
     Strata,
     #[cfg(feature = "fjall")]
     Fjall,
+    #[cfg(feature = "rocksdb")]
+    Rocksdb,
     Local,
 }
 
@@ -101,6 +106,8 @@ impl Store {
             Store::Strata,
             #[cfg(feature = "fjall")]
             Store::Fjall,
+            #[cfg(feature = "rocksdb")]
+            Store::Rocksdb,
             Store::Local,
         ]
     }
@@ -110,6 +117,8 @@ impl Store {
             Store::Strata => "strata",
             #[cfg(feature = "fjall")]
             Store::Fjall => "fjall",
+            #[cfg(feature = "rocksdb")]
+            Store::Rocksdb => "rocksdb",
             Store::Local => "local",
         }
     }
@@ -315,8 +324,17 @@ fn payload_of(len: usize) -> String {
         .collect()
 }
 
-/// The state machine every store gets: applies nothing (each apply still commits the
-/// last-applied log id to its in-memory database).
+/// The state machine every store gets: `strata-kv-raft`'s, on an in-memory database.
+type StateMachine = strata_raft::StateMachine<Bench, Discard>;
+
+fn state_machine() -> Res<StateMachine> {
+    let memory = DbBuilder::in_memory().open()?;
+    let (_, state_machine) = strata_raft::open::<Bench, _>(memory, Discard)?;
+    Ok(state_machine)
+}
+
+/// What [`StateMachine`] applies: nothing (each apply still commits the last-applied
+/// log id to its in-memory database).
 struct Discard;
 
 impl Apply<Bench> for Discard {
@@ -343,7 +361,7 @@ fn config() -> Res<Arc<openraft::Config>> {
 /// What a node's log store is kept open by, and how many syncs it ran.
 enum Handle {
     Strata(Db),
-    #[cfg(feature = "fjall")]
+    #[cfg(any(feature = "fjall", feature = "rocksdb"))]
     Peer(Arc<AtomicU64>),
 }
 
@@ -351,7 +369,7 @@ impl Handle {
     fn syncs(&self) -> u64 {
         match self {
             Handle::Strata(db) => db.stats().wal_syncs,
-            #[cfg(feature = "fjall")]
+            #[cfg(any(feature = "fjall", feature = "rocksdb"))]
             Handle::Peer(syncs) => syncs.load(Ordering::Relaxed),
         }
     }
@@ -359,7 +377,7 @@ impl Handle {
     fn close(self) -> Res<()> {
         match self {
             Handle::Strata(db) => Ok(db.close()?),
-            #[cfg(feature = "fjall")]
+            #[cfg(any(feature = "fjall", feature = "rocksdb"))]
             Handle::Peer(_) => Ok(()),
         }
     }
@@ -367,8 +385,7 @@ impl Handle {
 
 /// Starts node `id` with a log store of kind `store` in `dir`.
 async fn start_node(store: Store, id: u64, dir: &Path, router: &Router) -> Res<(Raft, Handle)> {
-    let memory = DbBuilder::in_memory().open()?;
-    let (_, state_machine) = strata_raft::open::<Bench, _>(memory, Discard)?;
+    let state_machine = state_machine()?;
     let (raft, handle) = match store {
         Store::Strata => {
             let db = Db::open(dir)?;
@@ -377,16 +394,29 @@ async fn start_node(store: Store, id: u64, dir: &Path, router: &Router) -> Res<(
             (raft, Handle::Strata(db))
         }
         #[cfg(feature = "fjall")]
-        Store::Fjall => {
-            let log = peer::PeerLog::new(fjall::FjallLog::open(dir)?)?;
-            let syncs = log.syncs();
-            let raft = Raft::new(id, config()?, router.clone(), log, state_machine).await?;
-            (raft, Handle::Peer(syncs))
+        Store::Fjall => start_peer(fjall::FjallLog::open(dir)?, id, router, state_machine).await?,
+        #[cfg(feature = "rocksdb")]
+        Store::Rocksdb => {
+            start_peer(rocksdb::RocksLog::open(dir)?, id, router, state_machine).await?
         }
         Store::Local => return Err("`local` has no Raft".into()),
     };
     router.add(id, raft.clone());
     Ok((raft, handle))
+}
+
+/// Starts node `id` with the peer log store on `kv`.
+#[cfg(any(feature = "fjall", feature = "rocksdb"))]
+async fn start_peer(
+    kv: impl peer::LogKv,
+    id: u64,
+    router: &Router,
+    state_machine: StateMachine,
+) -> Res<(Raft, Handle)> {
+    let log = peer::PeerLog::new(kv)?;
+    let syncs = log.syncs();
+    let raft = Raft::new(id, config()?, router.clone(), log, state_machine).await?;
+    Ok((raft, Handle::Peer(syncs)))
 }
 
 /// Starts a cluster of `nodes` in `dir`, times `count` proposals through its leader,
@@ -645,5 +675,45 @@ mod tests {
             }
         }
         assert!(report.table().contains("| 100 B | 16 | strata | 3 |"));
+    }
+
+    /// Builds a peer's log store in a fresh directory (kept by the guard) with the
+    /// benchmark's state machine, for openraft's storage suite.
+    #[cfg(any(feature = "fjall", feature = "rocksdb"))]
+    struct PeerBuilder<K>(fn(&Path) -> Res<K>);
+
+    #[cfg(any(feature = "fjall", feature = "rocksdb"))]
+    impl<K: peer::LogKv>
+        openraft::testing::StoreBuilder<Bench, peer::PeerLog<K>, StateMachine, tempfile::TempDir>
+        for PeerBuilder<K>
+    {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, peer::PeerLog<K>, StateMachine), openraft::StorageError<u64>>
+        {
+            let fail = |e: &dyn std::fmt::Display| {
+                openraft::StorageIOError::write(openraft::AnyError::error(e.to_string()))
+            };
+            let dir = tempfile::tempdir().map_err(|e| fail(&e))?;
+            let kv = (self.0)(dir.path()).map_err(|e| fail(&e))?;
+            let log = peer::PeerLog::new(kv).map_err(|e| fail(&e))?;
+            Ok((dir, log, state_machine().map_err(|e| fail(&e))?))
+        }
+    }
+
+    /// The peer log stores pass openraft's own storage suite, as Strata's does: the
+    /// comparison is between correct stores.
+    #[cfg(feature = "fjall")]
+    #[test]
+    fn the_fjall_log_store_passes_openrafts_suite() {
+        openraft::testing::Suite::test_all(PeerBuilder(fjall::FjallLog::open))
+            .expect("openraft's storage suite passes");
+    }
+
+    #[cfg(feature = "rocksdb")]
+    #[test]
+    fn the_rocksdb_log_store_passes_openrafts_suite() {
+        openraft::testing::Suite::test_all(PeerBuilder(rocksdb::RocksLog::open))
+            .expect("openraft's storage suite passes");
     }
 }
