@@ -279,16 +279,7 @@ fn run(args: Args) -> Res<()> {
     } else {
         engines
     };
-    let tmp;
-    let base = match &args.db {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("strata-bench")
-                .tempdir_in(std::env::temp_dir())?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let (base, _tmp) = base_dir(args.db.as_ref(), "strata-bench")?;
     let bench = Bench::new(args, base);
     bench.header(&engines);
     let (out, states) = bench.measure(&engines)?;
@@ -317,6 +308,20 @@ fn run(args: Args) -> Res<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The base directory: `--db`, or a new temporary directory named `prefix...`, removed
+/// when the returned guard drops.
+fn base_dir(db: Option<&PathBuf>, prefix: &str) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
+    match db {
+        Some(d) => Ok((d.clone(), None)),
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir_in(std::env::temp_dir())?;
+            Ok((tmp.path().to_path_buf(), Some(tmp)))
+        }
+    }
 }
 
 impl Bench {

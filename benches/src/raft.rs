@@ -198,16 +198,7 @@ pub struct RaftReport {
 
 /// Runs `strata-bench raft`.
 pub fn run(args: RaftArgs) -> Res<()> {
-    let tmp;
-    let base = match &args.db {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("strata-raftbench")
-                .tempdir_in(std::env::temp_dir())?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let (base, _tmp) = crate::base_dir(args.db.as_ref(), "strata-raftbench")?;
     let say = |line: String| {
         if args.json {
             eprintln!("{line}");
@@ -216,8 +207,8 @@ pub fn run(args: RaftArgs) -> Res<()> {
         }
     };
     say(format!("Machine:    {}", metrics::machine()));
-    say(format!("Directory:  {}", base.display()));
-    let report = measure(&args, &base, &mut |row| say(line(row)))?;
+    say(format!("Directory:  {}\n\n{HEADER}", base.display()));
+    let report = measure(&args, &base, &mut |row| say(row.markdown("")))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -575,43 +566,44 @@ impl RaftRow {
     }
 }
 
-/// The line printed as each measurement ends.
-fn line(r: &RaftRow) -> String {
-    format!(
-        "raft {:>5} B x{:<2} {:<7} {} node{} run {}: {:>8.0} proposals/s  p50 {:>8.1} µs  \
-         p99 {:>8.1} µs  p99.9 {:>8.1} µs  CPU {:>6.1} µs/op  {:.3} fsyncs/op",
-        r.payload,
-        r.concurrency,
-        r.store,
-        r.nodes,
-        if r.nodes == 1 { " " } else { "s" },
-        r.run,
-        r.ops_per_sec,
-        r.p50_us,
-        r.p99_us,
-        r.p999_us,
-        r.cpu_us_per_op,
-        r.fsyncs_per_op
-    )
+impl RaftRow {
+    /// The row as a line of the Markdown table; `ratio` fills the last column.
+    fn markdown(&self, ratio: &str) -> String {
+        format!(
+            "| {} B | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} | {} |",
+            self.payload,
+            self.concurrency,
+            self.store,
+            self.nodes,
+            self.run,
+            self.ops_per_sec,
+            self.p50_us,
+            self.p99_us,
+            self.p999_us,
+            self.cpu_us_per_op,
+            self.fsyncs_per_op,
+            ratio
+        )
+    }
 }
 
+/// The header of the Markdown table.
+const HEADER: &str = "| payload | in flight | store | nodes | run | proposals/s | p50 µs | p99 µs | \
+                      p99.9 µs | CPU µs/op | fsyncs/op | strata ÷ this |\n\
+                      |--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|";
+
 impl RaftReport {
-    /// The measurements as a Markdown table; the last column is the single-node Strata
-    /// store's proposals/s (same payload, concurrency and run) ÷ this row's.
+    /// The measurements as a Markdown table; the last column is Strata's proposals/s
+    /// ÷ this row's, in the same run with the same payload, concurrency and nodes
+    /// (`local` against the single-node Strata store).
     pub fn table(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "{}\n{}\n", self.parameters, self.machine);
-        let _ = writeln!(
-            s,
-            "| payload | in flight | store | nodes | run | proposals/s | p50 µs | p99 µs | \
-             p99.9 µs | CPU µs/op | fsyncs/op | strata ÷ this |"
-        );
-        let _ = writeln!(s, "|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(s, "{}\n{}\n\n{HEADER}", self.parameters, self.machine);
         for r in &self.results {
             let strata = self.results.iter().find(|o| {
                 o.store == "strata"
-                    && o.nodes == 1
-                    && (o.payload, o.concurrency, o.run) == (r.payload, r.concurrency, r.run)
+                    && (o.payload, o.concurrency, o.run, o.nodes)
+                        == (r.payload, r.concurrency, r.run, r.nodes)
             });
             let ratio = match strata {
                 Some(o) if !std::ptr::eq(o, r) && r.ops_per_sec > 0.0 => {
@@ -619,22 +611,7 @@ impl RaftReport {
                 }
                 _ => String::new(),
             };
-            let _ = writeln!(
-                s,
-                "| {} B | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} | {} |",
-                r.payload,
-                r.concurrency,
-                r.store,
-                r.nodes,
-                r.run,
-                r.ops_per_sec,
-                r.p50_us,
-                r.p99_us,
-                r.p999_us,
-                r.cpu_us_per_op,
-                r.fsyncs_per_op,
-                ratio
-            );
+            let _ = writeln!(s, "{}", r.markdown(&ratio));
         }
         s
     }
