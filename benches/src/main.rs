@@ -13,6 +13,7 @@ use clap::Parser;
 mod engine;
 mod metrics;
 mod peers;
+mod raft;
 mod report;
 mod workload;
 
@@ -26,8 +27,16 @@ readseq,readreverse,seekrandom,readwhilewriting,deleterandom,fillsync";
 
 /// db_bench-style benchmark of Strata and its peers.
 #[derive(Parser, Debug)]
-#[command(name = "strata-bench", version, about)]
+#[command(
+    name = "strata-bench",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    /// Another benchmark instead of the db_bench workloads.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Number of keys.
     #[arg(long, default_value_t = 200_000)]
     num: u64,
@@ -113,6 +122,14 @@ struct Args {
     svg: Option<PathBuf>,
 }
 
+/// The benchmarks that are not db_bench workloads.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// openraft log stores side by side: proposals through a real `openraft::Raft` on
+    /// Strata's log store and on peers' (`strata-bench raft --help`).
+    Raft(raft::RaftArgs),
+}
+
 /// What a workload does, for the bookkeeping around it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -194,8 +211,12 @@ struct Bench {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    match run(args) {
+    let mut args = Args::parse();
+    let result = match args.command.take() {
+        Some(Command::Raft(raft_args)) => raft::run(raft_args),
+        None => run(args),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -264,16 +285,7 @@ fn run(args: Args) -> Res<()> {
     } else {
         engines
     };
-    let tmp;
-    let base = match &args.db {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("strata-bench")
-                .tempdir_in(std::env::temp_dir())?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let (base, _tmp) = base_dir(args.db.as_ref(), "strata-bench")?;
     let bench = Bench::new(args, base);
     bench.header(&engines);
     let (out, states) = bench.measure(&engines)?;
@@ -302,6 +314,20 @@ fn run(args: Args) -> Res<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The base directory: `--db`, or a new temporary directory named `prefix...`, removed
+/// when the returned guard drops.
+fn base_dir(db: Option<&PathBuf>, prefix: &str) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
+    match db {
+        Some(d) => Ok((d.clone(), None)),
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir_in(std::env::temp_dir())?;
+            Ok((tmp.path().to_path_buf(), Some(tmp)))
+        }
+    }
 }
 
 impl Bench {
