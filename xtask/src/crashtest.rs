@@ -27,6 +27,11 @@
 //!
 //! Verification also checks every live table's checksums and a full scan against point
 //! lookups.
+//!
+//! **Keyspaces.** Odd keys live in a second keyspace (`side`), even ones in the default
+//! keyspace: batches span both, a range delete deletes its range's keys in one of them,
+//! and each keyspace's MemTables fill, freeze and flush on their own while the other
+//! holds WALs back. A key found in the wrong keyspace is an error.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -103,6 +108,14 @@ fn key(i: u64) -> String {
     format!("key{i:04}")
 }
 
+/// The second keyspace: odd keys live there, even keys in the default keyspace, so
+/// batches span both and each keyspace's MemTables fill and flush on their own.
+const SIDE: &str = "side";
+
+fn in_side(i: u64) -> bool {
+    i % 2 == 1
+}
+
 /// Small everything, so a child flushes, compacts and rolls the manifest constantly.
 /// (A MemTable's size counts its 64 KiB arena chunks, so 128 KiB holds ~64 KiB.)
 fn open_db(path: &Path) -> strata::Result<Db> {
@@ -147,6 +160,7 @@ fn run_child(args: &ChildArgs) -> Result<()> {
             other => break other?,
         }
     };
+    let side = db.keyspace(SIDE)?;
     let log = Arc::new(Mutex::new(
         OpenOptions::new()
             .append(true)
@@ -155,7 +169,7 @@ fn run_child(args: &ChildArgs) -> Result<()> {
     ));
     let threads: Vec<_> = (0..args.threads)
         .map(|t| {
-            let (db, log) = (db.clone(), Arc::clone(&log));
+            let (db, side, log) = (db.clone(), side.clone(), Arc::clone(&log));
             let mut rng = Rng(args.seed ^ (t + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
             let (cycle, threads) = (args.cycle, args.threads);
             std::thread::spawn(move || -> std::result::Result<(), String> {
@@ -174,14 +188,22 @@ fn run_child(args: &ChildArgs) -> Result<()> {
                     let mut entries: BTreeMap<u64, Option<String>> = BTreeMap::new();
                     let mut batch = WriteBatch::new();
                     let mut range = 0..0;
+                    // The keyspace of the range delete, if any: it deletes the keys of
+                    // its range in that keyspace only.
+                    let mut range_side = false;
                     if rng.below(12) == 0 {
                         // A range delete of up to 24 of the thread's own keys; the
                         // batch's later entries (higher sequence numbers) override it.
                         let first = own(&mut rng);
                         let end = (first + 1 + rng.below(24)).min((t + 1) * per);
-                        batch.delete_range(key(first), key(end));
+                        range_side = in_side(first);
+                        if range_side {
+                            batch.delete_range_in(&side, key(first), key(end));
+                        } else {
+                            batch.delete_range(key(first), key(end));
+                        }
                         range = first..end;
-                        for k in range.clone() {
+                        for k in range.clone().filter(|&k| in_side(k) == range_side) {
                             entries.insert(k, None);
                         }
                     }
@@ -206,13 +228,13 @@ fn run_child(args: &ChildArgs) -> Result<()> {
                         intent.push_str(&format!(" {}={}", key(*k), v.as_deref().unwrap_or("-")));
                     }
                     // The point entries (the range delete, if any, is already first).
-                    for (k, v) in entries
-                        .iter()
-                        .filter(|(k, v)| v.is_some() || !range.contains(*k))
-                    {
-                        match v {
-                            Some(v) => batch.put(key(*k), v),
-                            None => batch.delete(key(*k)),
+                    let covered = |k: u64| range.contains(&k) && in_side(k) == range_side;
+                    for (k, v) in entries.iter().filter(|(k, v)| v.is_some() || !covered(**k)) {
+                        match (v, in_side(*k)) {
+                            (Some(v), false) => batch.put(key(*k), v),
+                            (Some(v), true) => batch.put_in(&side, key(*k), v),
+                            (None, false) => batch.delete(key(*k)),
+                            (None, true) => batch.delete_in(&side, key(*k)),
                         };
                     }
                     intent.push('\n');
@@ -391,21 +413,44 @@ fn verify(dir: &Path) -> Result<Tally> {
     }
 
     let db = open_db(&dir.join("db")).map_err(|e| format!("reopen failed: {e}"))?;
+    // A kill before the first child made it leaves no side keyspace: nothing in it.
+    let side = if db.list_keyspaces().iter().any(|n| n == SIDE) {
+        Some(db.keyspace(SIDE)?)
+    } else {
+        None
+    };
     let mut got: BTreeMap<String, String> = BTreeMap::new();
-    for kv in db.iter() {
-        let (k, v) = kv.map_err(|e| format!("scan failed: {e}"))?;
-        got.insert(
-            String::from_utf8(k.to_vec()).map_err(|_| "a key that was never written")?,
-            String::from_utf8(v.to_vec()).map_err(|_| "a value that was never written")?,
-        );
+    let scans = std::iter::once((false, db.iter())).chain(side.iter().map(|s| (true, s.iter())));
+    for (scan_side, scan) in scans {
+        for kv in scan {
+            let (k, v) = kv.map_err(|e| format!("scan failed: {e}"))?;
+            let k = String::from_utf8(k.to_vec()).map_err(|_| "a key that was never written")?;
+            let in_right_keyspace = k
+                .strip_prefix("key")
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| in_side(n) == scan_side);
+            if !in_right_keyspace {
+                return Err(format!("{k} found in the wrong keyspace").into());
+            }
+            got.insert(
+                k,
+                String::from_utf8(v.to_vec()).map_err(|_| "a value that was never written")?,
+            );
+        }
     }
     for i in 0..KEYS {
         let k = key(i);
-        let v = db.get(&k).map_err(|e| format!("get {k} failed: {e}"))?;
+        let v = match (&side, in_side(i)) {
+            (Some(side), true) => side.get(&k),
+            (None, true) => Ok(None),
+            (_, false) => db.get(&k),
+        }
+        .map_err(|e| format!("get {k} failed: {e}"))?;
         if v.as_deref() != got.get(&k).map(String::as_bytes) {
             return Err(format!("get({k}) disagrees with the scan").into());
         }
     }
+    drop(side);
     db.close().map_err(|e| format!("close failed: {e}"))?;
     // After close: background compactions no longer change the set of live tables.
     verify_tables(dir)?;
@@ -471,7 +516,10 @@ fn verify_tables(dir: &Path) -> Result<()> {
     let fs = StdFs;
     let manifest = strata::inspect::current_manifest(&fs, &db)?;
     let (records, _) = strata::inspect::read_manifest(&fs, &manifest)?;
-    for level in strata::inspect::live_files(&records) {
+    let every_keyspace = strata::inspect::keyspaces(&records)
+        .into_iter()
+        .flat_map(|(id, _)| strata::inspect::live_files_in(&records, id));
+    for level in every_keyspace {
         for meta in level {
             let path = db.join(format!("{:06}.sst", meta.number));
             let table = strata_sstable::Table::open(fs.open(&path)?, meta.number, None)?;

@@ -214,9 +214,28 @@ impl Manifest {
         c
     }
 
-    /// The live files per level after every edit read.
+    /// The default keyspace's live files per level after every edit read.
     pub fn levels(&self) -> Vec<Vec<FileMeta>> {
         inspect::live_files(&self.records)
+    }
+
+    /// Every keyspace's live files, per level (for checks that cover all of them).
+    pub fn levels_of_every_keyspace(&self) -> Vec<Vec<FileMeta>> {
+        let mut levels: Vec<Vec<FileMeta>> = Vec::new();
+        for (id, _) in inspect::keyspaces(&self.records) {
+            for (level, files) in inspect::live_files_in(&self.records, id)
+                .into_iter()
+                .enumerate()
+            {
+                if levels.len() <= level {
+                    levels.resize(level + 1, Vec::new());
+                }
+                if let Some(l) = levels.get_mut(level) {
+                    l.extend(files);
+                }
+            }
+        }
+        levels
     }
 }
 

@@ -216,7 +216,8 @@ fn verify_dir(dir: &Path, tolerate: bool) -> Result<Vec<FileCheck>, Failure> {
                 if is_current {
                     if let Ok(m) = dbdir::read_manifest(path) {
                         log_number = m.counters().log_number;
-                        for (level, files) in m.levels().into_iter().enumerate() {
+                        // Every keyspace's tables.
+                        for (level, files) in m.levels_of_every_keyspace().into_iter().enumerate() {
                             for f in files {
                                 live.insert(f.number, (level, f));
                             }

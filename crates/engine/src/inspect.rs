@@ -90,11 +90,44 @@ pub fn read_manifest(fs: &dyn FileSystem, path: &Path) -> Result<(Vec<ManifestRe
     Ok((records, end))
 }
 
-/// The live files per level after applying `edits` in order (L0 newest first, deeper
-/// levels by smallest key), as recovery computes them.
+/// The default keyspace's live files per level after applying `edits` in order (L0
+/// newest first, deeper levels by smallest key), as recovery computes them; see
+/// [`live_files_in`] for the other keyspaces.
 pub fn live_files(edits: &[ManifestRecord]) -> Vec<Vec<FileMeta>> {
+    live_files_in(edits, crate::batch::DEFAULT_KEYSPACE)
+}
+
+/// `(id, name)` of every keyspace `edits` leave (the default one, id 0, first).
+pub fn keyspaces(edits: &[ManifestRecord]) -> Vec<(u32, String)> {
+    let mut live = BTreeMap::from([(
+        crate::batch::DEFAULT_KEYSPACE,
+        crate::tree::DEFAULT_NAME.to_owned(),
+    )]);
+    for r in edits {
+        for (id, name) in &r.edit.new_keyspaces {
+            live.insert(*id, name.clone());
+        }
+        for id in &r.edit.dropped_keyspaces {
+            live.remove(id);
+        }
+    }
+    live.into_iter().collect()
+}
+
+/// Keyspace `keyspace`'s live files per level after applying `edits` in order (see
+/// [`live_files`]); none for a keyspace dropped or never made.
+pub fn live_files_in(edits: &[ManifestRecord], keyspace: u32) -> Vec<Vec<FileMeta>> {
     let mut live: BTreeMap<u64, (usize, FileMeta)> = BTreeMap::new();
     for r in edits {
+        if r.edit.new_keyspaces.iter().any(|(id, _)| *id == keyspace)
+            || r.edit.dropped_keyspaces.contains(&keyspace)
+        {
+            // Made afresh or dropped: nothing before this edit is its.
+            live.clear();
+        }
+        if r.edit.keyspace != keyspace {
+            continue;
+        }
         for (_, number) in &r.edit.deleted_files {
             live.remove(number);
         }

@@ -199,7 +199,8 @@ fn run(t: Target, n: u64, roomy: bool) -> Result<bool, String> {
     let keys = universe(40);
     h.check_reads(&keys)
         .map_err(|e| ctx(format!("reads after the error: {e}")))?;
-    let Harness { db, hist, .. } = h;
+    let Harness { db, hist, side, .. } = h;
+    drop(side);
     drop(db);
     for opts in [
         CrashOptions::process(),
@@ -256,7 +257,14 @@ fn bit_flips_on_read_are_corruption_never_wrong_values() {
     for offset in (0..len).step_by(7) {
         fs.flip_bit_on_read(&table, offset, (offset % 8) as u8);
         // A fresh handle, so nothing is served from the block cache.
-        let Harness { db, hist, live, .. } = h;
+        let Harness {
+            db,
+            hist,
+            live,
+            side,
+            ..
+        } = h;
+        drop(side);
         drop(db);
         let db = crate::open(&fs, true).unwrap_or_else(|e| panic!("open with a flipped bit: {e}"));
         for k in &keys {
@@ -274,12 +282,14 @@ fn bit_flips_on_read_are_corruption_never_wrong_values() {
             }
         }
         fs.clear_faults();
+        let side = db.keyspace(crate::oracle::SIDE).unwrap();
         h = Harness {
             fs: fs.clone(),
             db,
             hist,
             live,
             roomy: true,
+            side,
         };
     }
     assert!(corrupt > 0, "some flips were seen");

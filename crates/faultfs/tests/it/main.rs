@@ -75,6 +75,8 @@ pub struct Harness {
     pub live: Model,
     /// Which [`tiny`] shape the database was opened with.
     pub roomy: bool,
+    /// The side keyspace (model keys under [`oracle::SIDE_PREFIX`]).
+    pub side: strata::Keyspace,
 }
 
 impl Harness {
@@ -86,10 +88,13 @@ impl Harness {
 
     /// Continues with a database already open on `fs` holding `base`.
     pub fn resume(fs: FaultFs, db: Db, base: Model, roomy: bool) -> Self {
+        // Made if missing: durable before it returns, and empty until a write names it.
+        let side = db.keyspace(oracle::SIDE).expect("making the side keyspace");
         Harness {
             fs,
             db,
             roomy,
+            side,
             live: base.clone(),
             hist: History::new(base),
         }
@@ -109,7 +114,7 @@ impl Harness {
     pub fn write_ops(&mut self, entries: Vec<Op>, sync: bool) -> strata::Result<()> {
         let mut batch = WriteBatch::new();
         for op in &entries {
-            op.add_to(&mut batch);
+            op.add_to(&mut batch, &self.side);
         }
         let start = self.fs.op_count();
         let result = self.db.write(batch, WriteOptions { sync });
@@ -126,6 +131,14 @@ impl Harness {
             acked,
         });
         result
+    }
+
+    /// Reads one model key from its keyspace.
+    pub fn get(&self, k: &[u8]) -> strata::Result<Option<bytes::Bytes>> {
+        match oracle::split(k) {
+            (true, key) => self.side.get(key),
+            (false, key) => self.db.get(key),
+        }
     }
 
     /// Puts one key.
@@ -201,4 +214,14 @@ pub fn crash_and_check(
 /// `k00`..`k{n-1}`: the keys the workloads use.
 pub fn universe(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| format!("k{i:02}").into_bytes()).collect()
+}
+
+/// [`universe`]`(n)` in the default keyspace and again in the side keyspace.
+pub fn universe_with_side(n: usize) -> Vec<Vec<u8>> {
+    let keys = universe(n);
+    let side: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| [oracle::SIDE_PREFIX, k].concat())
+        .collect();
+    keys.into_iter().chain(side).collect()
 }

@@ -16,8 +16,39 @@ use std::fmt::Write as _;
 
 use strata::Db;
 
-/// Key → value.
+/// Key → value. Keys starting with [`SIDE_PREFIX`] are the side keyspace's (the rest
+/// is the key inside it); every other key is the default keyspace's.
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The second keyspace every harness database holds.
+pub const SIDE: &str = "side";
+
+/// How a model key names the side keyspace. `~` sorts after every default-keyspace key
+/// the workloads use (`k..`), so each keyspace is one run of the model.
+pub const SIDE_PREFIX: &[u8] = b"~side/";
+
+/// Whether model key `k` is the side keyspace's, and the key inside its keyspace.
+pub fn split(k: &[u8]) -> (bool, &[u8]) {
+    match k.strip_prefix(SIDE_PREFIX) {
+        Some(rest) => (true, rest),
+        None => (false, k),
+    }
+}
+
+/// Whether two model keys are in the same keyspace.
+pub fn same_keyspace(a: &[u8], b: &[u8]) -> bool {
+    split(a).0 == split(b).0
+}
+
+/// `b`'s key in `a`'s keyspace (for ranges, which stay inside one keyspace).
+pub fn in_keyspace_of(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let (side, rest) = split(b);
+    match (split(a).0, side) {
+        (true, false) => [SIDE_PREFIX, rest].concat(),
+        (false, true) => rest.to_vec(),
+        _ => b.to_vec(),
+    }
+}
 
 /// One entry of a write.
 #[derive(Clone, Debug)]
@@ -46,17 +77,25 @@ impl Op {
             Op::Put(..) => false,
             Op::Delete(k) => k == key,
             Op::DeleteRange(a, b) => a.as_slice() <= key && key < b.as_slice(),
-            Op::DeleteFrom(a) => a.as_slice() <= key,
+            Op::DeleteFrom(a) => same_keyspace(a, key) && a.as_slice() <= key,
         }
     }
 
-    /// Adds the entry to `batch`.
-    pub fn add_to(&self, batch: &mut strata::WriteBatch) {
-        match self {
-            Op::Put(k, v) => batch.put(k, v),
-            Op::Delete(k) => batch.delete(k),
-            Op::DeleteRange(a, b) => batch.delete_range(a, b),
-            Op::DeleteFrom(a) => batch.delete_range_from(a),
+    /// Adds the entry to `batch`, in the keyspace its keys name (`side`: the side
+    /// keyspace's handle).
+    pub fn add_to(&self, batch: &mut strata::WriteBatch, side: &strata::Keyspace) {
+        let (in_side, k) = match self {
+            Op::Put(k, _) | Op::Delete(k) | Op::DeleteRange(k, _) | Op::DeleteFrom(k) => split(k),
+        };
+        match (self, in_side) {
+            (Op::Put(_, v), false) => batch.put(k, v),
+            (Op::Put(_, v), true) => batch.put_in(side, k, v),
+            (Op::Delete(_), false) => batch.delete(k),
+            (Op::Delete(_), true) => batch.delete_in(side, k),
+            (Op::DeleteRange(_, b), false) => batch.delete_range(k, b),
+            (Op::DeleteRange(_, b), true) => batch.delete_range_in(side, k, split(b).1),
+            (Op::DeleteFrom(_), false) => batch.delete_range_from(k),
+            (Op::DeleteFrom(_), true) => batch.delete_range_from_in(side, k),
         };
     }
 }
@@ -98,7 +137,7 @@ pub fn apply_op(model: &mut Model, op: &Op) {
             model.remove(k);
         }
         Op::DeleteRange(a, b) => model.retain(|k, _| !(a <= k && k < b)),
-        Op::DeleteFrom(a) => model.retain(|k, _| k < a),
+        Op::DeleteFrom(a) => model.retain(|k, _| !same_keyspace(a, k) || k < a),
     }
 }
 
@@ -189,23 +228,43 @@ fn distance(a: &Model, b: &Model) -> usize {
 /// point lookup of every key in `universe`.
 pub fn read_all(db: &Db, universe: &[Vec<u8>]) -> Result<Model, String> {
     let mut m = Model::new();
-    for kv in db.iter() {
-        let (k, v) = kv.map_err(|e| format!("scan failed: {e}"))?;
-        m.insert(k.to_vec(), v.to_vec());
-    }
-    let rev: Result<Vec<_>, _> = db.iter().rev().collect();
-    let rev = rev.map_err(|e| format!("reverse scan failed: {e}"))?;
-    if rev.len() != m.len()
-        || rev
-            .iter()
-            .rev()
-            .zip(&m)
-            .any(|((k, v), (mk, mv))| k[..] != mk[..] || v[..] != mv[..])
-    {
-        return Err("reverse scan disagrees with forward scan".into());
+    let side = db
+        .list_keyspaces()
+        .iter()
+        .any(|n| n == SIDE)
+        .then(|| db.keyspace(SIDE))
+        .transpose()
+        .map_err(|e| format!("opening the side keyspace failed: {e}"))?;
+    let scans: Vec<(&[u8], strata::DbIter, strata::DbIter)> =
+        std::iter::once((&b""[..], db.iter(), db.iter()))
+            .chain(side.iter().map(|s| (SIDE_PREFIX, s.iter(), s.iter())))
+            .collect();
+    for (prefix, forward, backward) in scans {
+        let mut part = Model::new();
+        for kv in forward {
+            let (k, v) = kv.map_err(|e| format!("scan failed: {e}"))?;
+            part.insert([prefix, &k].concat(), v.to_vec());
+        }
+        let rev: Result<Vec<_>, _> = backward.rev().collect();
+        let rev = rev.map_err(|e| format!("reverse scan failed: {e}"))?;
+        if rev.len() != part.len()
+            || rev
+                .iter()
+                .rev()
+                .zip(&part)
+                .any(|((k, v), (mk, mv))| [prefix, k].concat() != *mk || v[..] != mv[..])
+        {
+            return Err("reverse scan disagrees with forward scan".into());
+        }
+        m.extend(part);
     }
     for k in universe {
-        let got = db.get(k).map_err(|e| format!("get failed: {e}"))?;
+        let got = match (split(k), &side) {
+            ((true, key), Some(side)) => side.get(key),
+            ((true, _), None) => Ok(None),
+            ((false, key), _) => db.get(key),
+        }
+        .map_err(|e| format!("get failed: {e}"))?;
         if got.as_deref() != m.get(k).map(Vec::as_slice) {
             return Err(format!(
                 "get({}) disagrees with the scan",

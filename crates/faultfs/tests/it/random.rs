@@ -10,7 +10,7 @@ use std::time::Instant;
 use strata_faultfs::{CrashOptions, Rng};
 
 use crate::oracle::{Model, Op};
-use crate::{Harness, ROOMY_MEMTABLE, crash_and_check, universe};
+use crate::{Harness, ROOMY_MEMTABLE, crash_and_check, universe_with_side};
 
 const DEFAULT_SEEDS: u64 = 1000;
 const KEYS: usize = 40;
@@ -65,7 +65,8 @@ fn workload(h: &mut Harness, rng: &mut Rng, n: usize, keys: &[Vec<u8>]) -> Resul
             }
             78..80 => {
                 // A range delete alone or among other entries of a batch.
-                let (a, b) = (key(rng), key(rng));
+                let a = key(rng);
+                let b = crate::oracle::in_keyspace_of(&a, &key(rng));
                 let range = if rng.one_in(4) {
                     // No end: everything from `a` on, as the database holds it then.
                     Op::DeleteFrom(a)
@@ -83,7 +84,7 @@ fn workload(h: &mut Harness, rng: &mut Rng, n: usize, keys: &[Vec<u8>]) -> Resul
             82..83 => h.compact_all(),
             _ => {
                 let k = key(rng);
-                let got = h.db.get(&k).map_err(|e| format!("get failed: {e}"))?;
+                let got = h.get(&k).map_err(|e| format!("get failed: {e}"))?;
                 if got.as_deref() != h.live.get(&k).map(Vec::as_slice) {
                     return Err(format!("op {i}: live get disagrees with the model"));
                 }
@@ -113,7 +114,9 @@ fn run_seed(seed: u64) -> Result<(), String> {
     };
     crate::RECOVERY.with(|r| r.set(mode));
     let mut rng = Rng::new(seed);
-    let keys = universe(KEYS);
+    // Both keyspaces: batches span them, and each one's MemTables fill and flush on
+    // their own while the other holds WALs back.
+    let keys = universe_with_side(KEYS);
     let fs = strata_faultfs::FaultFs::new();
     let roomy = rng.one_in(2);
     let mut h =
@@ -128,7 +131,10 @@ fn run_seed(seed: u64) -> Result<(), String> {
         let opts = crash_options(&mut rng);
         // The old process dies: its background work fails instead of running on.
         h.fs.halt();
-        let Harness { fs, db, hist, .. } = h;
+        let Harness {
+            fs, db, hist, side, ..
+        } = h;
+        drop(side);
         drop(db);
         let (after, db, got) = crash_and_check(&fs, k, &opts, &hist, &keys, roomy)
             .map_err(|e| format!("generation {generation} (roomy: {roomy}, {mode:?}): {e}"))?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use strata_faultfs::{CrashOptions, FaultFs, OpKind};
 
 use crate::oracle::Model;
-use crate::{Harness, crash_and_check, universe};
+use crate::{Harness, crash_and_check, universe_with_side};
 
 fn key(i: usize) -> Vec<u8> {
     format!("k{:02}", i % 40).into_bytes()
@@ -20,9 +20,10 @@ fn sweep(roomy: bool, scenario: impl FnOnce(&mut Harness)) -> Vec<strata_faultfs
     let fs = FaultFs::new();
     let mut h = Harness::open(fs.clone(), Model::new(), roomy).unwrap();
     scenario(&mut h);
-    let Harness { db, hist, .. } = h;
+    let Harness { db, hist, side, .. } = h;
+    drop(side);
     db.close().unwrap();
-    let keys = universe(40);
+    let keys = universe_with_side(40);
     let ops = fs.ops();
     let mut failures = Vec::new();
     for k in 0..=ops.len() {
@@ -184,7 +185,7 @@ fn wal_rotation_on_large_values() {
 /// the switch of CURRENT, the removal of old files) keeps every write.
 #[test]
 fn crash_during_recovery() {
-    let keys = universe(40);
+    let keys = crate::universe(40);
     for roomy in [true, false] {
         let fs = FaultFs::new();
         let mut h = Harness::open(fs.clone(), Model::new(), roomy).unwrap();
@@ -246,4 +247,52 @@ fn range_deletes_through_flush_and_compaction() {
         count(&ops, OpKind::Create, ".sst") >= 3,
         "flushes and compaction outputs"
     );
+}
+
+/// Two keyspaces through every stage: batches spanning both, a quiet keyspace holding
+/// the oldest WAL while the other one's MemTables fill and flush (in the roomy shape,
+/// so WALs hold many records and outlive the MemTables flushed from them), a range
+/// delete in the side keyspace, a flush of both and a full compaction. A crash at any
+/// point keeps both keyspaces at one prefix of the writes.
+#[test]
+fn keyspaces_sharing_wals_through_flushes() {
+    use crate::oracle::{Op, SIDE_PREFIX};
+    let side = |i: usize| [SIDE_PREFIX, &key(i)].concat();
+    for roomy in [true, false] {
+        let ops = sweep(roomy, |h| {
+            h.put(&side(1), b"quiet", false).unwrap();
+            for i in 0..12 {
+                // Large values fill the roomy MemTable every few writes.
+                let big = vec![b'a' + i as u8; 30 << 10];
+                h.put(&key(i), &big, false).unwrap();
+                // A side write between each two: lost with its WAL's unsynced tail,
+                // while the default keyspace's later writes may sit in a table.
+                h.put(&side(i % 5 + 6), format!("between{i}").as_bytes(), false)
+                    .unwrap();
+                if i % 4 == 0 {
+                    h.write_ops(
+                        vec![
+                            Op::Put(side(i + 2), format!("s{i}").into_bytes()),
+                            Op::Put(key(i + 20), format!("d{i}").into_bytes()),
+                            Op::Delete(side(1)),
+                        ],
+                        i == 11,
+                    )
+                    .unwrap();
+                }
+                if roomy && (i == 4 || i == 8) {
+                    // A flush of the default keyspace's MemTable, whose WALs the side
+                    // keyspace keeps on disk, before the next writes.
+                    let n = (i / 4) as u64;
+                    wait_for(h, "a flush", |s| s.flushes >= n);
+                }
+            }
+            h.write_ops(vec![Op::DeleteRange(side(0), side(5))], false)
+                .unwrap();
+            h.put(&side(3), b"after-the-range", false).unwrap();
+            h.flush().unwrap();
+            h.compact_all().unwrap();
+        });
+        assert!(count(&ops, OpKind::Create, ".log") >= 3, "the WAL rotated");
+    }
 }
