@@ -101,8 +101,20 @@ struct EditReport {
     log_number: Option<u64>,
     next_file_number: Option<u64>,
     last_sequence: Option<u64>,
+    /// The keyspace the edit's files belong to (0: the default keyspace).
+    keyspace: u32,
+    flushed_seq: Option<u64>,
+    next_keyspace_id: Option<u32>,
+    new_keyspaces: Vec<NewKeyspace>,
+    dropped_keyspaces: Vec<u32>,
     deleted_files: Vec<DeletedFile>,
     new_files: Vec<FileReport>,
+}
+
+#[derive(Serialize)]
+struct NewKeyspace {
+    id: u32,
+    name: String,
 }
 
 #[derive(Serialize)]
@@ -181,6 +193,18 @@ fn report(m: &Manifest, named_by_current: bool) -> ManifestDump {
                 log_number: e.log_number,
                 next_file_number: e.next_file_number,
                 last_sequence: e.last_sequence,
+                keyspace: e.keyspace,
+                flushed_seq: e.flushed_seq,
+                next_keyspace_id: e.next_keyspace_id,
+                new_keyspaces: e
+                    .new_keyspaces
+                    .iter()
+                    .map(|(id, name)| NewKeyspace {
+                        id: *id,
+                        name: name.clone(),
+                    })
+                    .collect(),
+                dropped_keyspaces: e.dropped_keyspaces.clone(),
                 deleted_files: e
                     .deleted_files
                     .iter()
@@ -254,6 +278,21 @@ fn render(d: &ManifestDump, out: &mut dyn Write) -> io::Result<()> {
         }
         if let Some(v) = e.last_sequence {
             fields.push(format!("last sequence {v}"));
+        }
+        if let Some(v) = e.next_keyspace_id {
+            fields.push(format!("next keyspace id {v}"));
+        }
+        for k in &e.new_keyspaces {
+            fields.push(format!("new keyspace {} {:?}", k.id, k.name));
+        }
+        for id in &e.dropped_keyspaces {
+            fields.push(format!("dropped keyspace {id}"));
+        }
+        if e.keyspace != 0 {
+            fields.push(format!("keyspace {}", e.keyspace));
+        }
+        if let Some(v) = e.flushed_seq {
+            fields.push(format!("flushed sequence {v}"));
         }
         let fields = if fields.is_empty() {
             String::new()

@@ -44,6 +44,9 @@ pub struct TreeArgs {
     /// Replay the lookup of this key (UTF-8, or hex after `0x`).
     #[arg(long)]
     key: Option<String>,
+    /// The keyspace whose tree to show (default: the `default` keyspace).
+    #[arg(long, default_value = "default")]
+    keyspace: String,
     /// Also write the picture as an SVG file.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
@@ -345,7 +348,20 @@ fn tree(args: &TreeArgs) -> CmdResult {
         ));
     }
     let counters = manifest.counters();
-    let levels = manifest.levels();
+    let keyspace = strata::inspect::keyspaces(&manifest.records)
+        .into_iter()
+        .find(|(_, name)| *name == args.keyspace)
+        .map(|(id, _)| id)
+        .ok_or_else(|| {
+            Failure::new(format!(
+                "{}: no keyspace is named {:?}",
+                dir.display(),
+                args.keyspace
+            ))
+        })?;
+    let levels = strata::inspect::live_files_in(&manifest.records, keyspace);
+    // WAL entries of this keyspace its tables do not hold yet.
+    let flushed = strata::inspect::flushed_seq(&manifest.records, keyspace);
 
     // Unflushed WALs, newest first (the active MemTable's log, then frozen ones').
     let mut wals = Vec::new();
@@ -353,7 +369,10 @@ fn tree(args: &TreeArgs) -> CmdResult {
         if let FileKind::Wal(n) = kind
             && n >= counters.log_number
         {
-            let contents = dbdir::read_wal(&path)?;
+            let mut contents = dbdir::read_wal(&path)?;
+            contents
+                .entries
+                .retain(|e| e.keyspace == keyspace && e.seq > flushed);
             match &contents.end {
                 Ok(strata_wal::LogEnd::Clean { .. } | strata_wal::LogEnd::Preallocated { .. }) => {}
                 Ok(end) => warnings.push(format!("{}: {end}", file_name(&path))),

@@ -42,6 +42,8 @@ pub fn run(command: &Command) -> CmdResult {
 #[derive(Serialize)]
 struct Entry {
     seq: u64,
+    /// The keyspace id (0: the default keyspace; `manifest dump` names the others).
+    keyspace: u32,
     kind: &'static str,
     /// The key (a range delete's start).
     key: String,
@@ -147,6 +149,7 @@ fn dump(args: &DumpArgs) -> CmdResult {
                         let range = e.kind == strata::inspect::BatchOp::DeleteRange;
                         Entry {
                             seq: e.seq,
+                            keyspace: e.keyspace,
                             kind: show::batch_kind(e.kind),
                             key: show::plain(&e.key),
                             end: range.then(|| show::plain(&e.value)),
@@ -273,7 +276,11 @@ fn render(d: &WalDump, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "    {e}")?;
         }
         for e in &r.entries {
-            let key = show::key_from_plain(&e.key);
+            // Another keyspace's entries name it; the default keyspace's are as before.
+            let key = match e.keyspace {
+                0 => show::key_from_plain(&e.key),
+                ks => format!("keyspace {ks}: {}", show::key_from_plain(&e.key)),
+            };
             if e.kind == "put" {
                 writeln!(
                     out,

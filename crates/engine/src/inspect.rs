@@ -114,6 +114,23 @@ pub fn keyspaces(edits: &[ManifestRecord]) -> Vec<(u32, String)> {
     live.into_iter().collect()
 }
 
+/// The sequence number keyspace `keyspace`'s tables reach after `edits` (its entries
+/// at or below it in a WAL are in its tables already); 0 when no edit says.
+pub fn flushed_seq(edits: &[ManifestRecord], keyspace: u32) -> SequenceNumber {
+    let mut seq = 0;
+    for r in edits {
+        if r.edit.new_keyspaces.iter().any(|(id, _)| *id == keyspace) {
+            seq = 0;
+        }
+        if r.edit.keyspace == keyspace
+            && let Some(s) = r.edit.flushed_seq
+        {
+            seq = s;
+        }
+    }
+    seq
+}
+
 /// Keyspace `keyspace`'s live files per level after applying `edits` in order (see
 /// [`live_files`]); none for a keyspace dropped or never made.
 pub fn live_files_in(edits: &[ManifestRecord], keyspace: u32) -> Vec<Vec<FileMeta>> {

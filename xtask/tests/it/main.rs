@@ -11,6 +11,7 @@
 mod bad_input;
 mod common;
 mod crashtest;
+mod keyspaces;
 mod manifest;
 mod range_del;
 mod sst;
