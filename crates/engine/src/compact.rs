@@ -112,6 +112,7 @@ fn pick(inner: &DbInner, m: &mut crate::db::ManifestState) -> Result<Option<Pick
     for tree in &trees {
         let version = Arc::clone(&tree.view().version);
         let task = tree
+            .settings()
             .policy
             .pick(&version.level_metas(), m.in_progress(tree.id));
         if let Some(task) = task
@@ -123,7 +124,7 @@ fn pick(inner: &DbInner, m: &mut crate::db::ManifestState) -> Result<Option<Pick
     if best.is_none() {
         for tree in &trees {
             let version = Arc::clone(&tree.view().version);
-            if let Some(task) = range_delete_task(inner, tree, m, &version)? {
+            if let Some(task) = range_delete_task(tree, m, &version)? {
                 best = Some((Arc::clone(tree), task, version));
                 break;
             }
@@ -176,12 +177,11 @@ fn drop_covered_files(
 /// range deletions into compaction the same way). Tables covered entirely are gone
 /// already ([`drop_covered_files`]).
 fn range_delete_task(
-    inner: &DbInner,
     tree: &Tree,
     m: &mut crate::db::ManifestState,
     version: &Version,
 ) -> Result<Option<CompactionTask>> {
-    if !inner.opts.range_delete_compactions {
+    if !tree.settings().opts.range_delete_compactions {
         return Ok(None);
     }
     // Weighed once per version: this runs at every idle pass of a compaction thread and
@@ -198,7 +198,7 @@ fn range_delete_task(
             continue;
         };
         let (lo, hi) = (f.meta.smallest_user_key(), f.meta.largest_user_key());
-        let task = tree.policy.pick_manual(
+        let task = tree.settings().policy.pick_manual(
             &version.level_metas(),
             m.in_progress(tree.id),
             level,
@@ -369,8 +369,9 @@ fn run_task(
     // A trivial move keeps the tables' bytes as they are. Moved to a level that asks
     // for another compression, they would stay in the wrong one until some later
     // compaction happened to rewrite them: rewrite them now instead.
-    let recompress =
-        inner.opts.compression_for(task.level) != inner.opts.compression_for(task.output_level);
+    let settings = tree.settings();
+    let recompress = settings.opts.compression_for(task.level)
+        != settings.opts.compression_for(task.output_level);
     let rewritten;
     let task = if task.trivial_move && recompress {
         rewritten = CompactionTask {
@@ -438,8 +439,10 @@ fn rewrite(
         Ok(Box::new(file.table()?.iter_uncached()) as Box<dyn SortedIter + Send>)
     });
     let dir = inner.dir.clone();
+    let settings = tree.settings();
     let mut sink = EngineSink {
         inner,
+        opts: &settings.opts,
         level: task.output_level,
         levels: version.level_entries(),
         run_entries: task
@@ -499,6 +502,8 @@ fn apply_edit(inner: &DbInner, tree: &Tree, mut edit: VersionEdit) -> Result<()>
 /// Output tables of a compaction, built by the SSTable builder under fresh file numbers.
 struct EngineSink<'a> {
     inner: &'a DbInner,
+    /// The keyspace's options (table layout).
+    opts: &'a Options,
     /// The level the outputs go to (their compression and filter follow it).
     level: usize,
     /// The tree's shape when the compaction started, and the entries it rewrites: what
@@ -524,7 +529,7 @@ impl TableSink for EngineSink<'_> {
             number,
             builder: TableBuilder::new(
                 file,
-                table_options(&self.inner.opts, self.level, &self.levels, self.run_entries),
+                table_options(self.opts, self.level, &self.levels, self.run_entries),
             )?,
         })
     }
@@ -592,9 +597,10 @@ pub(crate) fn compact_range(inner: &Arc<DbInner>, tree: &Tree, range: &KeyRange)
                     .unwrap_or_default()
                     .to_vec();
                 let in_progress = m.in_progress(tree.id);
-                let task = tree
-                    .policy
-                    .pick_manual(&levels, in_progress, level, &lo, &hi);
+                let task =
+                    tree.settings()
+                        .policy
+                        .pick_manual(&levels, in_progress, level, &lo, &hi);
                 if let Some(t) = &task {
                     in_progress.add(t);
                 }
@@ -636,8 +642,9 @@ pub(crate) fn wait_for_idle(inner: &DbInner) -> Result<()> {
                 busy = !view.frozen.is_empty()
                     || !m.in_progress(tree.id).is_empty()
                     || !covered_files(inner, &tree, &mut m)?.is_empty()
-                    || range_delete_task(inner, &tree, &mut m, &view.version)?.is_some()
+                    || range_delete_task(&tree, &mut m, &view.version)?.is_some()
                     || tree
+                        .settings()
                         .policy
                         .pick(&view.version.level_metas(), m.in_progress(tree.id))
                         .is_some();

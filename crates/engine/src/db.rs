@@ -562,8 +562,9 @@ impl Db {
     /// `-` or `.` (`InvalidArgument` otherwise); `"default"` is the keyspace `Db`'s own
     /// methods use.
     ///
-    /// Today every keyspace takes the database's options (MemTable size, table and
-    /// compaction options); options per keyspace are not built yet.
+    /// A keyspace takes the options [`DbBuilder::keyspace_options`](crate::DbBuilder::keyspace_options)
+    /// gave for its name, else the database's; [`keyspace_with`](Self::keyspace_with)
+    /// gives it others.
     ///
     /// ```
     /// let db = strata::DbBuilder::in_memory().open()?;
@@ -578,6 +579,35 @@ impl Db {
     /// # Ok::<(), strata::Error>(())
     /// ```
     pub fn keyspace(&self, name: &str) -> Result<crate::Keyspace> {
+        self.keyspace_made(name, None)
+    }
+
+    /// The keyspace named `name` with `options` (see [`crate::KeyspaceOptions`]), made
+    /// if it does not exist. An existing keyspace takes them from now on: the tables it
+    /// writes from here follow them (those already written keep theirs). Options are
+    /// not stored: give them at every open, here or with
+    /// [`DbBuilder::keyspace_options`](crate::DbBuilder::keyspace_options).
+    ///
+    /// `NotSupported` for zstd in a build without the `zstd` feature.
+    pub fn keyspace_with(
+        &self,
+        name: &str,
+        options: crate::KeyspaceOptions,
+    ) -> Result<crate::Keyspace> {
+        if options.wants_zstd() && !cfg!(feature = "zstd") {
+            return Err(Error::NotSupported(
+                "zstd compression: this build of strata-kv lacks its `zstd` feature".into(),
+            ));
+        }
+        let opts = options.apply(&self.inner().opts);
+        let keyspace = self.keyspace_made(name, Some(opts.clone()))?;
+        keyspace.tree().set_options(opts);
+        Ok(keyspace)
+    }
+
+    /// [`keyspace`](Self::keyspace): made with `opts` if missing (else with the options
+    /// given for its name at open).
+    fn keyspace_made(&self, name: &str, opts: Option<Options>) -> Result<crate::Keyspace> {
         let inner = self.inner();
         inner.check_open()?;
         if let Some(reason) = crate::tree::invalid_name(name) {
@@ -616,8 +646,8 @@ impl Db {
             frozen: Vec::new(),
             version: Arc::new(crate::version::Version::default()),
         };
-        let policy = Box::new(crate::compact::policy(&inner.opts));
-        let tree = Arc::new(Tree::new(id, name.to_owned(), view, policy));
+        let opts = opts.unwrap_or_else(|| inner.opts.for_keyspace(name));
+        let tree = Arc::new(Tree::new(id, name.to_owned(), view, opts));
         {
             let mut keyspaces = inner.keyspaces.write().unwrap_or_else(|p| p.into_inner());
             keyspaces.trees.insert(id, Arc::clone(&tree));

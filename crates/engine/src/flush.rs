@@ -183,7 +183,7 @@ pub(crate) fn write_level0_table(
         &inner.dir,
         number,
         crate::compact::table_options(
-            &inner.opts,
+            &tree.settings().opts,
             0,
             &tree.view().version.level_entries(),
             mem.len() as u64,

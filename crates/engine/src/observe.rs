@@ -325,6 +325,7 @@ impl Metrics {
             self.level_bytes[l].set(files.iter().map(|f| f.size_bytes).sum::<u64>() as f64);
         }
         let backlog: u64 = tree
+            .settings()
             .policy
             .scores(&levels, &InProgress::default())
             .iter()

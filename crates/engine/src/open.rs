@@ -66,11 +66,11 @@ fn open(opts: Options) -> Result<Db> {
             "the database path is empty (use \".\" for the current directory)".into(),
         ));
     }
-    if opts
+    let wants_zstd = opts
         .compression
         .contains(&crate::options::Compression::Zstd)
-        && !cfg!(feature = "zstd")
-    {
+        || opts.keyspace_options.values().any(|k| k.wants_zstd());
+    if wants_zstd && !cfg!(feature = "zstd") {
         return Err(Error::NotSupported(
             "zstd compression: this build of strata-kv lacks its `zstd` feature".into(),
         ));
@@ -195,7 +195,12 @@ fn open(opts: Options) -> Result<Db> {
                     l.push(meta.entries);
                 }
             }
-            let table_opts = crate::compact::table_options(&opts, 0, &levels, mem.len() as u64);
+            let table_opts = crate::compact::table_options(
+                &opts.for_keyspace(&k.name),
+                0,
+                &levels,
+                mem.len() as u64,
+            );
             let number = alloc();
             let start = Instant::now();
             let meta = crate::flush::build_table(&*fs, &dir, number, table_opts, mem)?;
@@ -345,7 +350,8 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
         .trees
         .into_iter()
         .map(|(id, name, view)| {
-            let tree = Tree::new(id, name, view, Box::new(crate::compact::policy(&p.opts)));
+            let opts = p.opts.for_keyspace(&name);
+            let tree = Tree::new(id, name, view, opts);
             (id, Arc::new(tree))
         })
         .collect();
@@ -361,7 +367,7 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
                     frozen: Vec::new(),
                     version: Arc::new(Version::default()),
                 },
-                Box::new(crate::compact::policy(&p.opts)),
+                p.opts.for_keyspace(crate::tree::DEFAULT_NAME),
             ))
         })
         .clone();

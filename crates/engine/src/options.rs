@@ -37,6 +37,8 @@ pub struct Options {
     pub(crate) bloom_bits_per_level: Vec<u32>,
     /// Monkey sizing under this average bits-per-key budget (overrides the two above).
     pub(crate) bloom_filter_budget: Option<f64>,
+    /// Options of keyspaces by name, given at open.
+    pub(crate) keyspace_options: std::collections::BTreeMap<String, crate::KeyspaceOptions>,
 }
 
 impl Options {
@@ -193,6 +195,7 @@ impl DbBuilder {
                 compression: vec![Compression::None],
                 bloom_bits_per_level: Vec::new(),
                 bloom_filter_budget: None,
+                keyspace_options: Default::default(),
             },
         }
     }
@@ -459,5 +462,35 @@ impl DbBuilder {
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.opts.max_value_bytes = bytes;
         self
+    }
+
+    /// The options of keyspace `name` from this open on (see [`crate::KeyspaceOptions`]):
+    /// its flushes and compactions follow them from the first, where
+    /// [`Db::keyspace_with`](crate::Db::keyspace_with) applies them only from its call.
+    /// A name that is not a keyspace of the database is made with them when first
+    /// asked for.
+    ///
+    /// ```
+    /// use strata::{Compression, KeyspaceOptions};
+    ///
+    /// let db = strata::DbBuilder::in_memory()
+    ///     .keyspace_options("index", KeyspaceOptions::new().compression(Compression::Lz4))
+    ///     .open()?;
+    /// db.keyspace("index")?.put("k", "v")?;
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn keyspace_options(mut self, name: &str, options: crate::KeyspaceOptions) -> Self {
+        self.opts.keyspace_options.insert(name.to_owned(), options);
+        self
+    }
+}
+
+impl Options {
+    /// The options of keyspace `name`: the database's, with those given for it applied.
+    pub(crate) fn for_keyspace(&self, name: &str) -> Options {
+        match self.keyspace_options.get(name) {
+            Some(k) => k.apply(self),
+            None => self.clone(),
+        }
     }
 }

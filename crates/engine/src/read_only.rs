@@ -259,8 +259,8 @@ pub(crate) fn refresh(inner: &Arc<DbInner>) -> Result<()> {
         match keyspaces.trees.get(&id) {
             Some(tree) => tree.update_view(|_| view),
             None => {
-                let policy = Box::new(crate::compact::policy(&inner.opts));
-                let tree = crate::tree::Tree::new(id, name, view, policy);
+                let opts = inner.opts.for_keyspace(&name);
+                let tree = crate::tree::Tree::new(id, name, view, opts);
                 keyspaces.trees.insert(id, Arc::new(tree));
             }
         }

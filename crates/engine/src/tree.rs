@@ -14,6 +14,7 @@ use strata_compaction::CompactionPolicy;
 use strata_core::{Lookup, Result, SequenceNumber};
 use strata_memtable::MemTable;
 
+use crate::options::Options;
 use crate::stats::{LevelStats, Stats};
 use crate::version::Version;
 
@@ -101,7 +102,9 @@ pub(crate) struct Tree {
     pub id: u32,
     pub name: String,
     view: RwLock<Arc<View>>,
-    pub policy: Box<dyn CompactionPolicy>,
+    /// Its options and the compaction policy made from them (replaced whole by
+    /// `Db::keyspace_with`).
+    settings: RwLock<Arc<Settings>>,
     /// Set once the keyspace's drop is durable: its handles refuse every call, and its
     /// files go once nothing reads them.
     pub dropped: AtomicBool,
@@ -111,15 +114,26 @@ pub(crate) struct Tree {
 }
 
 impl Tree {
-    pub fn new(id: u32, name: String, view: View, policy: Box<dyn CompactionPolicy>) -> Self {
+    pub fn new(id: u32, name: String, view: View, opts: Options) -> Self {
         Tree {
             id,
             name,
             view: RwLock::new(Arc::new(view)),
-            policy,
+            settings: RwLock::new(Arc::new(Settings::new(opts))),
             dropped: AtomicBool::new(false),
             flushed_seq: Default::default(),
         }
+    }
+
+    /// The tree's options and compaction policy, pinned (a flush or compaction uses
+    /// one set throughout).
+    pub fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.settings.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces the tree's options: tables written from now on follow them.
+    pub fn set_options(&self, opts: Options) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::new(opts));
     }
 
     /// See the field: the sequence number this keyspace's tables reach.
@@ -154,6 +168,19 @@ impl Tree {
         let mut guard = self.view.write().unwrap_or_else(|p| p.into_inner());
         let next = f(&guard);
         *guard = Arc::new(next);
+    }
+}
+
+/// A tree's options and the compaction policy made from them.
+pub(crate) struct Settings {
+    pub opts: Options,
+    pub policy: Box<dyn CompactionPolicy>,
+}
+
+impl Settings {
+    fn new(opts: Options) -> Self {
+        let policy = Box::new(crate::compact::policy(&opts));
+        Settings { opts, policy }
     }
 }
 

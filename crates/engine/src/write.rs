@@ -558,19 +558,20 @@ fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
         }
         let trees = inner.trees();
         let views: Vec<_> = trees.iter().map(|t| t.view()).collect();
-        let (l0_files, deepest) = views
-            .iter()
-            .zip(&trees)
-            .map(|(v, t)| (v.version.levels[0].len(), t))
-            .max_by_key(|(n, _)| *n)
-            .unwrap_or((0, &inner.tree));
-        if l0_files >= inner.opts.l0_stop_trigger {
-            stalled_on = Some(deepest.name.clone());
+        let settings: Vec<_> = trees.iter().map(|t| t.settings()).collect();
+        // Each keyspace against its own thresholds.
+        let l0 = |i: usize| views[i].version.levels[0].len();
+        if let Some(i) = (0..trees.len()).find(|&i| l0(i) >= settings[i].opts.l0_stop_trigger) {
+            stalled_on = Some(trees[i].name.clone());
             inner.schedule_compaction();
             waited[StallCause::L0Stop as usize] += stall(inner, StallCause::L0Stop);
             continue;
         }
-        if l0_files >= inner.opts.l0_slowdown_trigger && !slowed {
+        let slow = (0..trees.len()).find(|&i| l0(i) >= settings[i].opts.l0_slowdown_trigger);
+        if let Some(i) = slow
+            && !slowed
+        {
+            stalled_on = Some(trees[i].name.clone());
             // Spread the delay over writes instead of stopping them all at once later.
             let start = Instant::now();
             std::thread::sleep(Duration::from_millis(1));
@@ -583,14 +584,14 @@ fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
             continue;
         }
         let full: Vec<usize> = (0..trees.len())
-            .filter(|&i| views[i].mem.approximate_memory_usage() >= inner.opts.memtable_bytes)
+            .filter(|&i| views[i].mem.approximate_memory_usage() >= settings[i].opts.memtable_bytes)
             .collect();
         if full.is_empty() {
             break freeze_quiet_keyspaces(inner, ws, &trees, &views);
         }
         if let Some(&i) = full
             .iter()
-            .find(|&&i| views[i].frozen.len() >= inner.opts.max_frozen_memtables)
+            .find(|&&i| views[i].frozen.len() >= settings[i].opts.max_frozen_memtables)
         {
             stalled_on = Some(trees[i].name.clone());
             inner.schedule_flush();

@@ -470,3 +470,95 @@ fn after_a_power_loss_every_keyspace_holds_a_prefix_of_the_writes() {
         }
     }
 }
+
+#[test]
+fn each_keyspace_follows_its_own_options() {
+    use strata::{Compression, KeyspaceOptions};
+    let fs = MemFs::new();
+    // The database: 64 MiB MemTables, no compression. "small": a MemTable per write
+    // group; "packed": LZ4.
+    let open = |fs: &MemFs| {
+        Db::builder("/db")
+            .file_system(Arc::new(fs.clone()))
+            .keyspace_options("small", KeyspaceOptions::new().memtable_bytes(1))
+            .open()
+            .unwrap()
+    };
+    let db = open(&fs);
+    let small = db.keyspace("small").unwrap();
+    let packed = db
+        .keyspace_with(
+            "packed",
+            KeyspaceOptions::new().compression(Compression::Lz4),
+        )
+        .unwrap();
+    let value = "compressible ".repeat(40);
+    for i in 0..20u32 {
+        db.put(format!("{i:03}"), &value).unwrap();
+        packed.put(format!("{i:03}"), &value).unwrap();
+    }
+    for i in 0..6u32 {
+        small.put(format!("{i:03}"), "v").unwrap();
+    }
+    db.wait_for_compaction().unwrap();
+    let stats = db.stats();
+    let files = |name: &str| -> usize {
+        let k = stats.keyspaces.iter().find(|k| k.name == name).unwrap();
+        k.levels.iter().map(|l| l.files).sum()
+    };
+    assert_eq!(files("default"), 0, "64 MiB: still in the MemTable");
+    assert!(
+        files("small") >= 1,
+        "a table per write group, then compacted"
+    );
+    db.flush().unwrap();
+    let stats = db.stats();
+    let bytes = |name: &str| -> u64 {
+        let k = stats.keyspaces.iter().find(|k| k.name == name).unwrap();
+        k.levels.iter().map(|l| l.bytes).sum()
+    };
+    assert!(
+        bytes("packed") * 3 < bytes("default"),
+        "LZ4: {} vs {} bytes",
+        bytes("packed"),
+        bytes("default")
+    );
+    drop((small, packed));
+    db.close().unwrap();
+
+    // Reopened with the builder's options for "small", and none for "packed" (which
+    // now takes the database's: its old tables stay compressed and readable).
+    let db = open(&fs);
+    let small = db.keyspace("small").unwrap();
+    let before = db
+        .stats()
+        .keyspaces
+        .iter()
+        .find(|k| k.name == "small")
+        .unwrap()
+        .levels
+        .iter()
+        .map(|l| l.files)
+        .sum::<usize>();
+    small.put("new", "v").unwrap();
+    small.put("newer", "v").unwrap();
+    db.wait_for_compaction().unwrap();
+    let after: u64 = db
+        .stats()
+        .keyspaces
+        .iter()
+        .find(|k| k.name == "small")
+        .unwrap()
+        .levels
+        .iter()
+        .map(|l| l.entries)
+        .sum();
+    // "new" was flushed when "newer" came (its MemTable was full at once); "newer"
+    // waits in the MemTable. With the database's 64 MiB both would wait.
+    assert_eq!(after, 7, "{before} files before");
+    let packed = db.keyspace("packed").unwrap();
+    assert_eq!(
+        packed.get("007").unwrap().as_deref(),
+        Some(value.as_bytes())
+    );
+}
