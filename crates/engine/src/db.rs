@@ -680,6 +680,9 @@ impl Db {
                 "the default keyspace cannot be dropped".into(),
             ));
         }
+        // Every write before the drop durable first: a power loss must not keep the drop
+        // (in the manifest, synced) and lose a write made before it (in an unsynced WAL).
+        crate::write::sync_all_wals(inner)?;
         let mut m = lock(&inner.manifest);
         let tree = {
             let keyspaces = inner.keyspaces.read().unwrap_or_else(|p| p.into_inner());

@@ -133,6 +133,28 @@ impl Harness {
         result
     }
 
+    /// Drops the side keyspace (durable when acknowledged, with every write before it)
+    /// and makes it again, empty: one write of the history.
+    pub fn drop_side(&mut self) -> strata::Result<()> {
+        let start = self.fs.op_count();
+        let result = self
+            .db
+            .drop_keyspace(oracle::SIDE)
+            .and_then(|()| self.db.keyspace(oracle::SIDE));
+        let acked = result.is_ok().then(|| self.fs.op_count());
+        if let Ok(side) = &result {
+            self.side = side.clone();
+            oracle::apply_op(&mut self.live, &Op::DropSide);
+        }
+        self.hist.writes.push(Write {
+            entries: vec![Op::DropSide],
+            sync: true,
+            start,
+            acked,
+        });
+        result.map(drop)
+    }
+
     /// Reads one model key from its keyspace.
     pub fn get(&self, k: &[u8]) -> strata::Result<Option<bytes::Bytes>> {
         match oracle::split(k) {

@@ -59,6 +59,9 @@ pub enum Op {
     DeleteRange(Vec<u8>, Vec<u8>),
     /// Deletes every key at or after `start`.
     DeleteFrom(Vec<u8>),
+    /// Drops the side keyspace and makes it again, empty (not a batch entry: a write of
+    /// its own).
+    DropSide,
 }
 
 impl From<(Vec<u8>, Option<Vec<u8>>)> for Op {
@@ -78,6 +81,7 @@ impl Op {
             Op::Delete(k) => k == key,
             Op::DeleteRange(a, b) => a.as_slice() <= key && key < b.as_slice(),
             Op::DeleteFrom(a) => same_keyspace(a, key) && a.as_slice() <= key,
+            Op::DropSide => split(key).0,
         }
     }
 
@@ -86,6 +90,7 @@ impl Op {
     pub fn add_to(&self, batch: &mut strata::WriteBatch, side: &strata::Keyspace) {
         let (in_side, k) = match self {
             Op::Put(k, _) | Op::Delete(k) | Op::DeleteRange(k, _) | Op::DeleteFrom(k) => split(k),
+            Op::DropSide => panic!("a keyspace drop is not a batch entry"),
         };
         match (self, in_side) {
             (Op::Put(_, v), false) => batch.put(k, v),
@@ -96,6 +101,7 @@ impl Op {
             (Op::DeleteRange(_, b), true) => batch.delete_range_in(side, k, split(b).1),
             (Op::DeleteFrom(_), false) => batch.delete_range_from(k),
             (Op::DeleteFrom(_), true) => batch.delete_range_from_in(side, k),
+            (Op::DropSide, _) => return,
         };
     }
 }
@@ -138,6 +144,7 @@ pub fn apply_op(model: &mut Model, op: &Op) {
         }
         Op::DeleteRange(a, b) => model.retain(|k, _| !(a <= k && k < b)),
         Op::DeleteFrom(a) => model.retain(|k, _| !same_keyspace(a, k) || k < a),
+        Op::DropSide => model.retain(|k, _| !split(k).0),
     }
 }
 

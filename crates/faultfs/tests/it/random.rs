@@ -82,6 +82,7 @@ fn workload(h: &mut Harness, rng: &mut Rng, n: usize, keys: &[Vec<u8>]) -> Resul
             }
             80..82 => h.flush(),
             82..83 => h.compact_all(),
+            83..84 if rng.one_in(2) => h.drop_side(),
             _ => {
                 let k = key(rng);
                 let got = h.get(&k).map_err(|e| format!("get failed: {e}"))?;
