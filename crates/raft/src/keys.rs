@@ -1,41 +1,49 @@
-//! The key layout: three key ranges in one database, told apart by their first byte.
+//! The layout: the log and its metadata in keyspaces of their own, the state machine in
+//! the default keyspace.
 //!
-//! Strata has no keyspaces yet, so the log, the metadata and the state machine share
-//! one ordered key space:
+//! | keyspace | keys | holds |
+//! | --- | --- | --- |
+//! | `raft-log` | index (8 bytes, big-endian, so key order is index order) | the log entry at that index |
+//! | `raft-meta` | `format` | the layout version, [`FORMAT`] |
+//! | `raft-meta` | `vote`, `committed`, `purged` | the log store's vote, committed log id, last purged log id |
+//! | default | `m:applied` | the state machine's last applied log id and membership |
+//! | default | `m:snapshot` | the metadata of the last snapshot built or installed |
+//! | default | `s` + application key | the state machine's data |
 //!
-//! | keys | holds |
-//! | --- | --- |
-//! | `l` + index (8 bytes, big-endian) | the log entry at that index (big-endian, so key order is index order) |
-//! | `m:format` | the layout version, [`FORMAT`] |
-//! | `m:vote`, `m:committed`, `m:purged` | the log store's vote, committed log id, last purged log id |
-//! | `m:applied` | the state machine's last applied log id and membership |
-//! | `m:snapshot` | the metadata of the last snapshot built or installed |
-//! | `s` + application key | the state machine's data |
+//! The state machine stays in the default keyspace because `apply` runs in one Strata
+//! transaction, and transactions read and write the default keyspace. The log's
+//! keyspace holds nothing else, so a purge's range delete covers whole tables, which
+//! compaction then drops without reading them.
 
 use openraft::{AnyError, NodeId, StorageError, StorageIOError};
-use strata::{Db, WriteBatch, WriteOptions};
+use strata::{Db, Keyspace, WriteBatch, WriteOptions};
 
-/// First byte of every log key.
-pub(crate) const LOG: u8 = b'l';
+/// The keyspace of the log entries.
+pub(crate) const LOG_KEYSPACE: &str = "raft-log";
+/// The keyspace of the log store's metadata and the layout version.
+pub(crate) const META_KEYSPACE: &str = "raft-meta";
+
 /// First byte of every state-machine key.
 pub(crate) const STATE: u8 = b's';
 
-pub(crate) const FORMAT_KEY: &[u8] = b"m:format";
-pub(crate) const VOTE: &[u8] = b"m:vote";
-pub(crate) const COMMITTED: &[u8] = b"m:committed";
-pub(crate) const PURGED: &[u8] = b"m:purged";
+pub(crate) const FORMAT_KEY: &[u8] = b"format";
+pub(crate) const VOTE: &[u8] = b"vote";
+pub(crate) const COMMITTED: &[u8] = b"committed";
+pub(crate) const PURGED: &[u8] = b"purged";
 pub(crate) const APPLIED: &[u8] = b"m:applied";
 pub(crate) const SNAPSHOT: &[u8] = b"m:snapshot";
 
-/// The layout version written to `m:format`: bump it when the keys or their encodings
-/// change, so an older database is refused instead of misread.
-pub(crate) const FORMAT: &[u8] = b"strata-raft 1";
+/// Where layout 1 kept its version (in the default keyspace, before keyspaces).
+const FORMAT_KEY_V1: &[u8] = b"m:format";
+
+/// The layout version written to `format` in [`META_KEYSPACE`]: bump it when the keys
+/// or their encodings change, so an older database is refused instead of misread.
+/// Layout 1 kept everything in the default keyspace under key prefixes.
+pub(crate) const FORMAT: &[u8] = b"strata-raft 2";
 
 /// The key of the log entry at `index`.
-pub(crate) fn log_key(index: u64) -> [u8; 9] {
-    let mut key = [LOG; 9];
-    key[1..].copy_from_slice(&index.to_be_bytes());
-    key
+pub(crate) fn log_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
 }
 
 /// The state-machine key of the application's `key`.
@@ -46,32 +54,51 @@ pub(crate) fn state_key(key: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Marks a new database with [`FORMAT`]; refuses one marked otherwise, or one holding
+/// Marks a new database with [`FORMAT`] (making its keyspaces) and returns the log's
+/// and the metadata's keyspaces; refuses a database marked otherwise, or one holding
 /// keys without a mark (not made by this crate).
-pub(crate) fn check_format<NID: NodeId>(db: &Db) -> Result<(), StorageError<NID>> {
+pub(crate) fn check_format<NID: NodeId>(
+    db: &Db,
+) -> Result<(Keyspace, Keyspace), StorageError<NID>> {
     let read_err = |e: strata::Error| StorageIOError::read(crate::any(&e));
-    match db.get(FORMAT_KEY).map_err(read_err)? {
-        Some(found) if found.as_ref() == FORMAT => Ok(()),
-        Some(found) => Err(StorageIOError::read(AnyError::error(format!(
+    let write_err = |e: strata::Error| StorageIOError::write(crate::any(&e));
+    let refuse =
+        |why: String| -> StorageError<NID> { StorageIOError::read(AnyError::error(why)).into() };
+    let unsupported = |found: &[u8]| {
+        refuse(format!(
             "the database holds Raft storage of layout {:?}; this version reads {:?}",
-            String::from_utf8_lossy(&found),
+            String::from_utf8_lossy(found),
             String::from_utf8_lossy(FORMAT),
-        )))
-        .into()),
-        None => {
-            if let Some(first) = db.iter().next() {
-                let (key, _) = first.map_err(read_err)?;
-                return Err(StorageIOError::read(AnyError::error(format!(
-                    "the database is not empty (it holds {key:?}) and was not made by strata-raft: \
-                     give the Raft node a database of its own"
-                )))
-                .into());
+        ))
+    };
+    if db.list_keyspaces().iter().any(|k| k == META_KEYSPACE) {
+        let meta = db.keyspace(META_KEYSPACE).map_err(read_err)?;
+        return match meta.get(FORMAT_KEY).map_err(read_err)? {
+            Some(found) if found.as_ref() == FORMAT => {
+                Ok((db.keyspace(LOG_KEYSPACE).map_err(read_err)?, meta))
             }
-            let mut batch = WriteBatch::new();
-            batch.put(FORMAT_KEY, FORMAT);
-            db.write(batch, WriteOptions { sync: true })
-                .map_err(|e| StorageIOError::write(crate::any(&e)))?;
-            Ok(())
-        }
+            Some(found) => Err(unsupported(&found)),
+            None => Err(refuse(format!(
+                "the database has a {META_KEYSPACE:?} keyspace without a layout version: not made by strata-raft"
+            ))),
+        };
     }
+    // Nothing is made before the checks: a database that is refused is left as it was.
+    if let Some(found) = db.get(FORMAT_KEY_V1).map_err(read_err)? {
+        return Err(unsupported(&found));
+    }
+    if let Some(first) = db.iter().next() {
+        let (key, _) = first.map_err(read_err)?;
+        return Err(refuse(format!(
+            "the database is not empty (it holds {key:?}) and was not made by strata-raft: \
+             give the Raft node a database of its own"
+        )));
+    }
+    let log = db.keyspace(LOG_KEYSPACE).map_err(write_err)?;
+    let meta = db.keyspace(META_KEYSPACE).map_err(write_err)?;
+    let mut batch = WriteBatch::new();
+    batch.put_in(&meta, FORMAT_KEY, FORMAT);
+    db.write(batch, WriteOptions { sync: true })
+        .map_err(write_err)?;
+    Ok((log, meta))
 }

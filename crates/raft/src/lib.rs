@@ -86,8 +86,8 @@ where
     C: StrataConfig,
     A: Apply<C>,
 {
-    keys::check_format(&db)?;
-    let log = LogStore::new(db.clone())?;
+    let (log, meta) = keys::check_format(&db)?;
+    let log = LogStore::new(db.clone(), log, meta)?;
     let state = StateMachine::new(db, app);
     Ok((log, state))
 }

@@ -1,5 +1,5 @@
-//! The Raft log store: entries under `l` + big-endian index, the vote, committed and
-//! purged log ids under `m:`.
+//! The Raft log store: entries in keyspace `raft-log` under their big-endian index,
+//! the vote, committed and purged log ids in keyspace `raft-meta`.
 
 use std::fmt::Debug;
 use std::io;
@@ -15,10 +15,10 @@ use openraft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use strata::{Db, WriteBatch, WriteOptions};
+use strata::{Db, Keyspace, WriteBatch, WriteOptions};
 
 use crate::codec::{decode, encode};
-use crate::keys::{COMMITTED, LOG, PURGED, VOTE, log_key};
+use crate::keys::{COMMITTED, PURGED, VOTE, log_key};
 use crate::{StrataConfig, any};
 
 /// The Raft log store ([`RaftLogStorage`]): openraft's log entries, vote, and
@@ -31,6 +31,10 @@ use crate::{StrataConfig, any};
 /// durability contract.
 pub struct LogStore<C: RaftTypeConfig> {
     db: Db,
+    /// The entries.
+    log: Keyspace,
+    /// The vote, committed and purged ids.
+    meta: Keyspace,
     flusher: Flusher,
     _config: PhantomData<fn() -> C>,
 }
@@ -38,7 +42,7 @@ pub struct LogStore<C: RaftTypeConfig> {
 /// A reader of the log ([`RaftLogReader`]), for openraft's replication tasks: a handle
 /// on the same database, reading its newest state.
 pub struct LogReader<C: RaftTypeConfig> {
-    db: Db,
+    log: Keyspace,
     // `fn() -> C`: the reader holds no `C`, so it is `Send` and `Sync` whatever `C` is.
     _config: PhantomData<fn() -> C>,
 }
@@ -46,18 +50,24 @@ pub struct LogReader<C: RaftTypeConfig> {
 impl<C: RaftTypeConfig> Clone for LogReader<C> {
     fn clone(&self) -> Self {
         LogReader {
-            db: self.db.clone(),
+            log: self.log.clone(),
             _config: PhantomData,
         }
     }
 }
 
 impl<C: StrataConfig> LogStore<C> {
-    pub(crate) fn new(db: Db) -> Result<Self, StorageError<C::NodeId>> {
+    pub(crate) fn new(
+        db: Db,
+        log: Keyspace,
+        meta: Keyspace,
+    ) -> Result<Self, StorageError<C::NodeId>> {
         let flusher = Flusher::start(db.clone())
             .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
         Ok(LogStore {
             db,
+            log,
+            meta,
             flusher,
             _config: PhantomData,
         })
@@ -71,7 +81,8 @@ impl<C: StrataConfig> LogStore<C> {
         let mut batch = WriteBatch::new();
         for entry in entries {
             let index = entry.get_log_id().index;
-            batch.put(
+            batch.put_in(
+                &self.log,
                 log_key(index),
                 encode(&entry).map_err(StorageIOError::write_logs)?,
             );
@@ -89,7 +100,7 @@ impl<C: StrataConfig> LogStore<C> {
         key: &[u8],
         err: fn(AnyError) -> StorageIOError<C::NodeId>,
     ) -> Result<Option<T>, StorageError<C::NodeId>> {
-        match self.db.get(key).map_err(|e| err(any(&e)))? {
+        match self.meta.get(key).map_err(|e| err(any(&e)))? {
             Some(bytes) => Ok(Some(decode(key, &bytes).map_err(err)?)),
             None => Ok(None),
         }
@@ -103,7 +114,7 @@ impl<C: StrataConfig> LogStore<C> {
         err: fn(AnyError) -> StorageIOError<C::NodeId>,
     ) -> Result<(), StorageError<C::NodeId>> {
         let mut batch = WriteBatch::new();
-        batch.put(key, encode(value).map_err(err)?);
+        batch.put_in(&self.meta, key, encode(value).map_err(err)?);
         self.db
             .write(batch, WriteOptions { sync })
             .map_err(|e| err(any(&e)).into())
@@ -117,17 +128,15 @@ impl<C: StrataConfig> LogStore<C> {
         &self,
         first: u64,
         last: Option<u64>,
-        extra: impl FnOnce(&mut WriteBatch),
+        extra: impl FnOnce(&mut WriteBatch, &Keyspace),
     ) -> Result<(), StorageError<C::NodeId>> {
-        // Past the last log key: the next prefix byte (`m` sorts below every `m:` key).
-        let log_end = [LOG + 1];
-        let end = match last.and_then(|i| i.checked_add(1)) {
-            Some(next) => log_key(next).to_vec(),
-            None => log_end.to_vec(),
-        };
         let mut batch = WriteBatch::new();
-        batch.delete_range(log_key(first), end);
-        extra(&mut batch);
+        match last.and_then(|i| i.checked_add(1)) {
+            Some(next) => batch.delete_range_in(&self.log, log_key(first), log_key(next)),
+            // Through the end of the log, as it is when the write is made.
+            None => batch.delete_range_from_in(&self.log, log_key(first)),
+        };
+        extra(&mut batch, &self.meta);
         // Not synced: a truncation or purge lost in a crash leaves the log as it was
         // before, which openraft had already accepted as durable; and Strata recovers a
         // prefix of its writes, so any later append that is reported durable makes
@@ -140,7 +149,7 @@ impl<C: StrataConfig> LogStore<C> {
 
 /// The entries with indexes in `range`, in order.
 fn read_entries<C>(
-    db: &Db,
+    log: &Keyspace,
     range: impl RangeBounds<u64>,
 ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>>
 where
@@ -160,7 +169,7 @@ where
         Bound::Unbounded => Bound::Included(log_key(u64::MAX)),
     };
     let mut entries = Vec::new();
-    for item in db.range((Bound::Included(log_key(start)), end)) {
+    for item in log.range((Bound::Included(log_key(start)), end)) {
         let (key, value) = item.map_err(|e| StorageIOError::read_logs(any(&e)))?;
         entries.push(decode(&key, &value).map_err(StorageIOError::read_logs)?);
     }
@@ -172,7 +181,7 @@ impl<C: StrataConfig> RaftLogReader<C> for LogReader<C> {
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
-        read_entries::<C>(&self.db, range)
+        read_entries::<C>(&self.log, range)
     }
 }
 
@@ -181,7 +190,7 @@ impl<C: StrataConfig> RaftLogReader<C> for LogStore<C> {
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
-        read_entries::<C>(&self.db, range)
+        read_entries::<C>(&self.log, range)
     }
 }
 
@@ -191,7 +200,7 @@ impl<C: StrataConfig> RaftLogStorage<C> for LogStore<C> {
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
         let last_purged_log_id: Option<LogId<C::NodeId>> =
             self.get_meta(PURGED, StorageIOError::read_logs)?;
-        let last_entry = match self.db.prefix([LOG]).next_back() {
+        let last_entry = match self.log.iter().next_back() {
             Some(item) => {
                 let (key, value) = item.map_err(|e| StorageIOError::read_logs(any(&e)))?;
                 let entry: C::Entry = decode(&key, &value).map_err(StorageIOError::read_logs)?;
@@ -207,7 +216,7 @@ impl<C: StrataConfig> RaftLogStorage<C> for LogStore<C> {
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
         LogReader {
-            db: self.db.clone(),
+            log: self.log.clone(),
             _config: PhantomData,
         }
     }
@@ -256,15 +265,15 @@ impl<C: StrataConfig> RaftLogStorage<C> for LogStore<C> {
     }
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        self.delete_log_range(log_id.index, None, |_| {})
+        self.delete_log_range(log_id.index, None, |_, _| {})
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
         let purged = encode(&log_id).map_err(StorageIOError::write_logs)?;
         // The purged id and the delete in one batch: a crash never leaves entries
         // deleted without the id that says where the log now starts.
-        self.delete_log_range(0, Some(log_id.index), |batch| {
-            batch.put(PURGED, &purged);
+        self.delete_log_range(0, Some(log_id.index), |batch, meta| {
+            batch.put_in(meta, PURGED, &purged);
         })
     }
 }
@@ -375,7 +384,8 @@ mod tests {
             .file_system(Arc::new(fs.clone()))
             .open()
             .expect("open");
-        LogStore::new(db).expect("store")
+        let (log, meta) = crate::keys::check_format::<u64>(&db).expect("layout");
+        LogStore::new(db, log, meta).expect("store")
     }
 
     /// Sends the flusher's verdict for the append of entry `.2`, with a copy of what a
@@ -407,7 +417,7 @@ mod tests {
             let (result, index, kept) = rx.recv().expect("every callback is called");
             result.expect("flushed");
             let reopened = store(&kept);
-            let entries = read_entries::<Config>(&reopened.db, 0..).expect("read");
+            let entries = read_entries::<Config>(&reopened.log, 0..).expect("read");
             let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
             assert!(
                 indexes.len() as u64 >= index
@@ -419,7 +429,7 @@ mod tests {
         let after = fs.crash(&CrashOptions::power_loss());
         drop(log);
         let log = store(&after);
-        let entries = read_entries::<Config>(&log.db, 0..).expect("read");
+        let entries = read_entries::<Config>(&log.log, 0..).expect("read");
         let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
         assert_eq!(indexes, (1..=20).collect::<Vec<_>>());
     }
@@ -435,7 +445,7 @@ mod tests {
         drop(log);
         let log = store(&after);
         assert!(
-            read_entries::<Config>(&log.db, 0..)
+            read_entries::<Config>(&log.log, 0..)
                 .expect("read")
                 .is_empty()
         );
@@ -528,7 +538,7 @@ mod tests {
             purge_bytes < 200 && truncate_bytes < 100,
             "purge wrote {purge_bytes} B, truncate {truncate_bytes} B"
         );
-        let left = read_entries::<Config>(&log.db, ..).expect("read");
+        let left = read_entries::<Config>(&log.log, ..).expect("read");
         let indexes: Vec<u64> = left.iter().map(|e| e.log_id.index).collect();
         assert_eq!(indexes, (4001..4500).collect::<Vec<_>>());
     }

@@ -242,6 +242,44 @@ async fn a_database_not_made_by_this_crate_is_refused() {
     assert!(err.to_string().contains("not made by strata-raft"), "{err}");
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_database_of_the_first_layout_is_refused_and_left_as_it_was() {
+    // Layout 1 kept the log, its metadata and the state machine in the default
+    // keyspace under key prefixes; this version keeps the log in keyspaces of its own.
+    let db = DbBuilder::in_memory().open().expect("open");
+    db.put("m:format", "strata-raft 1").expect("put");
+    db.put([b'l', 0, 0, 0, 0, 0, 0, 0, 1], "an old entry")
+        .expect("put");
+    let err = strata_raft::open::<Config, _>(db.clone(), Kv)
+        .err()
+        .expect("refused");
+    let message = err.to_string();
+    assert!(message.contains("layout \"strata-raft 1\""), "{message}");
+    assert!(message.contains("reads \"strata-raft 2\""), "{message}");
+    assert_eq!(db.list_keyspaces(), ["default"], "nothing made");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_log_lives_in_a_keyspace_of_its_own() {
+    let db = DbBuilder::in_memory().open().expect("open");
+    let (mut log, _state) = strata_raft::open::<Config, _>(db.clone(), Kv).expect("open");
+    assert_eq!(db.list_keyspaces(), ["default", "raft-log", "raft-meta"]);
+    log.save_vote(&openraft::Vote::new(1, 7))
+        .await
+        .expect("vote");
+    let raft_log = db.keyspace("raft-log").expect("log keyspace");
+    assert_eq!(raft_log.iter().count(), 0);
+    // No log key in the default keyspace, where the state machine lives.
+    assert_eq!(db.iter().count(), 0);
+    assert!(
+        db.keyspace("raft-meta")
+            .expect("meta")
+            .get("vote")
+            .expect("get")
+            .is_some()
+    );
+}
+
 /// What `save_vote` and snapshot installs promise (fsynced before they return) and
 /// what a snapshot is after a restart. (The flushed callback's promise is tested in the
 /// crate's unit tests: a `LogFlushed` can only be made inside openraft.)
