@@ -18,6 +18,9 @@ pub struct GetArgs {
     dir: PathBuf,
     /// The key: UTF-8, or hex after `0x`.
     key: String,
+    /// The keyspace to read (default: `default`).
+    #[arg(long, default_value = "default")]
+    keyspace: String,
     /// Print JSON instead of the value.
     #[arg(long)]
     json: bool,
@@ -40,6 +43,9 @@ pub struct ScanArgs {
     /// Newest key first.
     #[arg(long)]
     reverse: bool,
+    /// The keyspace to read (default: `default`).
+    #[arg(long, default_value = "default")]
+    keyspace: String,
     /// Entries to print at most; 0 prints all.
     #[arg(long, default_value_t = 100)]
     limit: usize,
@@ -53,6 +59,9 @@ pub struct ScanArgs {
 pub struct StatsArgs {
     /// The database directory.
     dir: PathBuf,
+    /// The keyspace to read (default: `default`).
+    #[arg(long, default_value = "default")]
+    keyspace: String,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -72,6 +81,20 @@ fn open(dir: &Path) -> Result<Db, Failure> {
         .map_err(|e| Failure::new(format!("{}: {}", dir.display(), describe(&e))))
 }
 
+/// Keyspace `name` of `db` (in `dir`), or a one-line error naming the keyspaces there.
+fn keyspace(db: &Db, dir: &Path, name: &str) -> Result<strata::Keyspace, Failure> {
+    let names = db.list_keyspaces();
+    if !names.iter().any(|n| n == name) {
+        return Err(Failure::new(format!(
+            "{}: no keyspace is named {name:?} (it has {})",
+            dir.display(),
+            names.join(", ")
+        )));
+    }
+    db.keyspace(name)
+        .map_err(|e| Failure::new(format!("{}: {}", dir.display(), describe(&e))))
+}
+
 fn key_arg(arg: &str) -> Result<Vec<u8>, Failure> {
     show::parse_key(arg).map_err(Failure::new)
 }
@@ -88,8 +111,9 @@ struct GetReport {
 /// key is absent.
 pub fn get(args: &GetArgs) -> CmdResult {
     let db = open(&args.dir)?;
+    let ks = keyspace(&db, &args.dir, &args.keyspace)?;
     let key = key_arg(&args.key)?;
-    let value = db
+    let value = ks
         .get(&key)
         .map_err(|e| Failure::new(format!("{}: {}", args.dir.display(), describe(&e))))?;
     let report = GetReport {
@@ -129,16 +153,17 @@ struct ScanReport {
 /// Runs `scan`: `key => value` lines in key order (or reverse).
 pub fn scan(args: &ScanArgs) -> CmdResult {
     let db = open(&args.dir)?;
+    let ks = keyspace(&db, &args.dir, &args.keyspace)?;
     let iter = match (&args.prefix, &args.from, &args.to) {
-        (Some(p), _, _) => db.prefix(key_arg(p)?),
+        (Some(p), _, _) => ks.prefix(key_arg(p)?),
         (None, from, to) => {
             let lo = from.as_deref().map(key_arg).transpose()?;
             let hi = to.as_deref().map(key_arg).transpose()?;
             match (lo, hi) {
-                (Some(lo), Some(hi)) => db.range(lo..hi),
-                (Some(lo), None) => db.range(lo..),
-                (None, Some(hi)) => db.range(..hi),
-                (None, None) => db.iter(),
+                (Some(lo), Some(hi)) => ks.range(lo..hi),
+                (Some(lo), None) => ks.range(lo..),
+                (None, Some(hi)) => ks.range(..hi),
+                (None, None) => ks.iter(),
             }
         }
     };
@@ -208,8 +233,16 @@ struct StatsReport {
 /// tombstones) and what the WALs hold unflushed.
 pub fn stats(args: &StatsArgs) -> CmdResult {
     let db = open(&args.dir)?;
+    keyspace(&db, &args.dir, &args.keyspace)?;
     let s = db.stats();
-    let levels: Vec<LevelReport> = s
+    let Some(tree) = s.keyspaces.iter().find(|k| k.name == args.keyspace) else {
+        return Err(Failure::new(format!(
+            "{}: keyspace {:?} was dropped meanwhile",
+            args.dir.display(),
+            args.keyspace
+        )));
+    };
+    let levels: Vec<LevelReport> = tree
         .levels
         .iter()
         .enumerate()
@@ -224,7 +257,7 @@ pub fn stats(args: &StatsArgs) -> CmdResult {
     let report = StatsReport {
         table_bytes: levels.iter().map(|l| l.bytes).sum(),
         levels,
-        memtable_bytes: s.memtable_bytes,
+        memtable_bytes: tree.memtable_bytes,
         open_tables: s.open_tables,
     };
     emit(args.json, &report, render_stats)

@@ -112,6 +112,40 @@ fn the_tools_show_and_check_each_keyspace() {
     );
     assert!(dump.stdout.contains("\n    'd100'"), "{}", dump.stdout);
 
+    // get, scan and stats read the keyspace asked for (read-only, beside the writer).
+    let get = xtask(tmp.path(), &["get", "ks", "s007", "--keyspace", "side"]);
+    assert_eq!(get.stdout, "side value\n", "{}", get.stderr);
+    assert_eq!(
+        xtask(tmp.path(), &["get", "ks", "s007"]).code,
+        1,
+        "not in the default keyspace"
+    );
+    let scan = xtask(
+        tmp.path(),
+        &["scan", "ks", "--keyspace", "side", "--limit", "0", "--json"],
+    )
+    .json();
+    assert_eq!(
+        scan["entries"].as_array().unwrap().len(),
+        31,
+        "30 flushed and s100"
+    );
+    let stats = xtask(tmp.path(), &["stats", "ks", "--keyspace", "side", "--json"]).json();
+    let entries: u64 = stats["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["entries"].as_u64().unwrap())
+        .sum();
+    assert_eq!(entries, 30);
+    let err = xtask(tmp.path(), &["scan", "ks", "--keyspace", "nope"])
+        .assert_one_line_error()
+        .to_owned();
+    assert!(
+        err.contains("no keyspace is named \"nope\" (it has default, side)"),
+        "{err}"
+    );
+
     let verify = xtask(tmp.path(), &["verify", "ks"]);
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
     assert!(verify.stdout.contains("2 live tables"), "{}", verify.stdout);

@@ -46,6 +46,16 @@ pub fn tiny(builder: DbBuilder, roomy: bool) -> DbBuilder {
         .l0_compaction_trigger(2)
         .manifest_roll_bytes(1 << 10)
         .block_cache_bytes(32 << 10)
+        // The side keyspace is shaped apart: LZ4 below L0, its own block size and
+        // L0 trigger, and in the tight shape a MemTable four times as large.
+        .keyspace_options(
+            oracle::SIDE,
+            strata::KeyspaceOptions::new()
+                .memtable_bytes(if roomy { ROOMY_MEMTABLE } else { 8 << 10 })
+                .compression_per_level(&[strata::Compression::None, strata::Compression::Lz4])
+                .block_bytes(512)
+                .l0_compaction_trigger(3),
+        )
 }
 
 thread_local! {
