@@ -43,8 +43,10 @@ pub struct Snapshot {
     /// Read-only handles: the state the snapshot was taken in. A writable handle's
     /// compactions keep what registered snapshots need, but a read-only handle's
     /// writer knows nothing of its snapshots, so after a `refresh` the versions this
-    /// one reads may be compacted away: it keeps its own view instead.
+    /// one reads may be compacted away: it keeps its own view instead (of every
+    /// keyspace, by id).
     view: Option<Arc<View>>,
+    keyspace_views: Vec<(u32, Arc<View>)>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -59,11 +61,20 @@ impl Snapshot {
         // snapshots either sees this one or started before its sequence existed.
         // View first, then sequence: see `DbInner::get_latest` for why.
         let view = inner.opts.read_only.then(|| inner.tree.view());
+        let keyspace_views = match inner.opts.read_only {
+            true => inner.trees().iter().map(|t| (t.id, t.view())).collect(),
+            false => Vec::new(),
+        };
         let mut live = lock(&inner.snapshots.live);
         let seq = inner.visible_seq.load(std::sync::atomic::Ordering::Acquire);
         *live.entry(seq).or_default() += 1;
         drop(live);
-        Snapshot { inner, seq, view }
+        Snapshot {
+            inner,
+            seq,
+            view,
+            keyspace_views,
+        }
     }
 
     /// The sequence number this snapshot reads at.
@@ -111,11 +122,7 @@ impl Snapshot {
     }
 
     /// The value of `key` in `keyspace` as of the snapshot (a snapshot is consistent
-    /// across keyspaces).
-    ///
-    /// On a read-only handle this reads the keyspace's state as last loaded, not a
-    /// pinned one: a [`Db::refresh`](crate::Db::refresh) between taking the snapshot
-    /// and reading moves it on.
+    /// across keyspaces; a keyspace made after it is empty in it).
     pub fn get_in(
         &self,
         keyspace: &crate::Keyspace,
@@ -127,7 +134,23 @@ impl Snapshot {
         if tree.id == crate::batch::DEFAULT_KEYSPACE {
             return self.get(key);
         }
-        self.inner.get_in(&tree.view(), key.as_ref(), self.seq)
+        match self.pinned(tree.id) {
+            Some(Some(view)) => self.inner.get_in(view, key.as_ref(), self.seq),
+            Some(None) => Ok(None),
+            None => self.inner.get_in(&tree.view(), key.as_ref(), self.seq),
+        }
+    }
+
+    /// Read-only handles: the view of keyspace `id` this snapshot pinned (`Some(None)`:
+    /// the keyspace did not exist yet). `None` on a writable handle, whose compactions
+    /// keep what the snapshot needs in the keyspace's current view.
+    fn pinned(&self, id: u32) -> Option<Option<&Arc<View>>> {
+        self.inner.opts.read_only.then(|| {
+            self.keyspace_views
+                .iter()
+                .find(|(k, _)| *k == id)
+                .map(|(_, v)| v)
+        })
     }
 
     /// Iterates `range` of `keyspace` as of the snapshot (see [`get_in`](Self::get_in)).
@@ -139,7 +162,25 @@ impl Snapshot {
         if keyspace.id() == crate::batch::DEFAULT_KEYSPACE {
             return self.range(range);
         }
-        keyspace.iter_over(KeyRange::from_bounds(range), Some(self.seq))
+        let range = KeyRange::from_bounds(range);
+        match self.pinned(keyspace.id()) {
+            Some(Some(view)) => {
+                DbIter::in_view(Arc::clone(&self.inner), Arc::clone(view), self.seq, range)
+            }
+            // Made after the snapshot: nothing in it, as of the snapshot.
+            Some(None) => DbIter::in_view(
+                Arc::clone(&self.inner),
+                Arc::new(View {
+                    mem: Arc::new(strata_memtable::MemTable::new()),
+                    mem_wal: 0,
+                    frozen: Vec::new(),
+                    version: Arc::new(crate::version::Version::default()),
+                }),
+                self.seq,
+                range,
+            ),
+            None => keyspace.iter_over(range, Some(self.seq)),
+        }
     }
 }
 

@@ -562,3 +562,35 @@ fn each_keyspace_follows_its_own_options() {
         Some(value.as_bytes())
     );
 }
+
+#[test]
+fn a_read_only_snapshot_keeps_every_keyspace_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Db::open(dir.path()).unwrap();
+    let side = writer.keyspace("side").unwrap();
+    side.put("k", "v1").unwrap();
+    writer.flush().unwrap();
+    let reader = Db::builder(dir.path()).read_only().open().unwrap();
+    let reader_side = reader.keyspace("side").unwrap();
+    let snapshot = reader.snapshot();
+    // The writer moves on and compacts v1 away (it knows nothing of the reader).
+    side.put("k", "v2").unwrap();
+    writer.keyspace("later").unwrap().put("x", "1").unwrap();
+    writer.flush().unwrap();
+    side.compact_range::<&[u8], _>(..).unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(reader_side.get("k").unwrap().as_deref(), Some(&b"v2"[..]));
+    assert_eq!(
+        snapshot.get_in(&reader_side, "k").unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
+    assert_eq!(
+        collect(snapshot.range_in::<&[u8], _>(&reader_side, ..)),
+        [(b"k".to_vec(), b"v1".to_vec())]
+    );
+    // A keyspace made after the snapshot is empty in it.
+    let later = reader.keyspace("later").unwrap();
+    assert_eq!(later.get("x").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(snapshot.get_in(&later, "x").unwrap(), None);
+    assert_eq!(snapshot.range_in::<&[u8], _>(&later, ..).count(), 0);
+}
