@@ -526,9 +526,17 @@ fn check_conflicts<'g>(
         return std::borrow::Cow::Borrowed(group);
     }
     let checks: Vec<Option<&ConflictCheck>> = group.iter().map(|p| p.check.as_ref()).collect();
+    // Transactions read and write the default keyspace only: another keyspace's key
+    // of the same bytes is no conflict.
     let written: Vec<Vec<BatchEntry<'_>>> = group
         .iter()
-        .map(|p| p.batch().iter().filter_map(|e| e.ok()).collect())
+        .map(|p| {
+            p.batch()
+                .iter()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.keyspace == DEFAULT_KEYSPACE)
+                .collect()
+        })
         .collect();
     let verdicts = inner.txns.validate(&checks, &written);
     group

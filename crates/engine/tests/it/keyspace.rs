@@ -594,3 +594,22 @@ fn a_read_only_snapshot_keeps_every_keyspace_as_it_was() {
     assert_eq!(snapshot.get_in(&later, "x").unwrap(), None);
     assert_eq!(snapshot.range_in::<&[u8], _>(&later, ..).count(), 0);
 }
+
+#[test]
+fn a_write_to_another_keyspace_is_no_conflict_for_a_transaction() {
+    let db = open(&MemFs::new());
+    let side = db.keyspace("side").unwrap();
+    let mut txn = db.transaction_with(strata::Isolation::Serializable);
+    assert_eq!(txn.get("k").unwrap(), None);
+    assert_eq!(txn.range::<&[u8], _>(..).count(), 0);
+    // The same key bytes, in another keyspace: the transaction's reads still hold.
+    side.put("k", "elsewhere").unwrap();
+    txn.put("x", "1");
+    txn.commit().unwrap();
+    // The same key in the default keyspace does conflict.
+    let mut txn = db.transaction();
+    assert_eq!(txn.get("k").unwrap(), None);
+    db.put("k", "here").unwrap();
+    txn.put("k", "mine");
+    assert_eq!(txn.commit().unwrap_err().kind(), ErrorKind::Conflict);
+}
