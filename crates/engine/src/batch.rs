@@ -101,6 +101,10 @@ pub struct WriteBatch {
     open_ranges: bool,
     /// Whether any entry names a keyspace other than the default one.
     keyspaced: bool,
+    /// The database instance whose keyspace handles named keyspaces here (ids are per
+    /// database), and whether handles of several did.
+    origin: Option<u64>,
+    mixed_origins: bool,
 }
 
 impl WriteBatch {
@@ -117,6 +121,8 @@ impl WriteBatch {
             count: 0,
             open_ranges: false,
             keyspaced: false,
+            origin: None,
+            mixed_origins: false,
         }
     }
 
@@ -150,11 +156,28 @@ impl WriteBatch {
         key: impl AsRef<[u8]>,
         value: impl AsRef<[u8]>,
     ) -> &mut Self {
+        self.note_origin(keyspace);
         self.push(keyspace.id(), BatchOp::Put, key.as_ref(), value.as_ref())
+    }
+
+    /// Records which database `keyspace` belongs to: a batch is written to one.
+    fn note_origin(&mut self, keyspace: &crate::Keyspace) {
+        let instance = keyspace.db_instance();
+        match self.origin {
+            None => self.origin = Some(instance),
+            Some(o) if o != instance => self.mixed_origins = true,
+            Some(_) => {}
+        }
+    }
+
+    /// Whether the keyspaces this batch names belong to database instance `instance`.
+    pub(crate) fn names_keyspaces_of(&self, instance: u64) -> bool {
+        !self.mixed_origins && self.origin.is_none_or(|o| o == instance)
     }
 
     /// Adds a delete of `key` in `keyspace` (see [`put_in`](Self::put_in)).
     pub fn delete_in(&mut self, keyspace: &crate::Keyspace, key: impl AsRef<[u8]>) -> &mut Self {
+        self.note_origin(keyspace);
         self.push(keyspace.id(), BatchOp::Delete, key.as_ref(), &[])
     }
 
@@ -168,6 +191,7 @@ impl WriteBatch {
     ) -> &mut Self {
         let (start, end) = (start.as_ref(), end.as_ref());
         if start < end {
+            self.note_origin(keyspace);
             self.push(keyspace.id(), BatchOp::DeleteRange, start, end);
         }
         self
@@ -251,6 +275,7 @@ impl WriteBatch {
         keyspace: &crate::Keyspace,
         start: impl AsRef<[u8]>,
     ) -> &mut Self {
+        self.note_origin(keyspace);
         self.push(
             keyspace.id(),
             BatchOp::DeleteRangeToEnd,
@@ -277,6 +302,8 @@ impl WriteBatch {
                 op => out.push(e.keyspace, op, e.key, e.value),
             };
         }
+        out.origin = self.origin;
+        out.mixed_origins = self.mixed_origins;
         out
     }
 
@@ -291,6 +318,8 @@ impl WriteBatch {
         self.count = 0;
         self.open_ranges = false;
         self.keyspaced = false;
+        self.origin = None;
+        self.mixed_origins = false;
     }
 
     /// Whether any entry names a keyspace other than the default one.

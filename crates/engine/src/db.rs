@@ -47,6 +47,9 @@ pub(crate) struct DbInner {
     pub keyspaces: RwLock<Keyspaces>,
     /// Number of the live WAL (what a new keyspace's first MemTable starts in).
     pub live_wal: AtomicU64,
+    /// Unique per open in this process: keyspace ids belong to one database, so a batch
+    /// built with another one's handles is refused.
+    pub instance: u64,
     /// Newest sequence number readers may see; advanced after a group is in the MemTable.
     pub visible_seq: AtomicU64,
     /// First sequence number of each WAL that may still be live, oldest first: a
@@ -639,7 +642,11 @@ impl Db {
             next_keyspace_id: Some(next_id),
             ..VersionEdit::default()
         };
-        m.append(inner, &mut edit)?;
+        if let Err(e) = m.append(inner, &mut edit) {
+            // The manifest refuses every later edit: no flush can be recorded either.
+            inner.set_error("recording a keyspace in the manifest", &e);
+            return Err(e);
+        }
         let view = View {
             mem: Arc::new(strata_memtable::MemTable::new()),
             mem_wal: inner.live_wal.load(Ordering::Acquire),
@@ -680,23 +687,37 @@ impl Db {
                 "the default keyspace cannot be dropped".into(),
             ));
         }
-        // Every write before the drop durable first: a power loss must not keep the drop
-        // (in the manifest, synced) and lose a write made before it (in an unsynced WAL).
-        crate::write::sync_all_wals(inner)?;
-        let mut m = lock(&inner.manifest);
         let tree = {
             let keyspaces = inner.keyspaces.read().unwrap_or_else(|p| p.into_inner());
             keyspaces.by_name(name).cloned()
         }
         .ok_or_else(|| Error::InvalidArgument(format!("no keyspace is named {name:?}")))?;
+        // Refused from here on: a batch naming it that the write lock orders after this
+        // fails, one ordered before is in the WAL by the time the sync below takes it.
+        tree.dropped.store(true, Ordering::Release);
+        // Every write before the drop durable first: a power loss must not keep the drop
+        // (in the manifest, synced) and lose a write made before it (in an unsynced WAL).
+        crate::write::sync_all_wals(inner)?;
+        let mut m = lock(&inner.manifest);
+        if !inner
+            .keyspaces
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .trees
+            .contains_key(&tree.id)
+        {
+            // Another caller dropped it meanwhile.
+            return Ok(());
+        }
         let mut edit = VersionEdit {
             dropped_keyspaces: vec![tree.id],
             ..VersionEdit::default()
         };
-        m.append(inner, &mut edit)?;
-        // Under the manifest lock: a compaction of it finishing later sees the flag
-        // and records nothing (see `log_and_apply`).
-        tree.dropped.store(true, Ordering::Release);
+        if let Err(e) = m.append(inner, &mut edit) {
+            // The manifest refuses every later edit: no flush can be recorded either.
+            inner.set_error("recording a keyspace in the manifest", &e);
+            return Err(e);
+        }
         inner
             .keyspaces
             .write()

@@ -139,6 +139,10 @@ fn flush_oldest(inner: &Arc<DbInner>, tree: &Tree) -> Result<()> {
         crate::write::forget_closed_wals(inner, log_number.saturating_sub(1));
         inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
     })?;
+    // What the manifest records now (the edit's number, or the old one if the
+    // keyspace was dropped meanwhile and the edit was left out): only WALs below it
+    // may go.
+    let recorded = manifest.log_number;
     drop(manifest);
     let elapsed = start.elapsed();
     inner.metrics.flush_duration.record(elapsed);
@@ -158,7 +162,7 @@ fn flush_oldest(inner: &Arc<DbInner>, tree: &Tree) -> Result<()> {
         None => tracing::debug!(duration_ms, "flush finished: the MemTable was empty"),
     }
     // Best effort: an old WAL left behind is deleted at the next open.
-    for n in before..log_number {
+    for n in before..recorded {
         let path = wal_path(&inner.dir, n);
         if inner.fs.exists(&path).unwrap_or(false) {
             let _ = inner.fs.remove(&path);

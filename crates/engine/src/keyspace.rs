@@ -59,6 +59,11 @@ impl Keyspace {
         self.tree.id
     }
 
+    /// The database instance (one per open) the keyspace belongs to.
+    pub(crate) fn db_instance(&self) -> u64 {
+        self.db.inner().instance
+    }
+
     pub(crate) fn tree(&self) -> &Arc<Tree> {
         &self.tree
     }

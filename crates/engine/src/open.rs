@@ -382,6 +382,10 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
             next_id: p.next_keyspace_id,
         }),
         live_wal: AtomicU64::new(p.wal_number),
+        instance: {
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        },
         visible_seq: AtomicU64::new(p.last_seq),
         wal_starts: Mutex::new(vec![(p.wal_number, p.last_seq + 1)]),
         closed_wals: Default::default(),

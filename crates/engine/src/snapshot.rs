@@ -60,11 +60,21 @@ impl Snapshot {
         // Read the sequence number under the list's lock, so a compaction that lists the
         // snapshots either sees this one or started before its sequence existed.
         // View first, then sequence: see `DbInner::get_latest` for why.
-        let view = inner.opts.read_only.then(|| inner.tree.view());
-        let keyspace_views = match inner.opts.read_only {
-            true => inner.trees().iter().map(|t| (t.id, t.view())).collect(),
+        // Every keyspace's view under the keyspaces' lock, which `refresh` holds while
+        // it installs a state: one state for all of them.
+        let keyspace_views: Vec<(u32, Arc<View>)> = match inner.opts.read_only {
+            true => {
+                let keyspaces = inner.keyspaces.read().unwrap_or_else(|p| p.into_inner());
+                keyspaces.trees.values().map(|t| (t.id, t.view())).collect()
+            }
             false => Vec::new(),
         };
+        let view = inner.opts.read_only.then(|| {
+            keyspace_views
+                .iter()
+                .find(|(id, _)| *id == crate::batch::DEFAULT_KEYSPACE)
+                .map_or_else(|| inner.tree.view(), |(_, v)| Arc::clone(v))
+        });
         let mut live = lock(&inner.snapshots.live);
         let seq = inner.visible_seq.load(std::sync::atomic::Ordering::Acquire);
         *live.entry(seq).or_default() += 1;

@@ -107,7 +107,7 @@ pub(crate) struct WriteState {
 ///
 /// A leaf lock: nothing else is taken while it is held.
 #[derive(Default)]
-pub(crate) struct ClosedWals(Mutex<Vec<(u64, LogWriter)>>);
+pub(crate) struct ClosedWals(Mutex<Vec<(u64, LogWriter)>>, Mutex<()>);
 
 impl ClosedWals {
     /// How many rotated-out WALs are held.
@@ -251,6 +251,11 @@ fn gather<'a>(
 }
 
 fn validate(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
+    if !batch.names_keyspaces_of(inner.instance) {
+        return Err(Error::InvalidArgument(
+            "the batch names keyspaces of another database (or of this one before a reopen): keyspace ids belong to one open database".into(),
+        ));
+    }
     for entry in batch.iter() {
         let entry = entry.map_err(|e| Error::InvalidArgument(format!("malformed batch: {e}")))?;
         if entry.key.len() > inner.opts.max_key_bytes {
@@ -500,7 +505,12 @@ fn check_keyspaces<'g>(
                 .iter()
                 .flatten()
                 .map(|e| e.keyspace)
-                .find(|id| !keyspaces.trees.contains_key(id));
+                .find(|id| {
+                    keyspaces
+                        .trees
+                        .get(id)
+                        .is_none_or(|t| t.dropped.load(Ordering::Acquire))
+                });
             match missing {
                 Some(id) => {
                     *lock(&p.outcome) = Some(Err(Error::InvalidArgument(format!(
@@ -760,6 +770,8 @@ pub(crate) fn wait_for_progress(inner: &DbInner) {
 /// Syncs the rotated-out WALs numbered in `range`, which a flush is about to leave on
 /// disk while its table holds entries from them (see `flush::flush_oldest`).
 pub(crate) fn sync_closed_wals_in(inner: &DbInner, range: std::ops::Range<u64>) -> Result<()> {
+    // After any sync of them a write leader has begun (it took them out of the list).
+    let _syncing = lock(&inner.closed_wals.1);
     let mut closed = lock(&inner.closed_wals.0);
     for (number, wal) in closed.iter_mut() {
         if range.contains(number) && wal.has_unsynced() {
@@ -816,6 +828,9 @@ fn sync_closed_wals(inner: &DbInner, ws: &mut WriteState) -> Result<()> {
     // WAL can join meanwhile: rotation needs `write`, which the caller holds. After a
     // failure the rest are dropped unsynced; the caller sets the sticky error, so no
     // later write is acknowledged.
+    // Held across the fsyncs: a flush that must know these WALs durable
+    // (`sync_closed_wals_in`) waits for them instead of finding the list empty.
+    let _syncing = lock(&inner.closed_wals.1);
     let mut closed = std::mem::take(&mut *lock(&inner.closed_wals.0));
     if closed.is_empty() {
         return Ok(());
