@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 mod engine;
+mod keyspaces;
 mod metrics;
 mod peers;
 mod raft;
@@ -128,6 +129,10 @@ enum Command {
     /// openraft log stores side by side: proposals through a real `openraft::Raft` on
     /// Strata's log store and on peers' (`strata-bench raft --help`).
     Raft(raft::RaftArgs),
+    /// Records and a secondary index in two keyspaces: Strata's keyspaces, Strata's
+    /// default keyspace under key prefixes, fjall's keyspaces
+    /// (`strata-bench keyspaces --help`).
+    Keyspaces(keyspaces::KeyspacesArgs),
 }
 
 /// What a workload does, for the bookkeeping around it.
@@ -214,6 +219,7 @@ fn main() -> std::process::ExitCode {
     let mut args = Args::parse();
     let result = match args.command.take() {
         Some(Command::Raft(raft_args)) => raft::run(raft_args),
+        Some(Command::Keyspaces(ks_args)) => keyspaces::run(ks_args),
         None => run(args),
     };
     match result {
