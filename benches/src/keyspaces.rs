@@ -171,6 +171,16 @@ fn strata_settle(db: &Db) -> Res<()> {
     Ok(())
 }
 
+/// Entries of a Strata iterator.
+fn count(entries: strata::DbIter) -> Res<u64> {
+    let mut n = 0;
+    for kv in entries {
+        kv?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Strata, two keyspaces of half the write buffer each.
 struct StrataKeyspaces {
     db: Db,
@@ -213,12 +223,7 @@ impl Pairs for StrataKeyspaces {
     }
 
     fn count_index(&self) -> Res<u64> {
-        let mut n = 0;
-        for kv in self.index.iter() {
-            kv?;
-            n += 1;
-        }
-        Ok(n)
+        count(self.index.iter())
     }
 
     fn settle(&self) -> Res<()> {
@@ -272,12 +277,7 @@ impl Pairs for StrataPrefixed {
     }
 
     fn count_index(&self) -> Res<u64> {
-        let mut n = 0;
-        for kv in self.db.prefix(INDEX_PREFIX) {
-            kv?;
-            n += 1;
-        }
-        Ok(n)
+        count(self.db.prefix(INDEX_PREFIX))
     }
 
     fn settle(&self) -> Res<()> {
@@ -441,22 +441,14 @@ pub struct KeyspacesReport {
 /// Runs `strata-bench keyspaces`.
 pub fn run(args: KeyspacesArgs) -> Res<()> {
     let (base, _tmp) = crate::base_dir(args.db.as_ref(), "strata-ksbench")?;
-    let say = |line: String| {
-        if args.json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    };
-    say(format!("Machine:    {}", metrics::machine()));
-    say(format!("Directory:  {}\n\n{HEADER}", base.display()));
-    let report = measure(&args, &base, &mut |row| say(row.markdown("")))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("\n{}", report.table());
-    }
-    Ok(())
+    crate::emit(
+        args.json,
+        &base,
+        HEADER,
+        |row: &PhaseRow| row.markdown(""),
+        |each| measure(&args, &base, each),
+        |report: &KeyspacesReport| report.table(),
+    )
 }
 
 /// Every engine in turn, `--repeat` times.

@@ -322,6 +322,35 @@ fn run(args: Args) -> Res<()> {
     Ok(())
 }
 
+/// A subcommand's output: the machine, the directory and `header`, then each row as
+/// `measure` makes it (`line` formats it), then the whole report (`table`). With `json`
+/// the lines go to stderr and the report to stdout as JSON.
+fn emit<Row, Report: serde::Serialize>(
+    json: bool,
+    base: &std::path::Path,
+    header: &str,
+    line: impl Fn(&Row) -> String,
+    measure: impl FnOnce(&mut dyn FnMut(&Row)) -> Res<Report>,
+    table: impl FnOnce(&Report) -> String,
+) -> Res<()> {
+    let say = |text: String| {
+        if json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    };
+    say(format!("Machine:    {}", metrics::machine()));
+    say(format!("Directory:  {}\n\n{header}", base.display()));
+    let report = measure(&mut |row| say(line(row)))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("\n{}", table(&report));
+    }
+    Ok(())
+}
+
 /// The base directory: `--db`, or a new temporary directory named `prefix...`, removed
 /// when the returned guard drops.
 fn base_dir(db: Option<&PathBuf>, prefix: &str) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
