@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 mod engine;
+mod keyspaces;
 mod metrics;
 mod peers;
 mod raft;
@@ -128,6 +129,10 @@ enum Command {
     /// openraft log stores side by side: proposals through a real `openraft::Raft` on
     /// Strata's log store and on peers' (`strata-bench raft --help`).
     Raft(raft::RaftArgs),
+    /// Records and a secondary index in two keyspaces: Strata's keyspaces, Strata's
+    /// default keyspace under key prefixes, fjall's keyspaces
+    /// (`strata-bench keyspaces --help`).
+    Keyspaces(keyspaces::KeyspacesArgs),
 }
 
 /// What a workload does, for the bookkeeping around it.
@@ -214,6 +219,7 @@ fn main() -> std::process::ExitCode {
     let mut args = Args::parse();
     let result = match args.command.take() {
         Some(Command::Raft(raft_args)) => raft::run(raft_args),
+        Some(Command::Keyspaces(ks_args)) => keyspaces::run(ks_args),
         None => run(args),
     };
     match result {
@@ -312,6 +318,35 @@ fn run(args: Args) -> Res<()> {
     if let Some(path) = &bench.args.svg {
         std::fs::write(path, out.svg())?;
         eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// A subcommand's output: the machine, the directory and `header`, then each row as
+/// `measure` makes it (`line` formats it), then the whole report (`table`). With `json`
+/// the lines go to stderr and the report to stdout as JSON.
+fn emit<Row, Report: serde::Serialize>(
+    json: bool,
+    base: &std::path::Path,
+    header: &str,
+    line: impl Fn(&Row) -> String,
+    measure: impl FnOnce(&mut dyn FnMut(&Row)) -> Res<Report>,
+    table: impl FnOnce(&Report) -> String,
+) -> Res<()> {
+    let say = |text: String| {
+        if json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    };
+    say(format!("Machine:    {}", metrics::machine()));
+    say(format!("Directory:  {}\n\n{header}", base.display()));
+    let report = measure(&mut |row| say(line(row)))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("\n{}", table(&report));
     }
     Ok(())
 }

@@ -199,22 +199,14 @@ pub struct RaftReport {
 /// Runs `strata-bench raft`.
 pub fn run(args: RaftArgs) -> Res<()> {
     let (base, _tmp) = crate::base_dir(args.db.as_ref(), "strata-raftbench")?;
-    let say = |line: String| {
-        if args.json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    };
-    say(format!("Machine:    {}", metrics::machine()));
-    say(format!("Directory:  {}\n\n{HEADER}", base.display()));
-    let report = measure(&args, &base, &mut |row| say(row.markdown("")))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("\n{}", report.table());
-    }
-    Ok(())
+    crate::emit(
+        args.json,
+        &base,
+        HEADER,
+        |row: &RaftRow| row.markdown(""),
+        |each| measure(&args, &base, each),
+        |report: &RaftReport| report.table(),
+    )
 }
 
 /// Every configuration, each store in turn within a run.
