@@ -105,6 +105,9 @@ pub(crate) struct Tree {
     /// Its options and the compaction policy made from them (replaced whole by
     /// `Db::keyspace_with`).
     settings: RwLock<Arc<Settings>>,
+    /// Copies of the two options every write group checks (`memtable_bytes`,
+    /// `l0_slowdown_trigger`), read without a lock on the write path's fast path.
+    fast_limits: [std::sync::atomic::AtomicUsize; 2],
     /// Set once the keyspace's drop is durable: its handles refuse every call, and its
     /// files go once nothing reads them.
     pub dropped: AtomicBool,
@@ -119,6 +122,10 @@ impl Tree {
             id,
             name,
             view: RwLock::new(Arc::new(view)),
+            fast_limits: [
+                std::sync::atomic::AtomicUsize::new(opts.memtable_bytes),
+                std::sync::atomic::AtomicUsize::new(opts.l0_slowdown_trigger),
+            ],
             settings: RwLock::new(Arc::new(Settings::new(opts))),
             dropped: AtomicBool::new(false),
             flushed_seq: Default::default(),
@@ -133,7 +140,17 @@ impl Tree {
 
     /// Replaces the tree's options: tables written from now on follow them.
     pub fn set_options(&self, opts: Options) {
+        self.fast_limits[0].store(opts.memtable_bytes, Ordering::Relaxed);
+        self.fast_limits[1].store(opts.l0_slowdown_trigger, Ordering::Relaxed);
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::new(opts));
+    }
+
+    /// Whether a write group can go on without a look at this tree's thresholds in
+    /// full: its MemTable under its size and its L0 under the slowdown trigger (the
+    /// stop trigger is higher).
+    pub fn has_room(&self, view: &View) -> bool {
+        view.mem.approximate_memory_usage() < self.fast_limits[0].load(Ordering::Relaxed)
+            && view.version.levels[0].len() < self.fast_limits[1].load(Ordering::Relaxed)
     }
 
     /// See the field: the sequence number this keyspace's tables reach.

@@ -574,6 +574,17 @@ fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
         if let Err(e) = inner.check_writable() {
             break Err(e);
         }
+        // The common case, checked without allocating: every keyspace has room, and
+        // none is quiet behind too many WALs (one keyspace cannot be).
+        {
+            let keyspaces = inner.keyspaces.read().unwrap_or_else(|p| p.into_inner());
+            let roomy = keyspaces.trees.values().all(|t| t.has_room(&t.view()));
+            if roomy
+                && (keyspaces.trees.len() < 2 || lock(&inner.wal_starts).len() <= MAX_LIVE_WALS)
+            {
+                break Ok(());
+            }
+        }
         let trees = inner.trees();
         let views: Vec<_> = trees.iter().map(|t| t.view()).collect();
         let settings: Vec<_> = trees.iter().map(|t| t.settings()).collect();
