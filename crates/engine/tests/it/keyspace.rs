@@ -505,6 +505,11 @@ fn after_a_power_loss_every_keyspace_holds_a_prefix_of_the_writes() {
     }
 }
 
+/// Keyspace `name`'s part of `stats`.
+fn tree_of<'a>(stats: &'a strata::DbStats, name: &str) -> &'a strata::KeyspaceStats {
+    stats.keyspaces.iter().find(|k| k.name == name).unwrap()
+}
+
 #[test]
 fn each_keyspace_follows_its_own_options() {
     use strata::{Compression, KeyspaceOptions};
@@ -536,10 +541,8 @@ fn each_keyspace_follows_its_own_options() {
     }
     db.wait_for_compaction().unwrap();
     let stats = db.stats();
-    let files = |name: &str| -> usize {
-        let k = stats.keyspaces.iter().find(|k| k.name == name).unwrap();
-        k.levels.iter().map(|l| l.files).sum()
-    };
+    let files =
+        |name: &str| -> usize { tree_of(&stats, name).levels.iter().map(|l| l.files).sum() };
     assert_eq!(files("default"), 0, "64 MiB: still in the MemTable");
     assert!(
         files("small") >= 1,
@@ -547,10 +550,7 @@ fn each_keyspace_follows_its_own_options() {
     );
     db.flush().unwrap();
     let stats = db.stats();
-    let bytes = |name: &str| -> u64 {
-        let k = stats.keyspaces.iter().find(|k| k.name == name).unwrap();
-        k.levels.iter().map(|l| l.bytes).sum()
-    };
+    let bytes = |name: &str| -> u64 { tree_of(&stats, name).levels.iter().map(|l| l.bytes).sum() };
     assert!(
         bytes("packed") * 3 < bytes("default"),
         "LZ4: {} vs {} bytes",
@@ -564,25 +564,15 @@ fn each_keyspace_follows_its_own_options() {
     // now takes the database's: its old tables stay compressed and readable).
     let db = open(&fs);
     let small = db.keyspace("small").unwrap();
-    let before = db
-        .stats()
-        .keyspaces
-        .iter()
-        .find(|k| k.name == "small")
-        .unwrap()
+    let before: usize = tree_of(&db.stats(), "small")
         .levels
         .iter()
         .map(|l| l.files)
-        .sum::<usize>();
+        .sum();
     small.put("new", "v").unwrap();
     small.put("newer", "v").unwrap();
     db.wait_for_compaction().unwrap();
-    let after: u64 = db
-        .stats()
-        .keyspaces
-        .iter()
-        .find(|k| k.name == "small")
-        .unwrap()
+    let after: u64 = tree_of(&db.stats(), "small")
         .levels
         .iter()
         .map(|l| l.entries)
