@@ -99,8 +99,6 @@ pub struct WriteBatch {
     /// Whether it holds a [`BatchOp::DeleteRangeToEnd`] (its end is decided when the
     /// batch is written).
     open_ranges: bool,
-    /// Whether any entry names a keyspace other than the default one.
-    keyspaced: bool,
     /// The database instance whose keyspace handles named keyspaces here (ids are per
     /// database), and whether handles of several did.
     origin: Option<u64>,
@@ -120,7 +118,6 @@ impl WriteBatch {
             entries: Vec::with_capacity(bytes),
             count: 0,
             open_ranges: false,
-            keyspaced: false,
             origin: None,
             mixed_origins: false,
         }
@@ -206,7 +203,6 @@ impl WriteBatch {
         } else {
             self.entries.push(IN_KEYSPACE_FLAG | byte);
             put_varint32(&mut self.entries, keyspace);
-            self.keyspaced = true;
         }
         put_length_prefixed(&mut self.entries, key);
         if op.has_value() {
@@ -317,14 +313,14 @@ impl WriteBatch {
         self.entries.clear();
         self.count = 0;
         self.open_ranges = false;
-        self.keyspaced = false;
         self.origin = None;
         self.mixed_origins = false;
     }
 
     /// Whether any entry names a keyspace other than the default one.
     pub(crate) fn has_keyspaces(&self) -> bool {
-        self.keyspaced
+        // Only the `_in` methods name a keyspace, and each records its database.
+        self.origin.is_some()
     }
 
     /// Bytes of encoded entries (a cheap size estimate for memory budgets).

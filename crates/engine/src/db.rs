@@ -647,12 +647,7 @@ impl Db {
             inner.set_error("recording a keyspace in the manifest", &e);
             return Err(e);
         }
-        let view = View {
-            mem: Arc::new(strata_memtable::MemTable::new()),
-            mem_wal: inner.live_wal.load(Ordering::Acquire),
-            frozen: Vec::new(),
-            version: Arc::new(crate::version::Version::default()),
-        };
+        let view = View::empty(inner.live_wal.load(Ordering::Acquire));
         let opts = opts.unwrap_or_else(|| inner.opts.for_keyspace(name));
         let tree = Arc::new(Tree::new(id, name.to_owned(), view, opts));
         {
@@ -726,12 +721,7 @@ impl Db {
             .remove(&tree.id);
         // Its files go once no iterator reads them: stale handles keep an empty view.
         tree.view().version.mark_all_obsolete();
-        tree.update_view(|v| View {
-            mem: Arc::new(strata_memtable::MemTable::new()),
-            mem_wal: v.mem_wal,
-            frozen: Vec::new(),
-            version: Arc::new(crate::version::Version::default()),
-        });
+        tree.update_view(|v| View::empty(v.mem_wal));
         m.roll_if_large(inner)?;
         drop(m);
         tracing::info!(keyspace = name, id = tree.id, "keyspace dropped");

@@ -91,15 +91,7 @@ fn flush_oldest(inner: &Arc<DbInner>, tree: &Tree) -> Result<()> {
     // number can only be lower than the truth, never skip a needed WAL.
     let log_number = {
         let keyspaces = inner.keyspaces.read().unwrap_or_else(|p| p.into_inner());
-        let v = tree.view();
-        let own = v
-            .frozen
-            .iter()
-            .rev()
-            .skip(1)
-            .map(|(_, n)| *n)
-            .next()
-            .unwrap_or(v.mem_wal);
+        let own = tree.view().successor_wal();
         keyspaces
             .trees
             .values()
@@ -112,12 +104,7 @@ fn flush_oldest(inner: &Arc<DbInner>, tree: &Tree) -> Result<()> {
     // could cut them short while the table keeps later writes — reused sequence
     // numbers, and writes kept past a lost one. With one keyspace the range is empty:
     // the flushed MemTable's WALs are deleted below, unsynced (they need no sync).
-    let next_wal = view
-        .frozen
-        .iter()
-        .rev()
-        .nth(1)
-        .map_or(view.mem_wal, |(_, n)| *n);
+    let next_wal = view.successor_wal();
     if log_number < next_wal {
         crate::write::sync_closed_wals_in(inner, log_number..next_wal)?;
     }

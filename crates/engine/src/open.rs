@@ -361,12 +361,7 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
             Arc::new(Tree::new(
                 crate::batch::DEFAULT_KEYSPACE,
                 crate::tree::DEFAULT_NAME.to_owned(),
-                View {
-                    mem: Arc::new(MemTable::new()),
-                    mem_wal: p.wal_number,
-                    frozen: Vec::new(),
-                    version: Arc::new(Version::default()),
-                },
+                View::empty(p.wal_number),
                 p.opts.for_keyspace(crate::tree::DEFAULT_NAME),
             ))
         })

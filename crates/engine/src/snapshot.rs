@@ -180,12 +180,7 @@ impl Snapshot {
             // Made after the snapshot: nothing in it, as of the snapshot.
             Some(None) => DbIter::in_view(
                 Arc::clone(&self.inner),
-                Arc::new(View {
-                    mem: Arc::new(strata_memtable::MemTable::new()),
-                    mem_wal: 0,
-                    frozen: Vec::new(),
-                    version: Arc::new(crate::version::Version::default()),
-                }),
+                Arc::new(View::empty(0)),
                 self.seq,
                 range,
             ),

@@ -37,6 +37,26 @@ pub(crate) struct View {
 }
 
 impl View {
+    /// No table and an empty MemTable starting in WAL `mem_wal`.
+    pub fn empty(mem_wal: u64) -> View {
+        View {
+            mem: Arc::new(MemTable::new()),
+            mem_wal,
+            frozen: Vec::new(),
+            version: Arc::new(Version::default()),
+        }
+    }
+
+    /// The first WAL of the MemTable after the oldest frozen one: once that one is
+    /// flushed, this tree needs no older WAL.
+    pub fn successor_wal(&self) -> u64 {
+        self.frozen
+            .iter()
+            .rev()
+            .nth(1)
+            .map_or(self.mem_wal, |(_, n)| *n)
+    }
+
     /// The MemTables, newest first: the active one, then the frozen ones.
     pub fn memtables(&self) -> impl Iterator<Item = &Arc<MemTable>> {
         std::iter::once(&self.mem).chain(self.frozen.iter().map(|(m, _)| m))

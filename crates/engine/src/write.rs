@@ -740,7 +740,6 @@ pub(crate) fn rotate(inner: &Arc<DbInner>, ws: &mut WriteState, full: &[Arc<Tree
     if old_wal.has_unsynced() {
         lock(&inner.closed_wals.0).push((old_number, old_wal));
     }
-    let _ = old_number;
     inner.live_wal.store(number, Ordering::Release);
     for tree in inner.trees() {
         if full.iter().any(|f| f.id == tree.id) {
