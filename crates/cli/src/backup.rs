@@ -29,6 +29,10 @@ pub struct CheckpointArgs {
     /// Where to write the checkpoint: a new or empty directory. Tables are hard-linked
     /// when it is on the same file system, copied otherwise.
     dir: PathBuf,
+    /// Checkpoint this keyspace alone: the checkpoint is a database whose default
+    /// keyspace holds it. Without it, every keyspace is checkpointed.
+    #[arg(long)]
+    keyspace: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -154,9 +158,12 @@ struct CheckpointReport {
 /// Runs `checkpoint`.
 pub fn checkpoint(args: &CheckpointArgs) -> CmdResult {
     let db = open_writable(&args.db)?;
-    let info = db
-        .checkpoint_with_progress(&args.dir, &mut bar("checkpoint"))
-        .map_err(|e| failure(&args.dir, &e))?;
+    let info = match &args.keyspace {
+        None => db.checkpoint_with_progress(&args.dir, &mut bar("checkpoint")),
+        Some(name) => super::query::keyspace(&db, &args.db, name)?
+            .checkpoint_with_progress(&args.dir, &mut bar("checkpoint")),
+    }
+    .map_err(|e| failure(&args.dir, &e))?;
     db.close().map_err(|e| failure(&args.db, &e))?;
     let report = CheckpointReport {
         db: args.db.display().to_string(),

@@ -82,7 +82,7 @@ fn open(dir: &Path) -> Result<Db, Failure> {
 }
 
 /// Keyspace `name` of `db` (in `dir`), or a one-line error naming the keyspaces there.
-fn keyspace(db: &Db, dir: &Path, name: &str) -> Result<strata::Keyspace, Failure> {
+pub(crate) fn keyspace(db: &Db, dir: &Path, name: &str) -> Result<strata::Keyspace, Failure> {
     let names = db.list_keyspaces();
     if !names.iter().any(|n| n == name) {
         return Err(Failure::new(format!(

@@ -216,6 +216,38 @@ fn checkpoint_and_backups_from_the_command_line() {
     let got = ok(&["get", &path(&tmp.path().join("cp")), "user:0007"]);
     assert_eq!(got.trim(), "only in the WAL");
 
+    // One keyspace alone: it becomes the checkpoint's default keyspace.
+    let db = open_when_unlocked(&dbdir);
+    db.keyspace("side").unwrap().put("only", "in side").unwrap();
+    db.close().unwrap();
+    let side = tmp.path().join("cp-side");
+    let missing = strata(&[
+        "checkpoint",
+        &path(&dbdir),
+        &path(&side),
+        "--keyspace",
+        "nope",
+    ]);
+    assert_ne!(missing.code, 0);
+    assert!(missing.stderr.contains("no keyspace"), "{}", missing.stderr);
+    json(&[
+        "checkpoint",
+        &path(&dbdir),
+        &path(&side),
+        "--keyspace",
+        "side",
+        "--json",
+    ]);
+    assert_eq!(ok(&["get", &path(&side), "only"]).trim(), "in side");
+    assert_ne!(
+        strata(&["get", &path(&side), "user:0007"]).code,
+        0,
+        "not in keyspace side"
+    );
+    let db = open_when_unlocked(&dbdir);
+    db.drop_keyspace("side").unwrap();
+    db.close().unwrap();
+
     let first = json(&["backup", "create", &path(&dbdir), &path(&bk), "--json"]);
     assert_eq!(first["id"], 1);
     assert_eq!(first["copied_tables"], first["tables"]);

@@ -1,17 +1,18 @@
 //! Online checkpoints: a consistent copy of a live database in another directory.
 //!
-//! Tables are immutable, so a consistent copy is the table files of one version (hard
-//! links where the file system allows, copies otherwise) plus a manifest written fresh
-//! for exactly those files. The MemTable is flushed first, so no WAL needs copying: the
-//! checkpoint's WAL is a new, empty one. `docs/backup.md` says what this guarantees and
-//! what writers pay for it.
+//! Tables are immutable, so a consistent copy is the table files of one version per
+//! keyspace (hard links where the file system allows, copies otherwise) plus a manifest
+//! written fresh for exactly those files. The MemTables are flushed first, up to one cut
+//! across every keyspace ([`pin`]), so no WAL needs copying: the checkpoint's WAL is a
+//! new, empty one. `docs/backup.md` says what this guarantees and what writers pay for
+//! it.
 //!
 //! The pieces shared with [`crate::backup`] live here too: pinning a consistent state
 //! ([`pin`]), copying a file while checksumming it ([`copy_file`]), and writing the
 //! WAL, manifest and `CURRENT` that make a directory of tables a database
 //! ([`install_database`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -22,8 +23,10 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::db::{Db, DbInner, lock};
 use crate::filename::{table_path, wal_path};
+use crate::keyspace::Keyspace;
 use crate::manifest::ManifestWriter;
 use crate::open::create_dir_durably;
+use crate::tree::Tree;
 use crate::version::Version;
 
 /// How far a long copy has got, for progress bars: bytes of the files being copied
@@ -58,21 +61,14 @@ pub struct CheckpointInfo {
     pub writer_pause: Duration,
 }
 
-/// A consistent state of the database, held: while this lives, none of its table files
-/// is deleted (a [`TableFile`](crate::version::TableFile) removes its file only when
-/// the last version naming it is gone).
-pub(crate) struct Pinned {
+/// One keyspace's tables, pinned.
+pub(crate) struct PinnedTree {
+    pub id: u32,
+    pub name: String,
     pub version: Arc<Version>,
-    /// The tables hold exactly the writes up to this sequence number.
-    pub last_sequence: SequenceNumber,
-    /// Larger than every file number in `version`.
-    pub next_file_number: u64,
-    pub flush_wait: Duration,
-    /// How long the write lock was held to freeze the MemTable.
-    pub writer_pause: Duration,
 }
 
-impl Pinned {
+impl PinnedTree {
     /// `(level, file)` for every table, as a snapshot edit lists them.
     pub fn files(&self) -> Vec<(usize, FileMeta)> {
         self.version
@@ -84,63 +80,139 @@ impl Pinned {
     }
 }
 
-/// Freezes the MemTable, waits until it (and every older frozen one) is in a table,
-/// then pins the current version with the sequence number it covers.
+/// A consistent state of the database (or of some of its keyspaces), held: while this
+/// lives, none of its table files is deleted (a
+/// [`TableFile`](crate::version::TableFile) removes its file only when the last version
+/// naming it is gone).
+pub(crate) struct Pinned {
+    /// The keyspaces pinned, by id.
+    pub trees: Vec<PinnedTree>,
+    /// Every pinned keyspace's tables hold exactly its writes up to this sequence
+    /// number.
+    pub last_sequence: SequenceNumber,
+    /// Larger than every file number in the pinned versions.
+    pub next_file_number: u64,
+    /// Larger than every keyspace id in the database.
+    pub next_keyspace_id: u32,
+    pub flush_wait: Duration,
+    /// How long the write lock was held to freeze the MemTables.
+    pub writer_pause: Duration,
+}
+
+impl Pinned {
+    /// Tables of every pinned keyspace.
+    pub fn table_count(&self) -> usize {
+        self.trees
+            .iter()
+            .map(|t| t.version.file_numbers().count())
+            .sum()
+    }
+}
+
+/// Which keyspaces [`pin`] pins.
+pub(crate) enum Scope<'a> {
+    /// Every keyspace: the whole database.
+    All,
+    /// One keyspace.
+    One(&'a Arc<Tree>),
+}
+
+/// Holds the flush thread back from MemTables frozen after a checkpoint's cut (see
+/// [`pin`]); lifted when dropped, however the checkpoint ends.
+struct FlushBarrier<'a>(&'a DbInner);
+
+impl Drop for FlushBarrier<'_> {
+    fn drop(&mut self) {
+        self.0.flush_barrier.store(u64::MAX, Ordering::Release);
+        // Anything held back may go now.
+        self.0.schedule_flush();
+    }
+}
+
+/// Freezes the MemTables in scope at one sequence number (the cut), waits until
+/// everything up to the cut is in tables, then pins those tables.
 ///
-/// Why that state is consistent: MemTables are frozen under the write lock, between two
-/// write groups, so each holds a contiguous run of sequence numbers, and they are
-/// flushed oldest first. The tables therefore always hold exactly the writes up to the
-/// manifest's `last_sequence` (compactions rewrite tables but never add newer data), and
-/// that pair — version and `last_sequence` — changes together under the manifest lock,
-/// which is held while both are read. Every write acknowledged before the call is in the
-/// frozen MemTable or an older one.
+/// Why that state is consistent, across keyspaces too: the MemTables are frozen under
+/// the write lock, between two write groups, by one WAL switch, so every entry up to
+/// the cut is in a MemTable that starts in a WAL older than the new one, and every later
+/// entry is in one that starts in the new WAL or later. The flush thread flushes only
+/// the former while the cut is held (`DbInner::flush_barrier`), so when none of them is
+/// left, each keyspace's tables hold exactly its writes up to the cut — a batch that
+/// spans keyspaces is in all of them or in none. Compactions rewrite tables but never
+/// add newer data, so the versions pinned then are the cut's.
 ///
 /// Writers wait only for the freeze (one WAL creation and directory sync, as at every
-/// MemTable switch); the flush runs on the flush thread while they go on. Waiting for the
-/// MemTables older than the one frozen here — rather than for no frozen MemTable at all,
-/// as `flush()` does — ends even while writers keep freezing new ones.
-pub(crate) fn pin(inner: &Arc<DbInner>) -> Result<Pinned> {
+/// MemTable switch); they go on during the flush, and stall only if they fill their
+/// MemTables before it ends. One checkpoint or backup pins at a time.
+pub(crate) fn pin(inner: &Arc<DbInner>, scope: Scope<'_>) -> Result<Pinned> {
     if inner.opts.read_only {
         return Err(Error::NotSupported(
             "a read-only handle cannot flush its MemTable for a checkpoint or backup; open the database writable".into(),
         ));
     }
     inner.check_writable()?;
-    if inner.trees().len() > 1 {
-        return Err(Error::NotSupported(
-            "checkpoints and backups of a database with keyspaces besides the default one are not built yet".into(),
-        ));
+    if let Scope::One(tree) = scope {
+        tree.check_live()?;
     }
+    let _one_at_a_time = lock(&inner.pinning);
+    let in_scope = |t: &Arc<Tree>| match scope {
+        Scope::All => true,
+        Scope::One(only) => t.id == only.id,
+    };
     let start = Instant::now();
-    let (live_wal, writer_pause) = {
+    let (barrier, cut, writer_pause) = {
         let mut ws = lock(&inner.write);
         let held = Instant::now();
-        if !inner.tree.view().mem.is_empty() {
-            crate::write::rotate(inner, &mut ws, std::slice::from_ref(&inner.tree))?;
-        }
-        (ws.wal_number, held.elapsed())
+        let full: Vec<Arc<Tree>> = inner
+            .trees()
+            .into_iter()
+            .filter(|t| in_scope(t) && !t.view().mem.is_empty())
+            .collect();
+        // Always a new WAL, even with nothing to freeze: it is the line between the
+        // MemTables the cut needs flushed and the later ones.
+        crate::write::rotate(inner, &mut ws, &full)?;
+        inner.flush_barrier.store(ws.wal_number, Ordering::Release);
+        (ws.wal_number, ws.last_seq, held.elapsed())
     };
+    let _barrier = FlushBarrier(inner);
     loop {
         inner.check_writable()?;
-        if inner
-            .tree
-            .view()
-            .frozen
-            .iter()
-            .all(|(_, wal)| *wal >= live_wal)
-        {
+        let pending = inner.trees().into_iter().filter(|t| in_scope(t)).any(|t| {
+            t.view()
+                .frozen
+                .last()
+                .is_some_and(|(_, wal)| *wal < barrier)
+        });
+        if !pending {
             break;
         }
         inner.schedule_flush();
         crate::write::wait_for_progress(inner);
     }
     let flush_wait = start.elapsed();
-    let manifest = lock(&inner.manifest);
-    let version = Arc::clone(&inner.tree.view().version);
+    // Under the manifest lock: no flush or compaction installs a version meanwhile, and
+    // no keyspace is made or dropped.
+    let _manifest = lock(&inner.manifest);
+    let keyspaces = inner.keyspaces.read().unwrap_or_else(|p| p.into_inner());
+    let trees = keyspaces
+        .trees
+        .values()
+        .filter(|t| in_scope(t))
+        .map(|t| PinnedTree {
+            id: t.id,
+            name: t.name.clone(),
+            version: Arc::clone(&t.view().version),
+        })
+        .collect::<Vec<_>>();
+    if let Scope::One(tree) = scope {
+        // Dropped while its MemTable was flushed.
+        tree.check_live()?;
+    }
     Ok(Pinned {
-        version,
-        last_sequence: manifest.last_sequence,
+        trees,
+        last_sequence: cut,
         next_file_number: inner.next_file_number.load(Ordering::Acquire),
+        next_keyspace_id: keyspaces.next_id,
         flush_wait,
         writer_pause,
     })
@@ -230,22 +302,25 @@ pub(crate) fn check_empty_target(fs: &dyn FileSystem, dir: &Path) -> Result<()> 
     Ok(())
 }
 
-/// Makes `dir`, which holds the table files `files` (their bytes fsynced; their names
-/// are made durable here, with the WAL's, before the manifest names them), a database at
-/// `last_sequence`: writes an empty WAL and a manifest naming exactly those files (both
-/// numbered from `next_file_number`, above every table's), syncs them and the
-/// directory, and switches `CURRENT` to the manifest last. Until that switch the
+/// Makes `dir`, which holds the table files of `trees` (their bytes fsynced; their
+/// names are made durable here, with the WAL's, before the manifest names them), a
+/// database at `last_sequence`: writes an empty WAL and a manifest naming exactly those
+/// files (both numbered from `next_file_number`, above every table's), syncs them and
+/// the directory, and switches `CURRENT` to the manifest last. Until that switch the
 /// directory is not a database (no `CURRENT`), so an interrupted call never leaves
-/// something that opens as a partial state.
+/// something that opens as a partial state. Each keyspace's tables hold exactly its
+/// writes up to `last_sequence`, so that is every keyspace's flushed sequence.
 pub(crate) fn install_database(
     fs: &dyn FileSystem,
     dir: &Path,
-    files: Vec<(usize, FileMeta)>,
+    trees: &[CheckpointTree],
     last_sequence: SequenceNumber,
     next_file_number: u64,
+    next_keyspace_id: u32,
 ) -> Result<()> {
-    let next = files
+    let next = trees
         .iter()
+        .flat_map(|t| &t.files)
         .map(|(_, m)| m.number + 1)
         .fold(next_file_number.max(1), u64::max);
     let (wal, manifest) = (next, next + 1);
@@ -255,22 +330,33 @@ pub(crate) fn install_database(
     log.sync()?;
     drop(log);
     fs.sync_dir(dir)?;
+    let next_keyspace_id = trees
+        .iter()
+        .map(|t| t.id + 1)
+        .fold(next_keyspace_id.max(1), u32::max);
     let snapshot = crate::edit::snapshot_edits(
         wal,
         manifest + 1,
         last_sequence,
-        1,
-        std::iter::once(crate::edit::TreeState {
-            id: crate::batch::DEFAULT_KEYSPACE,
-            name: crate::tree::DEFAULT_NAME,
+        next_keyspace_id,
+        trees.iter().map(|t| crate::edit::TreeState {
+            id: t.id,
+            name: &t.name,
             flushed_seq: last_sequence,
-            files,
+            files: t.files.clone(),
         }),
     );
     // Writes and syncs the manifest, syncs the directory, then replaces `CURRENT`
     // atomically (temp file, sync, rename, directory sync).
     ManifestWriter::create(fs, dir, manifest, &snapshot)?;
     Ok(())
+}
+
+/// One keyspace of a database [`install_database`] writes.
+pub(crate) struct CheckpointTree {
+    pub id: u32,
+    pub name: String,
+    pub files: Vec<(usize, FileMeta)>,
 }
 
 /// Hard-links `src` to `dst`, or copies it (synced) where no link can be made; returns
@@ -333,66 +419,140 @@ impl Db {
         dir: impl AsRef<Path>,
         progress: &mut dyn FnMut(CopyProgress),
     ) -> Result<CheckpointInfo> {
-        let inner = self.inner();
-        let fs = &*inner.fs;
-        let dir: PathBuf = dir.as_ref().to_path_buf();
-        check_empty_target(fs, &dir)?;
-        let pinned = pin(inner)?;
-        let span = tracing::info_span!("strata.checkpoint", db = %inner.dir.display(), to = %dir.display());
-        let _entered = span.enter();
-        create_dir_durably(fs, &dir)?;
-        let files = pinned.files();
-        let total_bytes = files.iter().map(|(_, m)| m.size_bytes).sum();
-        let mut done_bytes = 0;
-        let mut linked = 0;
+        write_checkpoint(self.inner(), dir.as_ref(), Scope::All, progress)
+    }
+}
+
+impl Keyspace {
+    /// Writes a checkpoint of this keyspace alone into `dir` (which must not exist, or
+    /// be empty): a directory that opens as a database whose default keyspace holds
+    /// exactly this keyspace's writes up to one sequence number
+    /// ([`CheckpointInfo::sequence`]), every write acknowledged before the call
+    /// included. As [`Db::checkpoint`] does, but only this keyspace's MemTable is
+    /// frozen and flushed, and only its tables are linked or copied.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let db = strata::Db::open(dir.path().join("db"))?;
+    /// let users = db.keyspace("users")?;
+    /// users.put("1", "ada")?;
+    /// db.put("elsewhere", "not copied")?;
+    /// users.checkpoint(dir.path().join("users"))?;
+    /// db.close()?;
+    ///
+    /// let copy = strata::Db::open(dir.path().join("users"))?;
+    /// assert_eq!(copy.get("1")?.as_deref(), Some(&b"ada"[..]));
+    /// assert_eq!(copy.get("elsewhere")?, None);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<CheckpointInfo> {
+        self.checkpoint_with_progress(dir, &mut |_| {})
+    }
+
+    /// [`checkpoint`](Self::checkpoint), calling `progress` as table bytes are linked
+    /// or copied.
+    pub fn checkpoint_with_progress(
+        &self,
+        dir: impl AsRef<Path>,
+        progress: &mut dyn FnMut(CopyProgress),
+    ) -> Result<CheckpointInfo> {
+        write_checkpoint(
+            self.db().inner(),
+            dir.as_ref(),
+            Scope::One(self.tree()),
+            progress,
+        )
+    }
+}
+
+/// Pins `scope` and writes it into `dir` as a database (a keyspace checkpointed alone
+/// becomes the new database's default keyspace).
+fn write_checkpoint(
+    inner: &Arc<DbInner>,
+    dir: &Path,
+    scope: Scope<'_>,
+    progress: &mut dyn FnMut(CopyProgress),
+) -> Result<CheckpointInfo> {
+    let fs = &*inner.fs;
+    check_empty_target(fs, dir)?;
+    let alone = matches!(scope, Scope::One(_));
+    let pinned = pin(inner, scope)?;
+    let span =
+        tracing::info_span!("strata.checkpoint", db = %inner.dir.display(), to = %dir.display());
+    let _entered = span.enter();
+    create_dir_durably(fs, dir)?;
+    let trees: Vec<CheckpointTree> = pinned
+        .trees
+        .iter()
+        .map(|t| CheckpointTree {
+            id: if alone {
+                crate::batch::DEFAULT_KEYSPACE
+            } else {
+                t.id
+            },
+            name: if alone {
+                crate::tree::DEFAULT_NAME.to_owned()
+            } else {
+                t.name.clone()
+            },
+            files: t.files(),
+        })
+        .collect();
+    let total_bytes = trees
+        .iter()
+        .flat_map(|t| &t.files)
+        .map(|(_, m)| m.size_bytes)
+        .sum();
+    let mut done_bytes = 0;
+    let mut linked = 0;
+    progress(CopyProgress {
+        done_bytes,
+        total_bytes,
+    });
+    for (_, meta) in trees.iter().flat_map(|t| &t.files) {
+        let src = table_path(&inner.dir, meta.number);
+        let dst = table_path(dir, meta.number);
+        let mut copied = 0;
+        let was_linked = link_or_copy(fs, &src, &dst, &mut |n| {
+            copied += n;
+            progress(CopyProgress {
+                done_bytes: done_bytes + copied,
+                total_bytes,
+            });
+        })?;
+        linked += usize::from(was_linked);
+        done_bytes += meta.size_bytes;
         progress(CopyProgress {
             done_bytes,
             total_bytes,
         });
-        for (_, meta) in &files {
-            let src = table_path(&inner.dir, meta.number);
-            let dst = table_path(&dir, meta.number);
-            let mut copied = 0;
-            let was_linked = link_or_copy(fs, &src, &dst, &mut |n| {
-                copied += n;
-                progress(CopyProgress {
-                    done_bytes: done_bytes + copied,
-                    total_bytes,
-                });
-            })?;
-            linked += usize::from(was_linked);
-            done_bytes += meta.size_bytes;
-            progress(CopyProgress {
-                done_bytes,
-                total_bytes,
-            });
-        }
-        // Copies were synced as they were written, links share the source's synced
-        // bytes; their names become durable with the directory sync that
-        // `install_database` does before it writes the manifest.
-        install_database(
-            fs,
-            &dir,
-            files,
-            pinned.last_sequence,
-            pinned.next_file_number,
-        )?;
-        let info = CheckpointInfo {
-            sequence: pinned.last_sequence,
-            tables: pinned.version.file_numbers().count(),
-            table_bytes: total_bytes,
-            linked,
-            flush_wait: pinned.flush_wait,
-            writer_pause: pinned.writer_pause,
-        };
-        tracing::info!(
-            sequence = info.sequence,
-            tables = info.tables,
-            bytes = info.table_bytes,
-            linked = info.linked,
-            flush_wait_ms = info.flush_wait.as_secs_f64() * 1e3,
-            "checkpoint written"
-        );
-        Ok(info)
     }
+    // Copies were synced as they were written, links share the source's synced bytes;
+    // their names become durable with the directory sync that `install_database` does
+    // before it writes the manifest.
+    install_database(
+        fs,
+        dir,
+        &trees,
+        pinned.last_sequence,
+        pinned.next_file_number,
+        if alone { 1 } else { pinned.next_keyspace_id },
+    )?;
+    let info = CheckpointInfo {
+        sequence: pinned.last_sequence,
+        tables: pinned.table_count(),
+        table_bytes: total_bytes,
+        linked,
+        flush_wait: pinned.flush_wait,
+        writer_pause: pinned.writer_pause,
+    };
+    tracing::info!(
+        sequence = info.sequence,
+        tables = info.tables,
+        bytes = info.table_bytes,
+        linked = info.linked,
+        flush_wait_ms = info.flush_wait.as_secs_f64() * 1e3,
+        "checkpoint written"
+    );
+    Ok(info)
 }

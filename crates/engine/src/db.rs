@@ -72,6 +72,11 @@ pub(crate) struct DbInner {
     /// Wakes writers stalled on flushes or compactions, and `flush()` callers.
     pub progress: (Mutex<u64>, Condvar),
     pub stats: Stats,
+    /// While a checkpoint or backup holds its cut: MemTables starting in this WAL or a
+    /// later one are not flushed (`u64::MAX`: none held back; see `checkpoint::pin`).
+    pub flush_barrier: AtomicU64,
+    /// Held by the checkpoint or backup that is pinning its cut: one at a time.
+    pub pinning: Mutex<()>,
     /// Open transactions, and the keys committed while any is open.
     pub txns: crate::txn::Registry,
     /// Metric handles (see `observe`).

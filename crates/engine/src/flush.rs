@@ -49,14 +49,16 @@ pub(crate) fn run_flush_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
 }
 
 /// The keyspace whose oldest frozen MemTable holds the oldest WAL back, if any
-/// keyspace has a frozen MemTable: flushed first, so WALs go in order.
+/// keyspace has a frozen MemTable: flushed first, so WALs go in order. MemTables a
+/// checkpoint's cut holds back (`DbInner::flush_barrier`) wait.
 fn oldest_frozen(inner: &DbInner) -> Option<Arc<Tree>> {
+    let barrier = inner.flush_barrier.load(Ordering::Acquire);
     inner
         .trees()
         .into_iter()
         .filter_map(|t| {
             let wal = t.view().frozen.last().map(|(_, wal)| *wal)?;
-            Some((wal, t))
+            (wal < barrier).then_some((wal, t))
         })
         .min_by_key(|(wal, _)| *wal)
         .map(|(_, t)| t)

@@ -64,6 +64,10 @@ impl Keyspace {
         self.db.inner().instance
     }
 
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
     pub(crate) fn tree(&self) -> &Arc<Tree> {
         &self.tree
     }

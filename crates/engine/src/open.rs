@@ -398,6 +398,8 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
         closed: AtomicBool::new(false),
         progress: (Mutex::new(0), Condvar::new()),
         stats: Stats::default(),
+        flush_barrier: AtomicU64::new(u64::MAX),
+        pinning: Mutex::new(()),
         txns: Default::default(),
         metrics: crate::observe::Metrics::new(p.opts.path.display().to_string()),
         flush_tx,

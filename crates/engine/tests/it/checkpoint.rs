@@ -39,6 +39,18 @@ fn check_consistent(
     acked_after: &[u64],
     sequence: u64,
 ) {
+    check_consistent_weighted(got, acked_before, acked_after, sequence, &[1; WRITERS]);
+}
+
+/// [`check_consistent`] where writer `w`'s writes take `seqs_per_write[w]` sequence
+/// numbers each (a batch of that many entries).
+fn check_consistent_weighted(
+    got: &[(Vec<u8>, Vec<u8>)],
+    acked_before: &[u64],
+    acked_after: &[u64],
+    sequence: u64,
+    seqs_per_write: &[u64],
+) {
     let mut want = BTreeMap::new();
     let mut total = 0;
     for w in 0..WRITERS {
@@ -58,7 +70,7 @@ fn check_consistent(
             "writer {w}: the copy holds write {prefix}, never issued by the end of the call"
         );
         want.extend(writer_state(w, prefix));
-        total += prefix;
+        total += prefix * seqs_per_write[w];
     }
     let got: BTreeMap<_, _> = got.iter().cloned().collect();
     assert_eq!(
@@ -143,6 +155,153 @@ fn a_checkpoint_under_writers_flushes_and_compactions_is_one_consistent_prefix()
         cp.close().unwrap();
         (info.sequence, got)
     });
+}
+
+/// Writers 0 and 1 write each key into the default keyspace and keyspaces `a` and `b`
+/// in one batch; writer 2 writes keyspace `b` alone. Every keyspace flushes on its own
+/// (tiny MemTables) while checkpoints are taken: each checkpoint must hold the same
+/// prefix of writers 0 and 1 in all three keyspaces (a batch is in all or none), and
+/// the prefixes must add up to the checkpoint's sequence number.
+#[test]
+fn a_checkpoint_across_keyspaces_holds_every_batch_whole_under_writers_and_flushes() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    let (a, b) = (db.keyspace("a").unwrap(), db.keyspace("b").unwrap());
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(WRITERS + 2));
+    let mut threads = Vec::new();
+    for w in 0..WRITERS {
+        let (db, a, b) = (db.clone(), a.clone(), b.clone());
+        let (acked, stop, start) = (acked.clone(), stop.clone(), start.clone());
+        threads.push(std::thread::spawn(move || {
+            start.wait();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let (k, v) = (key(w, n % SLOTS), n.to_string());
+                if w == 2 {
+                    b.put(&k, &v).unwrap();
+                } else {
+                    let mut batch = strata::WriteBatch::new();
+                    batch.put(&k, &v);
+                    batch.put_in(&a, &k, &v);
+                    batch.put_in(&b, &k, &v);
+                    db.write(batch, strata::WriteOptions::default()).unwrap();
+                }
+                acked[w].store(n, Ordering::Release);
+            }
+        }));
+    }
+    {
+        let (a, stop, start) = (a.clone(), stop.clone(), start.clone());
+        threads.push(std::thread::spawn(move || {
+            start.wait();
+            while !stop.load(Ordering::Relaxed) {
+                a.compact_range::<&[u8], _>(..).unwrap();
+            }
+        }));
+    }
+    start.wait();
+    for round in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let before: Vec<u64> = acked.iter().map(|a| a.load(Ordering::Acquire)).collect();
+        let dir = format!("/cp{round}");
+        let info = db.checkpoint(&dir).unwrap();
+        let after: Vec<u64> = acked.iter().map(|a| a.load(Ordering::Acquire)).collect();
+        let cp = open_at(&fs, &dir).unwrap();
+        assert_eq!(cp.list_keyspaces(), ["default", "a", "b"]);
+        let default = collect(cp.iter());
+        let in_a = collect(cp.keyspace("a").unwrap().iter());
+        let in_b = collect(cp.keyspace("b").unwrap().iter());
+        let (b_shared, b_own): (Vec<_>, Vec<_>) =
+            in_b.into_iter().partition(|(k, _)| !k.starts_with(b"w2-"));
+        for (name, other) in [("a", &in_a), ("b", &b_shared)] {
+            let first_difference = default.iter().zip(other.iter()).find(|(x, y)| x != y);
+            assert!(
+                default.len() == other.len() && first_difference.is_none(),
+                "round {round}: keyspace {name} is not at the default keyspace's cut: {} and {} keys, first difference {first_difference:?}",
+                default.len(),
+                other.len()
+            );
+        }
+        let mut got = default;
+        got.extend(b_own);
+        check_consistent_weighted(&got, &before, &after, info.sequence, &[3, 3, 1]);
+        cp.close().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = db.stats();
+    assert!(
+        stats.flushes > 12,
+        "the keyspaces hardly flushed: {}",
+        stats.flushes
+    );
+    db.close().unwrap();
+}
+
+#[test]
+fn a_keyspace_checkpoint_is_a_database_of_that_keyspace_alone() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    let users = db.keyspace("users").unwrap();
+    let other = db.keyspace("other").unwrap();
+    let mut want = BTreeMap::new();
+    for i in 0..2_000u32 {
+        let (k, v) = (format!("user{i:05}"), format!("v{i}"));
+        users.put(&k, &v).unwrap();
+        other.put(&k, "other").unwrap();
+        db.put(&k, "default").unwrap();
+        want.insert(k.into_bytes(), v.into_bytes());
+    }
+    users.delete_range("user00100".."user00200").unwrap();
+    want.retain(|k, _| !(&b"user00100"[..]..&b"user00200"[..]).contains(&k.as_slice()));
+    // Some of it in tables, the rest in the MemTable the checkpoint must flush.
+    users.put("late", "in the memtable").unwrap();
+    want.insert(b"late".to_vec(), b"in the memtable".to_vec());
+    let info = users.checkpoint("/users").unwrap();
+    users.put("after", "not in the checkpoint").unwrap();
+    assert!(info.tables > 1);
+
+    let cp = open_at(&fs, "/users").unwrap();
+    assert_eq!(cp.list_keyspaces(), ["default"]);
+    assert_eq!(contents(&cp), want);
+    cp.put("new", "writes go on").unwrap();
+    cp.close().unwrap();
+    let cp = open_at(&fs, "/users").unwrap();
+    assert_eq!(
+        cp.get("new").unwrap().as_deref(),
+        Some(&b"writes go on"[..])
+    );
+    cp.close().unwrap();
+
+    // The source is untouched, and a dropped keyspace's handle is refused.
+    assert_eq!(
+        other.get("user00000").unwrap().as_deref(),
+        Some(&b"other"[..])
+    );
+    db.drop_keyspace("other").unwrap();
+    let err = other.checkpoint("/other").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(!fs.exists(Path::new("/other/CURRENT")).unwrap());
+    db.close().unwrap();
+}
+
+#[test]
+fn a_backup_of_a_database_with_keyspaces_is_refused_clearly() {
+    let fs = MemFs::new();
+    let db = open_mem(&fs);
+    db.keyspace("more").unwrap().put("k", "v").unwrap();
+    let backups = Backup::open_on(Arc::new(fs.clone()), "/backups").unwrap();
+    let err = backups.create(&db).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotSupported);
+    assert!(err.to_string().contains("keyspaces"), "{err}");
+    assert!(backups.list().unwrap().is_empty());
+    db.drop_keyspace("more").unwrap();
+    backups.create(&db).unwrap();
 }
 
 #[test]

@@ -409,17 +409,6 @@ fn a_batch_naming_another_databases_keyspace_is_refused() {
 }
 
 #[test]
-fn checkpoints_of_a_database_with_keyspaces_are_refused_clearly() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().join("db")).unwrap();
-    db.keyspace("more").unwrap().put("k", "v").unwrap();
-    let err = db.checkpoint(dir.path().join("cp")).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotSupported);
-    db.drop_keyspace("more").unwrap();
-    db.checkpoint(dir.path().join("cp")).unwrap();
-}
-
-#[test]
 fn keyspaces_are_kept_apart_in_stats() {
     let db = open(&MemFs::new());
     let a = db.keyspace("a").unwrap();

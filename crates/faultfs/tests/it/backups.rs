@@ -22,13 +22,25 @@ use crate::{open, tiny};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// Every keyspace's keys; those of a keyspace other than the default one as
+/// `~name/key`.
 fn read_all(db: &Db) -> Result<State, String> {
-    db.iter()
-        .map(|kv| {
-            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(|e| format!("scan failed: {e}"))
-        })
-        .collect()
+    let mut state = State::new();
+    for name in db.list_keyspaces() {
+        let (prefix, iter) = if name == "default" {
+            (Vec::new(), db.iter())
+        } else {
+            let ks = db
+                .keyspace(&name)
+                .map_err(|e| format!("keyspace {name}: {e}"))?;
+            (format!("~{name}/").into_bytes(), ks.iter())
+        };
+        for kv in iter {
+            let (k, v) = kv.map_err(|e| format!("scan failed: {e}"))?;
+            state.insert([&prefix[..], &k[..]].concat(), v.to_vec());
+        }
+    }
+    Ok(state)
 }
 
 fn open_at(fs: &FaultFs, dir: &str) -> strata::Result<Db> {
@@ -47,18 +59,34 @@ fn write_static(db: &Db, model: &mut State) {
     }
 }
 
-/// Synced puts and deletes over 30 keys, round `r`; updates `model`.
+/// Synced puts and deletes over 30 keys, round `r`; updates `model`. With `side`, each
+/// batch also writes keyspace `side` (every third key, so its MemTable fills at
+/// another pace).
 fn write_round(db: &Db, model: &mut State, r: usize) {
+    write_round_in(db, None, model, r);
+}
+
+fn write_round_in(db: &Db, side: Option<&strata::Keyspace>, model: &mut State, r: usize) {
     for i in 0..30 {
         let k = format!("k{:02}", (i * 7 + r) % 30).into_bytes();
         let opts = strata::WriteOptions { sync: true };
         let mut batch = strata::WriteBatch::new();
+        let side = side.filter(|_| i % 3 == 0);
+        let side_key = |ks: &strata::Keyspace| [format!("~{}/", ks.name()).as_bytes(), &k].concat();
         if (i + r).is_multiple_of(5) {
             batch.delete(&k);
             model.remove(&k);
+            if let Some(ks) = side {
+                batch.delete_in(ks, &k);
+                model.remove(&side_key(ks));
+            }
         } else {
             let v = format!("r{r}-i{i}-{}", "x".repeat(40 * (i % 4))).into_bytes();
             batch.put(&k, &v);
+            if let Some(ks) = side {
+                batch.put_in(ks, &k, &v);
+                model.insert(side_key(ks), v.clone());
+            }
             model.insert(k, v);
         }
         db.write(batch, opts).unwrap();
@@ -108,16 +136,34 @@ fn context(fs: &FaultFs, k: usize, opts: &CrashOptions) -> String {
 
 #[test]
 fn a_crash_at_every_step_of_a_checkpoint_damages_nothing_and_leaves_all_or_nothing() {
+    checkpoint_sweep(false);
+}
+
+#[test]
+fn a_crash_at_every_step_of_a_checkpoint_across_keyspaces_leaves_all_or_nothing() {
+    checkpoint_sweep(true);
+}
+
+/// The checkpoint sweep, with a second keyspace written in the same batches if
+/// `with_side`.
+fn checkpoint_sweep(with_side: bool) {
     let fs = FaultFs::new();
     let db = open(&fs, true).unwrap();
+    let side = with_side.then(|| db.keyspace("side").unwrap());
+    let side = side.as_ref();
     let mut model = State::new();
-    write_round(&db, &mut model, 0);
+    write_round_in(&db, side, &mut model, 0);
     db.flush().unwrap();
     db.compact_range::<&[u8], _>(..).unwrap();
-    write_round(&db, &mut model, 1);
+    write_round_in(&db, side, &mut model, 1);
     db.flush().unwrap();
-    // Left in the MemTable: the checkpoint must flush it first.
-    write_round(&db, &mut model, 2);
+    // Left in the MemTables: the checkpoint must flush them first.
+    write_round_in(&db, side, &mut model, 2);
+    assert_eq!(
+        model.keys().any(|k| k.starts_with(b"~side/")),
+        with_side,
+        "the second keyspace holds keys exactly when the sweep has one"
+    );
 
     let start = fs.op_count();
     let info = db.checkpoint("/cp").unwrap();
@@ -169,7 +215,7 @@ fn a_crash_at_every_step_of_a_checkpoint_damages_nothing_and_leaves_all_or_nothi
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     eprintln!(
-        "checkpoint sweep: {} crash points × 4 modes",
+        "checkpoint sweep (second keyspace: {with_side}): {} crash points × 4 modes",
         end - start + 1
     );
 }
