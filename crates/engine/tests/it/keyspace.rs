@@ -360,13 +360,20 @@ fn a_quiet_keyspace_does_not_keep_wals_forever() {
     );
 }
 
+/// Two databases, each with a keyspace of id 1 under another name (ids alone cannot
+/// tell them apart): the second one's file system, the second database, the first
+/// one's keyspace ("theirs", which keeps its database open) and the second one's.
+fn two_databases_with_keyspace_1() -> (MemFs, Db, Keyspace, Keyspace) {
+    let fs2 = MemFs::new();
+    let db2 = open(&fs2);
+    let theirs = open(&MemFs::new()).keyspace("only-in-one").unwrap();
+    let ours = db2.keyspace("other").unwrap();
+    (fs2, db2, theirs, ours)
+}
+
 #[test]
 fn a_batch_naming_another_databases_keyspace_is_refused() {
-    let (fs1, fs2) = (MemFs::new(), MemFs::new());
-    let (db1, db2) = (open(&fs1), open(&fs2));
-    // Both get keyspace id 1, under different names: ids alone cannot tell them apart.
-    let theirs = db1.keyspace("only-in-one").unwrap();
-    let ours = db2.keyspace("other").unwrap();
+    let (fs2, db2, theirs, ours) = two_databases_with_keyspace_1();
     let mut made_elsewhere = WriteBatch::new();
     made_elsewhere.put_in(&theirs, "k", "v");
     assert_eq!(
@@ -803,11 +810,7 @@ fn a_keyspace_dropped_under_an_open_transaction_fails_its_commit_and_writes_noth
 /// open database, so the handle would name an unrelated keyspace here.
 #[test]
 fn a_transaction_refuses_another_databases_keyspace_as_a_batch_does() {
-    let (fs1, fs2) = (MemFs::new(), MemFs::new());
-    let (db1, db2) = (open(&fs1), open(&fs2));
-    // Both get keyspace id 1.
-    let theirs = db1.keyspace("only-in-one").unwrap();
-    let ours = db2.keyspace("other").unwrap();
+    let (fs2, db2, theirs, ours) = two_databases_with_keyspace_1();
     theirs.put("k", "theirs").unwrap();
     let mut batch = WriteBatch::new();
     batch.put_in(&theirs, "k", "v");
