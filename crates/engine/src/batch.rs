@@ -338,6 +338,14 @@ impl WriteBatch {
     }
 }
 
+/// The error for a batch (or a transaction) naming keyspaces of another database, or
+/// of this one before a reopen.
+pub(crate) fn foreign_keyspaces() -> strata_core::Error {
+    strata_core::Error::InvalidArgument(
+        "the batch names keyspaces of another database (or of this one before a reopen): keyspace ids belong to one open database".into(),
+    )
+}
+
 /// The `[start, end)` of a range of keys: an excluded start or an included end
 /// becomes its successor; an unbounded start is the empty key, the smallest; an
 /// unbounded end is `None`.

@@ -522,7 +522,9 @@ impl Db {
     }
 
     /// Starts an optimistic transaction with snapshot isolation (see
-    /// [`crate::Transaction`] and [`crate::Isolation`]).
+    /// [`crate::Transaction`] and [`crate::Isolation`]). It reads and writes every
+    /// keyspace of this database: its own methods act on the default keyspace, its
+    /// `_in` methods on the one they are given.
     pub fn transaction(&self) -> crate::Transaction {
         crate::Transaction::begin(self.inner(), crate::Isolation::Snapshot)
     }

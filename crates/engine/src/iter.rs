@@ -70,11 +70,6 @@ impl KeyRange {
         (slice(&self.lo), slice(&self.hi))
     }
 
-    /// Whether `k` lies in the range.
-    pub fn contains(&self, k: &[u8]) -> bool {
-        self.above_lo(k) && self.below_hi(k)
-    }
-
     fn above_lo(&self, k: &[u8]) -> bool {
         match &self.lo {
             Bound::Included(lo) => k >= lo.as_slice(),

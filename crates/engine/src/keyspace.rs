@@ -15,7 +15,9 @@ use crate::{Result, Snapshot};
 /// its own MemTables, levels and compactions, sharing the database's write-ahead log,
 /// group commit, caches and sequence numbers. A [`WriteBatch`] may span keyspaces
 /// ([`WriteBatch::put_in`]) and is atomic across them; a [`Snapshot`] is consistent
-/// across them ([`Snapshot::get_in`]).
+/// across them ([`Snapshot::get_in`]); a [`Transaction`](crate::Transaction) reads and
+/// writes it atomically with others ([`Transaction::get_in`](crate::Transaction::get_in),
+/// [`Transaction::put_in`](crate::Transaction::put_in)).
 ///
 /// Made (or found) by [`Db::keyspace`]; cheap to clone, usable from any thread. `Db`'s
 /// own methods act on the keyspace named `"default"`. After

@@ -169,10 +169,14 @@ impl Snapshot {
         keyspace: &crate::Keyspace,
         range: R,
     ) -> DbIter {
+        self.iter_range_in(keyspace, KeyRange::from_bounds(range))
+    }
+
+    /// Iterates `range` of `keyspace` as of the snapshot.
+    pub(crate) fn iter_range_in(&self, keyspace: &crate::Keyspace, range: KeyRange) -> DbIter {
         if keyspace.id() == crate::batch::DEFAULT_KEYSPACE {
-            return self.range(range);
+            return self.iter_over(range);
         }
-        let range = KeyRange::from_bounds(range);
         match self.pinned(keyspace.id()) {
             Some(Some(view)) => {
                 DbIter::in_view(Arc::clone(&self.inner), Arc::clone(view), self.seq, range)

@@ -252,9 +252,7 @@ fn gather<'a>(
 
 fn validate(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
     if !batch.names_keyspaces_of(inner.instance) {
-        return Err(Error::InvalidArgument(
-            "the batch names keyspaces of another database (or of this one before a reopen): keyspace ids belong to one open database".into(),
-        ));
+        return Err(crate::batch::foreign_keyspaces());
     }
     for entry in batch.iter() {
         let entry = entry.map_err(|e| Error::InvalidArgument(format!("malformed batch: {e}")))?;
@@ -402,9 +400,7 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
             .iter()
             .flat_map(|p| p.batch().iter())
             .filter_map(|e| e.ok())
-            .zip(first_seq..)
-            // Transactions read and write the default keyspace only.
-            .filter(|(e, _)| e.keyspace == DEFAULT_KEYSPACE),
+            .zip(first_seq..),
     );
     Ok(())
 }
@@ -536,17 +532,10 @@ fn check_conflicts<'g>(
         return std::borrow::Cow::Borrowed(group);
     }
     let checks: Vec<Option<&ConflictCheck>> = group.iter().map(|p| p.check.as_ref()).collect();
-    // Transactions read and write the default keyspace only: another keyspace's key
-    // of the same bytes is no conflict.
+    // Each entry carries its keyspace: the check keys conflicts by (keyspace, key).
     let written: Vec<Vec<BatchEntry<'_>>> = group
         .iter()
-        .map(|p| {
-            p.batch()
-                .iter()
-                .filter_map(|e| e.ok())
-                .filter(|e| e.keyspace == DEFAULT_KEYSPACE)
-                .collect()
-        })
+        .map(|p| p.batch().iter().filter_map(|e| e.ok()).collect())
         .collect();
     let verdicts = inner.txns.validate(&checks, &written);
     group

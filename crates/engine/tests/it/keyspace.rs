@@ -360,13 +360,20 @@ fn a_quiet_keyspace_does_not_keep_wals_forever() {
     );
 }
 
+/// Two databases, each with a keyspace of id 1 under another name (ids alone cannot
+/// tell them apart): the second one's file system, the second database, the first
+/// one's keyspace ("theirs", which keeps its database open) and the second one's.
+fn two_databases_with_keyspace_1() -> (MemFs, Db, Keyspace, Keyspace) {
+    let fs2 = MemFs::new();
+    let db2 = open(&fs2);
+    let theirs = open(&MemFs::new()).keyspace("only-in-one").unwrap();
+    let ours = db2.keyspace("other").unwrap();
+    (fs2, db2, theirs, ours)
+}
+
 #[test]
 fn a_batch_naming_another_databases_keyspace_is_refused() {
-    let (fs1, fs2) = (MemFs::new(), MemFs::new());
-    let (db1, db2) = (open(&fs1), open(&fs2));
-    // Both get keyspace id 1, under different names: ids alone cannot tell them apart.
-    let theirs = db1.keyspace("only-in-one").unwrap();
-    let ours = db2.keyspace("other").unwrap();
+    let (fs2, db2, theirs, ours) = two_databases_with_keyspace_1();
     let mut made_elsewhere = WriteBatch::new();
     made_elsewhere.put_in(&theirs, "k", "v");
     assert_eq!(
@@ -625,6 +632,221 @@ fn a_write_to_another_keyspace_is_no_conflict_for_a_transaction() {
     db.put("k", "here").unwrap();
     txn.put("k", "mine");
     assert_eq!(txn.commit().unwrap_err().kind(), ErrorKind::Conflict);
+}
+
+/// Two transactions writing (and reading for update) the same key, each in its own
+/// keyspace, both commit; in the same keyspace the second conflicts — for a
+/// non-default keyspace as for the default one.
+#[test]
+fn the_same_key_in_two_keyspaces_is_two_keys_to_transactions() {
+    let db = open(&MemFs::new());
+    let (a, b) = (db.keyspace("a").unwrap(), db.keyspace("b").unwrap());
+    let mut t1 = db.transaction();
+    let mut t2 = db.transaction();
+    assert_eq!(t1.get_for_update_in(&a, "k").unwrap(), None);
+    assert_eq!(t2.get_for_update_in(&b, "k").unwrap(), None);
+    t1.put_in(&a, "k", "from t1");
+    t2.put_in(&b, "k", "from t2");
+    t1.commit().unwrap();
+    t2.commit().unwrap();
+    assert_eq!(a.get("k").unwrap().as_deref(), Some(&b"from t1"[..]));
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"from t2"[..]));
+    assert_eq!(db.get("k").unwrap(), None);
+    // A plain write of the key in `b` leaves a read for update in `a` valid...
+    let mut t = db.transaction();
+    assert!(t.get_for_update_in(&a, "k").unwrap().is_some());
+    b.put("k", "plain").unwrap();
+    db.put("k", "plain").unwrap();
+    t.put_in(&a, "k", "checked");
+    t.commit().unwrap();
+    // ...and one in `a` itself does not.
+    let mut t = db.transaction();
+    assert!(t.get_for_update_in(&a, "k").unwrap().is_some());
+    a.put("k", "plain").unwrap();
+    t.put_in(&b, "other", "x");
+    let e = t.commit().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("read"), "{e}");
+    assert_eq!(b.get("other").unwrap(), None, "nothing of it written");
+    // Two writers of the same key in one non-default keyspace: first committer wins.
+    let mut t1 = db.transaction();
+    let mut t2 = db.transaction();
+    t1.put_in(&b, "k", "1");
+    t2.put_in(&b, "k", "2");
+    t1.commit().unwrap();
+    assert_eq!(t2.commit().unwrap_err().kind(), ErrorKind::Conflict);
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+/// A range delete committed in one keyspace conflicts with a serializable
+/// transaction's scan, read or write of that keyspace meeting the range, and not with
+/// any of another keyspace, whatever the key bytes.
+#[test]
+fn a_range_delete_conflicts_with_scans_of_its_own_keyspace_only() {
+    let db = open(&MemFs::new());
+    let (a, b) = (db.keyspace("a").unwrap(), db.keyspace("b").unwrap());
+    for ks in [&a, &b] {
+        ks.put("p:1", "x").unwrap();
+        ks.put("p:2", "y").unwrap();
+    }
+    db.put("p:1", "z").unwrap();
+    let serializable = || db.transaction_with(strata::Isolation::Serializable);
+    let (mut scans_a, mut scans_b, mut scans_default) =
+        (serializable(), serializable(), serializable());
+    let (mut reads_b, mut reads_a) = (serializable(), serializable());
+    assert_eq!(scans_a.prefix_in(&a, "p:").count(), 2);
+    assert_eq!(scans_b.prefix_in(&b, "p:").count(), 2);
+    assert_eq!(scans_default.prefix("p:").count(), 1);
+    assert!(reads_b.get_in(&b, "p:1").unwrap().is_some());
+    assert!(reads_a.get_in(&a, "p:2").unwrap().is_some());
+    for (i, t) in [
+        &mut scans_a,
+        &mut scans_b,
+        &mut scans_default,
+        &mut reads_b,
+        &mut reads_a,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        t.put(format!("summary:{i}"), "written");
+    }
+    // Deletes p:1 and p:2 of keyspace `a`, and nothing else.
+    a.delete_prefix("p:").unwrap();
+    let e = scans_a.commit().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("scanned"), "{e}");
+    let e = reads_a.commit().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    scans_b.commit().unwrap();
+    scans_default.commit().unwrap();
+    reads_b.commit().unwrap();
+    // A write of a key in the range, under snapshot isolation, conflicts likewise.
+    let mut writes_a = db.transaction();
+    let mut writes_b = db.transaction();
+    writes_a.put_in(&a, "p:3", "new");
+    writes_b.put_in(&b, "p:3", "new");
+    b.delete_range("p:".."p;").unwrap();
+    writes_a.commit().unwrap();
+    assert_eq!(writes_b.commit().unwrap_err().kind(), ErrorKind::Conflict);
+    assert_eq!(collect(a.iter()), [(b"p:3".to_vec(), b"new".to_vec())]);
+    assert_eq!(b.iter().count(), 0);
+}
+
+/// A keyspace dropped while a transaction is open: the transaction's reads through
+/// its handle fail at once, its commit fails with `InvalidArgument` and writes nothing
+/// (its writes to other keyspaces included), and a transaction that never used it
+/// commits as usual.
+#[test]
+fn a_keyspace_dropped_under_an_open_transaction_fails_its_commit_and_writes_nothing() {
+    let db = open(&MemFs::new());
+    let tmp = db.keyspace("tmp").unwrap();
+    tmp.put("a", "1").unwrap();
+    let mut writer = db.transaction();
+    let mut reader = db.transaction_with(strata::Isolation::Serializable);
+    let mut late = db.transaction();
+    let mut unrelated = db.transaction();
+    assert_eq!(
+        writer.get_in(&tmp, "a").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    writer.put_in(&tmp, "b", "2");
+    writer.put("outside", "w");
+    assert_eq!(reader.range_in::<&[u8], _>(&tmp, ..).count(), 1);
+    reader.put("outside", "r");
+    unrelated.put("unrelated", "u");
+
+    db.drop_keyspace("tmp").unwrap();
+
+    for e in [
+        writer.get_in(&tmp, "a").unwrap_err(),
+        writer.get_for_update_in(&tmp, "a").unwrap_err(),
+        writer
+            .range_in::<&[u8], _>(&tmp, ..)
+            .next()
+            .unwrap()
+            .unwrap_err(),
+        writer.prefix_in(&tmp, "").next().unwrap().unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    }
+    // The transaction's own default-keyspace reads still work.
+    assert_eq!(writer.get("outside").unwrap().as_deref(), Some(&b"w"[..]));
+    late.put_in(&tmp, "c", "3");
+    late.put("outside", "l");
+    for t in [writer, reader, late] {
+        let e = t.commit().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains("dropped"), "{e}");
+    }
+    assert_eq!(db.get("outside").unwrap(), None, "nothing written");
+    unrelated.commit().unwrap();
+    assert_eq!(db.get("unrelated").unwrap().as_deref(), Some(&b"u"[..]));
+    // Made again: a new, empty keyspace; the old handle stays refused.
+    let tmp2 = db.keyspace("tmp").unwrap();
+    let mut t = db.transaction();
+    assert_eq!(t.get_in(&tmp2, "a").unwrap(), None);
+    t.put_in(&tmp2, "a", "again");
+    t.commit().unwrap();
+    let mut t = db.transaction();
+    t.put_in(&tmp, "a", "stale");
+    assert_eq!(t.commit().unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(tmp2.get("a").unwrap().as_deref(), Some(&b"again"[..]));
+}
+
+/// A transaction given another database's keyspace handle (or one from before a
+/// reopen) refuses it with the batch path's error, and writes nothing: ids are per
+/// open database, so the handle would name an unrelated keyspace here.
+#[test]
+fn a_transaction_refuses_another_databases_keyspace_as_a_batch_does() {
+    let (fs2, db2, theirs, ours) = two_databases_with_keyspace_1();
+    theirs.put("k", "theirs").unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put_in(&theirs, "k", "v");
+    let batch_error = db2
+        .write(batch, WriteOptions::default())
+        .unwrap_err()
+        .to_string();
+
+    let mut tx = db2.transaction();
+    for e in [
+        tx.get_in(&theirs, "k").unwrap_err(),
+        tx.get_for_update_in(&theirs, "k").unwrap_err(),
+        tx.range_in::<&[u8], _>(&theirs, ..)
+            .next()
+            .unwrap()
+            .unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(e.to_string(), batch_error);
+    }
+    tx.put_in(&ours, "mine", "1");
+    tx.put_in(&theirs, "k", "v");
+    tx.put("d", "x");
+    let e = tx.commit().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(e.to_string(), batch_error);
+    assert_eq!(
+        ours.get("k").unwrap(),
+        None,
+        "nothing written to db2's keyspace 1"
+    );
+    assert_eq!(ours.get("mine").unwrap(), None);
+    assert_eq!(db2.get("d").unwrap(), None);
+    assert_eq!(theirs.get("k").unwrap().as_deref(), Some(&b"theirs"[..]));
+
+    // A handle from before a reopen belongs to the database as it was then.
+    db2.close().unwrap();
+    let reopened = open(&fs2);
+    let mut tx = reopened.transaction();
+    assert_eq!(tx.get_in(&ours, "k").unwrap_err().to_string(), batch_error);
+    tx.put_in(&ours, "k", "v");
+    assert_eq!(tx.commit().unwrap_err().to_string(), batch_error);
+    let fresh = reopened.keyspace("other").unwrap();
+    let mut tx = reopened.transaction();
+    tx.put_in(&fresh, "k", "v");
+    tx.commit().unwrap();
+    assert_eq!(fresh.get("k").unwrap().as_deref(), Some(&b"v"[..]));
 }
 
 /// Races a drop with the flushes of the keyspace's MemTables, many times, and opens a

@@ -1,7 +1,8 @@
 //! Optimistic transactions: read-your-writes (gets and scans, both directions),
 //! first-committer-wins on written keys, write skew allowed under snapshot isolation
 //! and refused under serializable, phantoms refused under serializable, and no lost
-//! update or broken invariant under concurrent retrying transactions.
+//! update or broken invariant under concurrent retrying transactions — in the default
+//! keyspace and across keyspaces (the model test reads and writes three).
 
 use std::sync::Arc;
 
@@ -277,6 +278,121 @@ fn two_threads_incrementing_counters_lose_no_increment() {
     assert_eq!(total, 600);
 }
 
+/// Write skew across keyspaces: "at least one ward has a doctor on call", each ward's
+/// flag in a keyspace of its own under the same key. Each transaction reads both
+/// wards (by point reads, or by scans) and takes its own doctor off call. Snapshot
+/// isolation lets both commit; serializable refuses the second, whose read of the
+/// *other* keyspace changed.
+#[test]
+fn write_skew_across_keyspaces_is_allowed_under_snapshot_isolation_and_refused_when_serializable() {
+    for isolation in [Isolation::Snapshot, Isolation::Serializable] {
+        for by_scan in [false, true] {
+            let db = db();
+            let (a, b) = (
+                db.keyspace("ward-a").unwrap(),
+                db.keyspace("ward-b").unwrap(),
+            );
+            a.put("on-call", "1").unwrap();
+            b.put("on-call", "1").unwrap();
+            let mut t1 = db.transaction_with(isolation);
+            let mut t2 = db.transaction_with(isolation);
+            let on_call = |tx: &mut strata::Transaction| -> i64 {
+                [&a, &b]
+                    .into_iter()
+                    .map(|ks| match by_scan {
+                        false => num(tx.get_in(ks, "on-call").unwrap()),
+                        true => tx
+                            .prefix_in(ks, "on-")
+                            .map(|kv| num(Some(kv.unwrap().1)))
+                            .sum(),
+                    })
+                    .sum()
+            };
+            assert_eq!(on_call(&mut t1), 2);
+            assert_eq!(on_call(&mut t2), 2);
+            t1.put_in(&a, "on-call", "0");
+            t2.put_in(&b, "on-call", "0");
+            t1.commit().unwrap();
+            let second = t2.commit();
+            let now = num(a.get("on-call").unwrap()) + num(b.get("on-call").unwrap());
+            let case = format!("{isolation:?}, by scan: {by_scan}");
+            match isolation {
+                Isolation::Snapshot => {
+                    second.unwrap();
+                    assert_eq!(now, 0, "{case}: write skew, both committed");
+                }
+                _ => {
+                    let e = second.unwrap_err();
+                    assert_eq!(e.kind(), ErrorKind::Conflict, "{case}: {e}");
+                    let what = if by_scan { "scanned" } else { "read" };
+                    assert!(e.to_string().contains(what), "{case}: {e}");
+                    assert_eq!(now, 1, "{case}: the invariant holds");
+                }
+            }
+            // The default keyspace never saw the key.
+            assert_eq!(db.get("on-call").unwrap(), None);
+        }
+    }
+}
+
+/// Two threads increment counters in a non-default keyspace, and a total in a third
+/// keyspace in the same transaction, retrying on conflict: no increment is lost and
+/// the total always matches (the commit is atomic across keyspaces).
+#[test]
+fn two_threads_incrementing_counters_in_a_keyspace_lose_no_increment() {
+    let db = db();
+    let counters = db.keyspace("counters").unwrap();
+    let totals = db.keyspace("totals").unwrap();
+    let conflicts = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let (db, counters, totals, conflicts) = (&db, &counters, &totals, &conflicts);
+            s.spawn(move || {
+                for i in 0..300 {
+                    let key = format!("counter:{}", i % 3);
+                    loop {
+                        let mut tx = db.transaction();
+                        let n = num(tx.get_in(counters, &key).unwrap());
+                        let total = num(tx.get_in(totals, "all").unwrap());
+                        tx.put_in(counters, &key, (n + 1).to_string());
+                        tx.put_in(totals, "all", (total + 1).to_string());
+                        match tx.commit() {
+                            Ok(()) => break,
+                            Err(e) if e.kind() == ErrorKind::Conflict => {
+                                conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            });
+        }
+        // A reader: every snapshot sees the counters and the total agree.
+        let (db, counters, totals) = (&db, &counters, &totals);
+        s.spawn(move || {
+            for _ in 0..200 {
+                let mut tx = db.transaction();
+                let sum: i64 = tx
+                    .prefix_in(counters, "counter:")
+                    .map(|kv| num(Some(kv.unwrap().1)))
+                    .sum();
+                assert_eq!(sum, num(tx.get_in(totals, "all").unwrap()));
+            }
+        });
+    });
+    let sum: i64 = (0..3)
+        .map(|c| num(counters.get(format!("counter:{c}")).unwrap()))
+        .sum();
+    assert_eq!(sum, 600);
+    assert_eq!(num(totals.get("all").unwrap()), 600);
+    assert_eq!(
+        db.get("counter:0").unwrap(),
+        None,
+        "nothing in the default keyspace"
+    );
+    eprintln!("conflicts retried: {}", conflicts.into_inner());
+}
+
 #[test]
 fn a_transaction_on_a_closed_database_fails_with_closed() {
     let db = db();
@@ -288,25 +404,42 @@ fn a_transaction_on_a_closed_database_fails_with_closed() {
 
 mod model {
     //! A model of the conflict rules, run against the engine on random interleavings:
-    //! transactions begin, read, scan and write between plain writes and other
-    //! transactions' commits; each commit's outcome (applied or `Conflict`) and the final
-    //! state must be exactly what the rules say.
+    //! transactions begin, read, scan and write in three keyspaces (the default one,
+    //! through `Db`'s methods or its own handle, and two others) between plain writes,
+    //! plain range deletes and other transactions' commits; each read must see the
+    //! serial model's state as of the transaction's snapshot with its own writes, and
+    //! each commit's outcome (applied or `Conflict`) and the final state of every
+    //! keyspace must be exactly what the rules say, keyed by (keyspace, key).
 
     use std::collections::{BTreeMap, BTreeSet};
 
     use proptest::prelude::*;
-    use strata::{DbBuilder, ErrorKind, Isolation, Transaction};
+    use strata::{DbBuilder, ErrorKind, Isolation, Keyspace, Transaction};
 
     #[derive(Clone, Debug)]
     enum Step {
         Begin(usize, bool),
-        Get(usize, u8),
-        GetForUpdate(usize, u8),
-        Scan(usize, u8, u8, bool),
-        Put(usize, u8, u8),
-        Delete(usize, u8),
+        Get(usize, Ks, u8),
+        GetForUpdate(usize, Ks, u8),
+        Scan(usize, Ks, u8, u8, bool),
+        Put(usize, Ks, u8, u8),
+        Delete(usize, Ks, u8),
         Commit(usize),
-        Plain(u8, u8),
+        Plain(Ks, u8, u8),
+        /// A range delete of `[a, b)` outside any transaction.
+        PlainDeleteRange(Ks, u8, u8),
+    }
+
+    /// A keyspace as the steps name it: 0 is the default keyspace through `Db`'s and
+    /// `Transaction`'s own methods, 1 and 2 are two other keyspaces, 3 is the default
+    /// keyspace again through its handle (`_in` methods).
+    type Ks = usize;
+    const KS_NAMES: usize = 4;
+
+    /// The keyspace a step's `Ks` is in the model: the default keyspace is one
+    /// whichever way it is named.
+    fn model_ks(ks: Ks) -> usize {
+        if ks == 3 { 0 } else { ks }
     }
 
     const TXNS: usize = 3;
@@ -315,15 +448,18 @@ mod model {
     fn step() -> impl Strategy<Value = Step> {
         let t = 0..TXNS;
         let k = 0..KEYS;
+        let ks = 0..KS_NAMES;
         prop_oneof![
             2 => (t.clone(), any::<bool>()).prop_map(|(t, s)| Step::Begin(t, s)),
-            3 => (t.clone(), k.clone()).prop_map(|(t, k)| Step::Get(t, k)),
-            1 => (t.clone(), k.clone()).prop_map(|(t, k)| Step::GetForUpdate(t, k)),
-            1 => (t.clone(), k.clone(), k.clone(), any::<bool>()).prop_map(|(t, a, b, rev)| Step::Scan(t, a.min(b), a.max(b), rev)),
-            3 => (t.clone(), k.clone(), any::<u8>()).prop_map(|(t, k, v)| Step::Put(t, k, v)),
-            1 => (t.clone(), k.clone()).prop_map(|(t, k)| Step::Delete(t, k)),
+            3 => (t.clone(), ks.clone(), k.clone()).prop_map(|(t, s, k)| Step::Get(t, s, k)),
+            1 => (t.clone(), ks.clone(), k.clone()).prop_map(|(t, s, k)| Step::GetForUpdate(t, s, k)),
+            1 => (t.clone(), ks.clone(), k.clone(), k.clone(), any::<bool>())
+                .prop_map(|(t, s, a, b, rev)| Step::Scan(t, s, a.min(b), a.max(b), rev)),
+            3 => (t.clone(), ks.clone(), k.clone(), any::<u8>()).prop_map(|(t, s, k, v)| Step::Put(t, s, k, v)),
+            1 => (t.clone(), ks.clone(), k.clone()).prop_map(|(t, s, k)| Step::Delete(t, s, k)),
             2 => t.prop_map(Step::Commit),
-            2 => (k, any::<u8>()).prop_map(|(k, v)| Step::Plain(k, v)),
+            2 => (ks.clone(), k.clone(), any::<u8>()).prop_map(|(s, k, v)| Step::Plain(s, k, v)),
+            1 => (ks, k.clone(), k).prop_map(|(s, a, b)| Step::PlainDeleteRange(s, a.min(b), a.max(b) + 1)),
         ]
     }
 
@@ -331,14 +467,18 @@ mod model {
         vec![b'k', b'0' + k]
     }
 
+    /// A key of the model: (model keyspace, key).
+    type MKey = (usize, Vec<u8>);
+
     /// The model of one open transaction.
     struct Model {
         serializable: bool,
         /// Commits (of any writer) counted since the start: a transaction's snapshot.
         snapshot: u64,
-        writes: BTreeMap<Vec<u8>, Option<u8>>,
-        checked_reads: BTreeSet<Vec<u8>>,
-        ranges: Vec<(Vec<u8>, Vec<u8>)>,
+        writes: BTreeMap<MKey, Option<u8>>,
+        checked_reads: BTreeSet<MKey>,
+        /// Scanned `[a, b]` (inclusive) per model keyspace.
+        ranges: Vec<(usize, Vec<u8>, Vec<u8>)>,
     }
 
     proptest! {
@@ -347,9 +487,17 @@ mod model {
         #[test]
         fn commits_succeed_or_conflict_exactly_as_the_rules_say(steps in prop::collection::vec(step(), 1..60)) {
             let db = DbBuilder::in_memory().open().unwrap();
+            let handles: Vec<Option<Keyspace>> = vec![
+                None,
+                Some(db.keyspace("one").unwrap()),
+                Some(db.keyspace("two").unwrap()),
+                Some(db.keyspace("default").unwrap()),
+            ];
             // The committed state, and for each key the commit count of its last write.
-            let mut state: BTreeMap<Vec<u8>, u8> = BTreeMap::new();
-            let mut last_write: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+            let mut state: BTreeMap<MKey, u8> = BTreeMap::new();
+            let mut last_write: BTreeMap<MKey, u64> = BTreeMap::new();
+            // Range deletes: model keyspace, [a, b), commit count.
+            let mut range_deletes: Vec<(usize, Vec<u8>, Vec<u8>, u64)> = Vec::new();
             let mut commits = 0u64;
             // history[c]: the state after c commits (a snapshot taken then reads it).
             let mut history = vec![state.clone()];
@@ -366,32 +514,57 @@ mod model {
                             ranges: Vec::new(),
                         }));
                     }
-                    Step::Plain(k, v) => {
-                        db.put(key(k), [v]).unwrap();
+                    Step::Plain(ks, k, v) => {
+                        match &handles[ks] {
+                            None => db.put(key(k), [v]).unwrap(),
+                            Some(h) => h.put(key(k), [v]).unwrap(),
+                        }
                         commits += 1;
-                        state.insert(key(k), v);
-                        last_write.insert(key(k), commits);
+                        let mk = (model_ks(ks), key(k));
+                        state.insert(mk.clone(), v);
+                        last_write.insert(mk, commits);
                         history.push(state.clone());
                     }
-                    Step::Get(t, k) | Step::GetForUpdate(t, k) => {
+                    Step::PlainDeleteRange(ks, a, b) => {
+                        let (a, b) = (key(a), key(b));
+                        match &handles[ks] {
+                            None => db.delete_range(a.clone()..b.clone()).unwrap(),
+                            Some(h) => h.delete_range(a.clone()..b.clone()).unwrap(),
+                        }
+                        commits += 1;
+                        let m = model_ks(ks);
+                        state.retain(|(s, k), _| !(*s == m && a <= *k && *k < b));
+                        range_deletes.push((m, a, b, commits));
+                        history.push(state.clone());
+                    }
+                    Step::Get(t, ks, k) | Step::GetForUpdate(t, ks, k) => {
                         let for_update = matches!(s, Step::GetForUpdate(..));
                         if let Some((tx, m)) = open[t].as_mut() {
-                            let got = if for_update { tx.get_for_update(key(k)) } else { tx.get(key(k)) };
-                            let got = got.unwrap().map(|v| v[0]);
-                            // Its own write, else the state as of its snapshot.
-                            let want = match m.writes.get(&key(k)) {
-                                Some(own) => *own,
-                                None => history[m.snapshot as usize].get(&key(k)).copied(),
+                            let got = match (&handles[ks], for_update) {
+                                (None, false) => tx.get(key(k)),
+                                (None, true) => tx.get_for_update(key(k)),
+                                (Some(h), false) => tx.get_in(h, key(k)),
+                                (Some(h), true) => tx.get_for_update_in(h, key(k)),
                             };
-                            prop_assert_eq!(got, want);
+                            let got = got.unwrap().map(|v| v[0]);
+                            let mk = (model_ks(ks), key(k));
+                            // Its own write, else the state as of its snapshot.
+                            let want = match m.writes.get(&mk) {
+                                Some(own) => *own,
+                                None => history[m.snapshot as usize].get(&mk).copied(),
+                            };
+                            prop_assert_eq!(got, want, "{:?}", s);
                             if for_update || m.serializable {
-                                m.checked_reads.insert(key(k));
+                                m.checked_reads.insert(mk);
                             }
                         }
                     }
-                    Step::Scan(t, a, b, rev) => {
+                    Step::Scan(t, ks, a, b, rev) => {
                         if let Some((tx, m)) = open[t].as_mut() {
-                            let it = tx.range(key(a)..=key(b));
+                            let it = match &handles[ks] {
+                                None => tx.range(key(a)..=key(b)),
+                                Some(h) => tx.range_in(h, key(a)..=key(b)),
+                            };
                             let it: Box<dyn Iterator<Item = _>> = if rev { Box::new(it.rev()) } else { Box::new(it) };
                             let mut got: Vec<(Vec<u8>, u8)> = it
                                 .map(|kv| { let (k, v) = kv.unwrap(); (k.to_vec(), v[0]) })
@@ -406,37 +579,57 @@ mod model {
                                     None => { want.remove(k); }
                                 }
                             }
+                            let mk = model_ks(ks);
                             let want: Vec<(Vec<u8>, u8)> = want
-                                .range(key(a)..=key(b))
-                                .map(|(k, v)| (k.clone(), *v))
+                                .range((mk, key(a))..=(mk, key(b)))
+                                .map(|((_, k), v)| (k.clone(), *v))
                                 .collect();
-                            prop_assert_eq!(got, want);
+                            prop_assert_eq!(got, want, "{:?}", s);
                             if m.serializable {
-                                m.ranges.push((key(a), key(b)));
+                                m.ranges.push((mk, key(a), key(b)));
                             }
                         }
                     }
-                    Step::Put(t, k, v) => {
+                    Step::Put(t, ks, k, v) => {
                         if let Some((tx, m)) = open[t].as_mut() {
-                            tx.put(key(k), [v]);
-                            m.writes.insert(key(k), Some(v));
+                            match &handles[ks] {
+                                None => tx.put(key(k), [v]),
+                                Some(h) => tx.put_in(h, key(k), [v]),
+                            }
+                            m.writes.insert((model_ks(ks), key(k)), Some(v));
                         }
                     }
-                    Step::Delete(t, k) => {
+                    Step::Delete(t, ks, k) => {
                         if let Some((tx, m)) = open[t].as_mut() {
-                            tx.delete(key(k));
-                            m.writes.insert(key(k), None);
+                            match &handles[ks] {
+                                None => tx.delete(key(k)),
+                                Some(h) => tx.delete_in(h, key(k)),
+                            }
+                            m.writes.insert((model_ks(ks), key(k)), None);
                         }
                     }
                     Step::Commit(t) => {
                         let Some((tx, m)) = open[t].take() else { continue };
-                        let changed = |k: &Vec<u8>| last_write.get(k).is_some_and(|&c| c > m.snapshot);
+                        let after = |c: u64| c > m.snapshot;
+                        let changed = |mk: &MKey| {
+                            last_write.get(mk).is_some_and(|&c| after(c))
+                                || range_deletes.iter().any(|(s, a, b, c)| {
+                                    after(*c) && *s == mk.0 && *a <= mk.1 && mk.1 < *b
+                                })
+                        };
+                        let scanned_changed = |(s, a, b): &(usize, Vec<u8>, Vec<u8>)| {
+                            last_write
+                                .range((*s, a.clone())..=(*s, b.clone()))
+                                .any(|(_, &c)| after(c))
+                                || range_deletes.iter().any(|(rs, ra, rb, c)| {
+                                    // [ra, rb) meets [a, b]
+                                    after(*c) && rs == s && ra <= b && a < rb
+                                })
+                        };
                         let conflict = !m.writes.is_empty()
                             && (m.writes.keys().any(changed)
                                 || m.checked_reads.iter().any(changed)
-                                || m.ranges.iter().any(|(a, b)| {
-                                    last_write.range(a.clone()..=b.clone()).any(|(_, &c)| c > m.snapshot)
-                                }));
+                                || m.ranges.iter().any(scanned_changed));
                         let result = tx.commit();
                         if conflict {
                             prop_assert_eq!(result.unwrap_err().kind(), ErrorKind::Conflict);
@@ -457,10 +650,17 @@ mod model {
                     }
                 }
             }
-            let got: BTreeMap<Vec<u8>, u8> = db
-                .iter()
-                .map(|kv| { let (k, v) = kv.unwrap(); (k.to_vec(), v[0]) })
-                .collect();
+            let mut got: BTreeMap<MKey, u8> = BTreeMap::new();
+            for (m, h) in handles.iter().enumerate().take(3) {
+                let it = match h {
+                    None => db.iter(),
+                    Some(h) => h.iter(),
+                };
+                for kv in it {
+                    let (k, v) = kv.unwrap();
+                    got.insert((m, k.to_vec()), v[0]);
+                }
+            }
             prop_assert_eq!(got, state);
         }
     }
