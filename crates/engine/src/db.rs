@@ -841,6 +841,14 @@ impl Db {
         &self.inner().dir
     }
 
+    /// The file system the database's files are on (the one given to
+    /// [`DbBuilder::file_system`](crate::DbBuilder::file_system), else the operating
+    /// system's): for files kept beside the database, such as a checkpoint the
+    /// application streams elsewhere.
+    pub fn file_system(&self) -> Arc<dyn FileSystem> {
+        Arc::clone(&self.inner().fs)
+    }
+
     /// Flushes the MemTable, waits for background work, syncs and releases the lock.
     /// Dropping the last handle does the same, ignoring errors.
     ///

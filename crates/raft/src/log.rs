@@ -384,8 +384,8 @@ mod tests {
             .file_system(Arc::new(fs.clone()))
             .open()
             .expect("open");
-        let (log, meta) = crate::keys::check_format::<u64>(&db).expect("layout");
-        LogStore::new(db, log, meta).expect("store")
+        let keyspaces = crate::keys::check_format::<u64>(&db).expect("layout");
+        LogStore::new(db, keyspaces.log, keyspaces.meta).expect("store")
     }
 
     /// Sends the flusher's verdict for the append of entry `.2`, with a copy of what a

@@ -1,26 +1,34 @@
-//! The snapshot stream (format 1): the state machine's keys and values at one Strata
-//! snapshot, after the snapshot's metadata, closed by a checksum.
+//! The snapshot stream (format 2): the files of a Strata checkpoint of the state
+//! machine's keyspace, after the snapshot's metadata, closed by a checksum.
 //!
 //! ```text
-//! magic        8 bytes   "STRSNAP1"
+//! magic        8 bytes   "STRSNAP2"
 //! meta_len     u32 LE    then meta_len bytes: openraft's SnapshotMeta as JSON
-//! records      u64 LE    the number of records that follow
-//! record       key_len u32 LE, key, value_len u32 LE, value   (application keys, in order)
+//! files        u32 LE    the number of files that follow
+//! file         name_len u16 LE, name (1 to 255 bytes of [A-Za-z0-9._-], not "." or ".."),
+//!              len u64 LE, then len bytes: the file's content
 //! checksum     u32 LE    CRC-32 (IEEE, as crc32fast computes it) of every byte before it
 //! ```
 //!
-//! The checksum covers a stream damaged or cut short in transfer; installing refuses
-//! such a stream before touching the state machine.
+//! The files are a database directory (`CURRENT`, a manifest, an empty WAL, the table
+//! files), as `Keyspace::checkpoint` writes it; each table also carries its own block
+//! checksums, which opening and reading it checks. The stream's checksum covers a
+//! stream damaged or cut short in transfer; installing refuses such a stream before
+//! touching the state machine, and a name that could leave the directory it is
+//! written into is refused too.
 
 use openraft::AnyError;
 
-const MAGIC: &[u8; 8] = b"STRSNAP1";
+const MAGIC: &[u8; 8] = b"STRSNAP2";
+/// The magic of format 1 (records of keys and values), named in the error that
+/// refuses it.
+const MAGIC_V1: &[u8; 8] = b"STRSNAP1";
 
-/// Appends little-endian fields, tracking the CRC of everything written.
+/// Appends little-endian fields; the CRC is computed over the whole stream at the end.
 pub(crate) struct Writer {
     buf: Vec<u8>,
-    records: u64,
-    records_at: usize,
+    files: u32,
+    files_at: usize,
 }
 
 impl Writer {
@@ -28,50 +36,74 @@ impl Writer {
     pub(crate) fn new(meta: &[u8]) -> Result<Self, AnyError> {
         let mut buf = Vec::with_capacity(64 + meta.len());
         buf.extend_from_slice(MAGIC);
-        put_len(&mut buf, meta.len())?;
+        let meta_len = u32::try_from(meta.len())
+            .map_err(|_| AnyError::error("snapshot metadata over 4 GiB"))?;
+        buf.extend_from_slice(&meta_len.to_le_bytes());
         buf.extend_from_slice(meta);
-        let records_at = buf.len();
-        // The record count is patched in by `finish`.
-        buf.extend_from_slice(&0u64.to_le_bytes());
+        let files_at = buf.len();
+        // The file count is patched in by `finish`.
+        buf.extend_from_slice(&0u32.to_le_bytes());
         Ok(Writer {
             buf,
-            records: 0,
-            records_at,
+            files: 0,
+            files_at,
         })
     }
 
-    pub(crate) fn record(&mut self, key: &[u8], value: &[u8]) -> Result<(), AnyError> {
-        put_len(&mut self.buf, key.len())?;
-        self.buf.extend_from_slice(key);
-        put_len(&mut self.buf, value.len())?;
-        self.buf.extend_from_slice(value);
-        self.records += 1;
+    /// Adds the file `name` with `content`.
+    pub(crate) fn file(&mut self, name: &str, content: &[u8]) -> Result<(), AnyError> {
+        check_name(name)?;
+        // `check_name` bounds the name to 255 bytes.
+        self.buf
+            .extend_from_slice(&(name.len() as u16).to_le_bytes());
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf
+            .extend_from_slice(&(content.len() as u64).to_le_bytes());
+        self.buf.extend_from_slice(content);
+        self.files = self
+            .files
+            .checked_add(1)
+            .ok_or_else(|| AnyError::error("more than 2^32 files in a snapshot"))?;
         Ok(())
     }
 
     pub(crate) fn finish(mut self) -> Vec<u8> {
-        let count = self.records.to_le_bytes();
-        self.buf[self.records_at..self.records_at + 8].copy_from_slice(&count);
+        let count = self.files.to_le_bytes();
+        self.buf[self.files_at..self.files_at + 4].copy_from_slice(&count);
         let crc = crc32fast::hash(&self.buf);
         self.buf.extend_from_slice(&crc.to_le_bytes());
         self.buf
     }
 }
 
-fn put_len(buf: &mut Vec<u8>, len: usize) -> Result<(), AnyError> {
-    let len = u32::try_from(len)
-        .map_err(|_| AnyError::error(format!("a snapshot field of {len} bytes exceeds 4 GiB")))?;
-    buf.extend_from_slice(&len.to_le_bytes());
-    Ok(())
+/// A file name that stays inside the directory it is written into: 1 to 255 bytes of
+/// ASCII letters, digits, `.`, `_` and `-`, and not `.` or `..` (what Strata names its
+/// files with).
+fn check_name(name: &str) -> Result<(), AnyError> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(corrupt(&format!(
+            "file name {name:?} is not a plain file name"
+        )))
+    }
 }
 
-/// A checked stream: its metadata bytes and its records.
+/// A checked stream: its metadata bytes and its files, by name.
 pub(crate) struct Parsed<'a> {
     pub meta: &'a [u8],
-    pub records: Vec<(&'a [u8], &'a [u8])>,
+    pub files: Vec<(&'a str, &'a [u8])>,
 }
 
-/// Checks `data` (magic, checksum, every length) and splits it.
+/// Checks `data` (magic, checksum, every length, every name, no name twice) and splits
+/// it.
 pub(crate) fn parse(data: &[u8]) -> Result<Parsed<'_>, AnyError> {
     let body_len = data
         .len()
@@ -83,26 +115,36 @@ pub(crate) fn parse(data: &[u8]) -> Result<Parsed<'_>, AnyError> {
         return Err(corrupt("checksum mismatch (damaged or cut short)"));
     }
     let mut r = Reader { rest: body };
-    if r.take(MAGIC.len())? != MAGIC {
+    let magic = r.take(MAGIC.len())?;
+    if magic == MAGIC_V1 {
         return Err(corrupt(
-            "not a strata-raft snapshot of format 1 (bad magic)",
+            "format 1 (keys and values, from strata-raft before checkpoint snapshots); this version reads format 2",
+        ));
+    }
+    if magic != MAGIC {
+        return Err(corrupt(
+            "not a strata-raft snapshot of format 2 (bad magic)",
         ));
     }
     let meta_len = r.u32()?;
     let meta = r.take(meta_len as usize)?;
-    let count = r.u64()?;
-    let mut records = Vec::new();
+    let count = r.u32()?;
+    let mut files: Vec<(&str, &[u8])> = Vec::new();
     for _ in 0..count {
-        let key_len = r.u32()?;
-        let key = r.take(key_len as usize)?;
-        let value_len = r.u32()?;
-        let value = r.take(value_len as usize)?;
-        records.push((key, value));
+        let name_len = r.u16()?;
+        let name = std::str::from_utf8(r.take(usize::from(name_len))?)
+            .map_err(|_| corrupt("a file name is not UTF-8"))?;
+        check_name(name)?;
+        if files.iter().any(|(n, _)| *n == name) {
+            return Err(corrupt(&format!("file {name:?} appears twice")));
+        }
+        let len = usize::try_from(r.u64()?).map_err(|_| corrupt("a file over usize"))?;
+        files.push((name, r.take(len)?));
     }
     if !r.rest.is_empty() {
-        return Err(corrupt("bytes after the last record"));
+        return Err(corrupt("bytes after the last file"));
     }
-    Ok(Parsed { meta, records })
+    Ok(Parsed { meta, files })
 }
 
 struct Reader<'a> {
@@ -117,6 +159,13 @@ impl<'a> Reader<'a> {
         let (head, rest) = self.rest.split_at(n);
         self.rest = rest;
         Ok(head)
+    }
+
+    fn u16(&mut self) -> Result<u16, AnyError> {
+        let bytes = self.take(2)?;
+        Ok(u16::from_le_bytes(
+            bytes.try_into().map_err(|_| corrupt("u16"))?,
+        ))
     }
 
     fn u32(&mut self) -> Result<u32, AnyError> {
@@ -144,8 +193,8 @@ mod tests {
 
     fn stream() -> Vec<u8> {
         let mut w = Writer::new(b"{\"m\":1}").expect("meta fits");
-        w.record(b"a", b"1").expect("fits");
-        w.record(b"b", b"").expect("fits");
+        w.file("CURRENT", b"MANIFEST-000004\n").expect("fits");
+        w.file("000003.log", b"").expect("fits");
         w.finish()
     }
 
@@ -155,8 +204,11 @@ mod tests {
         let parsed = parse(&data).expect("valid");
         assert_eq!(parsed.meta, b"{\"m\":1}");
         assert_eq!(
-            parsed.records,
-            vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &b""[..])]
+            parsed.files,
+            vec![
+                ("CURRENT", &b"MANIFEST-000004\n"[..]),
+                ("000003.log", &b""[..])
+            ]
         );
     }
 
@@ -171,5 +223,53 @@ mod tests {
             damaged[i / 8] ^= 1 << (i % 8);
             assert!(parse(&damaged).is_err(), "bit {i} flipped");
         }
+    }
+
+    /// A stream whose checksum is right but whose names would leave the directory
+    /// (or repeat) is refused: the checksum guards against damage, not against a
+    /// sender writing such names.
+    #[test]
+    fn names_that_leave_the_directory_or_repeat_are_refused() {
+        let with = |names: &[&str]| {
+            let mut buf = MAGIC.to_vec();
+            buf.extend_from_slice(&0u32.to_le_bytes());
+            buf.extend_from_slice(&(names.len() as u32).to_le_bytes());
+            for name in names {
+                buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                buf.extend_from_slice(name.as_bytes());
+                buf.extend_from_slice(&0u64.to_le_bytes());
+            }
+            let crc = crc32fast::hash(&buf);
+            buf.extend_from_slice(&crc.to_le_bytes());
+            buf
+        };
+        assert!(parse(&with(&["CURRENT", "000001.sst"])).is_ok());
+        for bad in [
+            &["../x"][..],
+            &[".."],
+            &["."],
+            &["a/b"],
+            &["a\\b"],
+            &[""],
+            &["x", "x"],
+        ] {
+            let err = parse(&with(bad)).err().expect("refused");
+            assert!(
+                err.to_string().contains("invalid snapshot stream"),
+                "{bad:?}: {err}"
+            );
+        }
+        let mut w = Writer::new(b"").expect("meta fits");
+        assert!(w.file("../escape", b"").is_err());
+    }
+
+    #[test]
+    fn a_format_1_stream_is_named_as_such() {
+        let mut buf = MAGIC_V1.to_vec();
+        buf.extend_from_slice(&[0; 12]);
+        let crc = crc32fast::hash(&buf);
+        buf.extend_from_slice(&crc.to_le_bytes());
+        let err = parse(&buf).err().expect("refused");
+        assert!(err.to_string().contains("format 1"), "{err}");
     }
 }

@@ -1,19 +1,21 @@
-//! The state machine: the application's keys under `s`, the last applied log id and
-//! membership under `m:applied`, and snapshots of both.
+//! The state machine, in the `raft-sm` keyspace: the application's keys under `s`, the
+//! last applied log id and membership under `m:applied`; and its snapshots, each a
+//! checkpoint of that keyspace kept in a directory inside the database's.
 
 use std::io::Cursor;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
     AnyError, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, RaftTypeConfig, Snapshot,
     SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
-use strata::{Bytes, Db, Transaction, WriteBatch, WriteOptions};
+use strata::{Bytes, Db, FileSystem, Keyspace, Transaction, WriteBatch, WriteOptions};
 
 use crate::codec::{decode, encode};
-use crate::keys::{APPLIED, SNAPSHOT, STATE, state_key};
+use crate::keys::{APPLIED, SNAPSHOT, state_key};
 use crate::snapshot::{Writer, parse};
 use crate::{StrataConfig, any};
 
@@ -49,22 +51,23 @@ pub trait Apply<C: RaftTypeConfig>: Send + Sync + 'static {
 /// Keys are the application's own: the store keeps them apart from the log's.
 pub struct StateTxn<'a> {
     txn: &'a mut Transaction,
+    sm: &'a Keyspace,
 }
 
 impl StateTxn<'_> {
     /// The value of `key`, including this call's writes.
     pub fn get(&mut self, key: impl AsRef<[u8]>) -> strata::Result<Option<Bytes>> {
-        self.txn.get(state_key(key.as_ref()))
+        self.txn.get_in(self.sm, state_key(key.as_ref()))
     }
 
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        self.txn.put(state_key(key.as_ref()), value);
+        self.txn.put_in(self.sm, state_key(key.as_ref()), value);
     }
 
     /// Deletes `key`.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) {
-        self.txn.delete(state_key(key.as_ref()));
+        self.txn.delete_in(self.sm, state_key(key.as_ref()));
     }
 
     /// The keys starting with `prefix`, in order, including this call's writes.
@@ -73,7 +76,7 @@ impl StateTxn<'_> {
         prefix: &[u8],
     ) -> impl Iterator<Item = strata::Result<(Bytes, Bytes)>> + use<> {
         self.txn
-            .prefix(state_key(prefix))
+            .prefix_in(self.sm, state_key(prefix))
             .map(|item| item.map(|(k, v)| (k.slice(1..), v)))
     }
 }
@@ -83,13 +86,13 @@ impl StateTxn<'_> {
 /// here).
 #[derive(Clone)]
 pub struct StateReader {
-    db: Db,
+    sm: Keyspace,
 }
 
 impl StateReader {
     /// The value of `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> strata::Result<Option<Bytes>> {
-        self.db.get(state_key(key.as_ref()))
+        self.sm.get(state_key(key.as_ref()))
     }
 
     /// The keys starting with `prefix`, in order.
@@ -97,30 +100,41 @@ impl StateReader {
         &self,
         prefix: &[u8],
     ) -> impl Iterator<Item = strata::Result<(Bytes, Bytes)>> + use<> {
-        self.db
+        self.sm
             .prefix(state_key(prefix))
             .map(|item| item.map(|(k, v)| (k.slice(1..), v)))
     }
 }
 
-/// The current snapshot: its metadata and the Strata snapshot pinning the state it was
-/// taken at. Its stream is written from that state when asked for, so holding it costs
-/// no copy of the data (compaction keeps the versions it needs meanwhile).
+/// The directories, inside the database's, that hold the current snapshot's checkpoint
+/// and the next one being built or received, in turn.
+const SLOTS: [&str; 2] = ["raft-snapshot-a", "raft-snapshot-b"];
+
+/// The current snapshot: its metadata and the slot holding its checkpoint. The files
+/// are read when its stream is asked for; holding it costs the hard links only.
 struct Current<C: RaftTypeConfig> {
     meta: Meta<C>,
-    view: Arc<strata::Snapshot>,
+    slot: usize,
 }
 
 impl<C: RaftTypeConfig> Clone for Current<C> {
     fn clone(&self) -> Self {
         Current {
             meta: self.meta.clone(),
-            view: Arc::clone(&self.view),
+            slot: self.slot,
         }
     }
 }
 
-type Shared<C> = Arc<Mutex<Option<Current<C>>>>;
+/// The snapshot files, shared by the state machine and its builders: locked across a
+/// build, an install and the reading of a stream, so one slot is written while the
+/// other one is read, never both at once.
+struct Snapshots<C: RaftTypeConfig> {
+    db: Db,
+    current: Option<Current<C>>,
+}
+
+type Shared<C> = Arc<Mutex<Snapshots<C>>>;
 
 /// The state machine ([`RaftStateMachine`]). Made by [`crate::open`].
 ///
@@ -129,15 +143,16 @@ type Shared<C> = Arc<Mutex<Option<Current<C>>>>;
 /// atomic batch.
 pub struct StateMachine<C: RaftTypeConfig, A> {
     db: Db,
+    sm: Keyspace,
     app: Arc<A>,
-    current: Shared<C>,
+    snapshots: Shared<C>,
 }
 
 /// Builds snapshots of the state machine ([`RaftSnapshotBuilder`]); openraft runs it
 /// beside the state machine, which goes on applying meanwhile.
 pub struct SnapshotBuilder<C: RaftTypeConfig> {
-    db: Db,
-    current: Shared<C>,
+    sm: Keyspace,
+    snapshots: Shared<C>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -150,19 +165,69 @@ fn read_applied<C: RaftTypeConfig>(
     }
 }
 
-/// Pins the state machine's current state as the current snapshot (unless a newer one
-/// is already current) and returns it.
-fn pin_current<C: RaftTypeConfig>(
-    db: &Db,
-    current: &Shared<C>,
+fn lock<C: RaftTypeConfig>(shared: &Shared<C>) -> MutexGuard<'_, Snapshots<C>> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<C: RaftTypeConfig> Snapshots<C> {
+    fn slot_dir(&self, slot: usize) -> PathBuf {
+        self.db.path().join(SLOTS[slot])
+    }
+
+    /// The slot not holding the current snapshot, emptied.
+    fn free_slot(&self) -> strata::Result<usize> {
+        let slot = self.current.as_ref().map_or(0, |c| 1 - c.slot);
+        clear(&*self.db.file_system(), &self.slot_dir(slot))?;
+        Ok(slot)
+    }
+
+    /// Makes the snapshot in `slot` current and empties the other slot.
+    fn switch_to(&mut self, built: Current<C>) -> strata::Result<()> {
+        let other = 1 - built.slot;
+        self.current = Some(built);
+        clear(&*self.db.file_system(), &self.slot_dir(other))
+    }
+
+    /// Opens the checkpoint in `slot` read-only.
+    fn open_slot(&self, slot: usize) -> strata::Result<Db> {
+        Db::builder(self.slot_dir(slot))
+            .file_system(self.db.file_system())
+            .read_only()
+            .open()
+    }
+}
+
+/// Removes every file in `dir`, if it exists (its files are a checkpoint's: no
+/// subdirectories).
+fn clear(fs: &dyn FileSystem, dir: &Path) -> strata::Result<()> {
+    if !fs.exists(dir)? {
+        return Ok(());
+    }
+    for name in fs.list(dir)? {
+        fs.remove(&dir.join(name))?;
+    }
+    fs.sync_dir(dir)
+}
+
+/// Checkpoints the state machine's keyspace into the free slot and makes it the
+/// current snapshot (unless one installed meanwhile is newer); returns the current one.
+fn build_current<C: RaftTypeConfig>(
+    sm: &Keyspace,
+    snapshots: &mut Snapshots<C>,
 ) -> Result<Current<C>, StorageError<C::NodeId>> {
-    let view = db.snapshot();
-    let (last_log_id, last_membership) = read_applied::<C>(view.get(APPLIED))?;
+    let io = |e: strata::Error| StorageIOError::write_snapshot(None, any(&e));
+    let slot = snapshots.free_slot().map_err(io)?;
+    let info = sm.checkpoint(snapshots.slot_dir(slot)).map_err(io)?;
+    // The checkpoint holds the data and the last applied log id of one cut (`apply`
+    // writes both in one batch): the metadata is read from the checkpoint itself.
+    let checkpoint = snapshots.open_slot(slot).map_err(io)?;
+    let (last_log_id, last_membership) = read_applied::<C>(checkpoint.get(APPLIED))?;
+    checkpoint.close().map_err(io)?;
     // The Strata sequence number tells apart two snapshots of one log id (taken
     // before and after an install of the same id, say).
     let snapshot_id = match &last_log_id {
-        Some(id) => format!("{}-{}-{}", id.leader_id, id.index, view.sequence()),
-        None => format!("none-{}", view.sequence()),
+        Some(id) => format!("{}-{}-{}", id.leader_id, id.index, info.sequence),
+        None => format!("none-{}", info.sequence),
     };
     let built = Current {
         meta: SnapshotMeta {
@@ -170,41 +235,52 @@ fn pin_current<C: RaftTypeConfig>(
             last_membership,
             snapshot_id,
         },
-        view: Arc::new(view),
+        slot,
     };
-    let marker = encode(&built.meta).map_err(|e| StorageIOError::write_snapshot(None, e))?;
-    let mut guard = current.lock().unwrap_or_else(PoisonError::into_inner);
     // A snapshot installed while this one was being taken is newer: keep it.
-    if let Some(newer) = guard
+    if let Some(newer) = snapshots
+        .current
         .as_ref()
         .filter(|c| c.meta.last_log_id > built.meta.last_log_id)
     {
-        return Ok(newer.clone());
+        let newer = newer.clone();
+        clear(&*snapshots.db.file_system(), &snapshots.slot_dir(slot)).map_err(io)?;
+        return Ok(newer);
     }
     // Marks that a snapshot exists, so that after a restart one is built again on
     // demand (see `get_current_snapshot`). Not synced: it is written after the
     // applies it covers, and Strata recovers a prefix of its writes.
-    let mut batch = WriteBatch::new();
-    batch.put(SNAPSHOT, marker);
-    db.write(batch, WriteOptions { sync: false })
-        .map_err(|e| StorageIOError::write_snapshot(None, any(&e)))?;
-    *guard = Some(built.clone());
+    let marker = encode(&built.meta).map_err(|e| StorageIOError::write_snapshot(None, e))?;
+    sm.put(SNAPSHOT, marker).map_err(io)?;
+    snapshots.switch_to(built.clone()).map_err(io)?;
     Ok(built)
 }
 
-/// The snapshot stream of `current` (format: `crate::snapshot`).
-fn stream<C>(current: &Current<C>) -> Result<Snapshot<C>, StorageError<C::NodeId>>
+/// The snapshot stream of `current` (format: `crate::snapshot`): the files of its
+/// checkpoint, read under the lock so that no build or install empties the slot
+/// meanwhile.
+fn stream<C>(
+    snapshots: &Snapshots<C>,
+    current: &Current<C>,
+) -> Result<Snapshot<C>, StorageError<C::NodeId>>
 where
     C: RaftTypeConfig<SnapshotData = Cursor<Vec<u8>>>,
 {
     let signature = Some(current.meta.signature());
     let err = |e: AnyError| StorageIOError::read_snapshot(signature.clone(), e);
+    let io = |e: strata::Error| StorageIOError::read_snapshot(signature.clone(), any(&e));
+    let fs = snapshots.db.file_system();
+    let dir = snapshots.slot_dir(current.slot);
+    let mut names = fs.list(&dir).map_err(io)?;
+    names.sort();
     let mut writer = Writer::new(&encode(&current.meta).map_err(err)?).map_err(err)?;
-    for item in current.view.prefix([STATE]) {
-        let (key, value) = item.map_err(|e| err(any(&e)))?;
-        writer
-            .record(key.get(1..).unwrap_or_default(), &value)
-            .map_err(err)?;
+    for name in names {
+        let file = fs.open(&dir.join(&name)).map_err(io)?;
+        let len = usize::try_from(file.len())
+            .map_err(|_| err(AnyError::error(format!("{name} is larger than memory"))))?;
+        let mut content = vec![0; len];
+        file.read_exact_at(0, &mut content).map_err(io)?;
+        writer.file(&name, &content).map_err(err)?;
     }
     Ok(Snapshot {
         meta: current.meta.clone(),
@@ -213,18 +289,19 @@ where
 }
 
 impl<C: StrataConfig, A: Apply<C>> StateMachine<C, A> {
-    pub(crate) fn new(db: Db, app: A) -> Self {
-        StateMachine {
-            db,
+    pub(crate) fn new(db: Db, sm: Keyspace, app: A) -> Result<Self, StorageError<C::NodeId>> {
+        Ok(StateMachine {
+            db: db.clone(),
+            sm,
             app: Arc::new(app),
-            current: Arc::new(Mutex::new(None)),
-        }
+            snapshots: Arc::new(Mutex::new(Snapshots { db, current: None })),
+        })
     }
 
     /// A reader of the state machine's keys, for the application's queries.
     pub fn reader(&self) -> StateReader {
         StateReader {
-            db: self.db.clone(),
+            sm: self.sm.clone(),
         }
     }
 }
@@ -233,8 +310,9 @@ impl<C: RaftTypeConfig<SnapshotData = Cursor<Vec<u8>>>> RaftSnapshotBuilder<C>
     for SnapshotBuilder<C>
 {
     async fn build_snapshot(&mut self) -> Result<Snapshot<C>, StorageError<C::NodeId>> {
-        let current = pin_current(&self.db, &self.current)?;
-        stream(&current)
+        let mut snapshots = lock(&self.snapshots);
+        let current = build_current(&self.sm, &mut snapshots)?;
+        stream(&snapshots, &current)
     }
 }
 
@@ -242,7 +320,7 @@ impl<C: StrataConfig, A: Apply<C>> RaftStateMachine<C> for StateMachine<C, A> {
     type SnapshotBuilder = SnapshotBuilder<C>;
 
     async fn applied_state(&mut self) -> Result<Applied<C>, StorageError<C::NodeId>> {
-        read_applied::<C>(self.db.get(APPLIED))
+        read_applied::<C>(self.sm.get(APPLIED))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<C::R>, StorageError<C::NodeId>>
@@ -251,14 +329,21 @@ impl<C: StrataConfig, A: Apply<C>> RaftStateMachine<C> for StateMachine<C, A> {
         I::IntoIter: OptionalSend,
     {
         let mut txn = self.db.transaction();
-        let (mut last_applied, mut membership) = read_applied::<C>(txn.get(APPLIED))?;
+        let (mut last_applied, mut membership) = read_applied::<C>(txn.get_in(&self.sm, APPLIED))?;
         let mut responses = Vec::new();
         for entry in entries {
             let response = match &entry.payload {
                 EntryPayload::Blank => C::R::default(),
                 EntryPayload::Normal(data) => self
                     .app
-                    .apply(&entry.log_id, data, &mut StateTxn { txn: &mut txn })
+                    .apply(
+                        &entry.log_id,
+                        data,
+                        &mut StateTxn {
+                            txn: &mut txn,
+                            sm: &self.sm,
+                        },
+                    )
                     .map_err(|e| StorageIOError::apply(entry.log_id.clone(), any(&e)))?,
                 EntryPayload::Membership(m) => {
                     membership = StoredMembership::new(Some(entry.log_id.clone()), m.clone());
@@ -270,7 +355,7 @@ impl<C: StrataConfig, A: Apply<C>> RaftStateMachine<C> for StateMachine<C, A> {
         }
         let applied =
             encode(&(last_applied, membership)).map_err(StorageIOError::write_state_machine)?;
-        txn.put(APPLIED, applied);
+        txn.put_in(&self.sm, APPLIED, applied);
         // Not synced: the entries are in the log, fsynced before openraft committed
         // them, and Strata recovers a prefix of its writes; a state machine that lost
         // its newest applies in a power loss is behind, never ahead or torn, and
@@ -282,8 +367,8 @@ impl<C: StrataConfig, A: Apply<C>> RaftStateMachine<C> for StateMachine<C, A> {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
-            db: self.db.clone(),
-            current: Arc::clone(&self.current),
+            sm: self.sm.clone(),
+            snapshots: Arc::clone(&self.snapshots),
             _config: PhantomData,
         }
     }
@@ -301,6 +386,7 @@ impl<C: StrataConfig, A: Apply<C>> RaftStateMachine<C> for StateMachine<C, A> {
     ) -> Result<(), StorageError<C::NodeId>> {
         let signature = Some(meta.signature());
         let err = |e: AnyError| StorageIOError::write_snapshot(signature.clone(), e);
+        let io = |e: strata::Error| StorageIOError::write_snapshot(signature.clone(), any(&e));
         let data = snapshot.into_inner();
         let parsed = parse(&data).map_err(err)?;
         let embedded: Meta<C> = decode(b"snapshot stream metadata", parsed.meta).map_err(err)?;
@@ -312,57 +398,76 @@ impl<C: StrataConfig, A: Apply<C>> RaftStateMachine<C> for StateMachine<C, A> {
             )))
             .into());
         }
-        // One batch: every old key deleted (one range delete over the state-machine
-        // keys, which the snapshot's puts after it override), every snapshot key
-        // written, and the new last-applied state, so a crash leaves the old state
-        // machine or the new one, never a mix.
-        let mut batch = WriteBatch::new();
-        batch.delete_range([STATE], [STATE + 1]);
-        for (key, value) in parsed.records {
-            batch.put(state_key(key), value);
+        let mut snapshots = lock(&self.snapshots);
+        // The checkpoint's files, written into the free slot and synced: they are the
+        // current snapshot once installed, served to the next follower that needs one.
+        let slot = snapshots.free_slot().map_err(io)?;
+        let dir = snapshots.slot_dir(slot);
+        let fs = self.db.file_system();
+        fs.create_dir_all(&dir).map_err(io)?;
+        for (name, content) in &parsed.files {
+            let mut file = fs.create(&dir.join(name)).map_err(io)?;
+            file.append(content).map_err(io)?;
+            file.sync().map_err(io)?;
         }
-        let applied: Applied<C> = (meta.last_log_id.clone(), meta.last_membership.clone());
-        batch.put(APPLIED, encode(&applied).map_err(err)?);
-        batch.put(SNAPSHOT, encode(meta).map_err(err)?);
+        fs.sync_dir(&dir).map_err(io)?;
+        // Opening it checks its manifest; reading it checks every block's checksum.
+        let checkpoint = snapshots.open_slot(slot).map_err(io)?;
+        let (held_id, held_membership) = read_applied::<C>(checkpoint.get(APPLIED))?;
+        if held_id != meta.last_log_id || held_membership != meta.last_membership {
+            return Err(err(AnyError::error(format!(
+                "the snapshot's checkpoint holds the state applied up to {held_id:?}, not {meta}"
+            )))
+            .into());
+        }
+        // One batch: every old key deleted (one range delete over the whole keyspace,
+        // which the snapshot's puts after it override), every key of the checkpoint
+        // written with its last applied log id, so a crash leaves the old state machine
+        // or the new one, never a mix.
+        let mut batch = WriteBatch::new();
+        batch.delete_range_from_in(&self.sm, b"");
+        for item in checkpoint.iter() {
+            let (key, value) = item.map_err(io)?;
+            if key.as_ref() != SNAPSHOT {
+                batch.put_in(&self.sm, key, value);
+            }
+        }
+        checkpoint.close().map_err(io)?;
+        batch.put_in(&self.sm, SNAPSHOT, encode(meta).map_err(err)?);
         // Synced: openraft purges the log up to the snapshot next, and nothing else
         // would hold these entries' effects.
         self.db
             .write(batch, WriteOptions { sync: true })
-            .map_err(|e| err(any(&e)))?;
-        // Only this state machine writes its keys, so nothing can slip in between the
-        // write and the pin.
-        let installed = Current {
-            meta: meta.clone(),
-            view: Arc::new(self.db.snapshot()),
-        };
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(installed);
+            .map_err(io)?;
+        snapshots
+            .switch_to(Current {
+                meta: meta.clone(),
+                slot,
+            })
+            .map_err(io)?;
         Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<C>>, StorageError<C::NodeId>> {
-        let held = self
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let current = match held {
+        let mut snapshots = lock(&self.snapshots);
+        let current = match snapshots.current.clone() {
             Some(current) => current,
             None => {
                 // After a restart: a snapshot existed (openraft may have purged the log
                 // behind it), so build one now. The state machine holds at least
                 // everything that snapshot did, so one of its present state serves.
                 let marked = self
-                    .db
+                    .sm
                     .get(SNAPSHOT)
                     .map_err(|e| StorageIOError::read_snapshot(None, any(&e)))?;
                 if marked.is_none() {
                     return Ok(None);
                 }
-                pin_current(&self.db, &self.current)?
+                build_current(&self.sm, &mut snapshots)?
             }
         };
-        stream(&current).map(Some)
+        stream(&snapshots, &current).map(Some)
     }
 }

@@ -14,7 +14,7 @@ use openraft::{
     Vote,
 };
 use serde::{Deserialize, Serialize};
-use strata::{Db, DbBuilder};
+use strata::{Db, DbBuilder, FileSystem};
 use strata_faultfs::{CrashOptions, FaultFs};
 use strata_raft::{Apply, LogStore, StateMachine, StateTxn};
 
@@ -255,21 +255,54 @@ async fn a_database_of_the_first_layout_is_refused_and_left_as_it_was() {
         .expect("refused");
     let message = err.to_string();
     assert!(message.contains("layout \"strata-raft 1\""), "{message}");
-    assert!(message.contains("reads \"strata-raft 2\""), "{message}");
+    assert!(message.contains("reads \"strata-raft 3\""), "{message}");
     assert_eq!(db.list_keyspaces(), ["default"], "nothing made");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_database_of_the_second_layout_is_refused_and_left_as_it_was() {
+    // Layout 2 kept the state machine in the default keyspace; this version keeps it in
+    // `raft-sm`, so that a checkpoint of that keyspace is a snapshot.
+    let db = DbBuilder::in_memory().open().expect("open");
+    db.keyspace("raft-log").expect("log");
+    db.keyspace("raft-meta")
+        .expect("meta")
+        .put("format", "strata-raft 2")
+        .expect("put");
+    db.put("s:key", "state of layout 2").expect("put");
+    let err = strata_raft::open::<Config, _>(db.clone(), Kv)
+        .err()
+        .expect("refused");
+    let message = err.to_string();
+    assert!(message.contains("layout \"strata-raft 2\""), "{message}");
+    assert_eq!(
+        db.list_keyspaces(),
+        ["default", "raft-log", "raft-meta"],
+        "nothing made"
+    );
+    assert_eq!(
+        db.get("s:key").expect("get").as_deref(),
+        Some(&b"state of layout 2"[..])
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_log_lives_in_a_keyspace_of_its_own() {
     let db = DbBuilder::in_memory().open().expect("open");
-    let (mut log, _state) = strata_raft::open::<Config, _>(db.clone(), Kv).expect("open");
-    assert_eq!(db.list_keyspaces(), ["default", "raft-log", "raft-meta"]);
+    let (mut log, mut state) = strata_raft::open::<Config, _>(db.clone(), Kv).expect("open");
+    assert_eq!(
+        db.list_keyspaces(),
+        ["default", "raft-log", "raft-sm", "raft-meta"]
+    );
+    state.apply([set(1, "a", "1")]).await.expect("apply");
+    let sm = db.keyspace("raft-sm").expect("state machine keyspace");
+    assert_eq!(sm.iter().count(), 2, "the key and the last applied log id");
     log.save_vote(&openraft::Vote::new(1, 7))
         .await
         .expect("vote");
     let raft_log = db.keyspace("raft-log").expect("log keyspace");
     assert_eq!(raft_log.iter().count(), 0);
-    // No log key in the default keyspace, where the state machine lives.
+    // Nothing in the default keyspace.
     assert_eq!(db.iter().count(), 0);
     assert!(
         db.keyspace("raft-meta")
@@ -324,4 +357,151 @@ async fn votes_and_snapshots_survive_a_power_loss() {
         .expect("a snapshot existed before the crash, so one is served after it");
     assert_eq!(snapshot.meta.last_log_id, built.meta.last_log_id);
     assert_eq!(snapshot.meta.last_membership, built.meta.last_membership);
+}
+
+/// A snapshot is a checkpoint of the state machine's keyspace: its stream carries the
+/// checkpoint's files (tables, manifest, CURRENT), the checkpoint stays on disk as the
+/// current snapshot, and a follower installing it keeps the received files as its own
+/// current snapshot.
+#[tokio::test(flavor = "current_thread")]
+async fn a_snapshot_is_a_checkpoint_of_the_state_machine_streamed_as_files() {
+    let leader_fs = FaultFs::new();
+    let (_l1, mut leader) = open_on(&leader_fs);
+    let entries: Vec<_> = (1..=300)
+        .map(|i| set(i, &format!("key{i:04}"), &"v".repeat(50)))
+        .collect();
+    leader.apply(entries).await.expect("apply");
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build");
+    let bytes = snapshot.snapshot.into_inner();
+    assert_eq!(&bytes[..8], b"STRSNAP2");
+    for name in [&b"CURRENT"[..], b".sst", b"MANIFEST-"] {
+        assert!(
+            bytes.windows(name.len()).any(|w| w == name),
+            "the stream names a {:?} file",
+            String::from_utf8_lossy(name)
+        );
+    }
+    let on_disk = leader_fs
+        .list(Path::new("/raft/raft-snapshot-a"))
+        .expect("the checkpoint stays as the current snapshot");
+    assert!(on_disk.iter().any(|n| n == "CURRENT"), "{on_disk:?}");
+
+    // A second build uses the other directory and empties the first.
+    leader.apply([set(301, "late", "x")]).await.expect("apply");
+    let second = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build");
+    assert_eq!(second.meta.last_log_id, Some(log_id(1, 301)));
+    assert!(
+        leader_fs
+            .list(Path::new("/raft/raft-snapshot-a"))
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        !leader_fs
+            .list(Path::new("/raft/raft-snapshot-b"))
+            .expect("list")
+            .is_empty()
+    );
+
+    let follower_fs = FaultFs::new();
+    let (_l2, mut follower) = open_on(&follower_fs);
+    follower
+        .install_snapshot(&second.meta, second.snapshot)
+        .await
+        .expect("install");
+    assert_eq!(follower.reader().prefix(b"key").count(), 300);
+    assert_eq!(
+        follower.reader().get("late").expect("get").as_deref(),
+        Some(&b"x"[..])
+    );
+    assert!(
+        follower_fs
+            .list(Path::new("/raft/raft-snapshot-a"))
+            .expect("the received checkpoint is kept")
+            .iter()
+            .any(|n| n == "CURRENT")
+    );
+    let served = follower
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("the installed snapshot is served");
+    assert_eq!(served.meta, second.meta);
+}
+
+/// A crash at every file-system step of an install (strict power loss and process
+/// crash) leaves the follower's state machine old or new, whole: never a mix, never
+/// unopenable; once `install_snapshot` returned, new.
+#[tokio::test(flavor = "current_thread")]
+async fn a_crash_at_every_step_of_an_install_leaves_the_old_state_or_the_new_one() {
+    let (_l1, mut leader) = in_memory();
+    leader
+        .apply((1..=40).map(|i| set(i, &format!("new{i:02}"), "leader")))
+        .await
+        .expect("apply");
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build");
+
+    let fs = FaultFs::new();
+    let (_log, mut follower) = open_on(&fs);
+    follower
+        .apply((1..=5).map(|i| set(i, &format!("old{i}"), "follower")))
+        .await
+        .expect("apply");
+    // Synced, like every install's predecessor state would be after a while.
+    follower
+        .install_snapshot(&snapshot.meta, Box::new(Cursor::new(Vec::new())))
+        .await
+        .expect_err("an empty stream is refused");
+    let start = fs.op_count();
+    follower
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .expect("install");
+    let end = fs.op_count();
+    drop((_log, follower));
+    assert!(end - start > 10, "the install made {} changes", end - start);
+
+    let old: Vec<String> = (1..=5).map(|i| format!("old{i}")).collect();
+    let new: Vec<String> = (1..=40).map(|i| format!("new{i:02}")).collect();
+    for k in start..=end {
+        for opts in [CrashOptions::power_loss(), CrashOptions::process()] {
+            let after = fs.crash_at(k, &opts);
+            let (_log, mut sm) = open_on(&after);
+            let keys: Vec<String> = sm
+                .reader()
+                .prefix(b"")
+                .map(|kv| String::from_utf8_lossy(&kv.expect("scan").0).into_owned())
+                .collect();
+            let applied = sm.applied_state().await.expect("applied").0;
+            if keys == new {
+                assert_eq!(
+                    applied,
+                    Some(log_id(1, 40)),
+                    "crash after change {k}: {opts:?}"
+                );
+            } else {
+                assert!(k < end, "crash after the install returned: old state");
+                // The old state's applies were not synced: a prefix of them survives.
+                assert!(
+                    keys.iter().all(|key| old.contains(key)),
+                    "crash after change {k} ({opts:?}): a mix {keys:?}"
+                );
+            }
+        }
+    }
 }
