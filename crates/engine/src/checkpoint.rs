@@ -383,10 +383,11 @@ impl Db {
     /// exactly the writes up to one sequence number ([`CheckpointInfo::sequence`]),
     /// including every write acknowledged before the call started.
     ///
-    /// The MemTable is frozen and flushed first (writers wait only for the freeze, a
-    /// WAL creation and directory sync; they keep writing during the flush). The
-    /// tables of the flushed state are then hard-linked into `dir` where it is on the
-    /// same file system, copied otherwise; a manifest naming exactly those tables, an
+    /// The MemTables of every keyspace are frozen at one sequence number and flushed
+    /// first (writers wait only for the freeze, a WAL creation and directory sync; they
+    /// keep writing during the flush), so a batch spanning keyspaces is in the
+    /// checkpoint whole or not at all. The tables of the flushed state are then
+    /// hard-linked into `dir` where it is on the same file system, copied otherwise; a manifest naming exactly those tables, an
     /// empty WAL and `CURRENT` are written fresh. Everything is fsynced, the directory
     /// included, before the call returns. `CURRENT` is written last: a directory left
     /// by an interrupted call has none and is refused by [`Db::open`]; delete it.

@@ -153,12 +153,7 @@ async fn installing_a_snapshot_replaces_the_whole_state_machine() {
         .await
         .expect("apply");
 
-    let snapshot = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    let snapshot = build(&mut leader).await;
     // Later applies on the leader are not in the snapshot already built.
     leader.apply([set(4, "d", "later")]).await.expect("apply");
 
@@ -208,12 +203,7 @@ async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
         .apply([set(1, "b", "follower")])
         .await
         .expect("apply");
-    let snapshot = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    let snapshot = build(&mut leader).await;
     let mut bytes = snapshot.snapshot.into_inner();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
@@ -323,12 +313,7 @@ async fn votes_and_snapshots_survive_a_power_loss() {
     sm.apply([set(1, "a", "1"), membership(2, &[1])])
         .await
         .expect("apply");
-    let built = sm
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    let built = build(&mut sm).await;
     log.save_vote(&Vote::new(1, 1)).await.expect("vote");
     // The control: a write nothing fsyncs afterwards is lost in the crash below, so
     // the crash really drops what was not synced.
@@ -371,12 +356,7 @@ async fn a_snapshot_is_a_checkpoint_of_the_state_machine_streamed_as_files() {
         .map(|i| set(i, &format!("key{i:04}"), &"v".repeat(50)))
         .collect();
     leader.apply(entries).await.expect("apply");
-    let snapshot = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    let snapshot = build(&mut leader).await;
     let bytes = snapshot.snapshot.into_inner();
     assert_eq!(&bytes[..8], b"STRSNAP2");
     for name in [&b"CURRENT"[..], b".sst", b"MANIFEST-"] {
@@ -393,12 +373,7 @@ async fn a_snapshot_is_a_checkpoint_of_the_state_machine_streamed_as_files() {
 
     // A second build uses the other directory and empties the first.
     leader.apply([set(301, "late", "x")]).await.expect("apply");
-    let second = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    let second = build(&mut leader).await;
     assert_eq!(second.meta.last_log_id, Some(log_id(1, 301)));
     assert!(
         leader_fs
@@ -449,12 +424,7 @@ async fn a_crash_at_every_step_of_an_install_leaves_the_old_state_or_the_new_one
         .apply((1..=40).map(|i| set(i, &format!("new{i:02}"), "leader")))
         .await
         .expect("apply");
-    let snapshot = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    let snapshot = build(&mut leader).await;
 
     let fs = FaultFs::new();
     let (_log, mut follower) = open_on(&fs);
@@ -504,4 +474,13 @@ async fn a_crash_at_every_step_of_an_install_leaves_the_old_state_or_the_new_one
             }
         }
     }
+}
+
+/// Builds a snapshot of `sm` as openraft does.
+async fn build(sm: &mut StateMachine<Config, Kv>) -> openraft::Snapshot<Config> {
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build")
 }
