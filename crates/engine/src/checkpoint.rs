@@ -99,16 +99,6 @@ pub(crate) struct Pinned {
     pub writer_pause: Duration,
 }
 
-impl Pinned {
-    /// Tables of every pinned keyspace.
-    pub fn table_count(&self) -> usize {
-        self.trees
-            .iter()
-            .map(|t| t.version.file_numbers().count())
-            .sum()
-    }
-}
-
 /// Which keyspaces [`pin`] pins.
 pub(crate) enum Scope<'a> {
     /// Every keyspace: the whole database.
@@ -541,7 +531,7 @@ fn write_checkpoint(
     )?;
     let info = CheckpointInfo {
         sequence: pinned.last_sequence,
-        tables: pinned.table_count(),
+        tables: trees.iter().map(|t| t.files.len()).sum(),
         table_bytes: total_bytes,
         linked,
         flush_wait: pinned.flush_wait,

@@ -88,7 +88,7 @@ where
 {
     let keyspaces = keys::check_format(&db)?;
     let log = LogStore::new(db.clone(), keyspaces.log, keyspaces.meta)?;
-    let state = StateMachine::new(db, keyspaces.sm, app)?;
+    let state = StateMachine::new(db, keyspaces.sm, app);
     Ok((log, state))
 }
 

@@ -289,13 +289,13 @@ where
 }
 
 impl<C: StrataConfig, A: Apply<C>> StateMachine<C, A> {
-    pub(crate) fn new(db: Db, sm: Keyspace, app: A) -> Result<Self, StorageError<C::NodeId>> {
-        Ok(StateMachine {
+    pub(crate) fn new(db: Db, sm: Keyspace, app: A) -> Self {
+        StateMachine {
             db: db.clone(),
             sm,
             app: Arc::new(app),
             snapshots: Arc::new(Mutex::new(Snapshots { db, current: None })),
-        })
+        }
     }
 
     /// A reader of the state machine's keys, for the application's queries.
