@@ -128,15 +128,17 @@ pub fn kind(kind: ValueKind) -> &'static str {
     match kind {
         ValueKind::Put => "put",
         ValueKind::Delete => "del",
+        ValueKind::Merge => "merge",
     }
 }
 
-/// A write-batch entry's kind: `put`, `del` or `delrange`.
+/// A write-batch entry's kind: `put`, `del`, `merge` or `delrange`.
 pub fn batch_kind(op: strata::inspect::BatchOp) -> &'static str {
     match op {
         strata::inspect::BatchOp::Put => "put",
         strata::inspect::BatchOp::Delete => "del",
         strata::inspect::BatchOp::DeleteRange => "delrange",
+        strata::inspect::BatchOp::Merge => "merge",
         // Never decoded from a WAL (the writer gives it an end first).
         strata::inspect::BatchOp::DeleteRangeToEnd => "delrange-open",
     }

@@ -731,6 +731,8 @@ fn get(args: &GetArgs) -> CmdResult {
     let (result, value) = match &lookup {
         Lookup::Found(v) => ("found", Some(v)),
         Lookup::Deleted => ("deleted", None),
+        // The value folds this operand with older entries (see `versions`).
+        Lookup::Merge => ("merge", None),
         Lookup::Absent => ("absent", None),
     };
     let report = SstGet {

@@ -15,11 +15,12 @@ mod svg;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use strata::inspect::{BatchEntry, BatchOp, FileKind, FileMeta};
-use strata_core::{Lookup, MAX_SEQUENCE};
-use strata_sstable::FilterAnswer;
+use strata_core::{InternalKey, MAX_SEQUENCE, ParsedInternalKey, SortedIter, ValueKind};
+use strata_sstable::{FilterAnswer, Table};
 
 use super::dbdir::{self, Counters};
 use super::manifest::FileReport;
@@ -258,6 +259,10 @@ struct LookupReport {
     value_preview: Option<show::Preview>,
     /// The step that answered.
     answered_by: Option<usize>,
+    /// Merge operands met before the answer (their sequence numbers, newest first):
+    /// the value is the application's merge operator folding them onto the answer
+    /// (`merged`; this tool has no operator to fold with).
+    merge_operands: Vec<u64>,
     /// When the result is `deleted` by a range tombstone: which one, and where.
     deleted_by_range: Option<RangeDeletion>,
 }
@@ -286,35 +291,73 @@ enum Answer {
     /// A range tombstone newer than every visible entry of the key in the source (the
     /// sequence number of the newest such entry, if any, is the second field).
     RangeDeleted(RangeTombstoneRow, Option<u64>),
+    /// Merge operands of the key (sequence numbers, newest first), then what ended
+    /// them in the same source, if anything did (a put, a tombstone, a range
+    /// tombstone); otherwise the lookup goes on to older sources.
+    Merged(Vec<u64>, Option<Box<Answer>>),
     Absent,
 }
 
-/// One source's answer, as the engine decides it (`Lookup::resolve`): the newest
-/// visible point entry `(seq, answer)` against the newest visible covering range
-/// tombstone; the tombstone wins only if it is newer.
-fn resolve(point: Option<(u64, Answer)>, cover: Option<&RangeTombstoneRow>) -> Answer {
-    match (point, cover) {
-        (Some((seq, _)), Some(t)) if t.seq > seq => Answer::RangeDeleted(t.clone(), Some(seq)),
-        (Some((_, found)), _) => found,
-        (None, Some(t)) => Answer::RangeDeleted(t.clone(), None),
-        (None, None) => Answer::Absent,
+impl Answer {
+    /// Whether the lookup stops at this answer.
+    fn is_final(&self) -> bool {
+        !matches!(self, Answer::Absent | Answer::Merged(_, None))
+    }
+}
+
+/// One source's answer, as the engine decides it (`Lookup::resolve`, then the folding
+/// of merge operands): the key's visible entries in the source, newest first
+/// (`(seq, kind, value)`), against the newest visible covering range tombstone, which
+/// wins over every entry older than itself.
+fn resolve(
+    history: impl IntoIterator<Item = (u64, ValueKind, Vec<u8>)>,
+    cover: Option<&RangeTombstoneRow>,
+) -> Answer {
+    let mut operands = Vec::new();
+    let with_operands = |operands: Vec<u64>, end: Answer| {
+        if operands.is_empty() {
+            end
+        } else {
+            Answer::Merged(operands, Some(Box::new(end)))
+        }
+    };
+    for (seq, kind, value) in history {
+        if let Some(t) = cover.filter(|t| t.seq > seq) {
+            return with_operands(operands, Answer::RangeDeleted(t.clone(), Some(seq)));
+        }
+        let end = match kind {
+            ValueKind::Merge => {
+                operands.push(seq);
+                continue;
+            }
+            ValueKind::Put => Answer::Found(seq, value),
+            ValueKind::Delete => Answer::Deleted(seq),
+        };
+        return with_operands(operands, end);
+    }
+    match cover {
+        Some(t) => with_operands(operands, Answer::RangeDeleted(t.clone(), None)),
+        None if operands.is_empty() => Answer::Absent,
+        None => Answer::Merged(operands, None),
     }
 }
 
 /// The key in a WAL's entries (what the MemTable holds after replaying it): the newest
 /// point entry against the newest range delete covering the key.
 fn wal_lookup(entries: &[BatchEntry], key: &[u8]) -> (Answer, Option<RangeTombstoneRow>) {
-    let point = entries
+    let mut history: Vec<(u64, ValueKind, Vec<u8>)> = entries
         .iter()
         .filter(|e| e.kind != BatchOp::DeleteRange && e.key == key && e.seq <= MAX_SEQUENCE)
-        .max_by_key(|e| e.seq)
         .map(|e| {
-            let found = match e.kind {
-                BatchOp::Put => Answer::Found(e.seq, e.value.clone()),
-                _ => Answer::Deleted(e.seq),
+            let kind = match e.kind {
+                BatchOp::Put => ValueKind::Put,
+                BatchOp::Merge => ValueKind::Merge,
+                _ => ValueKind::Delete,
             };
-            (e.seq, found)
-        });
+            (e.seq, kind, e.value.clone())
+        })
+        .collect();
+    history.sort_by_key(|e| std::cmp::Reverse(e.0));
     let cover = entries
         .iter()
         .filter(|e| {
@@ -325,7 +368,7 @@ fn wal_lookup(entries: &[BatchEntry], key: &[u8]) -> (Answer, Option<RangeTombst
         })
         .max_by_key(|e| e.seq)
         .map(|e| RangeTombstoneRow::new(&e.key, &e.value, e.seq));
-    (resolve(point, cover.as_ref()), cover)
+    (resolve(history, cover.as_ref()), cover)
 }
 
 fn tree(args: &TreeArgs) -> CmdResult {
@@ -558,6 +601,7 @@ fn lookup(
 ) -> LookupReport {
     let mut steps: Vec<Step> = Vec::new();
     let mut answer: Option<(usize, Answer)> = None;
+    let mut merge_operands: Vec<u64> = Vec::new();
     let mut failed = false;
 
     for (w, wal_report) in wals.iter().zip(&mut report.memtable) {
@@ -579,9 +623,7 @@ fn lookup(
             range_tombstone: cover,
             detail,
         });
-        if !matches!(found, Answer::Absent) {
-            answer = Some((step, found));
-        }
+        note_answer(&mut answer, &mut merge_operands, step, found);
     }
 
     // L0: every covering file, newest first; deeper levels: the one covering file.
@@ -640,9 +682,7 @@ fn lookup(
                         range_tombstone: cover,
                         detail,
                     });
-                    if !matches!(found, Answer::Absent) {
-                        answer = Some((step, found));
-                    }
+                    note_answer(&mut answer, &mut merge_operands, step, found);
                 }
                 Err(e) => {
                     failed = true;
@@ -664,6 +704,10 @@ fn lookup(
 
     let (result, value, answered_by) = match (&answer, failed) {
         (_, true) => ("error", None, None),
+        // The value is the application's fold: shown as the operands and what they
+        // fold onto, not as bytes.
+        (Some((step, _)), _) if !merge_operands.is_empty() => ("merged", None, Some(*step)),
+        (None, _) if !merge_operands.is_empty() => ("merged", None, None),
         (Some((step, Answer::Found(_, v))), _) => ("found", Some(v.as_slice()), Some(*step)),
         (Some((step, Answer::Deleted(_) | Answer::RangeDeleted(..))), _) => {
             ("deleted", None, Some(*step))
@@ -689,7 +733,32 @@ fn lookup(
         value_bytes: value.map(<[u8]>::len),
         value_preview: value.map(show::Preview::of),
         answered_by,
+        merge_operands,
         deleted_by_range,
+    }
+}
+
+/// Takes one source's answer into the lookup: merge operands are noted and the lookup
+/// goes on unless the source also said what they fold onto; any other answer but
+/// "absent" ends it.
+fn note_answer(
+    answer: &mut Option<(usize, Answer)>,
+    merge_operands: &mut Vec<u64>,
+    step: usize,
+    found: Answer,
+) {
+    let found = match found {
+        Answer::Merged(ops, end) => {
+            merge_operands.extend(ops);
+            match end {
+                Some(end) => *end,
+                None => return,
+            }
+        }
+        other => other,
+    };
+    if found.is_final() {
+        *answer = Some((step, found));
     }
 }
 
@@ -738,6 +807,22 @@ fn describe_answer(
                 }
             ),
         ),
+        Answer::Merged(ops, end) => {
+            let seqs: Vec<String> = ops.iter().map(|s| format!("seq:{s}")).collect();
+            let head = format!("merge operands {} (newest first)", seqs.join(", "));
+            let newest = ops.first().copied();
+            match end {
+                None => (
+                    "merge",
+                    newest,
+                    format!("{head}: they fold onto older entries — the lookup goes on"),
+                ),
+                Some(end) => {
+                    let (_, _, words) = describe_answer(end, false, cover);
+                    ("merge", newest, format!("{head}, folded onto: {words}"))
+                }
+            }
+        }
         Answer::Absent if bloom_said_maybe => (
             "absent",
             None,
@@ -765,18 +850,37 @@ fn table_step(path: &Path, key: &[u8]) -> Result<TableStep, String> {
     let (point, trace) = table
         .get_versioned(key, MAX_SEQUENCE)
         .map_err(|e| format!("{}: {}", path.display(), super::describe(&e)))?;
-    let point = point.and_then(|(seq, found)| match found {
-        Lookup::Found(v) => Some((seq, Answer::Found(seq, v.to_vec()))),
-        Lookup::Deleted => Some((seq, Answer::Deleted(seq))),
-        Lookup::Absent => None,
-    });
+    // The key's entries in the table, newest first, when the lookup reached them.
+    let history = match point {
+        Some(_) => key_history(&table, key)
+            .map_err(|e| format!("{}: {}", path.display(), super::describe(&e)))?,
+        None => Vec::new(),
+    };
     let cover = covering_tombstone(&table, key, MAX_SEQUENCE);
-    let answer = resolve(point, cover.as_ref());
+    let answer = resolve(history, cover.as_ref());
     let block = trace.data_block.map(|h| Handle {
         offset: h.offset,
         size: h.size,
     });
     Ok((answer, cover, trace.filter, block))
+}
+
+/// Every entry of `key` in `table`, newest first: `(seq, kind, value)`.
+fn key_history(
+    table: &Arc<Table>,
+    key: &[u8],
+) -> Result<Vec<(u64, ValueKind, Vec<u8>)>, strata::Error> {
+    let mut it = table.iter_uncached();
+    it.seek(InternalKey::for_seek(key, MAX_SEQUENCE).as_bytes())?;
+    let mut out = Vec::new();
+    while it.valid() {
+        match ParsedInternalKey::parse(it.key()) {
+            Some(p) if p.user_key == key => out.push((p.seq, p.kind, it.value().to_vec())),
+            _ => break,
+        }
+        it.next()?;
+    }
+    Ok(out)
 }
 
 /// `, 3 range tombstones` for a count above zero; nothing for zero (most tables).
@@ -1041,6 +1145,18 @@ fn render_lookup(t: &DbTree, out: &mut dyn Write) -> io::Result<()> {
                 ),
                 None => format!("not found: deleted by the tombstone at step {step}"),
             },
+            ("merged", step) => format!(
+                "the application's merge operator folds {} onto {}",
+                show::count(
+                    l.merge_operands.len() as u64,
+                    "merge operand",
+                    "merge operands"
+                ),
+                match step {
+                    Some(step) => format!("the answer at step {step}"),
+                    None => "nothing (no older value)".to_owned(),
+                }
+            ),
             ("error", _) => "the lookup failed (see above)".to_owned(),
             _ => "not found: no source holds the key".to_owned(),
         };

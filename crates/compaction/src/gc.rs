@@ -100,6 +100,12 @@ impl<F: FnMut(&[u8]) -> bool> VersionGc<F> {
         self.snapshots.partition_point(|&s| s < seq)
     }
 
+    /// Whether a level below the output may hold `user_key` (the caller's answer).
+    /// Like the rules' own questions, asked for ascending user keys.
+    pub fn may_exist_below(&mut self, user_key: &[u8]) -> bool {
+        (self.may_exist_below)(user_key)
+    }
+
     /// Judges the next entry of the merged stream.
     pub fn decide(&mut self, entry: ParsedInternalKey<'_>) -> Decision {
         self.decide_covered(entry, None)

@@ -16,13 +16,15 @@ use std::sync::Arc;
 use strata_core::key::{compare_internal_keys, user_key};
 use strata_core::range_del::successor;
 use strata_core::{
-    Error, FragmentedTombstones, ParsedInternalKey, Result, SequenceNumber, SortedIter,
+    Error, FragmentedTombstones, MergeOperator, ParsedInternalKey, Result, SequenceNumber,
+    SortedIter, ValueKind,
 };
 
 use crate::file_meta::MetaAccumulator;
+use crate::fold::{Base, OperandRun, Output};
 use crate::{
-    CompactionEdit, CompactionTask, FileMeta, LevelIter, MergingIter, TableOpener, TableSink,
-    TableWriter, VersionGc,
+    CompactionEdit, CompactionTask, Decision, FileMeta, LevelIter, MergingIter, TableOpener,
+    TableSink, TableWriter, VersionGc,
 };
 
 /// What a compaction read, wrote and dropped.
@@ -50,6 +52,9 @@ pub struct CompactionStats {
     pub tombstones_dropped: u64,
     /// Entries dropped because a range tombstone deletes them for every reader.
     pub range_deleted: u64,
+    /// Merge operands folded into another entry (a put, or one operand standing for
+    /// a run).
+    pub merge_operands_folded: u64,
     /// Range tombstones (`(fragment, sequence)` pairs) of the inputs.
     pub input_range_tombstones: u64,
     /// Range tombstones written to the outputs (after fragmenting and truncating to
@@ -79,6 +84,7 @@ pub struct CompactionJob<'a> {
     snapshots: Vec<SequenceNumber>,
     file_namer: FileNamer,
     range_tombstones: FragmentedTombstones,
+    merge_operator: Option<Arc<dyn MergeOperator>>,
 }
 
 impl<'a> CompactionJob<'a> {
@@ -90,6 +96,7 @@ impl<'a> CompactionJob<'a> {
             snapshots: Vec::new(),
             file_namer: Arc::new(|n| PathBuf::from(format!("{n:06}.sst"))),
             range_tombstones: FragmentedTombstones::empty(),
+            merge_operator: None,
         }
     }
 
@@ -105,6 +112,13 @@ impl<'a> CompactionJob<'a> {
     /// The sequence numbers of the live snapshots (any order).
     pub fn snapshots(mut self, snapshots: &[SequenceNumber]) -> Self {
         self.snapshots = snapshots.to_vec();
+        self
+    }
+
+    /// The keyspace's merge operator, which folds runs of merge operands (see
+    /// [`crate::fold`]). Without one, operands are kept as they are.
+    pub fn merge_operator(mut self, operator: Option<Arc<dyn MergeOperator>>) -> Self {
+        self.merge_operator = operator;
         self
     }
 
@@ -177,6 +191,12 @@ impl<'a> CompactionJob<'a> {
         };
         let mut edit = task.deletion_edit();
 
+        let operator = self.merge_operator.as_deref();
+        // The merge-operand run being folded, and what folds produced, waiting to be
+        // written.
+        let mut run: Option<OperandRun> = None;
+        let mut written = Folded::default();
+
         let mut input = self.input_iter();
         input.seek_to_first()?;
         // Keys ascend, so the fragment covering them only moves forward.
@@ -203,10 +223,71 @@ impl<'a> CompactionJob<'a> {
                 .get(fragment)
                 .filter(|f| f.contains(parsed.user_key))
                 .and_then(|f| f.seqs().iter().rev().copied().find(|&t| t > parsed.seq));
-            if gc.decide_covered(parsed, cover).is_keep() {
-                out.add(sink, parsed, key, value, &mut edit, &mut stats)?;
+            // A run of merge operands ends where its key or stripe does.
+            if let Some(r) = run.take_if(|r| {
+                r.user_key() != parsed.user_key || gc.stripe_of(parsed.seq) != r.stripe()
+            }) {
+                // Its key's history ends here if the next entry is another key's; then
+                // the base is "nothing" unless a lower level may hold the key.
+                let base = if r.user_key() != parsed.user_key && !gc.may_exist_below(r.user_key()) {
+                    Base::Nothing
+                } else {
+                    Base::Unknown
+                };
+                written.end_run(r, operator, base, None);
+                // Written before this entry, which may be the same key's.
+                written.drain(&mut out, sink, &mut edit, &mut stats)?;
+            }
+            let decision = gc.decide_covered(parsed, cover);
+            if let Some(r) = run.as_mut() {
+                // An older entry of the run's key and stripe: the rules call it shadowed
+                // (the run's first operand is newer), but it is part of the fold.
+                debug_assert_eq!(decision, Decision::DropShadowed);
+                let stripe = r.stripe();
+                let deleted = cover.is_some_and(|t| t > parsed.seq && gc.stripe_of(t) == stripe);
+                let ended = if deleted {
+                    // A range tombstone every reader of the run sees deletes this entry
+                    // and everything older.
+                    Some((Base::Nothing, None))
+                } else {
+                    match parsed.kind {
+                        ValueKind::Merge => {
+                            r.push(key, input.value_bytes());
+                            None
+                        }
+                        ValueKind::Put => Some((
+                            Base::Value(input.value_bytes()),
+                            Some((key.to_vec(), input.value_bytes())),
+                        )),
+                        ValueKind::Delete => {
+                            Some((Base::Nothing, Some((key.to_vec(), input.value_bytes()))))
+                        }
+                    }
+                };
+                if let Some((base, base_entry)) = ended
+                    && let Some(r) = run.take()
+                {
+                    written.end_run(r, operator, base, base_entry);
+                    written.drain(&mut out, sink, &mut edit, &mut stats)?;
+                }
+            } else if decision.is_keep() {
+                if parsed.kind == ValueKind::Merge {
+                    let stripe = gc.stripe_of(parsed.seq);
+                    run = Some(OperandRun::start(parsed, key, input.value_bytes(), stripe));
+                } else {
+                    out.add(sink, parsed, key, value, &mut edit, &mut stats)?;
+                }
             }
             input.next()?;
+        }
+        if let Some(r) = run.take() {
+            let base = if gc.may_exist_below(r.user_key()) {
+                Base::Unknown
+            } else {
+                Base::Nothing
+            };
+            written.end_run(r, operator, base, None);
+            written.drain(&mut out, sink, &mut edit, &mut stats)?;
         }
         out.finish(sink, &mut edit, &mut stats)?;
 
@@ -214,9 +295,12 @@ impl<'a> CompactionJob<'a> {
         stats.versions_dropped = gc_stats.versions_dropped;
         stats.tombstones_dropped = gc_stats.tombstones_dropped;
         stats.range_deleted = gc_stats.range_deleted;
+        stats.merge_operands_folded = written.operands_folded;
         let expected_entries: u64 = task.all_inputs().map(|f| f.entries).sum();
+        // The rules keep a run's first operand; the fold writes one entry for the run,
+        // or (unfolded) every entry of it and its base.
         if stats.input_entries != expected_entries
-            || gc_stats.kept != stats.output_entries
+            || gc_stats.kept + written.unfolded_extra != stats.output_entries
             || gc_stats.entries != stats.input_entries
         {
             // Each input's count was checked as it ended, so this is a bug, not damage;
@@ -231,6 +315,50 @@ impl<'a> CompactionJob<'a> {
             ));
         }
         Ok(CompactionOutcome { edit, stats })
+    }
+}
+
+/// What folding merge-operand runs produced, waiting to be written in order, and
+/// counts for the job's stats and its check of entries in against entries out.
+#[derive(Default)]
+struct Folded {
+    pending: Vec<Output>,
+    /// Operands absorbed into another entry.
+    operands_folded: u64,
+    /// Entries written beyond the one the rules kept per run (runs left unfolded).
+    unfolded_extra: u64,
+}
+
+impl Folded {
+    fn end_run(
+        &mut self,
+        run: OperandRun,
+        operator: Option<&dyn MergeOperator>,
+        base: Base,
+        base_entry: Option<Output>,
+    ) {
+        let operands = run.len() as u64;
+        let out = run.finish(operator, base, base_entry);
+        if out.len() == 1 {
+            self.operands_folded += operands - 1;
+        }
+        self.unfolded_extra += out.len() as u64 - 1;
+        self.pending.extend(out);
+    }
+
+    fn drain<S: TableSink>(
+        &mut self,
+        out: &mut OutputSplitter<'_, S::Writer>,
+        sink: &mut S,
+        edit: &mut CompactionEdit,
+        stats: &mut CompactionStats,
+    ) -> Result<()> {
+        for (key, value) in self.pending.drain(..) {
+            let parsed = ParsedInternalKey::parse(&key)
+                .ok_or_else(|| Error::corruption("compaction output", 0, "unparsable key"))?;
+            out.add(sink, parsed, &key, &value, edit, stats)?;
+        }
+        Ok(())
     }
 }
 

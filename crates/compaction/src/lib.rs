@@ -39,6 +39,7 @@
 //! ```
 
 pub mod file_meta;
+mod fold;
 pub mod gc;
 pub mod job;
 pub mod level_iter;

@@ -65,6 +65,15 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A key's merge operands could not be folded into a value: no merge operator is
+    /// configured for its keyspace, or the operator refused them.
+    Merge {
+        /// The key whose operands were being folded.
+        key: Vec<u8>,
+        /// Why: no operator, or the operator's name and its refusal.
+        reason: String,
+    },
+
     /// A thread panicked while changing shared state, which may be half-changed: a bug
     /// (or an allocation failure). There is no error to report beyond where it happened.
     Panicked {
@@ -105,6 +114,8 @@ pub enum ErrorKind {
     Closed,
     /// A transaction lost a race with another write: retry it.
     Conflict,
+    /// A key's merge operands could not be folded (no operator, or it refused them).
+    Merge,
     /// A bug: a panic left state unusable.
     Internal,
 }
@@ -158,6 +169,7 @@ impl Error {
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Closed => ErrorKind::Closed,
             Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Merge { .. } => ErrorKind::Merge,
             Error::Panicked { .. } => ErrorKind::Internal,
             Error::Poisoned { cause, .. } => cause.kind(),
         }
@@ -204,6 +216,11 @@ impl fmt::Display for Error {
             Error::Conflict { key, what } => write!(
                 f,
                 "transaction conflict: another write committed after its snapshot changed a key it {what} ({})",
+                String::from_utf8_lossy(key)
+            ),
+            Error::Merge { key, reason } => write!(
+                f,
+                "cannot merge the operands of key {}: {reason}",
                 String::from_utf8_lossy(key)
             ),
             Error::Panicked { context } => {

@@ -34,20 +34,40 @@ pub enum ValueKind {
     Delete = 0,
     /// The key holds the entry's value as of this sequence number.
     Put = 1,
+    /// A merge operand: the key's value is the keyspace's
+    /// [`MergeOperator`](crate::MergeOperator) folding this and the operands since the
+    /// newest older put or delete onto that put's value. Table format 4, manifest
+    /// format 5 and later.
+    Merge = 2,
 }
 
 impl ValueKind {
     /// The kind used in seek targets: the largest, so that a target `(k, S, SEEK)`
     /// sorts before every entry of `k` with sequence `S`.
-    pub const FOR_SEEK: ValueKind = ValueKind::Put;
+    pub const FOR_SEEK: ValueKind = ValueKind::Merge;
+
+    /// The kind of the bounds that tables and the manifest store at sequence
+    /// [`MAX_SEQUENCE`] (index separators, the edges of range tombstones). No entry takes
+    /// that sequence number (it is 2^56 − 1 writes away), so `(k, MAX_SEQUENCE, bound)`
+    /// sorts before every entry of `k` whatever its kind. It stays `Put`, the largest
+    /// kind before merge operands, so a table without operands holds the bytes older
+    /// builds wrote and read.
+    pub const FOR_BOUND: ValueKind = ValueKind::Put;
 
     /// Decodes a kind byte; `None` for a byte no format version defines.
     pub fn from_u8(byte: u8) -> Option<Self> {
         match byte {
             0 => Some(ValueKind::Delete),
             1 => Some(ValueKind::Put),
+            2 => Some(ValueKind::Merge),
             _ => None,
         }
+    }
+
+    /// Whether entries of this kind carry a value (puts and merge operands do;
+    /// tombstones store none).
+    pub fn has_value(self) -> bool {
+        !matches!(self, ValueKind::Delete)
     }
 }
 
@@ -103,7 +123,7 @@ pub struct ParsedInternalKey<'a> {
     pub user_key: &'a [u8],
     /// The write's sequence number.
     pub seq: SequenceNumber,
-    /// Put or tombstone.
+    /// Put, tombstone or merge operand.
     pub kind: ValueKind,
 }
 

@@ -21,6 +21,7 @@ pub mod fs;
 pub mod iter;
 pub mod key;
 pub mod lookup;
+pub mod merge;
 pub mod range_del;
 pub mod varint;
 
@@ -34,4 +35,5 @@ pub use key::{
     InternalKey, MAX_SEQUENCE, ParsedInternalKey, SequenceNumber, ValueKind, compare_internal_keys,
 };
 pub use lookup::Lookup;
+pub use merge::{MergeOperator, fold_operands};
 pub use range_del::{FragmentedTombstones, RangeTombstone};

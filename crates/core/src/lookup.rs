@@ -11,6 +11,10 @@ pub enum Lookup {
     Found(Bytes),
     /// The newest visible entry is a tombstone: the key is deleted; look no further.
     Deleted,
+    /// The newest visible entry is a merge operand: the value is a fold over it and
+    /// older entries, possibly in older layers. The search stops here and the caller
+    /// folds the key's history (see [`crate::merge`]).
+    Merge,
     /// This layer holds no visible entry for the key; ask the next older one.
     Absent,
 }
@@ -37,11 +41,12 @@ impl Lookup {
         !matches!(self, Lookup::Absent)
     }
 
-    /// The value, if found; `None` for deleted and absent alike.
+    /// The value, if found; `None` for deleted and absent alike, and for a merge (whose
+    /// value the caller still has to fold).
     pub fn into_value(self) -> Option<Bytes> {
         match self {
             Lookup::Found(v) => Some(v),
-            Lookup::Deleted | Lookup::Absent => None,
+            Lookup::Deleted | Lookup::Merge | Lookup::Absent => None,
         }
     }
 }

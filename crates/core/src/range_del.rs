@@ -448,7 +448,7 @@ impl FragmentedTombstones {
 /// The smallest internal key a table holding a tombstone that starts at `start` must
 /// include: below every entry of `start`.
 pub fn start_bound(start: &[u8]) -> InternalKey {
-    InternalKey::for_seek(start, MAX_SEQUENCE)
+    InternalKey::new(start, MAX_SEQUENCE, ValueKind::FOR_BOUND)
 }
 
 /// The largest internal key a table holding a tombstone that ends (exclusively) at
@@ -460,7 +460,7 @@ pub fn start_bound(start: &[u8]) -> InternalKey {
 pub fn end_bound(end: &[u8]) -> InternalKey {
     match end.split_last() {
         Some((0, covered_up_to)) => InternalKey::new(covered_up_to, 0, ValueKind::Delete),
-        _ => InternalKey::for_seek(end, MAX_SEQUENCE),
+        _ => InternalKey::new(end, MAX_SEQUENCE, ValueKind::FOR_BOUND),
     }
 }
 

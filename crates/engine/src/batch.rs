@@ -13,6 +13,7 @@
 //! |                 |                |   Delete: 0x00 | varint len | key           |
 //! |                 |                |   DeleteRange: 0x02 | varint len | start     |
 //! |                 |                |                | varint len | end (exclusive)|
+//! |                 |                |   Merge:  0x04 | varint len | key | varint len | operand
 //! +-----------------+----------------+---------------------------------------------+
 //! ```
 //!
@@ -20,6 +21,9 @@
 //! bit of its byte and names the keyspace right after it: `0x80 | op`, varint32
 //! keyspace id, then the op's fields. Default-keyspace entries keep the bytes above,
 //! so a database that never makes a keyspace writes the WALs it always did.
+//!
+//! Merge entries (`0x04`) need manifest format 5: older builds refuse the database
+//! before they could meet one in a WAL.
 //!
 //! Entry `i` has sequence `first seq + i`. Varints keep the per-write overhead small: a
 //! 16-byte key and 100-byte value cost 3 bytes of entry framing and ~4 of header.
@@ -42,6 +46,9 @@ pub enum BatchOp {
     /// Deletes every key in `[key, value)`: the entry's key is the start, its value
     /// the exclusive end.
     DeleteRange,
+    /// Adds a merge operand (the value) to the key's value (see
+    /// [`strata_core::merge`]).
+    Merge,
     /// Deletes every key at or after `key`. Only in a batch not yet written: the
     /// write-group leader turns it into a [`DeleteRange`](Self::DeleteRange) ending
     /// just past the largest key the database holds, before the WAL record is made, so
@@ -51,6 +58,9 @@ pub enum BatchOp {
 
 const DELETE_RANGE_BYTE: u8 = 2;
 const DELETE_RANGE_TO_END_BYTE: u8 = 3;
+/// A merge operand's byte (not [`ValueKind::Merge`]'s 2, which range deletes took in
+/// batches first).
+const MERGE_BYTE: u8 = 4;
 /// Set on the op byte of an entry that names its keyspace (format 4).
 const IN_KEYSPACE_FLAG: u8 = 0x80;
 
@@ -64,22 +74,23 @@ impl BatchOp {
             BatchOp::Delete => ValueKind::Delete as u8,
             BatchOp::DeleteRange => DELETE_RANGE_BYTE,
             BatchOp::DeleteRangeToEnd => DELETE_RANGE_TO_END_BYTE,
+            BatchOp::Merge => MERGE_BYTE,
         }
     }
 
     /// Whether the entry has a second length-prefixed field (a value, or a range end).
     fn has_value(self) -> bool {
-        matches!(self, BatchOp::Put | BatchOp::DeleteRange)
+        matches!(self, BatchOp::Put | BatchOp::DeleteRange | BatchOp::Merge)
     }
 
     fn from_u8(byte: u8, in_memory: bool) -> Option<Self> {
         match byte {
             DELETE_RANGE_BYTE => Some(BatchOp::DeleteRange),
             DELETE_RANGE_TO_END_BYTE if in_memory => Some(BatchOp::DeleteRangeToEnd),
-            b => ValueKind::from_u8(b).map(|k| match k {
-                ValueKind::Put => BatchOp::Put,
-                ValueKind::Delete => BatchOp::Delete,
-            }),
+            MERGE_BYTE => Some(BatchOp::Merge),
+            b if b == ValueKind::Put as u8 => Some(BatchOp::Put),
+            b if b == ValueKind::Delete as u8 => Some(BatchOp::Delete),
+            _ => None,
         }
     }
 }
@@ -131,6 +142,56 @@ impl WriteBatch {
     /// Adds a delete of `key`.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
         self.push(DEFAULT_KEYSPACE, BatchOp::Delete, key.as_ref(), &[])
+    }
+
+    /// Adds a merge of `operand` into `key`'s value: written without reading the key;
+    /// reads fold it with the key's older operands and value through the keyspace's
+    /// merge operator ([`DbBuilder::merge_operator`](crate::DbBuilder::merge_operator)).
+    ///
+    /// ```
+    /// use strata::MergeOperator;
+    ///
+    /// struct Append;
+    /// impl MergeOperator for Append {
+    ///     fn name(&self) -> &str { "append" }
+    ///     fn merge(&self, _: &[u8], existing: Option<&[u8]>, ops: &[&[u8]]) -> Option<Vec<u8>> {
+    ///         let mut v = existing.unwrap_or_default().to_vec();
+    ///         ops.iter().for_each(|o| v.extend_from_slice(o));
+    ///         Some(v)
+    ///     }
+    /// }
+    ///
+    /// let db = strata::DbBuilder::in_memory().merge_operator(Append).open()?;
+    /// let mut batch = strata::WriteBatch::new();
+    /// batch.put("log", "a").merge("log", "b").merge("log", "c");
+    /// db.write(batch, strata::WriteOptions::default())?;
+    /// assert_eq!(db.get("log")?.as_deref(), Some(&b"abc"[..]));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn merge(&mut self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> &mut Self {
+        self.push(
+            DEFAULT_KEYSPACE,
+            BatchOp::Merge,
+            key.as_ref(),
+            operand.as_ref(),
+        )
+    }
+
+    /// Adds a merge of `operand` into `key`'s value in `keyspace` (see
+    /// [`merge`](Self::merge) and [`put_in`](Self::put_in)).
+    pub fn merge_in(
+        &mut self,
+        keyspace: &crate::Keyspace,
+        key: impl AsRef<[u8]>,
+        operand: impl AsRef<[u8]>,
+    ) -> &mut Self {
+        self.note_origin(keyspace);
+        self.push(
+            keyspace.id(),
+            BatchOp::Merge,
+            key.as_ref(),
+            operand.as_ref(),
+        )
     }
 
     /// Adds a put of `value` at `key` in `keyspace` (of the database the batch is
@@ -411,6 +472,7 @@ impl BatchEntry<'_> {
         match self.kind {
             BatchOp::Put => writer.insert(self.key, seq, ValueKind::Put, self.value),
             BatchOp::Delete => writer.insert(self.key, seq, ValueKind::Delete, &[]),
+            BatchOp::Merge => writer.insert(self.key, seq, ValueKind::Merge, self.value),
             BatchOp::DeleteRange => writer.delete_range(self.key, self.value, seq),
             // The leader gives every open range its end before anything is inserted.
             BatchOp::DeleteRangeToEnd => Err(strata_core::Error::InvalidArgument(

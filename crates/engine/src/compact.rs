@@ -456,6 +456,13 @@ fn rewrite(
     let outcome = CompactionJob::new(task, opener)
         .snapshots(&inner.snapshots.list())
         .range_tombstones(range_tombstones)
+        .merge_operator(
+            settings
+                .opts
+                .merge_operator
+                .as_ref()
+                .map(|m| Arc::clone(&m.0)),
+        )
         .file_namer(Arc::new(move |n| table_path(&dir, n)))
         .run(&mut sink)
         .and_then(|outcome| {

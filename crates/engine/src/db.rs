@@ -448,6 +448,17 @@ impl Db {
         self.write(batch, WriteOptions::default())
     }
 
+    /// Merges `operand` into `key`'s value without reading it: one WAL record, like a
+    /// put. Reads fold the key's operands onto its newest older value with the merge
+    /// operator ([`DbBuilder::merge_operator`](crate::DbBuilder::merge_operator));
+    /// compaction folds them ahead of time. See [`WriteBatch::merge`] for an example and
+    /// `docs/merge.md` for the operator's laws.
+    pub fn merge(&self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.merge(key, operand);
+        self.write(batch, WriteOptions::default())
+    }
+
     /// Deletes `key` (a tombstone; deleting an absent key is not an error).
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
         let mut batch = WriteBatch::new();

@@ -53,7 +53,12 @@ use strata_core::{InternalKey, SequenceNumber};
 /// and edits may hold fields 8 to 12. A version-3 reader would take such an entry for
 /// damage or another keyspace's files for the default one's; it refuses the database
 /// instead. This build reads versions 1 to 3 (one keyspace, the default one).
-pub const MANIFEST_FORMAT_VERSION: u32 = 4;
+///
+/// Version 5: merge operands. WAL batches may hold merge entries (op byte 4) and tables
+/// may be table format 4 (entries of kind 2). A version-4 reader would take either for
+/// damage; it refuses the database instead. This build reads versions 1 to 4 (which
+/// hold none).
+pub const MANIFEST_FORMAT_VERSION: u32 = 5;
 
 const TAG_FORMAT_VERSION: u32 = 1;
 const TAG_LOG_NUMBER: u32 = 2;

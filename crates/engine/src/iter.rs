@@ -16,6 +16,7 @@ use strata_memtable::MemTableIter;
 use strata_sstable::{Table, TableIter};
 
 use crate::db::DbInner;
+use crate::merge::KeyHistory;
 use crate::tree::View;
 
 /// A range of user keys.
@@ -599,11 +600,59 @@ impl DbIter {
                 c.it.next()?;
                 continue;
             }
+            if p.kind == ValueKind::Merge {
+                let key = Bytes::copy_from_slice(p.user_key);
+                let cover = if c.ranges.is_empty() {
+                    None
+                } else {
+                    c.ranges.cover(&key, self.seq, true).map(|t| t.seq)
+                };
+                // The cursor ends past the entries folded: on an older entry of the key
+                // (skipped next time) or the next key's first.
+                c.advance = false;
+                match Self::fold_forward(c, &key, cover, self.view.merge_operator())? {
+                    Some(value) => return Ok(Some((key, value))),
+                    None => continue,
+                }
+            }
             let item = (Bytes::copy_from_slice(p.user_key), c.it.value_bytes());
             c.advance = true;
             return Ok(Some(item));
         }
         Ok(None)
+    }
+
+    /// Folds the history of `key`, whose newest visible entry (a merge operand) the
+    /// forward cursor stands on: its entries newest first, up to a put, a tombstone or
+    /// one older than `cover` (the newest range tombstone covering the key).
+    fn fold_forward(
+        c: &mut Cursor,
+        key: &[u8],
+        cover: Option<SequenceNumber>,
+        operator: Option<&dyn strata_core::MergeOperator>,
+    ) -> Result<Option<Bytes>> {
+        let mut history = KeyHistory::default();
+        history.push(ValueKind::Merge, c.it.value_bytes());
+        c.it.next()?;
+        // Older entries of the key follow, newest first (all visible: older than the
+        // operand).
+        while c.it.valid() {
+            let p = ParsedInternalKey::parse(c.it.key()).ok_or_else(|| {
+                Error::corruption("a table or MemTable", 0, "malformed internal key")
+            })?;
+            if !same_key(p.user_key, key) {
+                break;
+            }
+            if cover.is_some_and(|t| t > p.seq) {
+                history.cut();
+                break;
+            }
+            if history.push(p.kind, c.it.value_bytes()) {
+                break;
+            }
+            c.it.next()?;
+        }
+        history.resolve(operator, key)
     }
 
     fn step_backward(&mut self) -> Result<Option<(Bytes, Bytes)>> {
@@ -638,11 +687,10 @@ impl DbIter {
         }
         // Walking backwards meets a key's versions oldest first: the last visible one
         // seen before the user key changes is the newest visible. `self.pending` holds
-        // the user key being resolved (when `has_pending`), `newest` its newest visible
-        // entry so far.
+        // the user key being resolved (when `has_pending`), `versions` its visible
+        // entries so far.
         let mut has_pending = false;
-        // The newest visible entry of the pending key: kind, sequence, value.
-        let mut newest: Option<(ValueKind, SequenceNumber, Bytes)> = None;
+        let mut versions = BackwardVersions::default();
         while c.it.valid() {
             let new_key = has_pending && {
                 let p =
@@ -652,7 +700,9 @@ impl DbIter {
             if new_key {
                 // A new user key: the previous one is resolved.
                 has_pending = false;
-                match Self::resolve_backward(c, &self.pending, newest.take(), self.seq)? {
+                let operator = self.view.merge_operator();
+                let taken = std::mem::take(&mut versions);
+                match Self::resolve_backward(c, &self.pending, taken, self.seq, operator)? {
                     Resolved::Value(v) => {
                         return Ok(Some((Bytes::copy_from_slice(&self.pending), v)));
                     }
@@ -671,7 +721,7 @@ impl DbIter {
                 self.pending.extend_from_slice(p.user_key);
             }
             if p.seq <= self.seq {
-                newest = Some((p.kind, p.seq, c.it.value_bytes()));
+                versions.push(p.kind, p.seq, c.it.value_bytes());
             }
             c.it.prev()?;
         }
@@ -679,40 +729,112 @@ impl DbIter {
             return Ok(None);
         }
         Ok(
-            match Self::resolve_backward(c, &self.pending, newest, self.seq)? {
+            match Self::resolve_backward(
+                c,
+                &self.pending,
+                versions,
+                self.seq,
+                self.view.merge_operator(),
+            )? {
                 Resolved::Value(v) => Some((Bytes::copy_from_slice(&self.pending), v)),
                 Resolved::Deleted | Resolved::Skipped => None,
             },
         )
     }
 
-    /// What the backward cursor makes of `key`, whose newest visible entry is
-    /// `newest`. A key deleted by a range tombstone moves the children older than the
+    /// What the backward cursor makes of `key`, whose visible entries are
+    /// `versions`. A key deleted by a range tombstone moves the children older than the
     /// tombstone to before its start (their entries in between are deleted too).
     fn resolve_backward(
         c: &mut Cursor,
         key: &[u8],
-        newest: Option<(ValueKind, SequenceNumber, Bytes)>,
+        versions: BackwardVersions,
         snapshot: SequenceNumber,
+        operator: Option<&dyn strata_core::MergeOperator>,
     ) -> Result<Resolved> {
-        let Some((kind, seq, value)) = newest else {
+        let Some(seq) = versions.newest_seq() else {
             return Ok(Resolved::Deleted);
         };
+        let mut cover_seq = None;
         if !c.ranges.is_empty()
             && let Some(cover) = c.ranges.cover(key, snapshot, false)
-            && cover.seq > seq
         {
-            if c.it.valid() {
-                let before = InternalKey::for_seek(cover.start, MAX_SEQUENCE);
-                c.it.skip_backward_from(cover.child + 1, before.as_bytes())?;
-                return Ok(Resolved::Skipped);
+            if cover.seq > seq {
+                if c.it.valid() {
+                    let before = InternalKey::for_seek(cover.start, MAX_SEQUENCE);
+                    c.it.skip_backward_from(cover.child + 1, before.as_bytes())?;
+                    return Ok(Resolved::Skipped);
+                }
+                return Ok(Resolved::Deleted);
             }
-            return Ok(Resolved::Deleted);
+            cover_seq = Some(cover.seq);
         }
-        Ok(match kind {
-            ValueKind::Put => Resolved::Value(value),
-            ValueKind::Delete => Resolved::Deleted,
+        Ok(match versions.resolve(cover_seq, operator, key)? {
+            Some(v) => Resolved::Value(v),
+            None => Resolved::Deleted,
         })
+    }
+}
+
+/// The visible entries of the key the backward cursor is resolving, met oldest first:
+/// the newest put or tombstone, and the merge operands newer than it (oldest first).
+/// Without merge operands this is just the newest entry.
+#[derive(Default)]
+struct BackwardVersions {
+    /// The newest put or tombstone so far: kind, sequence, value.
+    base: Option<(ValueKind, SequenceNumber, Bytes)>,
+    /// Merge operands newer than `base`, oldest first.
+    operands: Vec<(SequenceNumber, Bytes)>,
+}
+
+impl BackwardVersions {
+    fn push(&mut self, kind: ValueKind, seq: SequenceNumber, value: Bytes) {
+        if kind == ValueKind::Merge {
+            self.operands.push((seq, value));
+        } else {
+            self.base = Some((kind, seq, value));
+            self.operands.clear();
+        }
+    }
+
+    fn newest_seq(&self) -> Option<SequenceNumber> {
+        match self.operands.last() {
+            Some((seq, _)) => Some(*seq),
+            None => self.base.as_ref().map(|(_, seq, _)| *seq),
+        }
+    }
+
+    /// The key's value, given `cover`: the newest range tombstone covering it, older
+    /// than its newest entry (entries older than it are deleted).
+    fn resolve(
+        self,
+        cover: Option<SequenceNumber>,
+        operator: Option<&dyn strata_core::MergeOperator>,
+        key: &[u8],
+    ) -> Result<Option<Bytes>> {
+        if self.operands.is_empty() {
+            return Ok(match self.base {
+                Some((ValueKind::Put, _, value)) => Some(value),
+                _ => None,
+            });
+        }
+        let mut history = KeyHistory::default();
+        for (seq, value) in self.operands.into_iter().rev() {
+            if cover.is_some_and(|t| t > seq) {
+                history.cut();
+                break;
+            }
+            history.push(ValueKind::Merge, value);
+        }
+        if !history.is_complete() {
+            match self.base {
+                Some((kind, seq, value)) if cover.is_none_or(|t| t < seq) => {
+                    history.push(kind, value);
+                }
+                _ => history.cut(),
+            }
+        }
+        history.resolve(operator, key)
     }
 }
 

@@ -86,6 +86,15 @@ impl Keyspace {
         self.write(batch)
     }
 
+    /// Merges `operand` into `key`'s value with this keyspace's merge operator
+    /// ([`KeyspaceOptions::merge_operator`](crate::KeyspaceOptions::merge_operator); see
+    /// [`Db::merge`]).
+    pub fn merge(&self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.merge_in(self, key, operand);
+        self.write(batch)
+    }
+
     /// Deletes `key` (see [`Db::delete`]).
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
         let mut batch = WriteBatch::new();

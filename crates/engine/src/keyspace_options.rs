@@ -51,6 +51,7 @@ enum Setting {
     LevelBaseBytes(u64),
     LevelFanout(u64),
     RangeDeleteCompactions(bool),
+    MergeOperator(crate::merge::MergeOperatorHandle),
 }
 
 impl KeyspaceOptions {
@@ -129,6 +130,13 @@ impl KeyspaceOptions {
         self.with(Setting::RangeDeleteCompactions(on))
     }
 
+    /// See [`DbBuilder::merge_operator`]: this keyspace's merge operator.
+    pub fn merge_operator(self, operator: impl crate::MergeOperator) -> Self {
+        self.with(Setting::MergeOperator(crate::merge::MergeOperatorHandle(
+            std::sync::Arc::new(operator),
+        )))
+    }
+
     /// The database's options `base` with these applied over them, in the order they
     /// were set.
     pub(crate) fn apply(&self, base: &Options) -> Options {
@@ -147,6 +155,10 @@ impl KeyspaceOptions {
                 Setting::LevelBaseBytes(n) => b.level_base_bytes(n),
                 Setting::LevelFanout(n) => b.level_fanout(n),
                 Setting::RangeDeleteCompactions(on) => b.range_delete_compactions(on),
+                Setting::MergeOperator(op) => {
+                    b.opts.merge_operator = Some(op);
+                    b
+                }
             };
         }
         b.opts

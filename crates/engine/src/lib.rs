@@ -48,6 +48,7 @@ mod iter;
 mod keyspace;
 mod keyspace_options;
 mod manifest;
+mod merge;
 mod observe;
 mod open;
 mod options;
@@ -71,7 +72,7 @@ pub use keyspace_options::KeyspaceOptions;
 pub use options::{Compression, DbBuilder, WalRecovery};
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, KeyspaceStats, LevelStats};
-pub use strata_core::{Error, ErrorKind, Result};
+pub use strata_core::{Error, ErrorKind, MergeOperator, Result};
 pub use txn::{Isolation, Transaction, TxnIter};
 
 /// The type of every key and value the database hands back: a cheaply clonable,

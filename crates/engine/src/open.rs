@@ -259,6 +259,8 @@ fn open(opts: Options) -> Result<Db> {
                 mem_wal: new_wal,
                 frozen: Vec::new(),
                 version: Arc::new(version),
+                // Set from the keyspace's options by `Tree::new`.
+                merge: None,
             };
             (id, name, view)
         })

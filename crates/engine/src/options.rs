@@ -37,6 +37,8 @@ pub struct Options {
     pub(crate) bloom_bits_per_level: Vec<u32>,
     /// Monkey sizing under this average bits-per-key budget (overrides the two above).
     pub(crate) bloom_filter_budget: Option<f64>,
+    /// Folds merge operands (`None`: reading one is an error).
+    pub(crate) merge_operator: Option<crate::merge::MergeOperatorHandle>,
     /// Options of keyspaces by name, given at open.
     pub(crate) keyspace_options: std::collections::BTreeMap<String, crate::KeyspaceOptions>,
 }
@@ -195,6 +197,7 @@ impl DbBuilder {
                 compression: vec![Compression::None],
                 bloom_bits_per_level: Vec::new(),
                 bloom_filter_budget: None,
+                merge_operator: None,
                 keyspace_options: Default::default(),
             },
         }
@@ -397,6 +400,22 @@ impl DbBuilder {
     /// Capacity of the shared block cache in bytes (default 32 MiB).
     pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
         self.opts.block_cache_bytes = bytes;
+        self
+    }
+
+    /// The merge operator of the default keyspace (default none): it folds the operands
+    /// written by [`Db::merge`](crate::Db::merge) and [`WriteBatch::merge`] into values,
+    /// on reads and in compaction. Other keyspaces take theirs from
+    /// [`KeyspaceOptions::merge_operator`](crate::KeyspaceOptions::merge_operator).
+    ///
+    /// The operator is not stored in the database: give the same one at every open.
+    /// Without one, merges are still written, but reading a key whose newest entry is
+    /// an operand fails with [`Error::Merge`](crate::Error::Merge), and compaction
+    /// keeps operands as they are. See `docs/merge.md` for the laws an operator keeps.
+    ///
+    /// [`WriteBatch::merge`]: crate::WriteBatch::merge
+    pub fn merge_operator(mut self, operator: impl crate::MergeOperator) -> Self {
+        self.opts.merge_operator = Some(crate::merge::MergeOperatorHandle(Arc::new(operator)));
         self
     }
 

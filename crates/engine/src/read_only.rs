@@ -180,6 +180,8 @@ fn try_load(cx: &LoadContext<'_>) -> Result<Loaded, Attempt> {
             mem_wal: recovered.log_number,
             frozen: Vec::new(),
             version: Arc::new(version),
+            // Set from the keyspace's options by `Tree::new`.
+            merge: None,
         };
         trees.push((id, k.name, view));
     }

@@ -11,9 +11,10 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use strata_compaction::CompactionPolicy;
-use strata_core::{Lookup, Result, SequenceNumber};
+use strata_core::{Lookup, MergeOperator, Result, SequenceNumber};
 use strata_memtable::MemTable;
 
+use crate::merge::MergeOperatorHandle;
 use crate::options::Options;
 use crate::stats::{LevelStats, Stats};
 use crate::version::Version;
@@ -34,6 +35,8 @@ pub(crate) struct View {
     /// entries.
     pub frozen: Vec<(Arc<MemTable>, u64)>,
     pub version: Arc<Version>,
+    /// The keyspace's merge operator (its options' at the time the view was made).
+    pub merge: Option<MergeOperatorHandle>,
 }
 
 impl View {
@@ -44,6 +47,7 @@ impl View {
             mem_wal,
             frozen: Vec::new(),
             version: Arc::new(Version::default()),
+            merge: None,
         }
     }
 
@@ -81,10 +85,17 @@ impl View {
         if !found.is_final() {
             found = self.version.get(key, snapshot, stats)?;
         }
-        Ok(match found {
-            Lookup::Found(v) => Some(v),
-            Lookup::Deleted | Lookup::Absent => None,
-        })
+        match found {
+            Lookup::Found(v) => Ok(Some(v)),
+            Lookup::Deleted | Lookup::Absent => Ok(None),
+            // The value is a fold over this layer and older ones.
+            Lookup::Merge => self.get_merged(key, snapshot),
+        }
+    }
+
+    /// The keyspace's merge operator, if it has one.
+    pub fn merge_operator(&self) -> Option<&dyn MergeOperator> {
+        self.merge.as_ref().map(|m| &*m.0)
     }
 
     /// The oldest WAL this tree still needs: the one its oldest unflushed MemTable
@@ -138,6 +149,10 @@ pub(crate) struct Tree {
 
 impl Tree {
     pub fn new(id: u32, name: String, view: View, opts: Options) -> Self {
+        let view = View {
+            merge: opts.merge_operator.clone(),
+            ..view
+        };
         Tree {
             id,
             name,
@@ -162,7 +177,10 @@ impl Tree {
     pub fn set_options(&self, opts: Options) {
         self.fast_limits[0].store(opts.memtable_bytes, Ordering::Relaxed);
         self.fast_limits[1].store(opts.l0_slowdown_trigger, Ordering::Relaxed);
+        let merge = opts.merge_operator.clone();
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::new(opts));
+        // Readers find the operator in the view they pin.
+        self.update_view(|v| View { merge, ..v.clone() });
     }
 
     /// Whether a write group can go on without a look at this tree's thresholds in

@@ -117,28 +117,35 @@ impl Version {
     /// Newest entry for `user_key` visible at `snapshot`, asking each candidate table's
     /// Bloom filter before reading it.
     pub fn get(&self, user_key: &[u8], snapshot: SequenceNumber, stats: &Stats) -> Result<Lookup> {
-        for file in &self.levels[0] {
-            if file.meta.smallest_user_key() <= user_key && user_key <= file.meta.largest_user_key()
-            {
-                let found = Self::get_in(file, user_key, snapshot, stats)?;
-                if found.is_final() {
-                    return Ok(found);
-                }
-            }
-        }
-        for files in &self.levels[1..] {
-            let i = files.partition_point(|f| f.meta.largest_user_key() < user_key);
-            if let Some(file) = files
-                .get(i)
-                .filter(|f| f.meta.smallest_user_key() <= user_key)
-            {
-                let found = Self::get_in(file, user_key, snapshot, stats)?;
-                if found.is_final() {
-                    return Ok(found);
-                }
+        for file in self.tables_for(user_key) {
+            let found = Self::get_in(file, user_key, snapshot, stats)?;
+            if found.is_final() {
+                return Ok(found);
             }
         }
         Ok(Lookup::Absent)
+    }
+
+    /// The tables whose key range holds `user_key`, newest first: every such level-0
+    /// table, then at most one per deeper level.
+    pub fn tables_for<'a>(
+        &'a self,
+        user_key: &'a [u8],
+    ) -> impl Iterator<Item = &'a Arc<TableFile>> {
+        let (l0, deeper) = self
+            .levels
+            .split_first()
+            .map_or((&[][..], &[][..]), |(a, b)| (&a[..], b));
+        let l0 = l0.iter().filter(move |f| {
+            f.meta.smallest_user_key() <= user_key && user_key <= f.meta.largest_user_key()
+        });
+        let deeper = deeper.iter().filter_map(move |files| {
+            let i = files.partition_point(|f| f.meta.largest_user_key() < user_key);
+            files
+                .get(i)
+                .filter(|f| f.meta.smallest_user_key() <= user_key)
+        });
+        l0.chain(deeper)
     }
 
     fn get_in(

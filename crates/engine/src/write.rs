@@ -427,7 +427,7 @@ fn resolve_open_ranges(inner: &DbInner, group: &[Arc<Pending>]) -> Result<()> {
     }
     for p in group {
         for e in p.batch.iter().flatten() {
-            if matches!(e.kind, BatchOp::Put | BatchOp::Delete)
+            if matches!(e.kind, BatchOp::Put | BatchOp::Delete | BatchOp::Merge)
                 && let Some(l) = largest.get_mut(&e.keyspace)
                 && l.as_deref().is_none_or(|l| e.key > l)
             {

@@ -149,7 +149,8 @@ impl MemTable {
         table
     }
 
-    /// Inserts one entry. A `Delete` stores no value (whatever `value` holds). Inserting
+    /// Inserts one entry. A `Delete` stores no value (whatever `value` holds); a
+    /// `Merge` stores its operand as the value. Inserting
     /// an internal key that is already present replaces its value.
     ///
     /// Takes the writer lock for this one entry; a caller inserting a group should hold
@@ -183,7 +184,8 @@ impl MemTable {
     }
 
     /// The newest entry for `user_key` with sequence `<= snapshot`: its value, a
-    /// tombstone, or nothing. Lock-free.
+    /// tombstone, a merge operand (the caller folds it with older entries through an
+    /// iterator), or nothing. Lock-free.
     pub fn get(&self, user_key: &[u8], snapshot: SequenceNumber) -> Lookup {
         self.get_versioned(user_key, snapshot)
             .map_or(Lookup::Absent, |(_, found)| found)
@@ -208,6 +210,7 @@ impl MemTable {
                 match p.kind {
                     ValueKind::Put => Lookup::Found(Bytes::copy_from_slice(entry.value())),
                     ValueKind::Delete => Lookup::Deleted,
+                    ValueKind::Merge => Lookup::Merge,
                 },
             )),
             _ => None,
@@ -303,10 +306,7 @@ impl MemTableWriter<'_> {
     ) -> Result<()> {
         let table = self.table;
         self.check_writable("insert", seq)?;
-        let value = match kind {
-            ValueKind::Put => value,
-            ValueKind::Delete => &[],
-        };
+        let value = if kind.has_value() { value } else { &[] };
         if user_key.len() > MAX_ITEM_LEN || value.len() > MAX_ITEM_LEN {
             return Err(Error::InvalidArgument(format!(
                 "key of {} bytes or value of {} bytes exceeds {MAX_ITEM_LEN}",
@@ -385,6 +385,7 @@ mod tests {
     enum Op {
         Put(usize, u8),
         Delete(usize),
+        Merge(usize, u8),
         Get(usize, u64),
         Seek(usize, u64),
         First,
@@ -413,6 +414,7 @@ mod tests {
         prop_oneof![
             6 => (0..keys, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
             2 => (0..keys).prop_map(Op::Delete),
+            2 => (0..keys, any::<u8>()).prop_map(|(k, v)| Op::Merge(k, v)),
             2 => (0..keys, any::<u64>()).prop_map(|(k, s)| Op::Get(k, s)),
             1 => (0..keys, any::<u64>()).prop_map(|(k, s)| Op::Seek(k, s)),
             1 => Just(Op::First),
@@ -456,12 +458,19 @@ mod tests {
                         table.insert(&keys[k], seq, ValueKind::Delete, b"ignored").unwrap();
                         model.insert(InternalKey::new(&keys[k], seq, ValueKind::Delete), vec![]);
                     }
+                    Op::Merge(k, len) => {
+                        seq += 1;
+                        let v = value_of(seq, len);
+                        table.insert(&keys[k], seq, ValueKind::Merge, &v).unwrap();
+                        model.insert(InternalKey::new(&keys[k], seq, ValueKind::Merge), v);
+                    }
                     Op::Get(k, s) => {
                         let snap = s % (seq + 2);
                         let expected = match model.range(InternalKey::for_seek(&keys[k], snap)..).next() {
                             Some((ik, v)) if ik.user_key() == &keys[k][..] => match ik.parsed().kind {
                                 ValueKind::Put => Lookup::Found(Bytes::from(v.clone())),
                                 ValueKind::Delete => Lookup::Deleted,
+                                ValueKind::Merge => Lookup::Merge,
                             },
                             _ => Lookup::Absent,
                         };

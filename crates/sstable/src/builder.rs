@@ -158,6 +158,7 @@ pub struct TableBuilder {
 struct Stats {
     entries: u64,
     tombstones: u64,
+    merge_operands: u64,
     distinct_user_keys: u64,
     smallest_seq: SequenceNumber,
     largest_seq: SequenceNumber,
@@ -321,8 +322,10 @@ impl TableBuilder {
 
         let s = &mut self.stats;
         s.entries += 1;
-        if parsed.kind == ValueKind::Delete {
-            s.tombstones += 1;
+        match parsed.kind {
+            ValueKind::Delete => s.tombstones += 1,
+            ValueKind::Merge => s.merge_operands += 1,
+            ValueKind::Put => {}
         }
         s.smallest_seq = s.smallest_seq.min(parsed.seq);
         s.largest_seq = s.largest_seq.max(parsed.seq);
@@ -428,7 +431,9 @@ impl TableBuilder {
         let file_id = self.file_id;
         let filter_contents = self.filter.finish();
         let filter = self.write_meta_block(&filter_contents);
-        let range_del = (!ranges.is_empty())
+        let has_merge_operands = self.stats.merge_operands > 0;
+        // Version 4 (merge operands) always has the range-deletion block, maybe empty.
+        let range_del = (!ranges.is_empty() || has_merge_operands)
             .then(|| self.write_meta_block(&crate::range_del::encode_block(&ranges)));
 
         if let Some((lo, hi)) = ranges.seq_range() {
@@ -467,7 +472,11 @@ impl TableBuilder {
                 file_id,
             )
         };
-        let version = FormatVersion::for_table(self.options.compression, range_del.is_some());
+        let version = FormatVersion::for_table(
+            self.options.compression,
+            !ranges.is_empty(),
+            has_merge_operands,
+        );
         let handles = MetaHandles {
             filter,
             properties,
@@ -597,7 +606,7 @@ fn shortest_separator(last: &[u8], next: &[u8]) -> Vec<u8> {
         sep.push(ca + 1);
         // The user key grew past `a`, so the largest trailer (the first entry of that
         // user key) keeps the separator above `last` and below `next`.
-        return InternalKey::new(&sep, MAX_SEQUENCE, ValueKind::FOR_SEEK).into_bytes();
+        return InternalKey::new(&sep, MAX_SEQUENCE, ValueKind::FOR_BOUND).into_bytes();
     }
     last.to_vec()
 }
@@ -609,7 +618,7 @@ fn short_successor(last: &[u8]) -> Vec<u8> {
     if let Some(i) = a.iter().position(|&c| c < 0xff) {
         let mut succ = a.get(..i).unwrap_or_default().to_vec();
         succ.push(a.get(i).copied().unwrap_or(0) + 1);
-        return InternalKey::new(&succ, MAX_SEQUENCE, ValueKind::FOR_SEEK).into_bytes();
+        return InternalKey::new(&succ, MAX_SEQUENCE, ValueKind::FOR_BOUND).into_bytes();
     }
     last.to_vec()
 }

@@ -25,6 +25,9 @@
 //! filter and the properties, and its handle to the footer (92 bytes):
 //!  0  filter  16  properties  32  index  48  range deletions (offset u64, size u64)
 //! 64  file id u64, then the same 20-byte tail (footer length 92, version 3)
+//!
+//! version 4 (tables holding merge operands, kind 2) has version 3's layout; its
+//! range-deletion block may be empty
 //! ```
 //!
 //! Mixing the block offset and a per-file identifier into every checksum (as RocksDB's
@@ -78,20 +81,42 @@ pub enum FormatVersion {
     /// a build that does not know them refuses the table (`NotSupported`) rather than
     /// reading it without its tombstones — which would bring deleted keys back.
     V3 = 3,
+    /// Version 3 plus merge operands (internal-key kind 2) in data blocks; the footer
+    /// and range-deletion block as in version 3 (the block may hold no tombstones).
+    /// Written only by tables that hold merge operands, so a build that does not know
+    /// them refuses the table (`NotSupported`) rather than calling its keys damaged.
+    V4 = 4,
 }
 
 impl FormatVersion {
     /// The newest version this build reads and writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V3;
+    pub const CURRENT: FormatVersion = FormatVersion::V4;
 
-    /// The version a table is written in: the oldest that defines its compression
-    /// and, if it holds range tombstones, the range-deletion block.
-    pub fn for_table(compression: Compression, has_range_tombstones: bool) -> FormatVersion {
-        if has_range_tombstones {
+    /// The version a table is written in: the oldest that defines its compression,
+    /// the range-deletion block if it holds range tombstones, and merge operands if it
+    /// holds any.
+    pub fn for_table(
+        compression: Compression,
+        has_range_tombstones: bool,
+        has_merge_operands: bool,
+    ) -> FormatVersion {
+        if has_merge_operands {
+            FormatVersion::V4
+        } else if has_range_tombstones {
             FormatVersion::V3
         } else {
             Self::for_compression(compression)
         }
+    }
+
+    /// Whether this version's footer holds the range-deletion block's handle.
+    pub fn has_range_del_block(self) -> bool {
+        self >= FormatVersion::V3
+    }
+
+    /// Whether data blocks of this version may hold merge operands.
+    pub fn allows_merge_operands(self) -> bool {
+        self >= FormatVersion::V4
     }
 
     /// The version a table compressed with `compression` is written in: the oldest
@@ -303,6 +328,7 @@ impl Footer {
             1 => FormatVersion::V1,
             2 => FormatVersion::V2,
             3 => FormatVersion::V3,
+            4 => FormatVersion::V4,
             v if v > FormatVersion::CURRENT.as_u32() => {
                 return Err(Error::NotSupported(format!(
                     "{} has table format version {v}; this build reads versions up to {}",
@@ -317,9 +343,10 @@ impl Footer {
                 ));
             }
         };
-        let expected_len = match version {
-            FormatVersion::V3 => FOOTER_V3_LEN,
-            _ => FOOTER_V1_LEN,
+        let expected_len = if version.has_range_del_block() {
+            FOOTER_V3_LEN
+        } else {
+            FOOTER_V1_LEN
         };
         if footer_len != expected_len {
             return Err(corrupt(
@@ -335,7 +362,7 @@ impl Footer {
             offset: u64_at(pos),
             size: u64_at(pos + 8),
         };
-        let range_del = (version == FormatVersion::V3).then(|| handle_at(48));
+        let range_del = version.has_range_del_block().then(|| handle_at(48));
         let footer = Footer {
             version,
             filter: handle_at(0),
@@ -531,7 +558,8 @@ mod tests {
     fn newer_intact_version_is_not_supported() {
         let mut file = file_with_footer();
         let n = file.len();
-        file[n - 16..n - 12].copy_from_slice(&4u32.to_le_bytes());
+        let newer = FormatVersion::CURRENT.as_u32() + 1;
+        file[n - 16..n - 12].copy_from_slice(&newer.to_le_bytes());
         let crc = footer_checksum(&file[40..n - 12], 40);
         file[n - 12..n - 8].copy_from_slice(&crc.to_le_bytes());
         let err = Footer::read(Path::new("t"), n as u64, read_from(&file)).unwrap_err();

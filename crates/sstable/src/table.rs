@@ -364,17 +364,38 @@ impl Table {
                     handle.offset,
                     "data block entries out of order",
                 )),
+                Some(p) if p.kind == ValueKind::Merge && !self.allows_merge_operands() => {
+                    Err(self.merge_in_old_version(handle.offset))
+                }
                 Some(p) => Ok(Some((
                     p.seq,
                     match p.kind {
                         ValueKind::Put => Lookup::Found(it.value_bytes()),
                         ValueKind::Delete => Lookup::Deleted,
+                        ValueKind::Merge => Lookup::Merge,
                     },
                 ))),
             },
         };
         *key_buf = Some(it.into_key_buffer());
         answer
+    }
+
+    /// Whether the table's format version admits merge operands (version 4 on): one
+    /// in an older table is damage, never an operand.
+    pub fn allows_merge_operands(&self) -> bool {
+        self.footer.version.allows_merge_operands()
+    }
+
+    fn merge_in_old_version(&self, offset: u64) -> Error {
+        Error::corruption(
+            self.path(),
+            offset,
+            format!(
+                "merge operand in a table of format version {} (merge operands need 4)",
+                self.footer.version.as_u32()
+            ),
+        )
     }
 
     /// A data block's contents, from the cache or the file (then cached if
@@ -559,8 +580,12 @@ impl Table {
             if entries > 0 && !compare_internal_keys(&prev, key).is_lt() {
                 return Err(bad(format!("keys out of order at entry {entries}")));
             }
-            if parsed.kind == ValueKind::Delete {
-                tombstones += 1;
+            match parsed.kind {
+                ValueKind::Delete => tombstones += 1,
+                ValueKind::Merge if !self.allows_merge_operands() => {
+                    return Err(self.merge_in_old_version(props_offset));
+                }
+                ValueKind::Merge | ValueKind::Put => {}
             }
             if first.is_none() {
                 first = Some(key.to_vec());

@@ -127,7 +127,7 @@ pub fn engine_db(root: &Path) -> PathBuf {
 /// Copies the open database `db` (directory `live`) to `image` like a crash image, once
 /// the flush thread has deleted every flushed WAL (it does so after `flush` returns),
 /// so the image always holds just the live WAL; then closes `db`.
-fn crash_image(db: Db, live: &Path, image: &Path) -> PathBuf {
+pub fn crash_image(db: Db, live: &Path, image: &Path) -> PathBuf {
     let logs = || {
         std::fs::read_dir(live)
             .unwrap()

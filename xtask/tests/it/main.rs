@@ -13,6 +13,7 @@ mod common;
 mod crashtest;
 mod keyspaces;
 mod manifest;
+mod merge;
 mod range_del;
 mod sst;
 mod tree;

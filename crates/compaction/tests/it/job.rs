@@ -10,8 +10,8 @@ use strata_compaction::{
     InProgress, LeveledOptions, LeveledPolicy, TableOpener, TableSink, TableSummary, TableWriter,
 };
 use strata_core::{
-    FragmentedTombstones, InternalKey, ParsedInternalKey, RangeTombstone, Result, SortedIter,
-    ValueKind, compare_internal_keys,
+    FragmentedTombstones, InternalKey, MergeOperator, ParsedInternalKey, RangeTombstone, Result,
+    SortedIter, ValueKind, compare_internal_keys,
 };
 
 use crate::{ik, store_table, store_table_with_ranges};
@@ -23,6 +23,8 @@ type Levels = Vec<Vec<Arc<FileMeta>>>;
 enum Op {
     Put(u8),
     Delete(u8),
+    /// A merge operand (the append operator below folds it).
+    Merge(u8),
     /// Deletes the user keys `[a] <= k < [b]`.
     DeleteRange(u8, u8),
 }
@@ -30,7 +32,7 @@ enum Op {
 impl Op {
     fn touches(self, key: u8) -> bool {
         match self {
-            Op::Put(k) | Op::Delete(k) => k == key,
+            Op::Put(k) | Op::Delete(k) | Op::Merge(k) => k == key,
             Op::DeleteRange(a, b) => a <= key && key < b,
         }
     }
@@ -40,26 +42,73 @@ fn value_of(seq: u64) -> Vec<u8> {
     format!("v{seq}").into_bytes()
 }
 
+/// Appends operands to the value, comma-separated: associative, and every fold's
+/// order shows in the result.
+struct Append;
+
+impl MergeOperator for Append {
+    fn name(&self) -> &str {
+        "append"
+    }
+
+    fn merge(&self, _: &[u8], existing: Option<&[u8]>, operands: &[&[u8]]) -> Option<Vec<u8>> {
+        let mut parts: Vec<&[u8]> = existing.into_iter().collect();
+        parts.extend_from_slice(operands);
+        Some(parts.join(&b","[..]))
+    }
+}
+
+/// Folds a key's visible history, newest first: `(kind, value)` of each entry still
+/// visible (the caller stops at a covering range tombstone). `None` if the newest
+/// entry is not a value or operand.
+fn fold_newest_first(history: impl IntoIterator<Item = (ValueKind, Vec<u8>)>) -> Option<Vec<u8>> {
+    let mut operands = Vec::new();
+    let mut base = None;
+    for (kind, value) in history {
+        match kind {
+            ValueKind::Merge => operands.push(value),
+            ValueKind::Put => {
+                base = Some(value);
+                break;
+            }
+            ValueKind::Delete => break,
+        }
+    }
+    if operands.is_empty() {
+        return base;
+    }
+    operands.reverse();
+    let ops: Vec<&[u8]> = operands.iter().map(|o| &o[..]).collect();
+    Append.merge(b"", base.as_deref(), &ops)
+}
+
 /// What a read of `key` at `snap` returns according to the history.
 fn model_get(ops: &[Op], key: u8, snap: u64) -> Option<Vec<u8>> {
-    let seq = ops
+    let history = ops
         .iter()
         .enumerate()
         .map(|(i, op)| (i as u64 + 1, *op))
-        .rfind(|(s, op)| op.touches(key) && *s <= snap);
-    match seq {
-        Some((s, Op::Put(_))) => Some(value_of(s)),
-        _ => None,
-    }
+        .filter(|(s, op)| op.touches(key) && *s <= snap)
+        .rev()
+        .map(|(s, op)| match op {
+            Op::Put(_) => (ValueKind::Put, value_of(s)),
+            Op::Merge(_) => (ValueKind::Merge, value_of(s)),
+            Op::Delete(_) | Op::DeleteRange(..) => (ValueKind::Delete, Vec::new()),
+        });
+    fold_newest_first(history)
 }
 
 /// A point lookup through the levels, as the engine does it: level 0 newest first, then
 /// each level; in each file the newest visible entry of the key is weighed against the
 /// newest visible range tombstone covering it, and the first file that knows
 /// anything decides.
+///
+/// A merge operand is folded with the older entries: each file's entries of the key
+/// newest first, up to a put, a tombstone or a covering range tombstone.
 fn lsm_get(store: &TableStore, levels: &Levels, key: u8, snap: u64) -> Option<Vec<u8>> {
     let target = InternalKey::for_seek(&[key], snap);
-    for f in levels.iter().flatten() {
+    let mut history = Vec::new();
+    'files: for f in levels.iter().flatten() {
         if !f.may_contain_user_key(&[key]) {
             continue;
         }
@@ -67,20 +116,22 @@ fn lsm_get(store: &TableStore, levels: &Levels, key: u8, snap: u64) -> Option<Ve
         let cover = table.range_tombstones().covering_seq(&[key], snap);
         let mut it = table.iter();
         it.seek(target.as_bytes()).unwrap();
-        if it.valid() {
+        while it.valid() {
             let p = ParsedInternalKey::parse(it.key()).unwrap();
-            if p.user_key == [key] {
-                if cover.is_some_and(|t| t > p.seq) {
-                    return None;
-                }
-                return (p.kind == ValueKind::Put).then(|| it.value().to_vec());
+            if p.user_key != [key] || cover.is_some_and(|t| t > p.seq) {
+                break;
             }
+            history.push((p.kind, it.value().to_vec()));
+            if p.kind != ValueKind::Merge {
+                break 'files;
+            }
+            it.next().unwrap();
         }
         if cover.is_some() {
-            return None;
+            break;
         }
     }
-    None
+    fold_newest_first(history)
 }
 
 /// Every range tombstone of `files`, together.
@@ -119,23 +170,32 @@ fn lsm_scan(store: &TableStore, levels: &Levels, snap: u64) -> BTreeMap<u8, Vec<
         .collect();
     let ranges = ranges_of(store, levels.iter().flatten());
     let mut it = strata_compaction::MergingIter::new(children);
-    let mut out = BTreeMap::new();
-    let mut last: Option<Vec<u8>> = None;
+    // Each key's visible history, newest first, up to a covering range tombstone.
+    let mut histories: BTreeMap<u8, Vec<(ValueKind, Vec<u8>)>> = BTreeMap::new();
+    let mut cut: BTreeSet<u8> = BTreeSet::new();
     it.seek_to_first().unwrap();
     while it.valid() {
         let p = ParsedInternalKey::parse(it.key()).unwrap();
-        if p.seq <= snap && last.as_deref() != Some(p.user_key) {
-            last = Some(p.user_key.to_vec());
+        let k = p.user_key[0];
+        if p.seq <= snap && !cut.contains(&k) {
             let deleted = ranges
                 .covering_seq(p.user_key, snap)
                 .is_some_and(|t| t > p.seq);
-            if p.kind == ValueKind::Put && !deleted {
-                out.insert(p.user_key[0], it.value().to_vec());
+            if deleted {
+                cut.insert(k);
+            } else {
+                histories
+                    .entry(k)
+                    .or_default()
+                    .push((p.kind, it.value().to_vec()));
             }
         }
         it.next().unwrap();
     }
-    out
+    histories
+        .into_iter()
+        .filter_map(|(k, h)| fold_newest_first(h).map(|v| (k, v)))
+        .collect()
 }
 
 fn check_reads(
@@ -210,6 +270,7 @@ fn run(
     let outcome = CompactionJob::new(&task, store.opener())
         .snapshots(snapshots)
         .range_tombstones(ranges_of(store, task.all_inputs()))
+        .merge_operator(Some(Arc::new(Append)))
         .run(&mut sink)
         .unwrap();
     let s = outcome.stats;
@@ -286,6 +347,7 @@ fn op(keys: u8) -> impl Strategy<Value = Op> {
     prop_oneof![
         14 => (0..keys).prop_map(Op::Put),
         5 => (0..keys).prop_map(Op::Delete),
+        8 => (0..keys).prop_map(Op::Merge),
         1 => (0..keys, 0..=keys).prop_map(|(a, b)| Op::DeleteRange(a.min(b), a.max(b))),
     ]
 }
@@ -342,6 +404,7 @@ fn build(store: &TableStore, sc: &Scenario) -> Levels {
             match sc.ops[i] {
                 Op::Put(k) => Some((vec![k], seq, ValueKind::Put, value_of(seq))),
                 Op::Delete(k) => Some((vec![k], seq, ValueKind::Delete, Vec::new())),
+                Op::Merge(k) => Some((vec![k], seq, ValueKind::Merge, value_of(seq))),
                 Op::DeleteRange(..) => None,
             }
         })
@@ -433,6 +496,8 @@ proptest! {
                 let stripe = sorted_snaps.partition_point(|&s| s < p.seq);
                 prop_assert!(seen.insert((p.user_key.to_vec(), stripe)), "two versions in one stripe");
                 prop_assert!(!(p.kind == ValueKind::Delete && stripe == 0), "droppable tombstone kept");
+                // Nothing is below the bottom: an operand there folds into a put.
+                prop_assert!(!(p.kind == ValueKind::Merge && stripe == 0), "unfolded operand at the bottom");
             }
             for fragment in table.range_tombstones().fragments() {
                 let stripes: Vec<usize> = fragment

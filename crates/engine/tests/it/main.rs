@@ -8,6 +8,7 @@ mod format_fixture;
 mod in_memory;
 mod keyspace;
 mod lifecycle;
+mod merge;
 mod model;
 mod range_delete;
 mod read_only;

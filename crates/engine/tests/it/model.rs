@@ -16,6 +16,8 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 enum Op {
     Put(u8, Vec<u8>),
     Delete(u8),
+    /// Appends to the key's value (the `Concat` merge operator).
+    Merge(u8, Vec<u8>),
     /// Deletes keys `[key(a), key(b))`, or through `key(b)` when the flag is set.
     DeleteRange(u8, u8, bool),
     DeletePrefix(u8),
@@ -42,6 +44,7 @@ enum Op {
 enum BatchOp {
     Put(u8, Vec<u8>),
     Delete(u8),
+    Merge(u8, Vec<u8>),
     DeleteRange(u8, u8),
 }
 
@@ -62,12 +65,14 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         30 => (any::<u8>(), value()).prop_map(|(k, v)| Op::Put(k, v)),
         8 => any::<u8>().prop_map(Op::Delete),
+        10 => (any::<u8>(), value()).prop_map(|(k, v)| Op::Merge(k, v)),
         3 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(a, b, i)| Op::DeleteRange(a, b, i)),
         1 => any::<u8>().prop_map(Op::DeletePrefix),
         1 => any::<u8>().prop_map(Op::DeleteFrom),
         5 => proptest::collection::vec(prop_oneof![
                 6 => (any::<u8>(), value()).prop_map(|(k, v)| BatchOp::Put(k, v)),
                 2 => any::<u8>().prop_map(BatchOp::Delete),
+                3 => (any::<u8>(), value()).prop_map(|(k, v)| BatchOp::Merge(k, v)),
                 1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| BatchOp::DeleteRange(a, b)),
             ], 1..6).prop_map(Op::Batch),
         10 => any::<u8>().prop_map(Op::Get),
@@ -84,6 +89,28 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Close),
         1 => Just(Op::DropWithoutClose),
     ]
+}
+
+/// Appends each operand to the value: associative, as merge operators must be.
+struct Concat;
+
+impl strata::MergeOperator for Concat {
+    fn name(&self) -> &str {
+        "concat"
+    }
+
+    fn merge(&self, _: &[u8], existing: Option<&[u8]>, operands: &[&[u8]]) -> Option<Vec<u8>> {
+        let mut v = existing.unwrap_or_default().to_vec();
+        for op in operands {
+            v.extend_from_slice(op);
+        }
+        Some(v)
+    }
+}
+
+/// The model's merge: the operand appended to the value (or to nothing).
+fn model_merge(model: &mut Model, k: Vec<u8>, operand: &[u8]) {
+    model.entry(k).or_default().extend_from_slice(operand);
 }
 
 fn model_range(m: &Model, lo: &[u8], hi: &[u8], rev: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -104,6 +131,7 @@ fn open(fs: &MemFs, memtable_bytes: usize, compression: &[Compression]) -> Db {
     crate::tiny(Db::builder("/db"))
         .memtable_bytes(memtable_bytes)
         .compression_per_level(compression)
+        .merge_operator(Concat)
         .file_system(std::sync::Arc::new(fs.clone()))
         .open()
         .unwrap()
@@ -135,6 +163,10 @@ fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
                 d.delete(key(k)).unwrap();
                 model.remove(&key(k));
             }
+            Op::Merge(k, v) => {
+                d.merge(key(k), &v).unwrap();
+                model_merge(&mut model, key(k), &v);
+            }
             Op::DeleteRange(a, b, inclusive) => {
                 let (lo, hi) = (key(a).min(key(b)), key(a).max(key(b)));
                 if inclusive {
@@ -165,6 +197,10 @@ fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
                         BatchOp::Delete(k) => {
                             b.delete(key(k));
                             model.remove(&key(k));
+                        }
+                        BatchOp::Merge(k, v) => {
+                            b.merge(key(k), &v);
+                            model_merge(&mut model, key(k), &v);
                         }
                         BatchOp::DeleteRange(x, y) => {
                             let (lo, hi) = (key(x).min(key(y)), key(x).max(key(y)));

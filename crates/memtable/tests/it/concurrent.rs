@@ -84,6 +84,7 @@ impl Schedule {
         match kind {
             ValueKind::Put => Lookup::Found(value(&self.keys[key], seq).into()),
             ValueKind::Delete => Lookup::Deleted,
+            ValueKind::Merge => Lookup::Merge,
         }
     }
 }
@@ -100,7 +101,9 @@ fn value(key: &[u8], seq: u64) -> Vec<u8> {
 fn check_entry(ikey: &[u8], v: &[u8]) -> u64 {
     let p = ParsedInternalKey::parse(ikey).expect("entry key does not parse");
     match p.kind {
-        ValueKind::Put => assert_eq!(v, value(p.user_key, p.seq), "torn or misplaced value"),
+        ValueKind::Put | ValueKind::Merge => {
+            assert_eq!(v, value(p.user_key, p.seq), "torn or misplaced value")
+        }
         ValueKind::Delete => assert!(v.is_empty()),
     }
     p.seq

@@ -48,6 +48,7 @@ fn expected_get(model: &BTreeMap<InternalKey, Vec<u8>>, key: &[u8], snap: u64) -
         Some((ik, v)) if ik.user_key() == key => match ik.parsed().kind {
             ValueKind::Put => Lookup::Found(v.clone().into()),
             ValueKind::Delete => Lookup::Deleted,
+            ValueKind::Merge => Lookup::Merge,
         },
         _ => Lookup::Absent,
     }

@@ -38,6 +38,7 @@ pub fn model_get(model: &Model, user_key: &[u8], snapshot: SequenceNumber) -> Lo
         Some((k, v)) if k.user_key() == user_key => match k.parsed().kind {
             ValueKind::Put => Lookup::Found(v.clone().into()),
             ValueKind::Delete => Lookup::Deleted,
+            ValueKind::Merge => Lookup::Merge,
         },
         _ => Lookup::Absent,
     }
@@ -91,4 +92,20 @@ impl Rng {
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
+}
+
+/// Rewrites the format version in a table's footer and fixes the footer checksum, as
+/// a writer of that version would have (per docs/format/sstable.md: the tail is
+/// footer_len u32 | version u32 | crc u32 | magic; the crc covers the footer up to
+/// itself, then the footer's offset).
+pub fn set_footer_version(bytes: &mut [u8], version: u32) {
+    let n = bytes.len();
+    let footer_len = u32::from_le_bytes(bytes[n - 20..n - 16].try_into().unwrap()) as usize;
+    bytes[n - 16..n - 12].copy_from_slice(&version.to_le_bytes());
+    let footer_offset = (n - footer_len) as u64;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[n - footer_len..n - 12]);
+    h.update(&footer_offset.to_le_bytes());
+    let crc = h.finalize();
+    bytes[n - 12..n - 8].copy_from_slice(&crc.to_le_bytes());
 }

@@ -319,18 +319,9 @@ fn a_newer_format_version_is_not_supported() {
     let path = table_path("v3");
     build(&fs, &path, &small_model(), TableOptions::default());
     let mut bytes = fs.read_file(&path).unwrap();
-    // Per docs/format/sstable.md: the tail is footer_len u32 | version u32 | crc u32 |
-    // magic; the crc covers the footer up to itself, then the footer's offset.
     let n = bytes.len();
-    let footer_len = u32::from_le_bytes(bytes[n - 20..n - 16].try_into().unwrap()) as usize;
     let newer = strata_sstable::FormatVersion::CURRENT.as_u32() + 1;
-    bytes[n - 16..n - 12].copy_from_slice(&newer.to_le_bytes());
-    let footer_offset = (n - footer_len) as u64;
-    let mut h = crc32fast::Hasher::new();
-    h.update(&bytes[n - footer_len..n - 12]);
-    h.update(&footer_offset.to_le_bytes());
-    let crc = h.finalize();
-    bytes[n - 12..n - 8].copy_from_slice(&crc.to_le_bytes());
+    crate::common::set_footer_version(&mut bytes, newer);
     fs.write_file(&path, bytes.clone());
     let e = open(&fs, &path, None).unwrap_err();
     assert!(matches!(e, Error::NotSupported(_)), "{e}");

@@ -5,6 +5,7 @@ mod bloom;
 mod builder;
 mod common;
 mod corruption;
+mod merge;
 mod range_del;
 mod readahead;
 mod roundtrip;

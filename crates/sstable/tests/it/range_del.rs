@@ -2,10 +2,7 @@
 
 use std::path::Path;
 
-use strata_core::{
-    Error, FileSystem, FragmentedTombstones, InternalKey, MAX_SEQUENCE, MemFs, RangeTombstone,
-    ValueKind,
-};
+use strata_core::{Error, FileSystem, FragmentedTombstones, MemFs, RangeTombstone, ValueKind};
 use strata_sstable::{FormatVersion, Table, TableBuilder, TableOptions};
 
 use crate::common::{ik, open};
@@ -31,8 +28,8 @@ fn range_tombstones_round_trip_and_widen_the_key_and_sequence_range() {
     let s = b.finish().unwrap();
     assert_eq!(s.entry_count, 2);
     assert_eq!(s.range_tombstone_count, ranges.len() as u64);
-    assert_eq!(s.smallest_key, InternalKey::for_seek(b"a", MAX_SEQUENCE));
-    assert_eq!(s.largest_key, InternalKey::for_seek(b"z", MAX_SEQUENCE));
+    assert_eq!(s.smallest_key, strata_core::range_del::start_bound(b"a"));
+    assert_eq!(s.largest_key, strata_core::range_del::start_bound(b"z"));
     assert_eq!((s.smallest_seq, s.largest_seq), (2, 9));
 
     let table = open(&fs, path, None).unwrap();
