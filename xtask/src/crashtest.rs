@@ -3,10 +3,10 @@
 //!
 //! The parent starts a child (this binary's hidden `crashtest-child` command) that opens
 //! the database on the real file system and runs a random workload from several threads
-//! — puts, deletes, batches, sync and non-sync writes, with small MemTables and tables so
-//! flushes, compactions and manifest roll-overs run constantly — then SIGKILLs it at a
-//! random moment, reopens the database and verifies it, and starts the next child on
-//! the same database.
+//! — puts, deletes, batches, transactions, sync and non-sync writes, with small
+//! MemTables and tables so flushes, compactions and manifest roll-overs run constantly —
+//! then SIGKILLs it at a random moment, reopens the database and verifies it, and starts
+//! the next child on the same database.
 //!
 //! **Expected state.** Each child thread owns a contiguous run of keys (`threads` equal
 //! runs), so writes to a key are ordered by one thread, and a range delete — some
@@ -32,6 +32,23 @@
 //! keyspace: batches span both, a range delete deletes its range's keys in one of them,
 //! and each keyspace's MemTables fill, freeze and flush on their own while the other
 //! holds WALs back. A key found in the wrong keyspace is an error.
+//!
+//! **Transactions.** One write in ten is an optimistic transaction over the thread's own
+//! keys (intent line `T`, checked after a kill as a batch is: all or nothing): a
+//! read-modify-write of one key with `get_for_update`, whose new value names the write
+//! it read (`after-<cycle>-<thread>-<op>`, or `after-none`), a put or delete of its
+//! neighbour in the other keyspace, and more. The parent checks, as it replays the log,
+//! that the write it read is the key's last acknowledged one. Another one in ten is a
+//! *transfer* between two accounts every thread shares, `acct-a` in the default keyspace
+//! and `acct-b` in the side one, each `<n>.<balance>.<attempt>`: both read with
+//! `get_for_update`, an amount moved, both written with `n + 1`. Threads race for them,
+//! so commits fail with a conflict and are retried (`M <attempt> <a> <b>` before the
+//! commit, then `A` or `C <attempt>` for a conflict). After a kill both accounts must
+//! come from one transfer (same `n`, balances adding up to the total): the last
+//! acknowledged one, or one in flight after it; and the acknowledged transfers must have
+//! counted distinct `n`s above the baseline's (a lost update repeats one). A child
+//! thread that reads half a transfer, or gets a conflict on its own keys, exits the
+//! child with an error, which fails the run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -41,7 +58,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use strata::{Db, WriteBatch, WriteOptions};
+use strata::{Db, Keyspace, WriteBatch, WriteOptions};
 use strata_core::{FileSystem, StdFs};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -169,88 +186,313 @@ fn run_child(args: &ChildArgs) -> Result<()> {
     ));
     let threads: Vec<_> = (0..args.threads)
         .map(|t| {
-            let (db, side, log) = (db.clone(), side.clone(), Arc::clone(&log));
-            let mut rng = Rng(args.seed ^ (t + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
-            let (cycle, threads) = (args.cycle, args.threads);
-            std::thread::spawn(move || -> std::result::Result<(), String> {
-                let started = Instant::now();
-                let per = KEYS / threads;
-                let own = |rng: &mut Rng| t * per + rng.below(per);
-                for op in 0u64.. {
-                    if started.elapsed() > Duration::from_secs(60) {
-                        return Ok(());
-                    }
-                    let n = if rng.below(5) == 0 {
-                        2 + rng.below(4)
-                    } else {
-                        1
-                    };
-                    let mut entries: BTreeMap<u64, Option<String>> = BTreeMap::new();
-                    let mut batch = WriteBatch::new();
-                    let mut range = 0..0;
-                    // The keyspace of the range delete, if any: it deletes the keys of
-                    // its range in that keyspace only.
-                    let mut range_side = false;
-                    if rng.below(12) == 0 {
-                        // A range delete of up to 24 of the thread's own keys; the
-                        // batch's later entries (higher sequence numbers) override it.
-                        let first = own(&mut rng);
-                        let end = (first + 1 + rng.below(24)).min((t + 1) * per);
-                        range_side = in_side(first);
-                        if range_side {
-                            batch.delete_range_in(&side, key(first), key(end));
-                        } else {
-                            batch.delete_range(key(first), key(end));
-                        }
-                        range = first..end;
-                        for k in range.clone().filter(|&k| in_side(k) == range_side) {
-                            entries.insert(k, None);
-                        }
-                    }
-                    for _ in 0..n {
-                        let k = own(&mut rng);
-                        let v = (rng.below(4) != 0).then(|| {
-                            let mut v = format!("{}.{cycle}.{t}.{op}.", key(k));
-                            let pad = if rng.below(20) == 0 {
-                                3000
-                            } else {
-                                rng.below(200)
-                            };
-                            v.extend(std::iter::repeat_n('v', pad as usize));
-                            v
-                        });
-                        entries.insert(k, v);
-                    }
-                    let sync = rng.below(6) == 0;
-                    let id = format!("{cycle}.{t}.{op}");
-                    let mut intent = format!("I {id}");
-                    for (k, v) in &entries {
-                        intent.push_str(&format!(" {}={}", key(*k), v.as_deref().unwrap_or("-")));
-                    }
-                    // The point entries (the range delete, if any, is already first).
-                    let covered = |k: u64| range.contains(&k) && in_side(k) == range_side;
-                    for (k, v) in entries.iter().filter(|(k, v)| v.is_some() || !covered(**k)) {
-                        match (v, in_side(*k)) {
-                            (Some(v), false) => batch.put(key(*k), v),
-                            (Some(v), true) => batch.put_in(&side, key(*k), v),
-                            (None, false) => batch.delete(key(*k)),
-                            (None, true) => batch.delete_in(&side, key(*k)),
-                        };
-                    }
-                    intent.push('\n');
-                    append(&log, &intent)?;
-                    db.write(batch, WriteOptions { sync })
-                        .map_err(|e| format!("write {id} failed: {e}"))?;
-                    append(&log, &format!("A {id}\n"))?;
+            let mut writer = Writer {
+                db: db.clone(),
+                side: side.clone(),
+                log: Arc::clone(&log),
+                rng: Rng(args.seed ^ (t + 1).wrapping_mul(0x2545_f491_4f6c_dd1d)),
+                cycle: args.cycle,
+                t,
+                per: KEYS / args.threads,
+            };
+            std::thread::spawn(move || {
+                if let Err(e) = writer.run() {
+                    // Now, not at the join: the parent only sees a child that exits by
+                    // itself, and another thread would keep this one's error unseen
+                    // until the kill.
+                    eprintln!("crashtest child: thread {t}: {e}");
+                    std::process::exit(2);
                 }
-                Ok(())
             })
         })
         .collect();
     for t in threads {
-        t.join().map_err(|_| "a writer thread panicked")??;
+        t.join().map_err(|_| "a writer thread panicked")?;
     }
     Ok(())
+}
+
+/// One writer thread of the child.
+struct Writer {
+    db: Db,
+    side: Keyspace,
+    log: Arc<Mutex<File>>,
+    rng: Rng,
+    cycle: u64,
+    t: u64,
+    /// Keys per thread: thread `t` owns `t * per .. (t + 1) * per`.
+    per: u64,
+}
+
+type ChildResult<T> = std::result::Result<T, String>;
+
+impl Writer {
+    /// Writes until killed (or for a minute): of ten writes, one transfer between the
+    /// shared accounts, one transaction over the thread's own keys, eight batches.
+    fn run(&mut self) -> ChildResult<()> {
+        let started = Instant::now();
+        for op in 0u64.. {
+            if started.elapsed() > Duration::from_secs(60) {
+                return Ok(());
+            }
+            match self.rng.below(10) {
+                0 => self.transfer(op)?,
+                1 => self.transaction(op)?,
+                _ => self.batch(op)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn own(&mut self) -> u64 {
+        self.t * self.per + self.rng.below(self.per)
+    }
+
+    /// A unique value for `key(k)` written by operation `op`: `<key>.<cycle>.<t>.<op>.`,
+    /// then `extra`, then padding (now and then 3000 bytes, so tables fill).
+    fn value(&mut self, k: u64, op: u64, extra: &str) -> String {
+        let mut v = format!("{}.{}.{}.{op}.{extra}", key(k), self.cycle, self.t);
+        let pad = if self.rng.below(20) == 0 {
+            3000
+        } else {
+            self.rng.below(200)
+        };
+        v.extend(std::iter::repeat_n('v', pad as usize));
+        v
+    }
+
+    /// A batch of puts and deletes of the thread's own keys, sometimes after a range
+    /// delete; its intent line is `I`.
+    fn batch(&mut self, op: u64) -> ChildResult<()> {
+        let n = if self.rng.below(5) == 0 {
+            2 + self.rng.below(4)
+        } else {
+            1
+        };
+        let mut entries: BTreeMap<u64, Option<String>> = BTreeMap::new();
+        let mut batch = WriteBatch::new();
+        let mut range = 0..0;
+        // The keyspace of the range delete, if any: it deletes the keys of its range in
+        // that keyspace only.
+        let mut range_side = false;
+        if self.rng.below(12) == 0 {
+            // A range delete of up to 24 of the thread's own keys; the batch's later
+            // entries (higher sequence numbers) override it.
+            let first = self.own();
+            let end = (first + 1 + self.rng.below(24)).min((self.t + 1) * self.per);
+            range_side = in_side(first);
+            if range_side {
+                batch.delete_range_in(&self.side, key(first), key(end));
+            } else {
+                batch.delete_range(key(first), key(end));
+            }
+            range = first..end;
+            for k in range.clone().filter(|&k| in_side(k) == range_side) {
+                entries.insert(k, None);
+            }
+        }
+        for _ in 0..n {
+            let k = self.own();
+            let v = (self.rng.below(4) != 0).then(|| self.value(k, op, ""));
+            entries.insert(k, v);
+        }
+        let sync = self.rng.below(6) == 0;
+        // The point entries (the range delete, if any, is already first).
+        let covered = |k: u64| range.contains(&k) && in_side(k) == range_side;
+        for (k, v) in entries.iter().filter(|(k, v)| v.is_some() || !covered(**k)) {
+            match (v, in_side(*k)) {
+                (Some(v), false) => batch.put(key(*k), v),
+                (Some(v), true) => batch.put_in(&self.side, key(*k), v),
+                (None, false) => batch.delete(key(*k)),
+                (None, true) => batch.delete_in(&self.side, key(*k)),
+            };
+        }
+        let id = self.id(op);
+        self.intent("I", &id, &entries)?;
+        self.db
+            .write(batch, WriteOptions { sync })
+            .map_err(|e| format!("write {id} failed: {e}"))?;
+        append(&self.log, &format!("A {id}\n"))
+    }
+
+    /// A transaction over the thread's own keys, in both keyspaces: a read-modify-write
+    /// of one key (read with `get_for_update`; the new value names the write it read,
+    /// `after-<cycle>-<thread>-<op>` or `after-none`, so the parent can check the read
+    /// saw the key's last acknowledged write), a write of its neighbour in the other
+    /// keyspace and up to two more puts or deletes. Its intent line is `T`; after a
+    /// kill it must be all there or not at all, as a batch. No other thread writes these
+    /// keys, so a conflict here would be a false one: the child fails.
+    fn transaction(&mut self, op: u64) -> ChildResult<()> {
+        let id = self.id(op);
+        let mut tx = self.db.transaction();
+        let k = self.own();
+        let read = if in_side(k) {
+            tx.get_for_update_in(&self.side, key(k))
+        } else {
+            tx.get_for_update(key(k))
+        }
+        .map_err(|e| format!("transaction {id}: get_for_update: {e}"))?;
+        let from = match &read {
+            Some(v) => {
+                let v = std::str::from_utf8(v).map_err(|_| "a value that was never written")?;
+                let read_id = write_id(v).ok_or("a value that was never written")?;
+                format!("after-{}.", read_id.replace('.', "-"))
+            }
+            None => "after-none.".to_owned(),
+        };
+        let mut entries: BTreeMap<u64, Option<String>> = BTreeMap::new();
+        entries.insert(k, Some(self.value(k, op, &from)));
+        // The neighbour inside the thread's run, of the other parity: the other keyspace.
+        let neighbour = if k + 1 < (self.t + 1) * self.per {
+            k + 1
+        } else {
+            k - 1
+        };
+        let more = 1 + self.rng.below(3);
+        for j in 0..more {
+            let other = if j == 0 { neighbour } else { self.own() };
+            if other != k {
+                let v = (self.rng.below(4) != 0).then(|| self.value(other, op, ""));
+                entries.insert(other, v);
+            }
+        }
+        for (k, v) in &entries {
+            match (v, in_side(*k)) {
+                (Some(v), false) => tx.put(key(*k), v),
+                (Some(v), true) => tx.put_in(&self.side, key(*k), v),
+                (None, false) => tx.delete(key(*k)),
+                (None, true) => tx.delete_in(&self.side, key(*k)),
+            }
+        }
+        let sync = self.rng.below(6) == 0;
+        self.intent("T", &id, &entries)?;
+        tx.commit_with(WriteOptions { sync })
+            .map_err(|e| format!("transaction {id} failed: {e}"))?;
+        append(&self.log, &format!("A {id}\n"))
+    }
+
+    /// A transfer between the two accounts every thread shares ([`ACCOUNT_A`] in the
+    /// default keyspace, [`ACCOUNT_B`] in the side one): read both with
+    /// `get_for_update`, move an amount, write both with the transfer count `n` one
+    /// higher. Threads race for the accounts, so commits conflict; a refused attempt is
+    /// logged (`C`) and retried from a new snapshot. Its intent line is
+    /// `M <id> <value a> <value b>`; the id names the attempt.
+    fn transfer(&mut self, op: u64) -> ChildResult<()> {
+        for attempt in 0u64.. {
+            let id = format!("{}.{attempt}", self.id(op));
+            let mut tx = self.db.transaction();
+            let a = tx
+                .get_for_update(ACCOUNT_A)
+                .map_err(|e| format!("transfer {id}: get_for_update: {e}"))?;
+            let b = tx
+                .get_for_update_in(&self.side, ACCOUNT_B)
+                .map_err(|e| format!("transfer {id}: get_for_update: {e}"))?;
+            let utf8 = |v: Option<strata::Bytes>| {
+                v.map(|v| {
+                    String::from_utf8(v.to_vec()).map_err(|_| "an account value never written")
+                })
+                .transpose()
+            };
+            let accounts = Accounts::read(utf8(a)?.as_deref(), utf8(b)?.as_deref())
+                .map_err(|e| format!("transfer {id} read {e}"))?;
+            let (n, mut a, mut b) = accounts.map_or((0, TOTAL, 0), |x| (x.n, x.a, x.b));
+            let amount = self.rng.below(50);
+            if self.rng.below(2) == 0 {
+                let amount = amount.min(a);
+                (a, b) = (a - amount, b + amount);
+            } else {
+                let amount = amount.min(b);
+                (a, b) = (a + amount, b - amount);
+            }
+            let (va, vb) = (format!("{}.{a}.{id}", n + 1), format!("{}.{b}.{id}", n + 1));
+            tx.put(ACCOUNT_A, &va);
+            tx.put_in(&self.side, ACCOUNT_B, &vb);
+            let sync = self.rng.below(6) == 0;
+            append(&self.log, &format!("M {id} {va} {vb}\n"))?;
+            match tx.commit_with(WriteOptions { sync }) {
+                Ok(()) => return append(&self.log, &format!("A {id}\n")),
+                Err(e) if e.kind() == strata::ErrorKind::Conflict => {
+                    append(&self.log, &format!("C {id}\n"))?;
+                }
+                Err(e) => return Err(format!("transfer {id} failed: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn id(&self, op: u64) -> String {
+        format!("{}.{}.{op}", self.cycle, self.t)
+    }
+
+    /// Appends the intent line `<kind> <id> <key>=<value|-> ...`.
+    fn intent(
+        &self,
+        kind: &str,
+        id: &str,
+        entries: &BTreeMap<u64, Option<String>>,
+    ) -> ChildResult<()> {
+        let mut intent = format!("{kind} {id}");
+        for (k, v) in entries {
+            intent.push_str(&format!(" {}={}", key(*k), v.as_deref().unwrap_or("-")));
+        }
+        intent.push('\n');
+        append(&self.log, &intent)
+    }
+}
+
+/// The write that made `value` (`<key>.<cycle>.<thread>.<op>. ...`): `<cycle>.<thread>.<op>`.
+fn write_id(value: &str) -> Option<&str> {
+    let start = value.find('.')? + 1;
+    let mut dots = value[start..].match_indices('.').map(|(i, _)| start + i);
+    let end = dots.nth(2)?;
+    Some(&value[start..end])
+}
+
+/// The two accounts every child thread transfers between: `acct-a` in the default
+/// keyspace, `acct-b` in the side one (not `key....`: no thread owns them). Each value
+/// is `<n>.<balance>.<attempt id>`: `n` transfers so far, the same in both accounts
+/// after every transfer; the balances add up to [`TOTAL`]; the id names the attempt
+/// that wrote it.
+const ACCOUNT_A: &str = "acct-a";
+const ACCOUNT_B: &str = "acct-b";
+/// What the two accounts hold together; absent accounts are `TOTAL` and 0, `n` 0.
+const TOTAL: u64 = 1_000_000;
+
+/// The accounts as one transfer left them.
+#[derive(Debug, PartialEq)]
+struct Accounts {
+    n: u64,
+    a: u64,
+    b: u64,
+}
+
+impl Accounts {
+    /// Parses the two values: `None` if neither account exists; an error for one without
+    /// the other, two different transfer counts or a broken total (half a transfer).
+    fn read(a: Option<&str>, b: Option<&str>) -> std::result::Result<Option<Accounts>, String> {
+        let parse = |v: &str| -> Option<(u64, u64)> {
+            let mut it = v.split('.');
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        };
+        let (a, b) = match (a, b) {
+            (None, None) => return Ok(None),
+            (Some(a), Some(b)) => (a, b),
+            _ => return Err(format!("one account without the other: {a:?}, {b:?}")),
+        };
+        let ((na, a_bal), (nb, b_bal)) = parse(a)
+            .zip(parse(b))
+            .ok_or_else(|| format!("account values never written: {a:?}, {b:?}"))?;
+        if na != nb || a_bal + b_bal != TOTAL {
+            return Err(format!(
+                "accounts from two different transfers, or not adding up to {TOTAL}: {a:?}, {b:?}"
+            ));
+        }
+        Ok(Some(Accounts {
+            n: na,
+            a: a_bal,
+            b: b_bal,
+        }))
+    }
 }
 
 /// One `write(2)` of the whole line to a file opened for appending: a kill never tears
@@ -266,10 +508,19 @@ fn append(log: &Mutex<File>, line: &str) -> std::result::Result<(), String> {
 /// What a cycle's verification found.
 #[derive(Default)]
 struct Tally {
+    /// Batches and own-key transactions acknowledged.
     acked: u64,
+    /// Of them, transactions.
+    txns: u64,
     in_flight: u64,
     in_flight_applied: u64,
     keys: u64,
+    /// Transfers acknowledged.
+    transfers: u64,
+    /// Transfer attempts refused with a conflict (and retried).
+    conflicts: u64,
+    transfers_in_flight: u64,
+    transfers_applied: u64,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -314,23 +565,30 @@ pub fn run(args: &Args) -> Result<()> {
             .stderr(Stdio::piped())
             .spawn()?;
         std::thread::sleep(Duration::from_millis(rng.below(args.max_run_ms + 1)));
-        if let Some(status) = child.try_wait()? {
+        let status = match child.try_wait()? {
+            Some(status) => {
+                early_exits += u64::from(status.success());
+                status
+            }
+            None => {
+                child.kill()?; // SIGKILL
+                child.wait()?
+            }
+        };
+        // Killed, a child has no exit code. One that exited by itself with a failure
+        // (a writer's error: a write failed, a transfer read half a transfer, a false
+        // conflict), before the kill or in the moment before it, fails the run.
+        if status.code().is_some_and(|c| c != 0) {
             let mut err = String::new();
             if let Some(mut s) = child.stderr.take() {
                 std::io::Read::read_to_string(&mut s, &mut err)?;
             }
-            if !status.success() {
-                let _ = temp.map(tempfile::TempDir::keep);
-                return Err(format!(
-                    "cycle {cycle}: the child failed ({status}): {err}\n(dir kept: {})",
-                    dir.display()
-                )
-                .into());
-            }
-            early_exits += 1;
-        } else {
-            child.kill()?; // SIGKILL
-            child.wait()?;
+            let _ = temp.map(tempfile::TempDir::keep);
+            return Err(format!(
+                "cycle {cycle}: the child failed ({status}): {err}\n(dir kept: {})",
+                dir.display()
+            )
+            .into());
         }
         let tally = match verify(&dir) {
             Ok(t) => t,
@@ -345,19 +603,31 @@ pub fn run(args: &Args) -> Result<()> {
             }
         };
         total.acked += tally.acked;
+        total.txns += tally.txns;
         total.in_flight += tally.in_flight;
         total.in_flight_applied += tally.in_flight_applied;
         total.keys = tally.keys;
+        total.transfers += tally.transfers;
+        total.conflicts += tally.conflicts;
+        total.transfers_in_flight += tally.transfers_in_flight;
+        total.transfers_applied += tally.transfers_applied;
     }
     println!(
-        "crashtest: {} cycles (seed {seed}, {} threads): {} writes acknowledged, all present; \
-         {} in flight at a kill ({} of them applied, atomically); {} keys at the end; \
-         {} children exited before the kill; {:.1} s",
+        "crashtest: {} cycles (seed {seed}, {} threads): {} writes acknowledged, all present \
+         ({} of them transactions); {} in flight at a kill ({} of them applied, atomically); \
+         transfers: {} acknowledged, {} attempts refused with a conflict, {} in flight at a \
+         kill ({} applied, whole); {} keys at the end; {} children exited before the kill; \
+         {:.1} s",
         args.iterations,
         args.threads,
         total.acked,
+        total.txns,
         total.in_flight,
         total.in_flight_applied,
+        total.transfers,
+        total.conflicts,
+        total.transfers_in_flight,
+        total.transfers_applied,
         total.keys,
         early_exits,
         started.elapsed().as_secs_f64()
@@ -368,6 +638,15 @@ pub fn run(args: &Args) -> Result<()> {
 /// One intended write, as the expected-state log records it.
 struct Intent {
     entries: Vec<(String, Option<String>)>,
+}
+
+/// The transfers of a cycle's log: `(value of acct-a, value of acct-b)` each.
+#[derive(Default)]
+struct Transfers {
+    /// Acknowledged, in log order.
+    acked: Vec<(String, String)>,
+    /// Intended, neither acknowledged nor refused: in flight at the kill.
+    pending: BTreeMap<String, (String, String)>,
 }
 
 /// Reads the baseline and the cycle's log, opens the database, checks it, and makes
@@ -382,6 +661,12 @@ fn verify(dir: &Path) -> Result<Tally> {
             acked.insert(k.to_owned(), Some(v.to_owned()));
         }
     }
+    // The accounts are checked on their own (every thread writes them).
+    let base_accounts = (
+        acked.remove(ACCOUNT_A).flatten(),
+        acked.remove(ACCOUNT_B).flatten(),
+    );
+    let mut transfers = Transfers::default();
     let mut pending: BTreeMap<String, Intent> = BTreeMap::new();
     let mut tally = Tally::default();
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -392,21 +677,46 @@ fn verify(dir: &Path) -> Result<Tally> {
     for line in complete.lines() {
         let mut words = line.split(' ');
         match (words.next(), words.next()) {
-            (Some("I"), Some(id)) => {
+            (Some(kind @ ("I" | "T")), Some(id)) => {
                 let entries = words
                     .map(|w| {
                         let (k, v) = w.split_once('=').ok_or("bad intent")?;
                         Ok((k.to_owned(), (v != "-").then(|| v.to_owned())))
                     })
                     .collect::<Result<Vec<_>>>()?;
+                if kind == "T" {
+                    check_read(&acked, id, &entries)?;
+                    tally.txns += 1;
+                }
                 pending.insert(id.to_owned(), Intent { entries });
             }
+            (Some("M"), Some(id)) => {
+                let (a, b) = words
+                    .next()
+                    .zip(words.next())
+                    .ok_or("bad transfer intent")?;
+                transfers
+                    .pending
+                    .insert(id.to_owned(), (a.to_owned(), b.to_owned()));
+            }
             (Some("A"), Some(id)) => {
-                let intent = pending.remove(id).ok_or("ack without intent")?;
-                for (k, v) in intent.entries {
-                    acked.insert(k, v);
+                if let Some(intent) = pending.remove(id) {
+                    for (k, v) in intent.entries {
+                        acked.insert(k, v);
+                    }
+                    tally.acked += 1;
+                } else {
+                    let transfer = transfers.pending.remove(id).ok_or("ack without intent")?;
+                    transfers.acked.push(transfer);
+                    tally.transfers += 1;
                 }
-                tally.acked += 1;
+            }
+            (Some("C"), Some(id)) => {
+                transfers
+                    .pending
+                    .remove(id)
+                    .ok_or("conflict without intent")?;
+                tally.conflicts += 1;
             }
             _ => return Err(format!("bad expected-state line {line:?}").into()),
         }
@@ -425,10 +735,14 @@ fn verify(dir: &Path) -> Result<Tally> {
         for kv in scan {
             let (k, v) = kv.map_err(|e| format!("scan failed: {e}"))?;
             let k = String::from_utf8(k.to_vec()).map_err(|_| "a key that was never written")?;
-            let in_right_keyspace = k
-                .strip_prefix("key")
-                .and_then(|n| n.parse::<u64>().ok())
-                .is_some_and(|n| in_side(n) == scan_side);
+            let in_right_keyspace = match k.as_str() {
+                ACCOUNT_A => !scan_side,
+                ACCOUNT_B => scan_side,
+                _ => k
+                    .strip_prefix("key")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| in_side(n) == scan_side),
+            };
             if !in_right_keyspace {
                 return Err(format!("{k} found in the wrong keyspace").into());
             }
@@ -450,10 +764,23 @@ fn verify(dir: &Path) -> Result<Tally> {
             return Err(format!("get({k}) disagrees with the scan").into());
         }
     }
+    let a = db.get(ACCOUNT_A)?;
+    let b = side
+        .as_ref()
+        .map(|s| s.get(ACCOUNT_B))
+        .transpose()?
+        .flatten();
+    let accounts = (got.remove(ACCOUNT_A), got.remove(ACCOUNT_B));
+    if a.as_deref() != accounts.0.as_ref().map(String::as_bytes)
+        || b.as_deref() != accounts.1.as_ref().map(String::as_bytes)
+    {
+        return Err("a get of an account disagrees with the scan".into());
+    }
     drop(side);
     db.close().map_err(|e| format!("close failed: {e}"))?;
     // After close: background compactions no longer change the set of live tables.
     verify_tables(dir)?;
+    verify_transfers(&base_accounts, &transfers, &accounts, &mut tally)?;
 
     // What may be there: the last acknowledged value, or the in-flight one.
     let mut in_flight: HashMap<&str, &Option<String>> = HashMap::new();
@@ -500,7 +827,9 @@ fn verify(dir: &Path) -> Result<Tally> {
     // Resurrected deletes show up above as a value that is not the acknowledged one.
     tally.keys = got.len() as u64;
     let mut next = String::new();
-    for (k, v) in &got {
+    let accounts = [(ACCOUNT_A, accounts.0), (ACCOUNT_B, accounts.1)];
+    let accounts = accounts.iter().filter_map(|(k, v)| Some((*k, v.as_ref()?)));
+    for (k, v) in got.iter().map(|(k, v)| (k.as_str(), v)).chain(accounts) {
         next.push_str(&format!("{k}={v}\n"));
     }
     let tmp = dir.join("baseline.tmp");
@@ -508,6 +837,94 @@ fn verify(dir: &Path) -> Result<Tally> {
     std::fs::rename(&tmp, &baseline_path)?;
     std::fs::write(&log_path, "")?;
     Ok(tally)
+}
+
+/// A `T` intent's read-modify-write entry (its value holds `.after-<id>.`) names the
+/// write its `get_for_update` saw: it must be the key's last acknowledged write (`none`:
+/// absent), which the replay has reached — only the transaction's thread writes the key,
+/// and it had every earlier write of its acknowledged before it began.
+fn check_read(
+    acked: &HashMap<String, Option<String>>,
+    id: &str,
+    entries: &[(String, Option<String>)],
+) -> Result<()> {
+    let mut reads = 0;
+    for (k, v) in entries {
+        let Some((_, rest)) = v.as_deref().and_then(|v| v.split_once(".after-")) else {
+            continue;
+        };
+        reads += 1;
+        let saw = rest.split('.').next().unwrap_or(rest);
+        let want = match acked.get(k) {
+            Some(Some(v)) => write_id(v)
+                .ok_or_else(|| format!("{k} = {v:.40}: a value never written"))?
+                .replace('.', "-"),
+            _ => "none".to_owned(),
+        };
+        if saw != want {
+            return Err(format!(
+                "transaction {id} read {k} as written by {saw}, but its last acknowledged \
+                 write was {want}"
+            )
+            .into());
+        }
+    }
+    if reads != 1 {
+        return Err(format!("transaction {id} has {reads} read-modify-writes, not one").into());
+    }
+    Ok(())
+}
+
+/// The accounts after a kill must be both from one transfer: the last acknowledged one
+/// (the baseline's, if none was), or one in flight after it (I5: nothing acknowledged is
+/// lost; all or nothing across the two keyspaces). And acknowledged transfers each
+/// counted a different `n`, above the baseline's: two that read the same state and
+/// both committed (a lost update, a missed conflict) would repeat one.
+fn verify_transfers(
+    base: &(Option<String>, Option<String>),
+    transfers: &Transfers,
+    got: &(Option<String>, Option<String>),
+    tally: &mut Tally,
+) -> Result<()> {
+    let count = |a: Option<&str>, b: Option<&str>| -> Result<u64> {
+        Ok(Accounts::read(a, b)?.map_or(0, |x| x.n))
+    };
+    let base_n = count(base.0.as_deref(), base.1.as_deref())
+        .map_err(|e| format!("the baseline's accounts: {e}"))?;
+    let mut last = (base.0.as_deref(), base.1.as_deref(), base_n);
+    let mut counts = std::collections::BTreeSet::new();
+    for (a, b) in &transfers.acked {
+        let n = count(Some(a), Some(b)).map_err(|e| format!("a transfer's intent: {e}"))?;
+        if n <= base_n || !counts.insert(n) {
+            return Err(format!(
+                "transfer ({a}, {b}) acknowledged with count {n}, which the baseline \
+                 ({base_n}) or another acknowledged transfer already had: a lost update"
+            )
+            .into());
+        }
+        if n > last.2 {
+            last = (Some(a), Some(b), n);
+        }
+    }
+    tally.transfers_in_flight = transfers.pending.len() as u64;
+    let got = (got.0.as_deref(), got.1.as_deref());
+    Accounts::read(got.0, got.1).map_err(|e| format!("after the kill, {e}"))?;
+    if got == (last.0, last.1) {
+        return Ok(());
+    }
+    let in_flight = transfers.pending.values().any(|(a, b)| {
+        got == (Some(a), Some(b)) && count(Some(a), Some(b)).is_ok_and(|n| n > last.2)
+    });
+    if !in_flight {
+        return Err(format!(
+            "the accounts hold {got:?}: neither the last acknowledged transfer's \
+             ({:?}, {:?}) nor one in flight after it",
+            last.0, last.1
+        )
+        .into());
+    }
+    tally.transfers_applied += 1;
+    Ok(())
 }
 
 /// Every live table's checksums, through the manifest `CURRENT` names.

@@ -17,7 +17,7 @@ mod sweep;
 use std::path::Path;
 use std::sync::Arc;
 
-use strata::{Db, DbBuilder, WriteBatch, WriteOptions};
+use strata::{Db, DbBuilder, ErrorKind, Isolation, WriteBatch, WriteOptions};
 use strata_faultfs::{CrashOptions, FaultFs};
 
 use oracle::{History, Model, Op, Write};
@@ -143,6 +143,56 @@ impl Harness {
         result
     }
 
+    /// Starts a transaction (snapshot isolation) whose writes [`commit`](Self::commit)
+    /// records as one write of the history.
+    pub fn transaction(&self) -> Txn {
+        self.transaction_with(Isolation::Snapshot)
+    }
+
+    /// [`transaction`](Self::transaction) with the given isolation level.
+    pub fn transaction_with(&self, isolation: Isolation) -> Txn {
+        Txn {
+            tx: self.db.transaction_with(isolation),
+            side: self.side.clone(),
+            ops: Vec::new(),
+        }
+    }
+
+    /// Commits `txn`, stamping it with the change counts around it: one write of the
+    /// history whose entries are the transaction's puts and deletes, so after a crash
+    /// they must be all there or none (as a batch's), and there for sure once a synced
+    /// commit was acknowledged.
+    ///
+    /// A commit refused with [`ErrorKind::Conflict`] is not recorded at all: it must
+    /// have written nothing, so any of its (unique) values found later, by a live read
+    /// or after a crash, matches no prefix and fails the check. Any other failure is
+    /// recorded as an unacknowledged write (it may or may not have reached the disk),
+    /// as [`write_ops`](Self::write_ops) does.
+    pub fn commit(&mut self, txn: Txn, sync: bool) -> strata::Result<()> {
+        let Txn { tx, ops, .. } = txn;
+        let start = self.fs.op_count();
+        let result = tx.commit_with(WriteOptions { sync });
+        if result
+            .as_ref()
+            .is_err_and(|e| e.kind() == ErrorKind::Conflict)
+        {
+            return result;
+        }
+        let acked = result.is_ok().then(|| self.fs.op_count());
+        if result.is_ok() {
+            for op in &ops {
+                oracle::apply_op(&mut self.live, op);
+            }
+        }
+        self.hist.writes.push(Write {
+            entries: ops,
+            sync,
+            start,
+            acked,
+        });
+        result
+    }
+
     /// Drops the side keyspace (durable when acknowledged, with every write before it)
     /// and makes it again, empty: one write of the history.
     pub fn drop_side(&mut self) -> strata::Result<()> {
@@ -206,6 +256,70 @@ impl Harness {
             ));
         }
         Ok(())
+    }
+}
+
+/// A transaction on a [`Harness`]'s database. Its methods take model keys: a key under
+/// [`oracle::SIDE_PREFIX`] goes to the side keyspace through the transaction's `_in`
+/// methods, any other to the default keyspace, so one transaction can span both. Its
+/// puts and deletes are kept, in order, as the oracle's entries (the transaction keeps
+/// the newest write per key; applying them in order gives the same state).
+pub struct Txn {
+    tx: strata::Transaction,
+    side: strata::Keyspace,
+    ops: Vec<Op>,
+}
+
+impl Txn {
+    /// Reads `k` at the snapshot, with this transaction's writes (checked at commit
+    /// under serializable isolation only).
+    pub fn get(&mut self, k: &[u8]) -> strata::Result<Option<bytes::Bytes>> {
+        match oracle::split(k) {
+            (true, key) => self.tx.get_in(&self.side, key),
+            (false, key) => self.tx.get(key),
+        }
+    }
+
+    /// Reads `k` like [`get`](Self::get), the read checked at commit whatever the
+    /// isolation level.
+    pub fn get_for_update(&mut self, k: &[u8]) -> strata::Result<Option<bytes::Bytes>> {
+        match oracle::split(k) {
+            (true, key) => self.tx.get_for_update_in(&self.side, key),
+            (false, key) => self.tx.get_for_update(key),
+        }
+    }
+
+    /// The model keys in `[a, b)` (both in `a`'s keyspace) with their values, as the
+    /// transaction sees them; under serializable isolation the range is checked at
+    /// commit.
+    pub fn scan(&mut self, a: &[u8], b: &[u8]) -> strata::Result<Model> {
+        let ((in_side, start), (_, end)) = (oracle::split(a), oracle::split(b));
+        let prefix: &[u8] = if in_side { oracle::SIDE_PREFIX } else { b"" };
+        let iter = if in_side {
+            self.tx.range_in(&self.side, start..end)
+        } else {
+            self.tx.range(start..end)
+        };
+        iter.map(|kv| kv.map(|(k, v)| ([prefix, &k].concat(), v.to_vec())))
+            .collect()
+    }
+
+    /// Puts `k` when the transaction commits.
+    pub fn put(&mut self, k: &[u8], v: &[u8]) {
+        match oracle::split(k) {
+            (true, key) => self.tx.put_in(&self.side, key, v),
+            (false, key) => self.tx.put(key, v),
+        }
+        self.ops.push(Op::Put(k.to_vec(), v.to_vec()));
+    }
+
+    /// Deletes `k` when the transaction commits.
+    pub fn delete(&mut self, k: &[u8]) {
+        match oracle::split(k) {
+            (true, key) => self.tx.delete_in(&self.side, key),
+            (false, key) => self.tx.delete(key),
+        }
+        self.ops.push(Op::Delete(k.to_vec()));
     }
 }
 

@@ -2,8 +2,11 @@
 //! system, and the check of a recovered database against it (invariants I1–I5 of
 //! `docs/durability.md`).
 //!
-//! Each write is stamped with the file system's change count before it was issued and
-//! after it was acknowledged. For a crash after the first `k` changes:
+//! A write is a batch, a transaction's commit (its puts and deletes, across both
+//! keyspaces: all-or-nothing like a batch's; a commit refused with a conflict is no
+//! write at all) or a keyspace drop. Each write is stamped with the file system's change
+//! count before it was issued and after it was acknowledged. For a crash after the
+//! first `k` changes:
 //! - writes issued at or after `k` cannot have reached the disk;
 //! - a write acknowledged by `k` with `sync` (or followed by an acknowledged flush) must
 //!   be there (I1), and after a process crash every write acknowledged by `k` (I5);

@@ -2,19 +2,32 @@
 //! kept, reopened and checked against the oracle; several crash generations per seed
 //! (a crash may land in the middle of the previous recovery).
 //!
+//! The workload's writes are puts, deletes, batches, range deletes, keyspace drops and
+//! optimistic transactions: read-modify-writes across both keyspaces that must commit,
+//! and pairs of transactions from one snapshot whose second must be refused with a
+//! conflict, leaving nothing.
+//!
 //! `STRATA_CRASH_SEEDS=N` runs N seeds instead of the default 1,000;
 //! `STRATA_CRASH_SEED_START=S` starts at seed S.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use strata_faultfs::{CrashOptions, Rng};
 
-use crate::oracle::{Model, Op};
+use strata::{ErrorKind, Isolation};
+
+use crate::oracle::{self, Model, Op};
 use crate::{Harness, ROOMY_MEMTABLE, crash_and_check, universe_with_side};
 
 const DEFAULT_SEEDS: u64 = 1000;
 const KEYS: usize = 40;
 const GENERATIONS: usize = 3;
+
+/// Transactions committed, and second transactions of conflicting pairs refused, over
+/// the run (for the summary, and to show the workload really ran them).
+static COMMITTED: AtomicU64 = AtomicU64::new(0);
+static REFUSED: AtomicU64 = AtomicU64::new(0);
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -36,6 +49,179 @@ fn value(rng: &mut Rng, tag: u64, roomy: bool) -> Vec<u8> {
     v
 }
 
+fn pick(rng: &mut Rng, keys: &[Vec<u8>]) -> Vec<u8> {
+    keys[rng.below(keys.len() as u64) as usize].clone()
+}
+
+/// Model key `k`'s key in the other keyspace.
+fn counterpart(k: &[u8]) -> Vec<u8> {
+    match oracle::split(k) {
+        (true, key) => key.to_vec(),
+        (false, key) => [oracle::SIDE_PREFIX, key].concat(),
+    }
+}
+
+/// The value a read-modify-write writes after reading `read`: unique (its tag) and
+/// naming the tag of the value it read (`-`: none), so it is derived from the read.
+fn derived(tag: u64, read: Option<&[u8]>) -> Vec<u8> {
+    let from = read.map_or(&b"-"[..], |v| v.split(|&b| b == b':').next().unwrap_or(v));
+    [format!("{tag}:after-").as_bytes(), from].concat()
+}
+
+/// Whether a transaction's read of `k` shows the acknowledged state: nothing else
+/// writes while the workload's transactions are open, so their snapshot is `live`.
+fn read_matches(h: &Harness, k: &[u8], read: Option<&[u8]>) -> Result<(), String> {
+    if read == h.live.get(k).map(Vec::as_slice) {
+        return Ok(());
+    }
+    Err(format!(
+        "a transaction read {} as {:?}, the model has {:?}",
+        String::from_utf8_lossy(k),
+        read.map(String::from_utf8_lossy),
+        h.live.get(k).map(|v| String::from_utf8_lossy(v))
+    ))
+}
+
+/// A transaction that must commit: a read-modify-write of one key (read with
+/// `get_for_update`, written with a value derived from what it read), half the time a
+/// write of that key's counterpart in the other keyspace, and up to three more puts
+/// and deletes in either keyspace; one in three serializable. Committed, it is one
+/// write of the history: all of it or none after a crash, all of it if synced.
+fn transaction(
+    h: &mut Harness,
+    rng: &mut Rng,
+    tag: u64,
+    keys: &[Vec<u8>],
+    sync: bool,
+) -> Result<(), String> {
+    let isolation = if rng.one_in(3) {
+        Isolation::Serializable
+    } else {
+        Isolation::Snapshot
+    };
+    let mut tx = h.transaction_with(isolation);
+    let k = pick(rng, keys);
+    let read = tx
+        .get_for_update(&k)
+        .map_err(|e| format!("get_for_update: {e}"))?;
+    read_matches(h, &k, read.as_deref())?;
+    tx.put(&k, &derived(tag, read.as_deref()));
+    if rng.one_in(2) {
+        let c = counterpart(&k);
+        if rng.one_in(3) {
+            tx.delete(&c);
+        } else {
+            tx.put(&c, &value(rng, tag + 1, h.roomy));
+        }
+    }
+    for j in 0..rng.below(4) {
+        let other = pick(rng, keys);
+        if rng.one_in(4) {
+            tx.delete(&other);
+        } else {
+            tx.put(&other, &value(rng, tag + 2 + j, h.roomy));
+        }
+    }
+    h.commit(tx, sync)
+        .map_err(|e| format!("a transaction's commit failed on a healthy file system: {e}"))?;
+    COMMITTED.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Two transactions from one snapshot that both touch key `k`: the first (or, one time
+/// in four, a plain write) commits; the second must fail with a conflict and write
+/// nothing. How the second depends on `k` varies: it writes `k` (first committer wins),
+/// reads it with `get_for_update`, or, serializable, reads it with a plain `get` or
+/// scans a range holding it. It also writes a key and its counterpart, so it spans
+/// both keyspaces. The harness records nothing for a refused commit and every value
+/// is unique, so any of its writes seen later, live or after a crash, fails a check.
+fn conflicting_pair(
+    h: &mut Harness,
+    rng: &mut Rng,
+    tag: u64,
+    keys: &[Vec<u8>],
+    sync: bool,
+) -> Result<(), String> {
+    let e = |what: &'static str| move |e: strata::Error| format!("{what}: {e}");
+    let k = pick(rng, keys);
+    let how = rng.below(4);
+    let isolation = if how >= 2 {
+        Isolation::Serializable
+    } else {
+        Isolation::Snapshot
+    };
+    // Its snapshot is taken here: what the first commits below comes after it.
+    let mut second = h.transaction_with(isolation);
+    match how {
+        0 => second.put(&k, &value(rng, tag + 1, h.roomy)),
+        1 => {
+            let read = second.get_for_update(&k).map_err(e("get_for_update"))?;
+            read_matches(h, &k, read.as_deref())?;
+        }
+        2 => {
+            let read = second.get(&k).map_err(e("get"))?;
+            read_matches(h, &k, read.as_deref())?;
+        }
+        _ => {
+            let x = oracle::in_keyspace_of(&k, &pick(rng, keys));
+            let (a, b) = (
+                k.clone().min(x.clone()),
+                [k.clone().max(x), vec![0]].concat(),
+            );
+            let got = second.scan(&a, &b).map_err(e("scan"))?;
+            let want: Model = h
+                .live
+                .range(a.clone()..b.clone())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if got != want {
+                return Err("a transaction's scan disagrees with the model".into());
+            }
+        }
+    }
+    let other = pick(rng, keys);
+    second.put(&other, &value(rng, tag + 2, h.roomy));
+    second.put(&counterpart(&other), &value(rng, tag + 3, h.roomy));
+    if rng.one_in(4) {
+        // A plain write after the snapshot conflicts as a commit does.
+        h.put(&k, &value(rng, tag, h.roomy), sync)
+            .map_err(e("the plain write"))?;
+    } else {
+        let mut first = h.transaction();
+        let read = first.get_for_update(&k).map_err(e("get_for_update"))?;
+        read_matches(h, &k, read.as_deref())?;
+        first.put(&k, &derived(tag, read.as_deref()));
+        h.commit(first, sync).map_err(e("the first commit"))?;
+        COMMITTED.fetch_add(1, Ordering::Relaxed);
+    }
+    match h.commit(second, sync) {
+        Err(err) if err.kind() == ErrorKind::Conflict => {
+            REFUSED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(()) => {
+            return Err(format!(
+                "the second of two conflicting transactions committed (way {how})"
+            ));
+        }
+        Err(err) => {
+            return Err(format!(
+                "the second of two conflicting transactions failed with {err}, not a conflict"
+            ));
+        }
+    }
+    // Nothing of it shows (crashes check it again, through the history).
+    for key in [other.clone(), counterpart(&other)] {
+        let got = h.get(&key).map_err(e("get"))?;
+        if got.as_deref() != h.live.get(&key).map(Vec::as_slice) {
+            return Err(format!(
+                "a transaction refused with a conflict wrote {}",
+                String::from_utf8_lossy(&key)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `n` random operations; stops early (with `Ok`) never: every operation must
 /// succeed on a healthy file system.
 fn workload(h: &mut Harness, rng: &mut Rng, n: usize, keys: &[Vec<u8>]) -> Result<(), String> {
@@ -44,11 +230,19 @@ fn workload(h: &mut Harness, rng: &mut Rng, n: usize, keys: &[Vec<u8>]) -> Resul
         let key = |rng: &mut Rng| keys[rng.below(keys.len() as u64) as usize].clone();
         let sync = rng.one_in(8);
         let r = match rng.below(100) {
-            0..50 => {
+            0..44 => {
                 let (k, v) = (key(rng), value(rng, tag, h.roomy));
                 h.put(&k, &v, sync)
             }
-            50..62 => {
+            44..50 => {
+                transaction(h, rng, tag, keys, sync).map_err(|e| format!("op {i}: {e}"))?;
+                Ok(())
+            }
+            50..51 => {
+                conflicting_pair(h, rng, tag, keys, sync).map_err(|e| format!("op {i}: {e}"))?;
+                Ok(())
+            }
+            51..62 => {
                 let k = key(rng);
                 h.write(vec![(k, None)], sync)
             }
@@ -174,11 +368,23 @@ fn random_workloads_survive_random_crashes() {
             .flat_map(|h| h.join().unwrap())
             .collect()
     });
+    let (committed, refused) = (
+        COMMITTED.load(Ordering::Relaxed),
+        REFUSED.load(Ordering::Relaxed),
+    );
     eprintln!(
-        "crash seeds {first}..{}: {} failed, {:.1?}",
+        "crash seeds {first}..{}: {} failed, {:.1?}; {committed} transactions committed, \
+         {refused} refused with a conflict",
         first + seeds,
         failures.len(),
         started.elapsed()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // About 7 transactions and one conflicting pair per 100 operations, ~300 operations
+    // a seed: over 100 seeds, far above these floors unless the workload stopped
+    // issuing them (a few seeds may by chance have no conflicting pair).
+    if seeds >= 100 {
+        assert!(committed >= seeds * 5, "only {committed} transactions");
+        assert!(refused >= seeds, "only {refused} conflicts refused");
+    }
 }
