@@ -49,6 +49,15 @@
 //! counted distinct `n`s above the baseline's (a lost update repeats one). A child
 //! thread that reads half a transfer, or gets a conflict on its own keys, exits the
 //! child with an error, which fails the run.
+//!
+//! **Merge operands.** One write in ten appends a token (`<cycle>.<thread>.<op>,`) to
+//! the thread's merge log, `mlog-<thread>`, in both keyspaces in one batch — as merge
+//! operands, or now and then as puts that restart the log (intent line `G <id> <key>
+//! <M|P> <token>`). The database folds them with an appending merge operator. After a
+//! kill each log must read the same in both keyspaces (a batch is atomic across them)
+//! and equal the baseline's log with every acknowledged token appended in order — plus
+//! at most the one in flight: no operand lost, doubled or reordered, through flushes
+//! and compactions that fold them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -137,6 +146,7 @@ fn in_side(i: u64) -> bool {
 /// (A MemTable's size counts its 64 KiB arena chunks, so 128 KiB holds ~64 KiB.)
 fn open_db(path: &Path) -> strata::Result<Db> {
     Db::builder(path)
+        .merge_operator(Append)
         .memtable_bytes(128 << 10)
         .table_file_bytes(32 << 10)
         .block_bytes(1 << 10)
@@ -147,6 +157,26 @@ fn open_db(path: &Path) -> strata::Result<Db> {
         .block_cache_bytes(256 << 10)
         .open()
 }
+
+/// The merge operator of the crashtest's database: appends each operand to the value.
+struct Append;
+
+impl strata::MergeOperator for Append {
+    fn name(&self) -> &str {
+        "append"
+    }
+
+    fn merge(&self, _: &[u8], existing: Option<&[u8]>, operands: &[&[u8]]) -> Option<Vec<u8>> {
+        let mut v = existing.unwrap_or_default().to_vec();
+        for op in operands {
+            v.extend_from_slice(op);
+        }
+        Some(v)
+    }
+}
+
+/// Prefix of the per-thread merge logs (`mlog-<thread>`, in both keyspaces).
+const MERGE_LOG: &str = "mlog-";
 
 // ---------------------------------------------------------------- child
 
@@ -228,7 +258,8 @@ type ChildResult<T> = std::result::Result<T, String>;
 
 impl Writer {
     /// Writes until killed (or for a minute): of ten writes, one transfer between the
-    /// shared accounts, one transaction over the thread's own keys, eight batches.
+    /// shared accounts, one transaction over the thread's own keys, one append to the
+    /// thread's merge log, seven batches.
     fn run(&mut self) -> ChildResult<()> {
         let started = Instant::now();
         for op in 0u64.. {
@@ -238,6 +269,7 @@ impl Writer {
             match self.rng.below(10) {
                 0 => self.transfer(op)?,
                 1 => self.transaction(op)?,
+                2 => self.merge(op)?,
                 _ => self.batch(op)?,
             }
         }
@@ -420,6 +452,29 @@ impl Writer {
         Ok(())
     }
 
+    /// Appends this op's token to the thread's merge log in both keyspaces, in one
+    /// batch: as merge operands, or (one in forty) as puts that restart the log, so it
+    /// stays short. Its intent line is `G <id> <key> <M|P> <token>`.
+    fn merge(&mut self, op: u64) -> ChildResult<()> {
+        let id = self.id(op);
+        let k = format!("{MERGE_LOG}{}", self.t);
+        let token = format!("{id},");
+        let restart = self.rng.below(40) == 0;
+        let mut batch = WriteBatch::new();
+        if restart {
+            batch.put(&k, &token).put_in(&self.side, &k, &token);
+        } else {
+            batch.merge(&k, &token).merge_in(&self.side, &k, &token);
+        }
+        let sync = self.rng.below(6) == 0;
+        let mode = if restart { "P" } else { "M" };
+        append(&self.log, &format!("G {id} {k} {mode} {token}\n"))?;
+        self.db
+            .write(batch, WriteOptions { sync })
+            .map_err(|e| format!("merge {id} failed: {e}"))?;
+        append(&self.log, &format!("A {id}\n"))
+    }
+
     fn id(&self, op: u64) -> String {
         format!("{}.{}.{op}", self.cycle, self.t)
     }
@@ -519,6 +574,8 @@ struct Tally {
     transfers: u64,
     /// Transfer attempts refused with a conflict (and retried).
     conflicts: u64,
+    /// Appends to the merge logs acknowledged (merge operands or restarts).
+    merges: u64,
     transfers_in_flight: u64,
     transfers_applied: u64,
 }
@@ -609,6 +666,7 @@ pub fn run(args: &Args) -> Result<()> {
         total.keys = tally.keys;
         total.transfers += tally.transfers;
         total.conflicts += tally.conflicts;
+        total.merges += tally.merges;
         total.transfers_in_flight += tally.transfers_in_flight;
         total.transfers_applied += tally.transfers_applied;
     }
@@ -616,8 +674,8 @@ pub fn run(args: &Args) -> Result<()> {
         "crashtest: {} cycles (seed {seed}, {} threads): {} writes acknowledged, all present \
          ({} of them transactions); {} in flight at a kill ({} of them applied, atomically); \
          transfers: {} acknowledged, {} attempts refused with a conflict, {} in flight at a \
-         kill ({} applied, whole); {} keys at the end; {} children exited before the kill; \
-         {:.1} s",
+         kill ({} applied, whole); merge logs: {} appends acknowledged, all present in \
+         order; {} keys at the end; {} children exited before the kill; {:.1} s",
         args.iterations,
         args.threads,
         total.acked,
@@ -628,6 +686,7 @@ pub fn run(args: &Args) -> Result<()> {
         total.conflicts,
         total.transfers_in_flight,
         total.transfers_applied,
+        total.merges,
         total.keys,
         early_exits,
         started.elapsed().as_secs_f64()
@@ -666,6 +725,17 @@ fn verify(dir: &Path) -> Result<Tally> {
         acked.remove(ACCOUNT_A).flatten(),
         acked.remove(ACCOUNT_B).flatten(),
     );
+    // The merge logs too: their tokens are checked in order.
+    let mut logs: BTreeMap<String, String> = BTreeMap::new();
+    acked.retain(|k, v| match (k.strip_prefix(MERGE_LOG), v) {
+        (Some(_), Some(v)) => {
+            logs.insert(k.clone(), std::mem::take(v));
+            false
+        }
+        _ => true,
+    });
+    // Appends intended and not yet acknowledged: (key, restart, token).
+    let mut pending_merges: BTreeMap<String, (String, bool, String)> = BTreeMap::new();
     let mut transfers = Transfers::default();
     let mut pending: BTreeMap<String, Intent> = BTreeMap::new();
     let mut tally = Tally::default();
@@ -699,12 +769,26 @@ fn verify(dir: &Path) -> Result<Tally> {
                     .pending
                     .insert(id.to_owned(), (a.to_owned(), b.to_owned()));
             }
+            (Some("G"), Some(id)) => {
+                let (k, mode, token) = match (words.next(), words.next(), words.next()) {
+                    (Some(k), Some(m @ ("M" | "P")), Some(t)) => (k, m, t),
+                    _ => return Err(format!("bad merge intent {line:?}").into()),
+                };
+                pending_merges.insert(id.to_owned(), (k.to_owned(), mode == "P", token.to_owned()));
+            }
             (Some("A"), Some(id)) => {
                 if let Some(intent) = pending.remove(id) {
                     for (k, v) in intent.entries {
                         acked.insert(k, v);
                     }
                     tally.acked += 1;
+                } else if let Some((k, restart, token)) = pending_merges.remove(id) {
+                    let log = logs.entry(k).or_default();
+                    if restart {
+                        log.clear();
+                    }
+                    log.push_str(&token);
+                    tally.merges += 1;
                 } else {
                     let transfer = transfers.pending.remove(id).ok_or("ack without intent")?;
                     transfers.acked.push(transfer);
@@ -730,11 +814,18 @@ fn verify(dir: &Path) -> Result<Tally> {
         None
     };
     let mut got: BTreeMap<String, String> = BTreeMap::new();
+    // The merge logs found, per keyspace (default, side).
+    let mut got_logs: [BTreeMap<String, String>; 2] = Default::default();
     let scans = std::iter::once((false, db.iter())).chain(side.iter().map(|s| (true, s.iter())));
     for (scan_side, scan) in scans {
         for kv in scan {
             let (k, v) = kv.map_err(|e| format!("scan failed: {e}"))?;
             let k = String::from_utf8(k.to_vec()).map_err(|_| "a key that was never written")?;
+            if k.starts_with(MERGE_LOG) {
+                let v = String::from_utf8(v.to_vec()).map_err(|_| "a merge log never written")?;
+                got_logs[usize::from(scan_side)].insert(k, v);
+                continue;
+            }
             let in_right_keyspace = match k.as_str() {
                 ACCOUNT_A => !scan_side,
                 ACCOUNT_B => scan_side,
@@ -776,6 +867,7 @@ fn verify(dir: &Path) -> Result<Tally> {
     {
         return Err("a get of an account disagrees with the scan".into());
     }
+    verify_merge_logs(&db, side.as_ref(), &got_logs, &logs, &pending_merges)?;
     drop(side);
     db.close().map_err(|e| format!("close failed: {e}"))?;
     // After close: background compactions no longer change the set of live tables.
@@ -829,7 +921,13 @@ fn verify(dir: &Path) -> Result<Tally> {
     let mut next = String::new();
     let accounts = [(ACCOUNT_A, accounts.0), (ACCOUNT_B, accounts.1)];
     let accounts = accounts.iter().filter_map(|(k, v)| Some((*k, v.as_ref()?)));
-    for (k, v) in got.iter().map(|(k, v)| (k.as_str(), v)).chain(accounts) {
+    let merge_logs = got_logs[0].iter().map(|(k, v)| (k.as_str(), v));
+    for (k, v) in got
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .chain(accounts)
+        .chain(merge_logs)
+    {
         next.push_str(&format!("{k}={v}\n"));
     }
     let tmp = dir.join("baseline.tmp");
@@ -837,6 +935,69 @@ fn verify(dir: &Path) -> Result<Tally> {
     std::fs::rename(&tmp, &baseline_path)?;
     std::fs::write(&log_path, "")?;
     Ok(tally)
+}
+
+/// Each thread's merge log must read the same in both keyspaces, by scan and by point
+/// lookup (a batch spans them atomically), and be the baseline's log with every
+/// acknowledged append applied in order — or with the one append in flight at the kill
+/// applied too (I5: a process crash loses nothing acknowledged).
+fn verify_merge_logs(
+    db: &Db,
+    side: Option<&Keyspace>,
+    got: &[BTreeMap<String, String>; 2],
+    acked: &BTreeMap<String, String>,
+    pending: &BTreeMap<String, (String, bool, String)>,
+) -> Result<()> {
+    let keys: std::collections::BTreeSet<&String> = got[0]
+        .keys()
+        .chain(got[1].keys())
+        .chain(acked.keys())
+        .collect();
+    for k in keys {
+        let (default, in_side) = (got[0].get(k), got[1].get(k));
+        if default != in_side {
+            return Err(format!(
+                "{k} differs between the keyspaces ({:.60?} vs {:.60?}): a batch applied in part",
+                default, in_side
+            )
+            .into());
+        }
+        let by_get = db.get(k)?;
+        let by_get_side = side.map(|s| s.get(k)).transpose()?.flatten();
+        if by_get.as_deref() != default.map(String::as_bytes)
+            || (side.is_some() && by_get_side.as_deref() != in_side.map(String::as_bytes))
+        {
+            return Err(format!("a get of {k} disagrees with the scan").into());
+        }
+        let want = acked.get(k);
+        let mut allowed = vec![want.cloned()];
+        for (key, restart, token) in pending.values() {
+            if key == k {
+                let base = if *restart {
+                    ""
+                } else {
+                    want.map_or("", String::as_str)
+                };
+                allowed.push(Some(format!("{base}{token}")));
+            }
+        }
+        if !allowed.contains(&default.cloned()) {
+            return Err(format!(
+                "{k} = …{} is neither its acknowledged log (…{}) nor that plus the append in \
+                 flight",
+                tail(default.map_or("(absent)", String::as_str)),
+                tail(want.map_or("(absent)", String::as_str)),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The last 60 characters of a merge log, for messages.
+fn tail(s: &str) -> &str {
+    let start = s.len().saturating_sub(60);
+    s.get(start..).unwrap_or(s)
 }
 
 /// A `T` intent's read-modify-write entry (its value holds `.after-<id>.`) names the

@@ -80,6 +80,11 @@ fn crashtest_survives_a_hundred_kills() {
         number_before(" attempts refused with a conflict") > 0,
         "{summary}"
     );
+    // Merge operands too: appends to the per-thread merge logs, checked in order.
+    assert!(
+        number_before(" appends acknowledged, all present in order") > iterations,
+        "{summary}"
+    );
 }
 
 /// The transfer check is not vacuous: one account changed alone (half a transfer, as a

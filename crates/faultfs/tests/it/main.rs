@@ -46,6 +46,8 @@ pub fn tiny(builder: DbBuilder, roomy: bool) -> DbBuilder {
         .l0_compaction_trigger(2)
         .manifest_roll_bytes(1 << 10)
         .block_cache_bytes(32 << 10)
+        // Merge operands fold by appending (the side keyspace inherits it).
+        .merge_operator(oracle::Concat)
         // The side keyspace is shaped apart: LZ4 below L0, its own block size and
         // L0 trigger, and in the tight shape a MemTable four times as large.
         .keyspace_options(

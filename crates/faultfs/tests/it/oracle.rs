@@ -62,6 +62,9 @@ pub enum Op {
     DeleteRange(Vec<u8>, Vec<u8>),
     /// Deletes every key at or after `start`.
     DeleteFrom(Vec<u8>),
+    /// Appends the operand to the key's value (the harness's [`Concat`] merge
+    /// operator), or sets it if the key has none.
+    Merge(Vec<u8>, Vec<u8>),
     /// Drops the side keyspace and makes it again, empty (not a batch entry: a write of
     /// its own).
     DropSide,
@@ -80,7 +83,7 @@ impl Op {
     /// Whether the entry deletes `key`.
     fn deletes(&self, key: &[u8]) -> bool {
         match self {
-            Op::Put(..) => false,
+            Op::Put(..) | Op::Merge(..) => false,
             Op::Delete(k) => k == key,
             Op::DeleteRange(a, b) => a.as_slice() <= key && key < b.as_slice(),
             Op::DeleteFrom(a) => same_keyspace(a, key) && a.as_slice() <= key,
@@ -92,12 +95,18 @@ impl Op {
     /// keyspace's handle).
     pub fn add_to(&self, batch: &mut strata::WriteBatch, side: &strata::Keyspace) {
         let (in_side, k) = match self {
-            Op::Put(k, _) | Op::Delete(k) | Op::DeleteRange(k, _) | Op::DeleteFrom(k) => split(k),
+            Op::Put(k, _)
+            | Op::Delete(k)
+            | Op::DeleteRange(k, _)
+            | Op::DeleteFrom(k)
+            | Op::Merge(k, _) => split(k),
             Op::DropSide => panic!("a keyspace drop is not a batch entry"),
         };
         match (self, in_side) {
             (Op::Put(_, v), false) => batch.put(k, v),
             (Op::Put(_, v), true) => batch.put_in(side, k, v),
+            (Op::Merge(_, v), false) => batch.merge(k, v),
+            (Op::Merge(_, v), true) => batch.merge_in(side, k, v),
             (Op::Delete(_), false) => batch.delete(k),
             (Op::Delete(_), true) => batch.delete_in(side, k),
             (Op::DeleteRange(_, b), false) => batch.delete_range(k, b),
@@ -106,6 +115,24 @@ impl Op {
             (Op::DeleteFrom(_), true) => batch.delete_range_from_in(side, k),
             (Op::DropSide, _) => return,
         };
+    }
+}
+
+/// The merge operator every harness database opens with: appends each operand to the
+/// value (associative, as an operator must be). The model's [`Op::Merge`] does the same.
+pub struct Concat;
+
+impl strata::MergeOperator for Concat {
+    fn name(&self) -> &str {
+        "concat"
+    }
+
+    fn merge(&self, _: &[u8], existing: Option<&[u8]>, operands: &[&[u8]]) -> Option<Vec<u8>> {
+        let mut v = existing.unwrap_or_default().to_vec();
+        for op in operands {
+            v.extend_from_slice(op);
+        }
+        Some(v)
     }
 }
 
@@ -145,6 +172,10 @@ pub fn apply_op(model: &mut Model, op: &Op) {
         Op::Delete(k) => {
             model.remove(k);
         }
+        Op::Merge(k, operand) => model
+            .entry(k.clone())
+            .or_default()
+            .extend_from_slice(operand),
         Op::DeleteRange(a, b) => model.retain(|k, _| !(a <= k && k < b)),
         Op::DeleteFrom(a) => model.retain(|k, _| !same_keyspace(a, k) || k < a),
         Op::DropSide => model.retain(|k, _| !split(k).0),

@@ -277,6 +277,22 @@ fn workload(h: &mut Harness, rng: &mut Rng, n: usize, keys: &[Vec<u8>]) -> Resul
             80..82 => h.flush(),
             82..83 => h.compact_all(),
             83..84 if rng.one_in(2) => h.drop_side(),
+            84..88 => {
+                // Merge operands, alone or among puts and deletes of the same keys:
+                // each operand unique (its tag), so a lost or doubled one shows.
+                let n = 1 + rng.below(4);
+                let ops = (0..n)
+                    .map(|j| {
+                        let k = key(rng);
+                        match rng.below(6) {
+                            0 => Op::Put(k, value(rng, tag + j, h.roomy)),
+                            1 => Op::Delete(k),
+                            _ => Op::Merge(k, format!("+{}.{j}", tag).into_bytes()),
+                        }
+                    })
+                    .collect();
+                h.write_ops(ops, sync)
+            }
             _ => {
                 let k = key(rng);
                 let got = h.get(&k).map_err(|e| format!("get failed: {e}"))?;

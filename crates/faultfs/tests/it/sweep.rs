@@ -249,6 +249,54 @@ fn range_deletes_through_flush_and_compaction() {
     );
 }
 
+/// Merge operands through every stage: appended to a value and to nothing, in batches
+/// with puts and deletes, in both keyspaces, synced and not, then flushed, compacted
+/// (folded into puts at the bottom) and merged onto again. A crash at any point
+/// recovers a prefix of the writes with each key's operands folded in order.
+#[test]
+fn merges_through_flush_and_compaction() {
+    use crate::oracle::{Op, SIDE_PREFIX};
+    let side = |i: usize| [SIDE_PREFIX, &key(i)].concat();
+    let merge = |k: Vec<u8>, operand: &str| Op::Merge(k, operand.as_bytes().to_vec());
+    let ops = sweep(true, |h| {
+        for i in 0..6 {
+            h.put(&key(i), format!("base{i}").as_bytes(), false)
+                .unwrap();
+        }
+        for round in 0..4 {
+            h.write_ops(
+                vec![
+                    merge(key(round), &format!("+a{round}")),
+                    merge(key(7), &format!("+b{round}")),
+                    merge(side(round), &format!("+s{round}")),
+                ],
+                round % 2 == 1,
+            )
+            .unwrap();
+        }
+        h.flush().unwrap();
+        h.write_ops(
+            vec![
+                merge(key(1), "+before-delete"),
+                Op::Delete(key(1)),
+                merge(key(1), "+after-delete"),
+                Op::Put(key(2), b"reset".to_vec()),
+                merge(key(2), "+after-put"),
+            ],
+            true,
+        )
+        .unwrap();
+        h.flush().unwrap();
+        h.compact_all().unwrap();
+        h.write_ops(vec![merge(key(0), "+late"), merge(side(0), "+late")], false)
+            .unwrap();
+    });
+    assert!(
+        count(&ops, OpKind::Create, ".sst") >= 3,
+        "flushes and compaction outputs"
+    );
+}
+
 /// Two keyspaces through every stage: batches spanning both, a quiet keyspace holding
 /// the oldest WAL while the other one's MemTables fill and flush (in the roomy shape,
 /// so WALs hold many records and outlive the MemTables flushed from them), a range
