@@ -331,12 +331,17 @@ impl Writer {
         let sync = self.rng.below(6) == 0;
         // The point entries (the range delete, if any, is already first).
         let covered = |k: u64| range.contains(&k) && in_side(k) == range_side;
+        // One batch in four writes its puts with a day to live: stored with an expiry
+        // through WAL, flushes and compactions, read back as the value.
+        let ttl = (self.rng.below(4) == 0).then_some(Duration::from_secs(86_400));
         for (k, v) in entries.iter().filter(|(k, v)| v.is_some() || !covered(**k)) {
-            match (v, in_side(*k)) {
-                (Some(v), false) => batch.put(key(*k), v),
-                (Some(v), true) => batch.put_in(&self.side, key(*k), v),
-                (None, false) => batch.delete(key(*k)),
-                (None, true) => batch.delete_in(&self.side, key(*k)),
+            match (v, in_side(*k), ttl) {
+                (Some(v), false, None) => batch.put(key(*k), v),
+                (Some(v), true, None) => batch.put_in(&self.side, key(*k), v),
+                (Some(v), false, Some(ttl)) => batch.put_with_ttl(key(*k), v, ttl),
+                (Some(v), true, Some(ttl)) => batch.put_in_with_ttl(&self.side, key(*k), v, ttl),
+                (None, false, _) => batch.delete(key(*k)),
+                (None, true, _) => batch.delete_in(&self.side, key(*k)),
             };
         }
         let id = self.id(op);

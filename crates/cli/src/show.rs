@@ -129,6 +129,7 @@ pub fn kind(kind: ValueKind) -> &'static str {
         ValueKind::Put => "put",
         ValueKind::Delete => "del",
         ValueKind::Merge => "merge",
+        ValueKind::ExpiringPut => "put-ttl",
     }
 }
 
@@ -139,6 +140,9 @@ pub fn batch_kind(op: strata::inspect::BatchOp) -> &'static str {
         strata::inspect::BatchOp::Delete => "del",
         strata::inspect::BatchOp::DeleteRange => "delrange",
         strata::inspect::BatchOp::Merge => "merge",
+        strata::inspect::BatchOp::PutExpiring => "put-ttl",
+        // Never decoded from a WAL (the writer gives it its expiry first).
+        strata::inspect::BatchOp::PutTtl => "put-ttl-unresolved",
         // Never decoded from a WAL (the writer gives it an end first).
         strata::inspect::BatchOp::DeleteRangeToEnd => "delrange-open",
     }

@@ -733,6 +733,8 @@ fn get(args: &GetArgs) -> CmdResult {
         Lookup::Deleted => ("deleted", None),
         // The value folds this operand with older entries (see `versions`).
         Lookup::Merge => ("merge", None),
+        // Shown whatever the time: `versions` gives the stored bytes, expiry first.
+        Lookup::Expiring { value, .. } => ("found", Some(value)),
         Lookup::Absent => ("absent", None),
     };
     let report = SstGet {

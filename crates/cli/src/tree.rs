@@ -331,6 +331,15 @@ fn resolve(
                 continue;
             }
             ValueKind::Put => Answer::Found(seq, value),
+            // Shown as found whatever the time (the tool does not judge expiry): the
+            // user's value, without the expiry in front of it.
+            ValueKind::ExpiringPut => Answer::Found(
+                seq,
+                value
+                    .get(strata_core::expiry::EXPIRY_LEN..)
+                    .unwrap_or_default()
+                    .to_vec(),
+            ),
             ValueKind::Delete => Answer::Deleted(seq),
         };
         return with_operands(operands, end);
@@ -352,6 +361,7 @@ fn wal_lookup(entries: &[BatchEntry], key: &[u8]) -> (Answer, Option<RangeTombst
             let kind = match e.kind {
                 BatchOp::Put => ValueKind::Put,
                 BatchOp::Merge => ValueKind::Merge,
+                BatchOp::PutExpiring => ValueKind::ExpiringPut,
                 _ => ValueKind::Delete,
             };
             (e.seq, kind, e.value.clone())

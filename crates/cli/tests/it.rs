@@ -27,21 +27,29 @@ fn strata(args: &[&str]) -> Run {
 }
 
 fn ok(args: &[&str]) -> String {
-    // A handle this process closed can leave its lock held for a moment: another test
-    // thread's freshly forked child keeps a copy of the lock's descriptor until it
-    // execs. Such a refusal is the harness's, not the tool's: try again briefly.
-    let started = std::time::Instant::now();
-    let mut run = strata(args);
-    while run.code != 0
-        && run.stderr.contains("is locked")
-        && started.elapsed() < std::time::Duration::from_secs(2)
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        run = strata(args);
-    }
+    let run = when_unlocked(args);
     assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
     assert_eq!(run.stderr, "", "{args:?}");
     run.stdout
+}
+
+/// Runs a command; a refusal because the database is locked is retried briefly. A
+/// handle this process closed can leave its lock held for a moment: another test
+/// thread's freshly forked child keeps a copy of the lock's descriptor until it execs.
+/// Such a refusal is the harness's, not the tool's.
+fn when_unlocked(args: &[&str]) -> Run {
+    let started = std::time::Instant::now();
+    loop {
+        let run = strata(args);
+        if run.code != 0
+            && run.stderr.contains("is locked")
+            && started.elapsed() < std::time::Duration::from_secs(2)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        }
+        return run;
+    }
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
@@ -221,7 +229,7 @@ fn checkpoint_and_backups_from_the_command_line() {
     db.keyspace("side").unwrap().put("only", "in side").unwrap();
     db.close().unwrap();
     let side = tmp.path().join("cp-side");
-    let missing = strata(&[
+    let missing = when_unlocked(&[
         "checkpoint",
         &path(&dbdir),
         &path(&side),

@@ -15,6 +15,11 @@
 //!   operand** `merge(Some(oldest), the rest)`, which the operator's associativity
 //!   makes equal to the run (see `strata_core::merge`).
 //!
+//! A run on a value with an expiry that has not passed is not folded either: reads fold
+//! the operands onto that value while it lives and onto nothing once it expires, and
+//! no single entry can say both. Once it has expired, compaction folds the run onto
+//! nothing.
+//!
 //! Without an operator, or when the operator refuses the operands, nothing is folded:
 //! the run and its base entry are written as they came (reads then report the
 //! operator's error; compaction never fails or loses an operand because of it).
@@ -28,8 +33,11 @@ use strata_core::{MergeOperator, ParsedInternalKey, SequenceNumber, ValueKind};
 pub(crate) enum Base {
     /// A put in the stripe: its value.
     Value(Bytes),
+
     /// A tombstone in the stripe, or the key's history ending with nothing below.
     Nothing,
+    /// A value with an expiry still to come: the run is written unfolded.
+    Unfoldable,
     /// The stripe ends but older entries of the key may remain (an older stripe, a
     /// lower level).
     Unknown,
@@ -88,6 +96,7 @@ impl OperandRun {
         base: Base,
         base_entry: Option<Output>,
     ) -> Vec<Output> {
+        let operator = operator.filter(|_| !matches!(base, Base::Unfoldable));
         match operator.and_then(|op| self.fold(op, &base)) {
             Some(folded) => vec![folded],
             None => {
@@ -106,10 +115,12 @@ impl OperandRun {
                 ValueKind::Put,
                 operator.merge(&self.user_key, Some(v), &oldest_first)?,
             ),
+
             Base::Nothing => (
                 ValueKind::Put,
                 operator.merge(&self.user_key, None, &oldest_first)?,
             ),
+            Base::Unfoldable => return None,
             Base::Unknown => {
                 let (first, rest) = oldest_first.split_first()?;
                 if rest.is_empty() {

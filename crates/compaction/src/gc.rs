@@ -100,6 +100,12 @@ impl<F: FnMut(&[u8]) -> bool> VersionGc<F> {
         self.snapshots.partition_point(|&s| s < seq)
     }
 
+    /// The stripe of entries no snapshot can see (written after every live snapshot):
+    /// only the latest state reads them.
+    pub fn latest_stripe(&self) -> usize {
+        self.snapshots.len()
+    }
+
     /// Whether a level below the output may hold `user_key` (the caller's answer).
     /// Like the rules' own questions, asked for ascending user keys.
     pub fn may_exist_below(&mut self, user_key: &[u8]) -> bool {

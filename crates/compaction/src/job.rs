@@ -13,11 +13,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use strata_core::key::{compare_internal_keys, user_key};
+use strata_core::expiry::{encode_expiring, is_expired, split_expiring};
+use strata_core::key::{compare_internal_keys, encode_internal_key, user_key};
 use strata_core::range_del::successor;
 use strata_core::{
-    Error, FragmentedTombstones, MergeOperator, ParsedInternalKey, Result, SequenceNumber,
-    SortedIter, ValueKind,
+    CompactionFilter, Error, FilterDecision, FragmentedTombstones, MergeOperator,
+    ParsedInternalKey, Result, SequenceNumber, SortedIter, ValueKind,
 };
 
 use crate::file_meta::MetaAccumulator;
@@ -55,6 +56,10 @@ pub struct CompactionStats {
     /// Merge operands folded into another entry (a put, or one operand standing for
     /// a run).
     pub merge_operands_folded: u64,
+    /// Expired values turned into tombstones (or dropped with nothing below them).
+    pub expired: u64,
+    /// Values the compaction filter removed or changed.
+    pub filtered: u64,
     /// Range tombstones (`(fragment, sequence)` pairs) of the inputs.
     pub input_range_tombstones: u64,
     /// Range tombstones written to the outputs (after fragmenting and truncating to
@@ -85,6 +90,26 @@ pub struct CompactionJob<'a> {
     file_namer: FileNamer,
     range_tombstones: FragmentedTombstones,
     merge_operator: Option<Arc<dyn MergeOperator>>,
+    now_ms: u64,
+    filter: Option<Arc<dyn CompactionFilter>>,
+}
+
+/// What [`CompactionJob::rewrite`] makes of a kept put.
+enum Rewrite {
+    AsIs,
+    Tombstone,
+    /// A new stored value (the expiry, if any, kept in front).
+    Value(Vec<u8>),
+}
+
+/// An expiring value too short to hold its expiry: the input checks should have
+/// caught it, but decoded data never panics.
+fn short_expiring(parsed: ParsedInternalKey<'_>) -> Error {
+    Error::corruption(
+        "compaction input",
+        0,
+        format!("{parsed:?}: an expiring value too short to hold its expiry"),
+    )
 }
 
 impl<'a> CompactionJob<'a> {
@@ -97,6 +122,8 @@ impl<'a> CompactionJob<'a> {
             file_namer: Arc::new(|n| PathBuf::from(format!("{n:06}.sst"))),
             range_tombstones: FragmentedTombstones::empty(),
             merge_operator: None,
+            now_ms: 0,
+            filter: None,
         }
     }
 
@@ -120,6 +147,63 @@ impl<'a> CompactionJob<'a> {
     pub fn merge_operator(mut self, operator: Option<Arc<dyn MergeOperator>>) -> Self {
         self.merge_operator = operator;
         self
+    }
+
+    /// The time expiring values are judged at (ms since the UNIX epoch): one expired
+    /// by then becomes a tombstone (see [`strata_core::expiry`]). The default, 0,
+    /// expires nothing.
+    pub fn now_ms(mut self, now_ms: u64) -> Self {
+        self.now_ms = now_ms;
+        self
+    }
+
+    /// The keyspace's compaction filter: asked about every value only the latest state
+    /// can read (see [`CompactionFilter`]).
+    pub fn compaction_filter(mut self, filter: Option<Arc<dyn CompactionFilter>>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// What becomes of a put (expiring or not) the rules kept: an expired one is a
+    /// tombstone; one only the latest state reads goes through the filter.
+    fn rewrite(
+        &self,
+        parsed: ParsedInternalKey<'_>,
+        value: &[u8],
+        latest: bool,
+        stats: &mut CompactionStats,
+    ) -> Result<Rewrite> {
+        let (expiry, user_value) = match parsed.kind {
+            ValueKind::Put => (None, value),
+            ValueKind::ExpiringPut => {
+                let (e, v) = split_expiring(value).ok_or_else(|| short_expiring(parsed))?;
+                (Some(e), v)
+            }
+            ValueKind::Delete | ValueKind::Merge => return Ok(Rewrite::AsIs),
+        };
+        if expiry.is_some_and(|e| is_expired(e, self.now_ms)) {
+            stats.expired += 1;
+            return Ok(Rewrite::Tombstone);
+        }
+        let Some(filter) = self.filter.as_deref().filter(|_| latest) else {
+            return Ok(Rewrite::AsIs);
+        };
+        Ok(
+            match filter.filter(self.task.output_level, parsed.user_key, user_value) {
+                FilterDecision::Keep => Rewrite::AsIs,
+                FilterDecision::Remove => {
+                    stats.filtered += 1;
+                    Rewrite::Tombstone
+                }
+                FilterDecision::Change(v) => {
+                    stats.filtered += 1;
+                    Rewrite::Value(match expiry {
+                        Some(e) => encode_expiring(e, &v),
+                        None => v,
+                    })
+                }
+            },
+        )
     }
 
     /// How input files are named in corruption errors.
@@ -196,6 +280,9 @@ impl<'a> CompactionJob<'a> {
         // written.
         let mut run: Option<OperandRun> = None;
         let mut written = Folded::default();
+        // Kept values that expired or that the filter removed, with nothing below them
+        // to delete: not written at all.
+        let mut removed_after_keep = 0u64;
 
         let mut input = self.input_iter();
         input.seek_to_first()?;
@@ -259,6 +346,17 @@ impl<'a> CompactionJob<'a> {
                             Base::Value(input.value_bytes()),
                             Some((key.to_vec(), input.value_bytes())),
                         )),
+                        ValueKind::ExpiringPut => {
+                            let stored = input.value_bytes();
+                            let (expires_at_ms, _) =
+                                split_expiring(&stored).ok_or_else(|| short_expiring(parsed))?;
+                            if is_expired(expires_at_ms, self.now_ms) {
+                                Some((Base::Nothing, Some((key.to_vec(), stored))))
+                            } else {
+                                // Live: the run stays unfolded above it (see `fold`).
+                                Some((Base::Unfoldable, Some((key.to_vec(), stored))))
+                            }
+                        }
                         ValueKind::Delete => {
                             Some((Base::Nothing, Some((key.to_vec(), input.value_bytes()))))
                         }
@@ -275,7 +373,36 @@ impl<'a> CompactionJob<'a> {
                     let stripe = gc.stripe_of(parsed.seq);
                     run = Some(OperandRun::start(parsed, key, input.value_bytes(), stripe));
                 } else {
-                    out.add(sink, parsed, key, value, &mut edit, &mut stats)?;
+                    let latest = gc.stripe_of(parsed.seq) == gc.latest_stripe();
+                    match self.rewrite(parsed, value, latest, &mut stats)? {
+                        Rewrite::AsIs => {
+                            out.add(sink, parsed, key, value, &mut edit, &mut stats)?;
+                        }
+                        Rewrite::Value(stored) => {
+                            out.add(sink, parsed, key, &stored, &mut edit, &mut stats)?;
+                        }
+                        Rewrite::Tombstone => {
+                            // A tombstone in the value's place; none at all where it
+                            // would have nothing to delete (the tombstone rule).
+                            let stripe = gc.stripe_of(parsed.seq);
+                            if stripe == 0 && !gc.may_exist_below(parsed.user_key) {
+                                removed_after_keep += 1;
+                            } else {
+                                let mut tomb = Vec::with_capacity(key.len());
+                                encode_internal_key(
+                                    &mut tomb,
+                                    parsed.user_key,
+                                    parsed.seq,
+                                    ValueKind::Delete,
+                                );
+                                let p = ParsedInternalKey {
+                                    kind: ValueKind::Delete,
+                                    ..parsed
+                                };
+                                out.add(sink, p, &tomb, &[], &mut edit, &mut stats)?;
+                            }
+                        }
+                    }
                 }
             }
             input.next()?;
@@ -292,15 +419,18 @@ impl<'a> CompactionJob<'a> {
         out.finish(sink, &mut edit, &mut stats)?;
 
         let gc_stats = gc.stats();
-        stats.versions_dropped = gc_stats.versions_dropped;
-        stats.tombstones_dropped = gc_stats.tombstones_dropped;
+        // Entries of runs left unfolded were judged shadowed but are written; values
+        // that expired or were filtered away with nothing below them became tombstones
+        // that were dropped.
+        stats.versions_dropped = gc_stats.versions_dropped - written.unfolded_extra;
+        stats.tombstones_dropped = gc_stats.tombstones_dropped + removed_after_keep;
         stats.range_deleted = gc_stats.range_deleted;
         stats.merge_operands_folded = written.operands_folded;
         let expected_entries: u64 = task.all_inputs().map(|f| f.entries).sum();
         // The rules keep a run's first operand; the fold writes one entry for the run,
         // or (unfolded) every entry of it and its base.
         if stats.input_entries != expected_entries
-            || gc_stats.kept + written.unfolded_extra != stats.output_entries
+            || gc_stats.kept + written.unfolded_extra - removed_after_keep != stats.output_entries
             || gc_stats.entries != stats.input_entries
         {
             // Each input's count was checked as it ended, so this is a bug, not damage;

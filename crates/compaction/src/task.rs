@@ -23,6 +23,8 @@ pub enum CompactionReason {
     /// A level-0 table holds range tombstones over keys deeper levels hold: compacting
     /// it drops the covered keys (space, and reads that no longer step over them).
     RangeDeletes,
+    /// A table is older than the keyspace's periodic-compaction age.
+    Periodic,
 }
 
 /// One compaction to run: inputs from `level` (and the overlapping files of

@@ -39,12 +39,16 @@ pub enum ValueKind {
     /// newest older put or delete onto that put's value. Table format 4, manifest
     /// format 5 and later.
     Merge = 2,
+    /// A value with an expiry: the stored value is the expiry (u64 LE, ms since the
+    /// UNIX epoch) then the user's value (see [`crate::expiry`]). Reads see it until it
+    /// expires and a tombstone from then on. Table format 4, manifest format 5.
+    ExpiringPut = 3,
 }
 
 impl ValueKind {
     /// The kind used in seek targets: the largest, so that a target `(k, S, SEEK)`
     /// sorts before every entry of `k` with sequence `S`.
-    pub const FOR_SEEK: ValueKind = ValueKind::Merge;
+    pub const FOR_SEEK: ValueKind = ValueKind::ExpiringPut;
 
     /// The kind of the bounds that tables and the manifest store at sequence
     /// [`MAX_SEQUENCE`] (index separators, the edges of range tombstones). No entry takes
@@ -60,12 +64,19 @@ impl ValueKind {
             0 => Some(ValueKind::Delete),
             1 => Some(ValueKind::Put),
             2 => Some(ValueKind::Merge),
+            3 => Some(ValueKind::ExpiringPut),
             _ => None,
         }
     }
 
-    /// Whether entries of this kind carry a value (puts and merge operands do;
-    /// tombstones store none).
+    /// Whether only table format 4 (manifest format 5) and later define this kind:
+    /// merge operands and expiring values.
+    pub fn needs_v4(self) -> bool {
+        matches!(self, ValueKind::Merge | ValueKind::ExpiringPut)
+    }
+
+    /// Whether entries of this kind carry a value (puts, expiring puts and merge
+    /// operands do; tombstones store none).
     pub fn has_value(self) -> bool {
         !matches!(self, ValueKind::Delete)
     }
@@ -123,7 +134,7 @@ pub struct ParsedInternalKey<'a> {
     pub user_key: &'a [u8],
     /// The write's sequence number.
     pub seq: SequenceNumber,
-    /// Put, tombstone or merge operand.
+    /// Put, tombstone, merge operand or expiring put.
     pub kind: ValueKind,
 }
 

@@ -17,6 +17,7 @@
 #![deny(clippy::indexing_slicing)]
 
 pub mod error;
+pub mod expiry;
 pub mod fs;
 pub mod iter;
 pub mod key;
@@ -26,6 +27,7 @@ pub mod range_del;
 pub mod varint;
 
 pub use error::{Error, ErrorKind, Result};
+pub use expiry::{Clock, CompactionFilter, FilterDecision, ManualClock, SystemClock};
 pub use fs::{
     FileLock, FileSystem, MemFs, RandomAccessFile, StdFs, WritableFile, atomic_replace,
     is_link_unavailable,

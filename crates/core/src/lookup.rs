@@ -15,6 +15,14 @@ pub enum Lookup {
     /// older entries, possibly in older layers. The search stops here and the caller
     /// folds the key's history (see [`crate::merge`]).
     Merge,
+    /// The newest visible entry is a value with an expiry (ms since the UNIX epoch):
+    /// found until then, deleted from then on ([`Lookup::at`] decides).
+    Expiring {
+        /// When the value expires.
+        expires_at_ms: u64,
+        /// The user's value.
+        value: Bytes,
+    },
     /// This layer holds no visible entry for the key; ask the next older one.
     Absent,
 }
@@ -36,16 +44,36 @@ impl Lookup {
         }
     }
 
+    /// The answer at time `now_ms`: an [`Lookup::Expiring`] value is found before its
+    /// expiry and deleted from then on; every other answer is unchanged.
+    pub fn at(self, now_ms: u64) -> Lookup {
+        match self {
+            Lookup::Expiring {
+                expires_at_ms,
+                value,
+            } => {
+                if crate::expiry::is_expired(expires_at_ms, now_ms) {
+                    Lookup::Deleted
+                } else {
+                    Lookup::Found(value)
+                }
+            }
+            other => other,
+        }
+    }
+
     /// True unless [`Lookup::Absent`]: the search can stop here.
     pub fn is_final(&self) -> bool {
         !matches!(self, Lookup::Absent)
     }
 
-    /// The value, if found; `None` for deleted and absent alike, and for a merge (whose
-    /// value the caller still has to fold).
+    /// The value, if found (an expiring one whatever the time: see [`Lookup::at`]);
+    /// `None` for deleted and absent alike, and for a merge (whose value the caller
+    /// still has to fold).
     pub fn into_value(self) -> Option<Bytes> {
         match self {
             Lookup::Found(v) => Some(v),
+            Lookup::Expiring { value, .. } => Some(value),
             Lookup::Deleted | Lookup::Merge | Lookup::Absent => None,
         }
     }

@@ -49,6 +49,13 @@ pub enum BatchOp {
     /// Adds a merge operand (the value) to the key's value (see
     /// [`strata_core::merge`]).
     Merge,
+    /// Sets the key until a time: the value is the expiry (u64 LE, ms since the UNIX
+    /// epoch) then the user's value (see [`strata_core::expiry`]).
+    PutExpiring,
+    /// Sets the key for a time to live: the value is the time to live (u64 LE, ms) then
+    /// the user's value. Only in a batch not yet written: the write-group leader turns
+    /// it into a [`PutExpiring`](Self::PutExpiring) (a WAL entry of its byte is damage).
+    PutTtl,
     /// Deletes every key at or after `key`. Only in a batch not yet written: the
     /// write-group leader turns it into a [`DeleteRange`](Self::DeleteRange) ending
     /// just past the largest key the database holds, before the WAL record is made, so
@@ -61,6 +68,8 @@ const DELETE_RANGE_TO_END_BYTE: u8 = 3;
 /// A merge operand's byte (not [`ValueKind::Merge`]'s 2, which range deletes took in
 /// batches first).
 const MERGE_BYTE: u8 = 4;
+const PUT_EXPIRING_BYTE: u8 = 5;
+const PUT_TTL_BYTE: u8 = 6;
 /// Set on the op byte of an entry that names its keyspace (format 4).
 const IN_KEYSPACE_FLAG: u8 = 0x80;
 
@@ -75,12 +84,21 @@ impl BatchOp {
             BatchOp::DeleteRange => DELETE_RANGE_BYTE,
             BatchOp::DeleteRangeToEnd => DELETE_RANGE_TO_END_BYTE,
             BatchOp::Merge => MERGE_BYTE,
+            BatchOp::PutExpiring => PUT_EXPIRING_BYTE,
+            BatchOp::PutTtl => PUT_TTL_BYTE,
         }
     }
 
     /// Whether the entry has a second length-prefixed field (a value, or a range end).
     fn has_value(self) -> bool {
-        matches!(self, BatchOp::Put | BatchOp::DeleteRange | BatchOp::Merge)
+        matches!(
+            self,
+            BatchOp::Put
+                | BatchOp::DeleteRange
+                | BatchOp::Merge
+                | BatchOp::PutExpiring
+                | BatchOp::PutTtl
+        )
     }
 
     fn from_u8(byte: u8, in_memory: bool) -> Option<Self> {
@@ -88,6 +106,8 @@ impl BatchOp {
             DELETE_RANGE_BYTE => Some(BatchOp::DeleteRange),
             DELETE_RANGE_TO_END_BYTE if in_memory => Some(BatchOp::DeleteRangeToEnd),
             MERGE_BYTE => Some(BatchOp::Merge),
+            PUT_EXPIRING_BYTE => Some(BatchOp::PutExpiring),
+            PUT_TTL_BYTE if in_memory => Some(BatchOp::PutTtl),
             b if b == ValueKind::Put as u8 => Some(BatchOp::Put),
             b if b == ValueKind::Delete as u8 => Some(BatchOp::Delete),
             _ => None,
@@ -110,6 +130,9 @@ pub struct WriteBatch {
     /// Whether it holds a [`BatchOp::DeleteRangeToEnd`] (its end is decided when the
     /// batch is written).
     open_ranges: bool,
+    /// Whether it holds a [`BatchOp::PutTtl`] (its expiry is decided when the batch is
+    /// written).
+    ttl_puts: bool,
     /// The database instance whose keyspace handles named keyspaces here (ids are per
     /// database), and whether handles of several did.
     origin: Option<u64>,
@@ -129,6 +152,7 @@ impl WriteBatch {
             entries: Vec::with_capacity(bytes),
             count: 0,
             open_ranges: false,
+            ttl_puts: false,
             origin: None,
             mixed_origins: false,
         }
@@ -192,6 +216,58 @@ impl WriteBatch {
             key.as_ref(),
             operand.as_ref(),
         )
+    }
+
+    /// Adds a put of `value` at `key` that expires `ttl` after the batch is written:
+    /// reads stop returning it then (as if deleted), and compaction reclaims its space
+    /// (see `docs/ttl.md`). A `ttl` of zero writes a value that is already gone.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let clock = std::sync::Arc::new(strata::ManualClock::new(1_000));
+    /// let db = strata::DbBuilder::in_memory().clock(clock.clone()).open()?;
+    /// let mut batch = strata::WriteBatch::new();
+    /// batch.put_with_ttl("session", "token", Duration::from_secs(60));
+    /// db.write(batch, strata::WriteOptions::default())?;
+    /// assert!(db.get("session")?.is_some());
+    /// clock.advance(60_000);
+    /// assert_eq!(db.get("session")?, None);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn put_with_ttl(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+    ) -> &mut Self {
+        self.push_ttl(DEFAULT_KEYSPACE, key.as_ref(), value.as_ref(), ttl)
+    }
+
+    /// Adds a put with a time to live in `keyspace` (see
+    /// [`put_with_ttl`](Self::put_with_ttl) and [`put_in`](Self::put_in)).
+    pub fn put_in_with_ttl(
+        &mut self,
+        keyspace: &crate::Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+    ) -> &mut Self {
+        self.note_origin(keyspace);
+        self.push_ttl(keyspace.id(), key.as_ref(), value.as_ref(), ttl)
+    }
+
+    fn push_ttl(
+        &mut self,
+        keyspace: u32,
+        key: &[u8],
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> &mut Self {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.ttl_puts = true;
+        let stored = strata_core::expiry::encode_expiring(ttl_ms, value);
+        self.push(keyspace, BatchOp::PutTtl, key, &stored)
     }
 
     /// Adds a put of `value` at `key` in `keyspace` (of the database the batch is
@@ -346,9 +422,23 @@ impl WriteBatch {
         self.open_ranges
     }
 
-    /// The batch with every open range delete given its end, `end_for(start)`
-    /// (exclusive, above `start`): the same entries in the same order.
-    pub(crate) fn with_ends(&self, mut end_for: impl FnMut(u32, &[u8]) -> Vec<u8>) -> Self {
+    /// Whether the batch holds a put whose expiry is decided at write time.
+    pub(crate) fn has_ttl_puts(&self) -> bool {
+        self.ttl_puts
+    }
+
+    /// The batch as the WAL records it: every open range delete given its end,
+    /// `end_for(keyspace, start)` (exclusive, above `start`); every put with a time to
+    /// live — and every plain put of a keyspace `keyspace_ttl` gives one (in ms) —
+    /// made an expiring put, expiring that long after `now_ms`. The same entries in the
+    /// same order.
+    pub(crate) fn resolved(
+        &self,
+        mut end_for: impl FnMut(u32, &[u8]) -> Vec<u8>,
+        keyspace_ttl: impl Fn(u32) -> Option<u64>,
+        now_ms: u64,
+    ) -> Self {
+        use strata_core::expiry::{encode_expiring, split_expiring};
         let mut out = WriteBatch::with_capacity(self.entries.len() + 16);
         for e in self.iter().flatten() {
             match e.kind {
@@ -356,6 +446,19 @@ impl WriteBatch {
                     let end = end_for(e.keyspace, e.key);
                     out.push(e.keyspace, BatchOp::DeleteRange, e.key, &end)
                 }
+                BatchOp::PutTtl => {
+                    // The decoder checked the time to live is there.
+                    let (ttl_ms, value) = split_expiring(e.value).unwrap_or((0, &[]));
+                    let stored = encode_expiring(now_ms.saturating_add(ttl_ms), value);
+                    out.push(e.keyspace, BatchOp::PutExpiring, e.key, &stored)
+                }
+                BatchOp::Put => match keyspace_ttl(e.keyspace) {
+                    Some(ttl_ms) => {
+                        let stored = encode_expiring(now_ms.saturating_add(ttl_ms), e.value);
+                        out.push(e.keyspace, BatchOp::PutExpiring, e.key, &stored)
+                    }
+                    None => out.push(e.keyspace, BatchOp::Put, e.key, e.value),
+                },
                 op => out.push(e.keyspace, op, e.key, e.value),
             };
         }
@@ -374,6 +477,7 @@ impl WriteBatch {
         self.entries.clear();
         self.count = 0;
         self.open_ranges = false;
+        self.ttl_puts = false;
         self.origin = None;
         self.mixed_origins = false;
     }
@@ -473,6 +577,13 @@ impl BatchEntry<'_> {
             BatchOp::Put => writer.insert(self.key, seq, ValueKind::Put, self.value),
             BatchOp::Delete => writer.insert(self.key, seq, ValueKind::Delete, &[]),
             BatchOp::Merge => writer.insert(self.key, seq, ValueKind::Merge, self.value),
+            BatchOp::PutExpiring => {
+                writer.insert(self.key, seq, ValueKind::ExpiringPut, self.value)
+            }
+            // The leader gives every time to live its expiry before anything is inserted.
+            BatchOp::PutTtl => Err(strata_core::Error::InvalidArgument(
+                "a put with a time to live reached the MemTable unresolved".into(),
+            )),
             BatchOp::DeleteRange => writer.delete_range(self.key, self.value, seq),
             // The leader gives every open range its end before anything is inserted.
             BatchOp::DeleteRangeToEnd => Err(strata_core::Error::InvalidArgument(
@@ -513,6 +624,12 @@ impl<'a> BatchEntries<'a> {
             let (v, n) = get_length_prefixed(rest)?;
             value = v;
             rest = rest.get(n..)?;
+        }
+        // An expiry (or a time to live) leads the value.
+        if matches!(kind, BatchOp::PutExpiring | BatchOp::PutTtl)
+            && value.len() < strata_core::expiry::EXPIRY_LEN
+        {
+            return None;
         }
         self.rest = rest;
         Some(BatchEntry {

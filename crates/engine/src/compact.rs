@@ -68,7 +68,32 @@ pub(crate) fn file_meta(number: u64, s: strata_sstable::TableSummary) -> FileMet
 
 /// A compaction thread: runs the most urgent compaction until none is needed, per doorbell.
 pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
-    while let Ok(Work::Run) = rx.recv() {
+    // With periodic compaction on, the thread also wakes by itself: a database that
+    // no longer writes rings no doorbell, and its old tables must still be reached.
+    let wake_every = inner
+        .trees()
+        .iter()
+        .chain(std::iter::once(&inner.tree))
+        .filter_map(|t| t.settings().opts.periodic_compaction)
+        .min()
+        .map(|age| {
+            (age / 4).clamp(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(600),
+            )
+        });
+    loop {
+        let woke = match wake_every {
+            Some(every) => match rx.recv_timeout(every) {
+                Ok(w) => Some(w),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => Some(Work::Run),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
+            },
+            None => rx.recv().ok(),
+        };
+        if !matches!(woke, Some(Work::Run)) {
+            break;
+        }
         loop {
             if inner.error.get().is_some() || inner.closed.load(Ordering::Acquire) {
                 break;
@@ -125,6 +150,16 @@ fn pick(inner: &DbInner, m: &mut crate::db::ManifestState) -> Result<Option<Pick
         for tree in &trees {
             let version = Arc::clone(&tree.view().version);
             if let Some(task) = range_delete_task(tree, m, &version)? {
+                best = Some((Arc::clone(tree), task, version));
+                break;
+            }
+        }
+    }
+    if best.is_none() {
+        let now_ms = inner.opts.clock.0.now_ms();
+        for tree in &trees {
+            let version = Arc::clone(&tree.view().version);
+            if let Some(task) = periodic_task(tree, m, &version, now_ms)? {
                 best = Some((Arc::clone(tree), task, version));
                 break;
             }
@@ -197,20 +232,74 @@ fn range_delete_task(
         else {
             continue;
         };
-        let (lo, hi) = (f.meta.smallest_user_key(), f.meta.largest_user_key());
-        let task = tree.settings().policy.pick_manual(
-            &version.level_metas(),
-            m.in_progress(tree.id),
-            level,
-            lo,
-            hi,
-        );
-        if let Some(mut task) = task {
-            task.reason = strata_compaction::CompactionReason::RangeDeletes;
+        let reason = strata_compaction::CompactionReason::RangeDeletes;
+        if let Some(task) = file_task(tree, m, version, level, f, reason) {
             return Ok(Some(task));
         }
     }
     Ok(None)
+}
+
+/// With nothing else to do: a compaction of the oldest table written longer ago than
+/// the keyspace's periodic-compaction age (`DbBuilder::periodic_compaction`), into the
+/// next level — or into itself at the last level — so expired values, what the
+/// compaction filter removes and the versions the table shadows leave even a database
+/// that no longer writes. A table moved down without being rewritten keeps its age and
+/// is picked again until the last level rewrites it; the rewrite makes it new.
+fn periodic_task(
+    tree: &Tree,
+    m: &mut crate::db::ManifestState,
+    version: &Version,
+    now_ms: u64,
+) -> Result<Option<CompactionTask>> {
+    let Some(age) = tree.settings().opts.periodic_compaction else {
+        return Ok(None);
+    };
+    let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+    let mut oldest: Option<(u64, usize, &TableFile)> = None;
+    for (level, files) in version.levels.iter().enumerate() {
+        for f in files {
+            if m.in_progress(tree.id).contains_file(f.meta.number) {
+                continue;
+            }
+            let created = f.created_ms()?;
+            if now_ms.saturating_sub(created) >= age_ms
+                && oldest.as_ref().is_none_or(|(c, _, _)| created < *c)
+            {
+                oldest = Some((created, level, f));
+            }
+        }
+    }
+    let Some((_, level, f)) = oldest else {
+        return Ok(None);
+    };
+    let reason = strata_compaction::CompactionReason::Periodic;
+    Ok(file_task(tree, m, version, level, f, reason))
+}
+
+/// A compaction of table `f` of `level` (with what it overlaps) into the next level, or
+/// into itself at the last, picked for `reason`; `None` if a running one holds a file
+/// it needs.
+fn file_task(
+    tree: &Tree,
+    m: &mut crate::db::ManifestState,
+    version: &Version,
+    level: usize,
+    f: &TableFile,
+    reason: strata_compaction::CompactionReason,
+) -> Option<CompactionTask> {
+    let (lo, hi) = (f.meta.smallest_user_key(), f.meta.largest_user_key());
+    let task = tree.settings().policy.pick_manual(
+        &version.level_metas(),
+        m.in_progress(tree.id),
+        level,
+        lo,
+        hi,
+    );
+    task.map(|mut t| {
+        t.reason = reason;
+        t
+    })
 }
 
 /// The `(level, file number)` of the tables of L1 and deeper (above the last level)
@@ -463,6 +552,14 @@ fn rewrite(
                 .as_ref()
                 .map(|m| Arc::clone(&m.0)),
         )
+        .compaction_filter(
+            settings
+                .opts
+                .compaction_filter
+                .as_ref()
+                .map(|f| Arc::clone(&f.0)),
+        )
+        .now_ms(inner.opts.clock.0.now_ms())
         .file_namer(Arc::new(move |n| table_path(&dir, n)))
         .run(&mut sink)
         .and_then(|outcome| {
@@ -532,13 +629,12 @@ impl TableSink for EngineSink<'_> {
         let number = self.inner.new_file_number();
         self.created.push(number);
         let file = self.inner.fs.create(&table_path(&self.inner.dir, number))?;
-        Ok(EngineTableWriter {
-            number,
-            builder: TableBuilder::new(
-                file,
-                table_options(self.opts, self.level, &self.levels, self.run_entries),
-            )?,
-        })
+        let mut builder = TableBuilder::new(
+            file,
+            table_options(self.opts, self.level, &self.levels, self.run_entries),
+        )?;
+        builder.set_creation_time_ms(self.inner.opts.clock.0.now_ms());
+        Ok(EngineTableWriter { number, builder })
     }
 }
 
@@ -582,14 +678,33 @@ pub(crate) fn compact_range(inner: &Arc<DbInner>, tree: &Tree, range: &KeyRange)
                 if overlapping.is_empty() {
                     break;
                 }
-                // The last non-empty level rewrites into itself once, to drop its
-                // tombstones (point or range); without any, stop there.
+                // The last non-empty level rewrites into itself once, if that can drop
+                // anything: tombstones (point or range), values the compaction filter
+                // removes, expired values and merge operands left unfolded (only tables
+                // of format 4 hold those two). Otherwise stop there.
                 let deepest = levels.iter().rposition(|l| !l.is_empty()).unwrap_or(0);
-                let no_tombstones = overlapping
-                    .iter()
-                    .all(|f| f.tombstones == 0 && f.range_tombstones == 0);
-                if level == deepest && level > 0 && no_tombstones {
-                    break;
+                if level == deepest && level > 0 {
+                    let tombstones = overlapping
+                        .iter()
+                        .any(|f| f.tombstones > 0 || f.range_tombstones > 0);
+                    let filtered = tree.settings().opts.compaction_filter.is_some();
+                    let mut v4 = false;
+                    for f in version.levels.get(level).into_iter().flatten().filter(|f| {
+                        range.overlaps(f.meta.smallest_user_key(), f.meta.largest_user_key())
+                    }) {
+                        // A table that cannot be opened fails the call as its
+                        // compaction would: the error is sticky.
+                        match f.table() {
+                            Ok(t) => v4 |= t.allows_merge_operands(),
+                            Err(e) => {
+                                inner.set_error("compacting a range", &e);
+                                return Err(e);
+                            }
+                        }
+                    }
+                    if !(tombstones || filtered || v4) {
+                        break;
+                    }
                 }
                 let lo = overlapping
                     .iter()
@@ -650,6 +765,8 @@ pub(crate) fn wait_for_idle(inner: &DbInner) -> Result<()> {
                     || !m.in_progress(tree.id).is_empty()
                     || !covered_files(inner, &tree, &mut m)?.is_empty()
                     || range_delete_task(&tree, &mut m, &view.version)?.is_some()
+                    || periodic_task(&tree, &mut m, &view.version, inner.opts.clock.0.now_ms())?
+                        .is_some()
                     || tree
                         .settings()
                         .policy

@@ -69,6 +69,9 @@ pub(crate) struct DbInner {
     /// iterators and snapshots included, fails with [`Error::Closed`], so nothing reads
     /// files a later opener of the directory may rewrite or delete.
     pub closed: AtomicBool,
+    /// Set once any keyspace has a time to live: write groups then look up which (see
+    /// `write::keyspace_ttls`). Never cleared: a stale `true` only costs that look.
+    pub any_ttl: AtomicBool,
     /// Wakes writers stalled on flushes or compactions, and `flush()` callers.
     pub progress: (Mutex<u64>, Condvar),
     pub stats: Stats,
@@ -350,7 +353,7 @@ impl DbInner {
         key: &[u8],
         snapshot: SequenceNumber,
     ) -> Result<Option<Bytes>> {
-        view.get(key, snapshot, &self.stats)
+        view.get(key, snapshot, &*self.opts.clock.0, &self.stats)
     }
 }
 
@@ -445,6 +448,20 @@ impl Db {
         let mut batch =
             WriteBatch::with_capacity(key.len() + value.len() + 2 * MAX_VARINT64_LEN + 1);
         batch.put(key, value);
+        self.write(batch, WriteOptions::default())
+    }
+
+    /// Sets `key` to `value` for `ttl`: reads stop returning it once the time is up
+    /// (by the database's [clock](crate::DbBuilder::clock)), and compaction reclaims
+    /// its space. See [`WriteBatch::put_with_ttl`] and `docs/ttl.md`.
+    pub fn put_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put_with_ttl(key, value, ttl);
         self.write(batch, WriteOptions::default())
     }
 
@@ -621,6 +638,9 @@ impl Db {
             ));
         }
         let opts = options.apply(&self.inner().opts);
+        if opts.ttl.is_some() {
+            self.inner().any_ttl.store(true, Ordering::Release);
+        }
         let keyspace = self.keyspace_made(name, Some(opts.clone()))?;
         keyspace.tree().set_options(opts);
         Ok(keyspace)
@@ -667,6 +687,9 @@ impl Db {
         }
         let view = View::empty(inner.live_wal.load(Ordering::Acquire));
         let opts = opts.unwrap_or_else(|| inner.opts.for_keyspace(name));
+        if opts.ttl.is_some() {
+            inner.any_ttl.store(true, Ordering::Release);
+        }
         let tree = Arc::new(Tree::new(id, name.to_owned(), view, opts));
         {
             let mut keyspaces = inner.keyspaces.write().unwrap_or_else(|p| p.into_inner());

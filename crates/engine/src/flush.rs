@@ -182,6 +182,7 @@ pub(crate) fn write_level0_table(
             mem.len() as u64,
         ),
         mem,
+        inner.opts.clock.0.now_ms(),
     )?;
     inner
         .stats
@@ -190,18 +191,20 @@ pub(crate) fn write_level0_table(
     Ok(Some(meta))
 }
 
-/// Writes every entry of `mem` to table `number`, fsyncs it and its directory. On
-/// failure the partial file is removed.
+/// Writes every entry of `mem` to table `number` (made at `created_ms`, ms since the
+/// UNIX epoch), fsyncs it and its directory. On failure the partial file is removed.
 pub(crate) fn build_table(
     fs: &dyn FileSystem,
     dir: &Path,
     number: u64,
     options: TableOptions,
     mem: &Arc<MemTable>,
+    created_ms: u64,
 ) -> Result<FileMeta> {
     let path = table_path(dir, number);
     let result = (|| {
         let mut builder = TableBuilder::new(fs.create(&path)?, options)?;
+        builder.set_creation_time_ms(created_ms);
         let mut it = mem.iter();
         it.seek_to_first()?;
         while it.valid() {

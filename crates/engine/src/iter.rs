@@ -16,7 +16,7 @@ use strata_memtable::MemTableIter;
 use strata_sstable::{Table, TableIter};
 
 use crate::db::DbInner;
-use crate::merge::KeyHistory;
+use crate::merge::{KeyHistory, live_value};
 use crate::tree::View;
 
 /// A range of user keys.
@@ -450,6 +450,9 @@ pub struct DbIter {
     done: bool,
     /// An error to yield first (then end): the keyspace was dropped.
     refused: Option<Error>,
+    /// The time expiring values are judged at: the clock's when the iterator was
+    /// made, so one iteration sees one moment.
+    now_ms: u64,
 }
 
 impl std::fmt::Debug for DbIter {
@@ -492,9 +495,11 @@ impl DbIter {
         seq: SequenceNumber,
         range: KeyRange,
     ) -> Self {
+        let now_ms = inner.opts.clock.0.now_ms();
         DbIter {
             inner,
             view,
+            now_ms,
             seq,
             range,
             front: None,
@@ -600,6 +605,16 @@ impl DbIter {
                 c.it.next()?;
                 continue;
             }
+            if p.kind == ValueKind::ExpiringPut {
+                // Found until it expires; a tombstone from then on.
+                let Some(value) = live_value(&c.it.value_bytes(), self.now_ms) else {
+                    c.it.next()?;
+                    continue;
+                };
+                let item = (Bytes::copy_from_slice(p.user_key), value);
+                c.advance = true;
+                return Ok(Some(item));
+            }
             if p.kind == ValueKind::Merge {
                 let key = Bytes::copy_from_slice(p.user_key);
                 let cover = if c.ranges.is_empty() {
@@ -610,7 +625,8 @@ impl DbIter {
                 // The cursor ends past the entries folded: on an older entry of the key
                 // (skipped next time) or the next key's first.
                 c.advance = false;
-                match Self::fold_forward(c, &key, cover, self.view.merge_operator())? {
+                let (operator, now_ms) = (self.view.merge_operator(), self.now_ms);
+                match Self::fold_forward(c, &key, cover, operator, now_ms)? {
                     Some(value) => return Ok(Some((key, value))),
                     None => continue,
                 }
@@ -630,8 +646,9 @@ impl DbIter {
         key: &[u8],
         cover: Option<SequenceNumber>,
         operator: Option<&dyn strata_core::MergeOperator>,
+        now_ms: u64,
     ) -> Result<Option<Bytes>> {
-        let mut history = KeyHistory::default();
+        let mut history = KeyHistory::new(now_ms);
         history.push(ValueKind::Merge, c.it.value_bytes());
         c.it.next()?;
         // Older entries of the key follow, newest first (all visible: older than the
@@ -700,7 +717,7 @@ impl DbIter {
             if new_key {
                 // A new user key: the previous one is resolved.
                 has_pending = false;
-                let operator = self.view.merge_operator();
+                let operator = (self.view.merge_operator(), self.now_ms);
                 let taken = std::mem::take(&mut versions);
                 match Self::resolve_backward(c, &self.pending, taken, self.seq, operator)? {
                     Resolved::Value(v) => {
@@ -734,7 +751,7 @@ impl DbIter {
                 &self.pending,
                 versions,
                 self.seq,
-                self.view.merge_operator(),
+                (self.view.merge_operator(), self.now_ms),
             )? {
                 Resolved::Value(v) => Some((Bytes::copy_from_slice(&self.pending), v)),
                 Resolved::Deleted | Resolved::Skipped => None,
@@ -750,7 +767,7 @@ impl DbIter {
         key: &[u8],
         versions: BackwardVersions,
         snapshot: SequenceNumber,
-        operator: Option<&dyn strata_core::MergeOperator>,
+        (operator, now_ms): (Option<&dyn strata_core::MergeOperator>, u64),
     ) -> Result<Resolved> {
         let Some(seq) = versions.newest_seq() else {
             return Ok(Resolved::Deleted);
@@ -769,7 +786,7 @@ impl DbIter {
             }
             cover_seq = Some(cover.seq);
         }
-        Ok(match versions.resolve(cover_seq, operator, key)? {
+        Ok(match versions.resolve(cover_seq, operator, key, now_ms)? {
             Some(v) => Resolved::Value(v),
             None => Resolved::Deleted,
         })
@@ -811,14 +828,16 @@ impl BackwardVersions {
         cover: Option<SequenceNumber>,
         operator: Option<&dyn strata_core::MergeOperator>,
         key: &[u8],
+        now_ms: u64,
     ) -> Result<Option<Bytes>> {
         if self.operands.is_empty() {
             return Ok(match self.base {
                 Some((ValueKind::Put, _, value)) => Some(value),
+                Some((ValueKind::ExpiringPut, _, value)) => live_value(&value, now_ms),
                 _ => None,
             });
         }
-        let mut history = KeyHistory::default();
+        let mut history = KeyHistory::new(now_ms);
         for (seq, value) in self.operands.into_iter().rev() {
             if cover.is_some_and(|t| t > seq) {
                 history.cut();

@@ -86,6 +86,18 @@ impl Keyspace {
         self.write(batch)
     }
 
+    /// Sets `key` to `value` for `ttl` (see [`Db::put_with_ttl`]).
+    pub fn put_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put_in_with_ttl(self, key, value, ttl);
+        self.write(batch)
+    }
+
     /// Merges `operand` into `key`'s value with this keyspace's merge operator
     /// ([`KeyspaceOptions::merge_operator`](crate::KeyspaceOptions::merge_operator); see
     /// [`Db::merge`]).

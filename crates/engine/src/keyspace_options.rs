@@ -51,7 +51,10 @@ enum Setting {
     LevelBaseBytes(u64),
     LevelFanout(u64),
     RangeDeleteCompactions(bool),
-    MergeOperator(crate::merge::MergeOperatorHandle),
+    MergeOperator(crate::hooks::MergeOperatorHandle),
+    CompactionFilter(crate::hooks::FilterHandle),
+    Ttl(std::time::Duration),
+    PeriodicCompaction(std::time::Duration),
 }
 
 impl KeyspaceOptions {
@@ -132,9 +135,28 @@ impl KeyspaceOptions {
 
     /// See [`DbBuilder::merge_operator`]: this keyspace's merge operator.
     pub fn merge_operator(self, operator: impl crate::MergeOperator) -> Self {
-        self.with(Setting::MergeOperator(crate::merge::MergeOperatorHandle(
+        self.with(Setting::MergeOperator(crate::hooks::MergeOperatorHandle(
             std::sync::Arc::new(operator),
         )))
+    }
+
+    /// See [`DbBuilder::compaction_filter`]: this keyspace's compaction filter.
+    pub fn compaction_filter(self, filter: impl crate::CompactionFilter) -> Self {
+        self.with(Setting::CompactionFilter(crate::hooks::FilterHandle(
+            std::sync::Arc::new(filter),
+        )))
+    }
+
+    /// See [`DbBuilder::ttl`]: every put of this keyspace expires `ttl` after its
+    /// write (writes made while it is set).
+    pub fn ttl(self, ttl: std::time::Duration) -> Self {
+        self.with(Setting::Ttl(ttl))
+    }
+
+    /// See [`DbBuilder::periodic_compaction`]: this keyspace's tables older than `age`
+    /// are compacted when nothing else is due.
+    pub fn periodic_compaction(self, age: std::time::Duration) -> Self {
+        self.with(Setting::PeriodicCompaction(age))
     }
 
     /// The database's options `base` with these applied over them, in the order they
@@ -159,6 +181,12 @@ impl KeyspaceOptions {
                     b.opts.merge_operator = Some(op);
                     b
                 }
+                Setting::CompactionFilter(f) => {
+                    b.opts.compaction_filter = Some(f);
+                    b
+                }
+                Setting::Ttl(ttl) => b.ttl(ttl),
+                Setting::PeriodicCompaction(age) => b.periodic_compaction(age),
             };
         }
         b.opts

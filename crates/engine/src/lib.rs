@@ -43,6 +43,7 @@ mod edit;
 mod filename;
 mod filter_budget;
 mod flush;
+mod hooks;
 pub mod inspect;
 mod iter;
 mod keyspace;
@@ -72,7 +73,10 @@ pub use keyspace_options::KeyspaceOptions;
 pub use options::{Compression, DbBuilder, WalRecovery};
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, KeyspaceStats, LevelStats};
-pub use strata_core::{Error, ErrorKind, MergeOperator, Result};
+pub use strata_core::{
+    Clock, CompactionFilter, Error, ErrorKind, FilterDecision, ManualClock, MergeOperator, Result,
+    SystemClock,
+};
 pub use txn::{Isolation, Transaction, TxnIter};
 
 /// The type of every key and value the database hands back: a cheaply clonable,

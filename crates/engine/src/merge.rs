@@ -7,8 +7,6 @@
 //! same way as they pass each key ([`KeyHistory`]). Compaction folds ahead of time
 //! (`strata_compaction`'s `fold` module), so histories stay short.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use strata_core::{
     InternalKey, MergeOperator, ParsedInternalKey, Result, SequenceNumber, SortedIter, ValueKind,
@@ -18,29 +16,11 @@ use strata_core::{
 use crate::tree::View;
 use crate::version::Version;
 
-/// A keyspace's merge operator, as options hold it: compared by identity, shown by
-/// name.
-#[derive(Clone)]
-pub(crate) struct MergeOperatorHandle(pub Arc<dyn MergeOperator>);
-
-impl std::fmt::Debug for MergeOperatorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("MergeOperator")
-            .field(&self.0.name())
-            .finish()
-    }
-}
-
-impl PartialEq for MergeOperatorHandle {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
 /// A key's visible history being gathered, newest first: the merge operands met so
 /// far and, once known, what lies below them.
-#[derive(Default)]
 pub(crate) struct KeyHistory {
+    /// The time expiring values are judged at.
+    now_ms: u64,
     /// Operands, newest first.
     operands: Vec<Bytes>,
     /// The value of the put that ended the history, if one did.
@@ -51,12 +31,27 @@ pub(crate) struct KeyHistory {
 }
 
 impl KeyHistory {
-    /// Takes the next older visible entry; returns whether the history is complete.
+    /// An empty history, judging expiring values at `now_ms`.
+    pub fn new(now_ms: u64) -> Self {
+        KeyHistory {
+            now_ms,
+            operands: Vec::new(),
+            base: None,
+            complete: false,
+        }
+    }
+
+    /// Takes the next older visible entry (its stored value); returns whether the
+    /// history is complete. An expired value ends it as a tombstone would.
     pub fn push(&mut self, kind: ValueKind, value: Bytes) -> bool {
         match kind {
             ValueKind::Merge => self.operands.push(value),
             ValueKind::Put => {
                 self.base = Some(value);
+                self.complete = true;
+            }
+            ValueKind::ExpiringPut => {
+                self.base = live_value(&value, self.now_ms);
                 self.complete = true;
             }
             ValueKind::Delete => self.complete = true,
@@ -130,8 +125,13 @@ fn gather(
 impl View {
     /// The value of `key` at `snapshot` when its newest visible entry is a merge
     /// operand: the key's history gathered layer by layer, newest first, and folded.
-    pub(crate) fn get_merged(&self, key: &[u8], snapshot: SequenceNumber) -> Result<Option<Bytes>> {
-        let mut history = KeyHistory::default();
+    pub(crate) fn get_merged(
+        &self,
+        key: &[u8],
+        snapshot: SequenceNumber,
+        now_ms: u64,
+    ) -> Result<Option<Bytes>> {
+        let mut history = KeyHistory::new(now_ms);
         for mem in self.memtables() {
             let cover = mem.covering_range_tombstone(key, snapshot);
             gather(&mut mem.iter(), key, snapshot, cover, &mut history)?;
@@ -158,4 +158,13 @@ impl Version {
         }
         Ok(())
     }
+}
+
+/// The user's value of a stored expiring value, if it has not expired at `now_ms`
+/// (`None` also for one too short to hold its expiry: layers refuse those when they
+/// read them, so this is never reached with one).
+pub(crate) fn live_value(stored: &Bytes, now_ms: u64) -> Option<Bytes> {
+    let (expires_at_ms, _) = strata_core::expiry::split_expiring(stored)?;
+    (!strata_core::expiry::is_expired(expires_at_ms, now_ms))
+        .then(|| stored.slice(strata_core::expiry::EXPIRY_LEN..))
 }

@@ -203,7 +203,8 @@ fn open(opts: Options) -> Result<Db> {
             );
             let number = alloc();
             let start = Instant::now();
-            let meta = crate::flush::build_table(&*fs, &dir, number, table_opts, mem)?;
+            let created_ms = opts.clock.0.now_ms();
+            let meta = crate::flush::build_table(&*fs, &dir, number, table_opts, mem, created_ms)?;
             tracing::info!(
                 keyspace = %k.name,
                 table = number,
@@ -368,6 +369,7 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
             ))
         })
         .clone();
+    let trees_have_ttl = trees.values().any(|t| t.settings().opts.ttl.is_some());
     let inner = Arc::new(DbInner {
         dir: p.opts.path.clone(),
         fs: Arc::clone(&p.opts.fs),
@@ -398,6 +400,7 @@ pub(crate) fn assemble(p: Parts) -> (Arc<DbInner>, Receiver<Work>, Receiver<Work
         snapshots: SnapshotList::default(),
         error: std::sync::OnceLock::new(),
         closed: AtomicBool::new(false),
+        any_ttl: AtomicBool::new(trees_have_ttl),
         progress: (Mutex::new(0), Condvar::new()),
         stats: Stats::default(),
         flush_barrier: AtomicU64::new(u64::MAX),

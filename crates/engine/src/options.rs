@@ -38,7 +38,15 @@ pub struct Options {
     /// Monkey sizing under this average bits-per-key budget (overrides the two above).
     pub(crate) bloom_filter_budget: Option<f64>,
     /// Folds merge operands (`None`: reading one is an error).
-    pub(crate) merge_operator: Option<crate::merge::MergeOperatorHandle>,
+    pub(crate) merge_operator: Option<crate::hooks::MergeOperatorHandle>,
+    /// Asked about every value compaction writes that only the latest state reads.
+    pub(crate) compaction_filter: Option<crate::hooks::FilterHandle>,
+    /// Time to live of every put (`None`: values live until deleted).
+    pub(crate) ttl: Option<std::time::Duration>,
+    /// Tables older than this are compacted when nothing else is due.
+    pub(crate) periodic_compaction: Option<std::time::Duration>,
+    /// The time expiring values are judged by.
+    pub(crate) clock: crate::hooks::ClockHandle,
     /// Options of keyspaces by name, given at open.
     pub(crate) keyspace_options: std::collections::BTreeMap<String, crate::KeyspaceOptions>,
 }
@@ -198,6 +206,10 @@ impl DbBuilder {
                 bloom_bits_per_level: Vec::new(),
                 bloom_filter_budget: None,
                 merge_operator: None,
+                compaction_filter: None,
+                ttl: None,
+                periodic_compaction: None,
+                clock: crate::hooks::ClockHandle(Arc::new(strata_core::SystemClock)),
                 keyspace_options: Default::default(),
             },
         }
@@ -415,7 +427,49 @@ impl DbBuilder {
     ///
     /// [`WriteBatch::merge`]: crate::WriteBatch::merge
     pub fn merge_operator(mut self, operator: impl crate::MergeOperator) -> Self {
-        self.opts.merge_operator = Some(crate::merge::MergeOperatorHandle(Arc::new(operator)));
+        self.opts.merge_operator = Some(crate::hooks::MergeOperatorHandle(Arc::new(operator)));
+        self
+    }
+
+    /// The default keyspace's compaction filter (default none): asked, during
+    /// compaction, about every value no snapshot can read, it keeps, removes (a
+    /// tombstone takes its place) or changes each one. Other keyspaces take theirs from
+    /// [`KeyspaceOptions::compaction_filter`](crate::KeyspaceOptions::compaction_filter).
+    /// Not stored in the database: give it at every open. See `docs/ttl.md`.
+    pub fn compaction_filter(mut self, filter: impl crate::CompactionFilter) -> Self {
+        self.opts.compaction_filter = Some(crate::hooks::FilterHandle(Arc::new(filter)));
+        self
+    }
+
+    /// A time to live for every put of the default keyspace (default none): each value
+    /// written while it is set expires `ttl` after its write — reads stop returning it
+    /// at once, compaction reclaims its space. Keyspaces take theirs from
+    /// [`KeyspaceOptions::ttl`](crate::KeyspaceOptions::ttl); a single write can set
+    /// its own ([`WriteBatch::put_with_ttl`](crate::WriteBatch::put_with_ttl)). Values
+    /// written before it was set keep living; not stored in the database.
+    pub fn ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.opts.ttl = Some(ttl);
+        self
+    }
+
+    /// Compacts tables written longer ago than `age` when nothing else is due (default
+    /// off), so a database that no longer writes still gets its expired values,
+    /// filtered values and overwritten versions out of its files: each such table is
+    /// compacted into the next level, and at the last level rewritten in place (which
+    /// makes it new). Tables' ages come from the creation time each records (tables of
+    /// builds before it count as old: each is compacted once). Checked at every idle
+    /// pass of the compaction threads and, with this on, at least every quarter of
+    /// `age` (between 1 s and 10 min). RocksDB's `periodic_compaction_seconds`.
+    pub fn periodic_compaction(mut self, age: std::time::Duration) -> Self {
+        self.opts.periodic_compaction = Some(age);
+        self
+    }
+
+    /// The clock values expire by (default the system's wall clock, in ms since the
+    /// UNIX epoch). A clock that goes backwards brings expired values back until
+    /// compaction removes them; [`ManualClock`](crate::ManualClock) is for tests.
+    pub fn clock(mut self, clock: impl crate::Clock) -> Self {
+        self.opts.clock = crate::hooks::ClockHandle(Arc::new(clock));
         self
     }
 

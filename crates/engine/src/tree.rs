@@ -14,7 +14,7 @@ use strata_compaction::CompactionPolicy;
 use strata_core::{Lookup, MergeOperator, Result, SequenceNumber};
 use strata_memtable::MemTable;
 
-use crate::merge::MergeOperatorHandle;
+use crate::hooks::MergeOperatorHandle;
 use crate::options::Options;
 use crate::stats::{LevelStats, Stats};
 use crate::version::Version;
@@ -72,6 +72,7 @@ impl View {
         &self,
         key: &[u8],
         snapshot: SequenceNumber,
+        clock: &dyn strata_core::Clock,
         stats: &Stats,
     ) -> Result<Option<Bytes>> {
         let mut found = Lookup::Absent;
@@ -88,8 +89,15 @@ impl View {
         match found {
             Lookup::Found(v) => Ok(Some(v)),
             Lookup::Deleted | Lookup::Absent => Ok(None),
+            // The clock is read only for a value that can expire.
+            Lookup::Expiring {
+                expires_at_ms,
+                value,
+            } => Ok(
+                (!strata_core::expiry::is_expired(expires_at_ms, clock.now_ms())).then_some(value),
+            ),
             // The value is a fold over this layer and older ones.
-            Lookup::Merge => self.get_merged(key, snapshot),
+            Lookup::Merge => self.get_merged(key, snapshot, clock.now_ms()),
         }
     }
 

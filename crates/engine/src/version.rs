@@ -33,6 +33,8 @@ pub(crate) struct TableFile {
     /// The reader held for the file's whole life, if [`pin`](Self::pin) was called
     /// (read-only handles: the writer may delete the file meanwhile).
     pinned: OnceLock<Arc<Table>>,
+    /// The table's creation time, once read from its properties.
+    created_ms: OnceLock<u64>,
 }
 
 impl std::fmt::Debug for TableFile {
@@ -57,10 +59,21 @@ impl TableFile {
             tables,
             obsolete: AtomicBool::new(false),
             pinned: OnceLock::new(),
+            created_ms: OnceLock::new(),
         }
     }
 
     /// The open table (the pinned one, or from the table cache, opening it if needed).
+    /// When the table was written (ms since the UNIX epoch; 0 for tables written
+    /// before tables recorded it): read from its properties once.
+    pub fn created_ms(&self) -> Result<u64> {
+        if let Some(ms) = self.created_ms.get() {
+            return Ok(*ms);
+        }
+        let ms = self.table()?.properties().creation_time_ms;
+        Ok(*self.created_ms.get_or_init(|| ms))
+    }
+
     pub fn table(&self) -> Result<Arc<Table>> {
         match self.pinned.get() {
             Some(table) => Ok(Arc::clone(table)),

@@ -275,11 +275,15 @@ fn validate(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
             }
             continue;
         }
-        if entry.value.len() > inner.opts.max_value_bytes {
+        // A time to live or expiry leads the user's value.
+        let value_len = match entry.kind {
+            BatchOp::PutTtl | BatchOp::PutExpiring => entry.value.len().saturating_sub(8),
+            _ => entry.value.len(),
+        };
+        if value_len > inner.opts.max_value_bytes {
             return Err(Error::InvalidArgument(format!(
                 "value of {} bytes exceeds the limit of {}",
-                entry.value.len(),
-                inner.opts.max_value_bytes
+                value_len, inner.opts.max_value_bytes
             )));
         }
     }
@@ -293,8 +297,13 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
     inner.check_writable()?;
     let group = check_keyspaces(inner, group);
     let group: &[Arc<Pending>] = &group;
-    if group.iter().any(|p| p.batch.has_open_ranges()) {
-        resolve_open_ranges(inner, group)?;
+    let keyspace_ttls = keyspace_ttls(inner);
+    if !keyspace_ttls.is_empty()
+        || group
+            .iter()
+            .any(|p| p.batch.has_open_ranges() || p.batch.has_ttl_puts())
+    {
+        resolve_at_write(inner, group, &keyspace_ttls)?;
     }
     let group = check_conflicts(inner, group);
     if group.is_empty() {
@@ -405,13 +414,39 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
     Ok(())
 }
 
-/// Gives every open range delete of the group (`delete_range(start..)`) its end: just
-/// past the largest key the database holds — in its MemTables, its tables, or this
-/// group's batches (just past its start when no key at or after it exists). Under the
-/// write lock, every write ordered before it is in the MemTable or a table already, so
-/// the range covers exactly the keys written before it; a key written later has a
-/// higher sequence number anyway. The WAL then holds an ordinary range delete.
-fn resolve_open_ranges(inner: &DbInner, group: &[Arc<Pending>]) -> Result<()> {
+/// The time to live (ms) of every keyspace that has one, by id: empty unless some
+/// keyspace was ever given one (one atomic load on the common path).
+fn keyspace_ttls(inner: &DbInner) -> std::collections::BTreeMap<u32, u64> {
+    if !inner.any_ttl.load(Ordering::Acquire) {
+        return Default::default();
+    }
+    inner
+        .trees()
+        .iter()
+        .filter_map(|t| {
+            let ttl = t.settings().opts.ttl?;
+            Some((t.id, u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)))
+        })
+        .collect()
+}
+
+/// Decides what a batch leaves to write time, before the WAL record is made:
+///
+/// - Every open range delete of the group (`delete_range(start..)`) gets its end: just
+///   past the largest key the database holds — in its MemTables, its tables, or this
+///   group's batches (just past its start when no key at or after it exists). Under the
+///   write lock, every write ordered before it is in the MemTable or a table already,
+///   so the range covers exactly the keys written before it; a key written later has a
+///   higher sequence number anyway. The WAL then holds an ordinary range delete.
+/// - Every put with a time to live, and every put of a keyspace with one
+///   (`keyspace_ttls`), becomes an expiring put: its expiry is the clock's time now
+///   plus the time to live. The WAL holds the expiry, so recovery restores it as it
+///   was.
+fn resolve_at_write(
+    inner: &DbInner,
+    group: &[Arc<Pending>],
+    keyspace_ttls: &std::collections::BTreeMap<u32, u64>,
+) -> Result<()> {
     // Per keyspace with an open range: the largest key it holds or the group writes.
     let mut largest: std::collections::BTreeMap<u32, Option<Vec<u8>>> = Default::default();
     for p in group.iter().filter(|p| p.batch.has_open_ranges()) {
@@ -427,26 +462,46 @@ fn resolve_open_ranges(inner: &DbInner, group: &[Arc<Pending>]) -> Result<()> {
     }
     for p in group {
         for e in p.batch.iter().flatten() {
-            if matches!(e.kind, BatchOp::Put | BatchOp::Delete | BatchOp::Merge)
-                && let Some(l) = largest.get_mut(&e.keyspace)
+            if matches!(
+                e.kind,
+                BatchOp::Put
+                    | BatchOp::Delete
+                    | BatchOp::Merge
+                    | BatchOp::PutTtl
+                    | BatchOp::PutExpiring
+            ) && let Some(l) = largest.get_mut(&e.keyspace)
                 && l.as_deref().is_none_or(|l| e.key > l)
             {
                 *l = Some(e.key.to_vec());
             }
         }
     }
-    for p in group.iter().filter(|p| p.batch.has_open_ranges()) {
+    let now_ms = inner.opts.clock.0.now_ms();
+    let needs_resolving = |b: &WriteBatch| {
+        b.has_open_ranges()
+            || b.has_ttl_puts()
+            || (!keyspace_ttls.is_empty()
+                && b.iter()
+                    .flatten()
+                    .any(|e| e.kind == BatchOp::Put && keyspace_ttls.contains_key(&e.keyspace)))
+    };
+    for p in group.iter().filter(|p| needs_resolving(&p.batch)) {
         // With no key at or after `start`, the range is `[start, start ‖ 0)`: it deletes
         // nothing, and the batch keeps its entry count (a record of no entries would
         // read as a sync marker).
-        let resolved = p.batch.with_ends(|keyspace, start| {
+        let end_for = |keyspace: u32, start: &[u8]| {
             let last = largest
                 .get(&keyspace)
                 .and_then(|l| l.as_deref())
                 .filter(|l| *l >= start)
                 .unwrap_or(start);
             strata_core::range_del::successor(last)
-        });
+        };
+        let resolved = p.batch.resolved(
+            end_for,
+            |keyspace| keyspace_ttls.get(&keyspace).copied(),
+            now_ms,
+        );
         // Set once: a group is written by one leader, once.
         let _ = p.resolved.set(resolved);
     }

@@ -52,6 +52,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
+use strata_core::expiry::split_expiring;
 use strata_core::key::pack_trailer;
 use strata_core::{
     Error, FragmentedTombstones, Lookup, MAX_SEQUENCE, ParsedInternalKey, RangeTombstone, Result,
@@ -211,6 +212,14 @@ impl MemTable {
                     ValueKind::Put => Lookup::Found(Bytes::copy_from_slice(entry.value())),
                     ValueKind::Delete => Lookup::Deleted,
                     ValueKind::Merge => Lookup::Merge,
+                    // The insert checked the expiry is there.
+                    ValueKind::ExpiringPut => match split_expiring(entry.value()) {
+                        Some((expires_at_ms, value)) => Lookup::Expiring {
+                            expires_at_ms,
+                            value: Bytes::copy_from_slice(value),
+                        },
+                        None => Lookup::Deleted,
+                    },
                 },
             )),
             _ => None,
@@ -307,6 +316,12 @@ impl MemTableWriter<'_> {
         let table = self.table;
         self.check_writable("insert", seq)?;
         let value = if kind.has_value() { value } else { &[] };
+        if kind == ValueKind::ExpiringPut && value.len() < strata_core::expiry::EXPIRY_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "an expiring value of {} bytes has no room for its expiry",
+                value.len()
+            )));
+        }
         if user_key.len() > MAX_ITEM_LEN || value.len() > MAX_ITEM_LEN {
             return Err(Error::InvalidArgument(format!(
                 "key of {} bytes or value of {} bytes exceeds {MAX_ITEM_LEN}",
@@ -386,6 +401,7 @@ mod tests {
         Put(usize, u8),
         Delete(usize),
         Merge(usize, u8),
+        ExpiringPut(usize, u8, u64),
         Get(usize, u64),
         Seek(usize, u64),
         First,
@@ -415,6 +431,7 @@ mod tests {
             6 => (0..keys, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
             2 => (0..keys).prop_map(Op::Delete),
             2 => (0..keys, any::<u8>()).prop_map(|(k, v)| Op::Merge(k, v)),
+            2 => (0..keys, any::<u8>(), any::<u64>()).prop_map(|(k, v, e)| Op::ExpiringPut(k, v, e)),
             2 => (0..keys, any::<u64>()).prop_map(|(k, s)| Op::Get(k, s)),
             1 => (0..keys, any::<u64>()).prop_map(|(k, s)| Op::Seek(k, s)),
             1 => Just(Op::First),
@@ -464,6 +481,12 @@ mod tests {
                         table.insert(&keys[k], seq, ValueKind::Merge, &v).unwrap();
                         model.insert(InternalKey::new(&keys[k], seq, ValueKind::Merge), v);
                     }
+                    Op::ExpiringPut(k, len, expiry) => {
+                        seq += 1;
+                        let v = strata_core::expiry::encode_expiring(expiry, &value_of(seq, len));
+                        table.insert(&keys[k], seq, ValueKind::ExpiringPut, &v).unwrap();
+                        model.insert(InternalKey::new(&keys[k], seq, ValueKind::ExpiringPut), v);
+                    }
                     Op::Get(k, s) => {
                         let snap = s % (seq + 2);
                         let expected = match model.range(InternalKey::for_seek(&keys[k], snap)..).next() {
@@ -471,6 +494,10 @@ mod tests {
                                 ValueKind::Put => Lookup::Found(Bytes::from(v.clone())),
                                 ValueKind::Delete => Lookup::Deleted,
                                 ValueKind::Merge => Lookup::Merge,
+                                ValueKind::ExpiringPut => {
+                                    let (expires_at_ms, value) = split_expiring(v).unwrap();
+                                    Lookup::Expiring { expires_at_ms, value: Bytes::copy_from_slice(value) }
+                                }
                             },
                             _ => Lookup::Absent,
                         };

@@ -152,13 +152,16 @@ pub struct TableBuilder {
     range_tombstones: FragmentedTombstones,
     /// The first failure: every later call is refused with it as the cause.
     failed: Option<Error>,
+    /// Recorded in the properties (0: none).
+    creation_time_ms: u64,
 }
 
 #[derive(Default)]
 struct Stats {
     entries: u64,
     tombstones: u64,
-    merge_operands: u64,
+    /// Merge operands and expiring values: entries only format 4 defines.
+    v4_entries: u64,
     distinct_user_keys: u64,
     smallest_seq: SequenceNumber,
     largest_seq: SequenceNumber,
@@ -219,7 +222,14 @@ impl TableBuilder {
                 ..Stats::default()
             },
             failed: None,
+            creation_time_ms: 0,
         })
+    }
+
+    /// Records when the table is written (ms since the UNIX epoch) in its properties;
+    /// unset, the table has no creation time.
+    pub fn set_creation_time_ms(&mut self, ms: u64) {
+        self.creation_time_ms = ms;
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -324,7 +334,7 @@ impl TableBuilder {
         s.entries += 1;
         match parsed.kind {
             ValueKind::Delete => s.tombstones += 1,
-            ValueKind::Merge => s.merge_operands += 1,
+            ValueKind::Merge | ValueKind::ExpiringPut => s.v4_entries += 1,
             ValueKind::Put => {}
         }
         s.smallest_seq = s.smallest_seq.min(parsed.seq);
@@ -431,8 +441,9 @@ impl TableBuilder {
         let file_id = self.file_id;
         let filter_contents = self.filter.finish();
         let filter = self.write_meta_block(&filter_contents);
-        let has_merge_operands = self.stats.merge_operands > 0;
-        // Version 4 (merge operands) always has the range-deletion block, maybe empty.
+        let has_merge_operands = self.stats.v4_entries > 0;
+        // Version 4 (merge operands, expiring values) always has the range-deletion
+        // block, maybe empty.
         let range_del = (!ranges.is_empty() || has_merge_operands)
             .then(|| self.write_meta_block(&crate::range_del::encode_block(&ranges)));
 
@@ -458,6 +469,7 @@ impl TableBuilder {
             bloom_bits_per_key: self.options.bloom_bits_per_key,
             block_size_bytes: self.options.block_size_bytes as u32,
             restart_interval: self.options.restart_interval as u32,
+            creation_time_ms: self.creation_time_ms,
         };
         let properties = self.write_meta_block(&props.encode());
 

@@ -81,10 +81,11 @@ pub enum FormatVersion {
     /// a build that does not know them refuses the table (`NotSupported`) rather than
     /// reading it without its tombstones — which would bring deleted keys back.
     V3 = 3,
-    /// Version 3 plus merge operands (internal-key kind 2) in data blocks; the footer
-    /// and range-deletion block as in version 3 (the block may hold no tombstones).
-    /// Written only by tables that hold merge operands, so a build that does not know
-    /// them refuses the table (`NotSupported`) rather than calling its keys damaged.
+    /// Version 3 plus merge operands (internal-key kind 2) and expiring values (kind 3)
+    /// in data blocks; the footer and range-deletion block as in version 3 (the block
+    /// may hold no tombstones). Written only by tables that hold either, so a build that
+    /// does not know them refuses the table (`NotSupported`) rather than calling its
+    /// keys damaged.
     V4 = 4,
 }
 
@@ -114,7 +115,8 @@ impl FormatVersion {
         self >= FormatVersion::V3
     }
 
-    /// Whether data blocks of this version may hold merge operands.
+    /// Whether data blocks of this version may hold merge operands and expiring
+    /// values.
     pub fn allows_merge_operands(self) -> bool {
         self >= FormatVersion::V4
     }

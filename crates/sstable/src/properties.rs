@@ -47,6 +47,10 @@ pub struct TableProperties {
     pub block_size_bytes: u32,
     /// Entries between restart points in data blocks.
     pub restart_interval: u32,
+    /// When the table was written (ms since the UNIX epoch, by the writer's clock);
+    /// 0 if unknown (tag 17 absent: tables written before it). Periodic compaction
+    /// weighs a table's age by it.
+    pub creation_time_ms: u64,
 }
 
 // Tags, in the order they are written. Never reuse a number.
@@ -66,7 +70,8 @@ const COMPRESSION: u64 = 13;
 const BLOOM_BITS_PER_KEY: u64 = 14;
 const BLOCK_SIZE_BYTES: u64 = 15;
 const RESTART_INTERVAL: u64 = 16;
-const TAG_COUNT: usize = 16;
+const CREATION_TIME_MS: u64 = 17;
+const TAG_COUNT: usize = 17;
 
 fn put_u64_field(dst: &mut Vec<u8>, tag: u64, v: u64) {
     let mut val = Vec::with_capacity(10);
@@ -107,6 +112,9 @@ impl TableProperties {
         );
         put_u64_field(&mut out, BLOCK_SIZE_BYTES, u64::from(self.block_size_bytes));
         put_u64_field(&mut out, RESTART_INTERVAL, u64::from(self.restart_interval));
+        if self.creation_time_ms != 0 {
+            put_u64_field(&mut out, CREATION_TIME_MS, self.creation_time_ms);
+        }
         out
     }
 
@@ -177,6 +185,12 @@ impl TableProperties {
             bloom_bits_per_key: u32_of(BLOOM_BITS_PER_KEY)?,
             block_size_bytes: u32_of(BLOCK_SIZE_BYTES)?,
             restart_interval: u32_of(RESTART_INTERVAL)?,
+            // Optional: tables written before it have none (0).
+            creation_time_ms: ints
+                .get(CREATION_TIME_MS as usize)
+                .copied()
+                .flatten()
+                .unwrap_or(0),
         };
         props.check()?;
         Ok(props)
@@ -218,6 +232,7 @@ mod tests {
             bloom_bits_per_key: 10,
             block_size_bytes: 4096,
             restart_interval: 16,
+            creation_time_ms: 1_700_000_000_000,
         }
     }
 
@@ -251,8 +266,18 @@ mod tests {
     #[test]
     fn every_truncation_is_an_error() {
         let enc = sample().encode();
+        // Cut right before the optional creation time, the rest is a whole table's
+        // properties of the older form (no creation time); every other cut is damage.
+        let older = TableProperties {
+            creation_time_ms: 0,
+            ..sample()
+        };
+        let without_time = older.encode().len();
         for cut in 0..enc.len() {
-            assert!(TableProperties::decode(&enc[..cut]).is_err(), "cut {cut}");
+            match TableProperties::decode(&enc[..cut]) {
+                Ok(p) => assert!(cut == without_time && p == older, "cut {cut}"),
+                Err(_) => assert_ne!(cut, without_time, "cut {cut}"),
+            }
         }
     }
 }

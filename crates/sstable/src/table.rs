@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use strata_core::expiry::{EXPIRY_LEN, split_expiring};
 use strata_core::key::encode_internal_key;
 use strata_core::varint::{get_varint64, read_u32_le};
 use strata_core::{
@@ -364,35 +365,53 @@ impl Table {
                     handle.offset,
                     "data block entries out of order",
                 )),
-                Some(p) if p.kind == ValueKind::Merge && !self.allows_merge_operands() => {
-                    Err(self.merge_in_old_version(handle.offset))
+                Some(p) if p.kind.needs_v4() && !self.allows_merge_operands() => {
+                    Err(self.v4_kind_in_old_version(p.kind, handle.offset))
                 }
-                Some(p) => Ok(Some((
-                    p.seq,
-                    match p.kind {
-                        ValueKind::Put => Lookup::Found(it.value_bytes()),
-                        ValueKind::Delete => Lookup::Deleted,
-                        ValueKind::Merge => Lookup::Merge,
-                    },
-                ))),
+                Some(p) => match p.kind {
+                    ValueKind::Put => Ok(Some((p.seq, Lookup::Found(it.value_bytes())))),
+                    ValueKind::Delete => Ok(Some((p.seq, Lookup::Deleted))),
+                    ValueKind::Merge => Ok(Some((p.seq, Lookup::Merge))),
+                    ValueKind::ExpiringPut => {
+                        let stored = it.value_bytes();
+                        match split_expiring(&stored) {
+                            Some((expires_at_ms, _)) => Ok(Some((
+                                p.seq,
+                                Lookup::Expiring {
+                                    expires_at_ms,
+                                    value: stored.slice(EXPIRY_LEN..),
+                                },
+                            ))),
+                            None => Err(Error::corruption(
+                                self.path(),
+                                handle.offset,
+                                "an expiring value too short to hold its expiry",
+                            )),
+                        }
+                    }
+                },
             },
         };
         *key_buf = Some(it.into_key_buffer());
         answer
     }
 
-    /// Whether the table's format version admits merge operands (version 4 on): one
-    /// in an older table is damage, never an operand.
+    /// Whether the table's format version admits merge operands and expiring values
+    /// (version 4 on): one in an older table is damage, never read as such.
     pub fn allows_merge_operands(&self) -> bool {
         self.footer.version.allows_merge_operands()
     }
 
-    fn merge_in_old_version(&self, offset: u64) -> Error {
+    fn v4_kind_in_old_version(&self, kind: ValueKind, offset: u64) -> Error {
+        let what = match kind {
+            ValueKind::ExpiringPut => "expiring value",
+            _ => "merge operand",
+        };
         Error::corruption(
             self.path(),
             offset,
             format!(
-                "merge operand in a table of format version {} (merge operands need 4)",
+                "{what} in a table of format version {} (it needs 4)",
                 self.footer.version.as_u32()
             ),
         )
@@ -582,10 +601,15 @@ impl Table {
             }
             match parsed.kind {
                 ValueKind::Delete => tombstones += 1,
-                ValueKind::Merge if !self.allows_merge_operands() => {
-                    return Err(self.merge_in_old_version(props_offset));
+                kind if kind.needs_v4() && !self.allows_merge_operands() => {
+                    return Err(self.v4_kind_in_old_version(kind, props_offset));
                 }
-                ValueKind::Merge | ValueKind::Put => {}
+                ValueKind::ExpiringPut if split_expiring(it.value()).is_none() => {
+                    return Err(bad(format!(
+                        "entry {entries}: an expiring value too short to hold its expiry"
+                    )));
+                }
+                ValueKind::Merge | ValueKind::Put | ValueKind::ExpiringPut => {}
             }
             if first.is_none() {
                 first = Some(key.to_vec());

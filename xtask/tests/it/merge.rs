@@ -1,7 +1,7 @@
-//! Merge operands in the tools: `db tree --key` walks the lookup through operands to
-//! their base as the engine does, `sst dump`/`sst get` show kind `merge` and table
-//! format 4, `get` without the application's operator says why it cannot answer, and
-//! `verify` accepts the tables.
+//! Merge operands and expiring values in the tools: `db tree --key` walks the lookup
+//! through operands to their base as the engine does, `sst dump`/`sst get` show kinds
+//! `merge` and `put-ttl` and table format 4, `get` without the application's operator
+//! says why it cannot answer, and `verify` accepts the tables.
 //!
 //! The database is [`merge_db`]: an L0 table with puts of `a` and `b`, a newer L0 table
 //! with operands of `a` and `c`, and the WAL one more operand of `a`.
@@ -40,6 +40,8 @@ fn merge_db(root: &Path) -> PathBuf {
     db.flush().unwrap();
     db.merge("a", "x").unwrap();
     db.merge("c", "only").unwrap();
+    db.put_with_ttl("t", "lives-a-day", std::time::Duration::from_secs(86_400))
+        .unwrap();
     db.flush().unwrap();
     db.merge("a", "y").unwrap();
     assert_eq!(db.get("a").unwrap().as_deref(), Some(&b"base,x,y"[..]));
@@ -80,9 +82,9 @@ fn db_tree_follows_operands_down_to_their_base() {
             ("L0".to_owned(), "found".to_owned()),
         ]
     );
-    // Operands newest first: the WAL's (seq 5), then the table's (seq 3); the put
+    // Operands newest first: the WAL's (seq 6), then the table's (seq 3); the put
     // below them (seq 1) answered at step 3.
-    assert_eq!(l["merge_operands"], serde_json::json!([5, 3]));
+    assert_eq!(l["merge_operands"], serde_json::json!([6, 3]));
     assert_eq!(l["answered_by"], 3);
     let text = xtask(tmp.path(), &["db", "tree", "merges", "--key", "a"]);
     assert!(
@@ -131,7 +133,7 @@ fn sst_tools_show_operands_and_table_format_4() {
         .iter()
         .map(|e| e["key"]["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["merge", "merge"]);
+    assert_eq!(kinds, ["merge", "merge", "put-ttl"]);
     let get = xtask(tmp.path(), &["sst", "get", &newer, "a", "--json"]).json();
     assert_eq!(get["result"], "merge");
     assert_eq!(get["versions"][0]["kind"], "merge");
@@ -145,11 +147,24 @@ fn get_without_the_operator_says_it_cannot_fold() {
     let run = xtask(tmp.path(), &["get", "merges", "a"]);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("no merge operator"), "{}", run.stderr);
-    // Keys without operands read as always.
+    // Keys without operands read as always; an expiring value reads as its value.
     assert_eq!(
         xtask(tmp.path(), &["get", "merges", "b"])
             .assert_ok()
             .trim(),
         "solo"
     );
+    assert_eq!(
+        xtask(tmp.path(), &["get", "merges", "t"])
+            .assert_ok()
+            .trim(),
+        "lives-a-day"
+    );
+    let t = xtask(
+        tmp.path(),
+        &["db", "tree", "merges", "--key", "t", "--json"],
+    )
+    .json();
+    assert_eq!(t["lookup"]["result"], "found");
+    assert_eq!(t["lookup"]["value_preview"], "lives-a-day");
 }

@@ -25,6 +25,9 @@ enum Op {
     Delete(u8),
     /// A merge operand (the append operator below folds it).
     Merge(u8),
+    /// A put expiring at the given time: before [`NOW`] (expired for every read and
+    /// compaction here) or after it.
+    PutExpiring(u8, u64),
     /// Deletes the user keys `[a] <= k < [b]`.
     DeleteRange(u8, u8),
 }
@@ -32,7 +35,7 @@ enum Op {
 impl Op {
     fn touches(self, key: u8) -> bool {
         match self {
-            Op::Put(k) | Op::Delete(k) | Op::Merge(k) => k == key,
+            Op::Put(k) | Op::Delete(k) | Op::Merge(k) | Op::PutExpiring(k, _) => k == key,
             Op::DeleteRange(a, b) => a <= key && key < b,
         }
     }
@@ -41,6 +44,9 @@ impl Op {
 fn value_of(seq: u64) -> Vec<u8> {
     format!("v{seq}").into_bytes()
 }
+
+/// The time reads and compactions judge expiring values at.
+const NOW: u64 = 1_000;
 
 /// Appends operands to the value, comma-separated: associative, and every fold's
 /// order shows in the result.
@@ -67,6 +73,13 @@ fn fold_newest_first(history: impl IntoIterator<Item = (ValueKind, Vec<u8>)>) ->
     for (kind, value) in history {
         match kind {
             ValueKind::Merge => operands.push(value),
+            ValueKind::ExpiringPut => {
+                let (expiry, v) = strata_core::expiry::split_expiring(&value).unwrap();
+                if expiry > NOW {
+                    base = Some(v.to_vec());
+                }
+                break;
+            }
             ValueKind::Put => {
                 base = Some(value);
                 break;
@@ -93,6 +106,10 @@ fn model_get(ops: &[Op], key: u8, snap: u64) -> Option<Vec<u8>> {
         .map(|(s, op)| match op {
             Op::Put(_) => (ValueKind::Put, value_of(s)),
             Op::Merge(_) => (ValueKind::Merge, value_of(s)),
+            Op::PutExpiring(_, e) => (
+                ValueKind::ExpiringPut,
+                strata_core::expiry::encode_expiring(e, &value_of(s)),
+            ),
             Op::Delete(_) | Op::DeleteRange(..) => (ValueKind::Delete, Vec::new()),
         });
     fold_newest_first(history)
@@ -271,6 +288,7 @@ fn run(
         .snapshots(snapshots)
         .range_tombstones(ranges_of(store, task.all_inputs()))
         .merge_operator(Some(Arc::new(Append)))
+        .now_ms(NOW)
         .run(&mut sink)
         .unwrap();
     let s = outcome.stats;
@@ -348,6 +366,7 @@ fn op(keys: u8) -> impl Strategy<Value = Op> {
         14 => (0..keys).prop_map(Op::Put),
         5 => (0..keys).prop_map(Op::Delete),
         8 => (0..keys).prop_map(Op::Merge),
+        4 => (0..keys, prop_oneof![900..1000u64, 1000..1100u64]).prop_map(|(k, e)| Op::PutExpiring(k, e)),
         1 => (0..keys, 0..=keys).prop_map(|(a, b)| Op::DeleteRange(a.min(b), a.max(b))),
     ]
 }
@@ -405,6 +424,12 @@ fn build(store: &TableStore, sc: &Scenario) -> Levels {
                 Op::Put(k) => Some((vec![k], seq, ValueKind::Put, value_of(seq))),
                 Op::Delete(k) => Some((vec![k], seq, ValueKind::Delete, Vec::new())),
                 Op::Merge(k) => Some((vec![k], seq, ValueKind::Merge, value_of(seq))),
+                Op::PutExpiring(k, e) => Some((
+                    vec![k],
+                    seq,
+                    ValueKind::ExpiringPut,
+                    strata_core::expiry::encode_expiring(e, &value_of(seq)),
+                )),
                 Op::DeleteRange(..) => None,
             }
         })
@@ -484,20 +509,37 @@ proptest! {
         prop_assert!(levels[0].is_empty() && levels[1].is_empty());
 
         // Everything is in the bottom level, rewritten once in place: per user key at
-        // most one entry per snapshot stripe, and no tombstone older than every snapshot.
+        // most one entry per snapshot stripe — but for operands left unfolded over a
+        // live expiring value — and no tombstone older than every snapshot.
         let mut sorted_snaps = snaps.clone();
         sorted_snaps.sort_unstable();
         sorted_snaps.dedup();
         for f in &levels[2] {
             let table = store.get(f.number).unwrap();
-            let mut seen = BTreeSet::new();
+            let mut stripes: BTreeMap<(Vec<u8>, usize), Vec<ValueKind>> = BTreeMap::new();
             for (k, _) in table.entries() {
                 let p = ParsedInternalKey::parse(k).unwrap();
                 let stripe = sorted_snaps.partition_point(|&s| s < p.seq);
-                prop_assert!(seen.insert((p.user_key.to_vec(), stripe)), "two versions in one stripe");
-                prop_assert!(!(p.kind == ValueKind::Delete && stripe == 0), "droppable tombstone kept");
+                stripes.entry((p.user_key.to_vec(), stripe)).or_default().push(p.kind);
+            }
+            for ((_, stripe), kinds) in &stripes {
+                let (last, above) = kinds.split_last().unwrap();
+                let over_expiring = *last == ValueKind::ExpiringPut
+                    && above.iter().all(|k| *k == ValueKind::Merge);
+                prop_assert!(above.is_empty() || over_expiring, "two versions in one stripe: {:?}", kinds);
                 // Nothing is below the bottom: an operand there folds into a put.
-                prop_assert!(!(p.kind == ValueKind::Merge && stripe == 0), "unfolded operand at the bottom");
+                prop_assert!(!(*last == ValueKind::Merge && *stripe == 0), "unfolded operand at the bottom");
+            }
+            for (k, v) in table.entries() {
+                let p = ParsedInternalKey::parse(k).unwrap();
+                let stripe = sorted_snaps.partition_point(|&s| s < p.seq);
+                prop_assert!(!(p.kind == ValueKind::Delete && stripe == 0), "droppable tombstone kept");
+                // An expired value is gone from the bottom (a tombstone there would be
+                // dropped, as checked above).
+                if p.kind == ValueKind::ExpiringPut {
+                    let (expiry, _) = strata_core::expiry::split_expiring(v).unwrap();
+                    prop_assert!(expiry > NOW, "expired value kept at the bottom");
+                }
             }
             for fragment in table.range_tombstones().fragments() {
                 let stripes: Vec<usize> = fragment

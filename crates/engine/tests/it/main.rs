@@ -12,6 +12,7 @@ mod merge;
 mod model;
 mod range_delete;
 mod read_only;
+mod ttl;
 mod txn;
 
 use std::path::Path;

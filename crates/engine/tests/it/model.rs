@@ -1,16 +1,66 @@
 //! Model-based test: random operation sequences against a `BTreeMap`, across flushes,
-//! compactions, snapshots, closes and drops.
+//! compactions, snapshots, closes and drops, with merge operands and values that expire
+//! on a clock the test moves.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use proptest::prelude::*;
-use strata::{Compression, Db, Snapshot, WriteBatch, WriteOptions};
+use strata::{Clock, Compression, Db, ManualClock, Snapshot, WriteBatch, WriteOptions};
 use strata_core::MemFs;
 
 use crate::collect;
 
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// Key → what the key holds. Reads see [`visible`] at the clock's time.
+type Model = BTreeMap<Vec<u8>, Entry>;
+
+/// What a key holds: a value, or a value with an expiry and the merge operands
+/// written onto it since (they fold onto the value while it lives, onto nothing once
+/// it has expired).
+#[derive(Clone, Debug)]
+enum Entry {
+    Plain(Vec<u8>),
+    Expiring {
+        base: Vec<u8>,
+        expires_ms: u64,
+        /// The operands since, concatenated; `None` if none was written (an empty
+        /// operand is still one).
+        operands: Option<Vec<u8>>,
+    },
+}
+
+impl Entry {
+    fn read(&self, now_ms: u64) -> Option<Vec<u8>> {
+        match self {
+            Entry::Plain(v) => Some(v.clone()),
+            Entry::Expiring {
+                base,
+                expires_ms,
+                operands,
+            } => {
+                if now_ms < *expires_ms {
+                    Some([base.as_slice(), operands.as_deref().unwrap_or_default()].concat())
+                } else {
+                    // Expired: like a delete, with any operands since folded onto nothing.
+                    operands.clone()
+                }
+            }
+        }
+    }
+}
+
+/// The model as reads see it at `now_ms`.
+fn visible(m: &Model, now_ms: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    m.iter()
+        .filter_map(|(k, e)| Some((k.clone(), e.read(now_ms)?)))
+        .collect()
+}
+
+/// The clock every open of the model's database shares; ops move it.
+const START_MS: u64 = 1_000_000;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -18,6 +68,10 @@ enum Op {
     Delete(u8),
     /// Appends to the key's value (the `Concat` merge operator).
     Merge(u8, Vec<u8>),
+    /// A put that expires this many ms after it is written.
+    PutTtl(u8, Vec<u8>, u64),
+    /// Moves the clock forward by this many ms.
+    Advance(u64),
     /// Deletes keys `[key(a), key(b))`, or through `key(b)` when the flag is set.
     DeleteRange(u8, u8, bool),
     DeletePrefix(u8),
@@ -45,6 +99,7 @@ enum BatchOp {
     Put(u8, Vec<u8>),
     Delete(u8),
     Merge(u8, Vec<u8>),
+    PutTtl(u8, Vec<u8>, u64),
     DeleteRange(u8, u8),
 }
 
@@ -66,6 +121,8 @@ fn op() -> impl Strategy<Value = Op> {
         30 => (any::<u8>(), value()).prop_map(|(k, v)| Op::Put(k, v)),
         8 => any::<u8>().prop_map(Op::Delete),
         10 => (any::<u8>(), value()).prop_map(|(k, v)| Op::Merge(k, v)),
+        6 => (any::<u8>(), value(), 1..200u64).prop_map(|(k, v, t)| Op::PutTtl(k, v, t)),
+        3 => (1..120u64).prop_map(Op::Advance),
         3 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(a, b, i)| Op::DeleteRange(a, b, i)),
         1 => any::<u8>().prop_map(Op::DeletePrefix),
         1 => any::<u8>().prop_map(Op::DeleteFrom),
@@ -73,6 +130,7 @@ fn op() -> impl Strategy<Value = Op> {
                 6 => (any::<u8>(), value()).prop_map(|(k, v)| BatchOp::Put(k, v)),
                 2 => any::<u8>().prop_map(BatchOp::Delete),
                 3 => (any::<u8>(), value()).prop_map(|(k, v)| BatchOp::Merge(k, v)),
+                2 => (any::<u8>(), value(), 1..200u64).prop_map(|(k, v, t)| BatchOp::PutTtl(k, v, t)),
                 1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| BatchOp::DeleteRange(a, b)),
             ], 1..6).prop_map(Op::Batch),
         10 => any::<u8>().prop_map(Op::Get),
@@ -89,6 +147,14 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Close),
         1 => Just(Op::DropWithoutClose),
     ]
+}
+
+fn expiring(base: Vec<u8>, expires_ms: u64) -> Entry {
+    Entry::Expiring {
+        base,
+        expires_ms,
+        operands: None,
+    }
 }
 
 /// Appends each operand to the value: associative, as merge operators must be.
@@ -110,13 +176,18 @@ impl strata::MergeOperator for Concat {
 
 /// The model's merge: the operand appended to the value (or to nothing).
 fn model_merge(model: &mut Model, k: Vec<u8>, operand: &[u8]) {
-    model.entry(k).or_default().extend_from_slice(operand);
+    match model.entry(k).or_insert_with(|| Entry::Plain(Vec::new())) {
+        Entry::Plain(v) => v.extend_from_slice(operand),
+        Entry::Expiring { operands, .. } => operands
+            .get_or_insert_with(Vec::new)
+            .extend_from_slice(operand),
+    }
 }
 
-fn model_range(m: &Model, lo: &[u8], hi: &[u8], rev: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn model_range(m: &Model, now_ms: u64, lo: &[u8], hi: &[u8], rev: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut v: Vec<_> = m
         .range::<[u8], _>((Bound::Included(lo), Bound::Excluded(hi)))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .filter_map(|(k, e)| Some((k.clone(), e.read(now_ms)?)))
         .collect();
     if rev {
         v.reverse();
@@ -127,8 +198,14 @@ fn model_range(m: &Model, lo: &[u8], hi: &[u8], rev: bool) -> Vec<(Vec<u8>, Vec<
 /// Opens the model's database: MemTables either frozen after every write group (every
 /// write is a flush) or holding many entries (the MemTable's arena grows in 64 KiB
 /// chunks, so its size counts in those).
-fn open(fs: &MemFs, memtable_bytes: usize, compression: &[Compression]) -> Db {
+fn open(
+    fs: &MemFs,
+    clock: &Arc<ManualClock>,
+    memtable_bytes: usize,
+    compression: &[Compression],
+) -> Db {
     crate::tiny(Db::builder("/db"))
+        .clock(Arc::clone(clock))
         .memtable_bytes(memtable_bytes)
         .compression_per_level(compression)
         .merge_operator(Concat)
@@ -148,17 +225,25 @@ fn compression() -> impl Strategy<Value = Vec<Compression>> {
 
 fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
     let fs = MemFs::new();
-    let open_mem = |fs: &MemFs| open(fs, memtable_bytes, compression);
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let open_mem = |fs: &MemFs| open(fs, &clock, memtable_bytes, compression);
     let mut db: Option<Db> = Some(open_mem(&fs));
     let mut model = Model::new();
     let mut snaps: Vec<(Snapshot, Model)> = Vec::new();
     for op in ops {
         let d = db.get_or_insert_with(|| open_mem(&fs));
+        let now = clock.now_ms();
         match op {
             Op::Put(k, v) => {
                 d.put(key(k), &v).unwrap();
-                model.insert(key(k), v);
+                model.insert(key(k), Entry::Plain(v));
             }
+            Op::PutTtl(k, v, ttl) => {
+                d.put_with_ttl(key(k), &v, Duration::from_millis(ttl))
+                    .unwrap();
+                model.insert(key(k), expiring(v, now + ttl));
+            }
+            Op::Advance(ms) => clock.advance(ms),
             Op::Delete(k) => {
                 d.delete(key(k)).unwrap();
                 model.remove(&key(k));
@@ -192,7 +277,11 @@ fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
                     match e {
                         BatchOp::Put(k, v) => {
                             b.put(key(k), &v);
-                            model.insert(key(k), v);
+                            model.insert(key(k), Entry::Plain(v));
+                        }
+                        BatchOp::PutTtl(k, v, ttl) => {
+                            b.put_with_ttl(key(k), &v, Duration::from_millis(ttl));
+                            model.insert(key(k), expiring(v, now + ttl));
                         }
                         BatchOp::Delete(k) => {
                             b.delete(key(k));
@@ -214,7 +303,7 @@ fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
             Op::Get(k) => {
                 assert_eq!(
                     d.get(key(k)).unwrap().map(|v| v.to_vec()),
-                    model.get(&key(k)).cloned(),
+                    model.get(&key(k)).and_then(|e| e.read(now)),
                     "get {k}"
                 );
             }
@@ -222,16 +311,15 @@ fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
                 let (lo, hi) = (key(a).min(key(b)), key(a).max(key(b)));
                 let it = d.range(lo.clone()..hi.clone());
                 let got = if rev { collect(it.rev()) } else { collect(it) };
-                assert_eq!(got, model_range(&model, &lo, &hi, rev));
+                assert_eq!(got, model_range(&model, now, &lo, &hi, rev));
             }
             Op::Prefix(p, rev) => {
                 let prefix = format!("k{}", p % 6).into_bytes();
                 let it = d.prefix(&prefix);
                 let got = if rev { collect(it.rev()) } else { collect(it) };
-                let mut want: Vec<_> = model
-                    .iter()
+                let mut want: Vec<_> = visible(&model, now)
+                    .into_iter()
                     .filter(|(k, _)| k.starts_with(&prefix))
-                    .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 if rev {
                     want.reverse();
@@ -241,10 +329,10 @@ fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
             Op::BothEnds(a, b, sides) => {
                 let (lo, hi) = (key(a).min(key(b)), key(a).max(key(b)));
                 let mut want: std::collections::VecDeque<_> =
-                    model_range(&model, &lo, &hi, false).into();
+                    model_range(&model, now, &lo, &hi, false).into();
                 let mut it = d.range(lo..=hi.clone());
-                if model.contains_key(&hi) {
-                    want.push_back((hi.clone(), model[&hi].clone()));
+                if let Some(v) = model.get(&hi).and_then(|e| e.read(now)) {
+                    want.push_back((hi.clone(), v));
                 }
                 // Cycle through the pattern until both ends are exhausted.
                 for front in sides.iter().cycle().take(sides.len().max(1) * 200) {
@@ -268,14 +356,15 @@ fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
             Op::TakeSnapshot => snaps.push((d.snapshot(), model.clone())),
             Op::ReadSnapshot(i, k) if !snaps.is_empty() => {
                 let (s, m) = &snaps[i % snaps.len()];
+                // A snapshot sees the writes of its time, expiring by the clock's now.
                 assert_eq!(
                     s.get(key(k)).unwrap().map(|v| v.to_vec()),
-                    m.get(&key(k)).cloned()
+                    m.get(&key(k)).and_then(|e| e.read(now))
                 );
             }
             Op::ScanSnapshot(i) if !snaps.is_empty() => {
                 let (s, m) = &snaps[i % snaps.len()];
-                let want: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let want: Vec<_> = visible(m, now).into_iter().collect();
                 assert_eq!(collect(s.iter()), want);
             }
             Op::DropSnapshot(i) if !snaps.is_empty() => {
@@ -295,7 +384,7 @@ fn run(ops: Vec<Op>, memtable_bytes: usize, compression: &[Compression]) {
         }
     }
     let d = db.get_or_insert_with(|| open_mem(&fs));
-    let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let want: Vec<_> = visible(&model, clock.now_ms()).into_iter().collect();
     assert_eq!(collect(d.iter()), want);
     let mut rev = want.clone();
     rev.reverse();

@@ -65,6 +65,10 @@ pub enum Op {
     /// Appends the operand to the key's value (the harness's [`Concat`] merge
     /// operator), or sets it if the key has none.
     Merge(Vec<u8>, Vec<u8>),
+    /// A put with a time to live of an hour: the model takes it as a put (nothing
+    /// expires during a test), the database stores its expiry through the WAL, flushes
+    /// and compactions.
+    PutTtl(Vec<u8>, Vec<u8>),
     /// Drops the side keyspace and makes it again, empty (not a batch entry: a write of
     /// its own).
     DropSide,
@@ -83,7 +87,7 @@ impl Op {
     /// Whether the entry deletes `key`.
     fn deletes(&self, key: &[u8]) -> bool {
         match self {
-            Op::Put(..) | Op::Merge(..) => false,
+            Op::Put(..) | Op::Merge(..) | Op::PutTtl(..) => false,
             Op::Delete(k) => k == key,
             Op::DeleteRange(a, b) => a.as_slice() <= key && key < b.as_slice(),
             Op::DeleteFrom(a) => same_keyspace(a, key) && a.as_slice() <= key,
@@ -99,12 +103,15 @@ impl Op {
             | Op::Delete(k)
             | Op::DeleteRange(k, _)
             | Op::DeleteFrom(k)
-            | Op::Merge(k, _) => split(k),
+            | Op::Merge(k, _)
+            | Op::PutTtl(k, _) => split(k),
             Op::DropSide => panic!("a keyspace drop is not a batch entry"),
         };
         match (self, in_side) {
             (Op::Put(_, v), false) => batch.put(k, v),
             (Op::Put(_, v), true) => batch.put_in(side, k, v),
+            (Op::PutTtl(_, v), false) => batch.put_with_ttl(k, v, HOUR),
+            (Op::PutTtl(_, v), true) => batch.put_in_with_ttl(side, k, v, HOUR),
             (Op::Merge(_, v), false) => batch.merge(k, v),
             (Op::Merge(_, v), true) => batch.merge_in(side, k, v),
             (Op::Delete(_), false) => batch.delete(k),
@@ -117,6 +124,9 @@ impl Op {
         };
     }
 }
+
+/// The time to live of [`Op::PutTtl`]: far longer than any test runs.
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The merge operator every harness database opens with: appends each operand to the
 /// value (associative, as an operator must be). The model's [`Op::Merge`] does the same.
@@ -166,7 +176,7 @@ pub fn apply(model: &mut Model, w: &Write) {
 
 pub fn apply_op(model: &mut Model, op: &Op) {
     match op {
-        Op::Put(k, v) => {
+        Op::Put(k, v) | Op::PutTtl(k, v) => {
             model.insert(k.clone(), v.clone());
         }
         Op::Delete(k) => {

@@ -284,8 +284,9 @@ fn workload(h: &mut Harness, rng: &mut Rng, n: usize, keys: &[Vec<u8>]) -> Resul
                 let ops = (0..n)
                     .map(|j| {
                         let k = key(rng);
-                        match rng.below(6) {
+                        match rng.below(7) {
                             0 => Op::Put(k, value(rng, tag + j, h.roomy)),
+                            6 => Op::PutTtl(k, value(rng, tag + j, h.roomy)),
                             1 => Op::Delete(k),
                             _ => Op::Merge(k, format!("+{}.{j}", tag).into_bytes()),
                         }

@@ -85,6 +85,8 @@ impl Schedule {
             ValueKind::Put => Lookup::Found(value(&self.keys[key], seq).into()),
             ValueKind::Delete => Lookup::Deleted,
             ValueKind::Merge => Lookup::Merge,
+            // The writers here put and delete only.
+            ValueKind::ExpiringPut => unreachable!("no expiring puts are written"),
         }
     }
 }
@@ -101,7 +103,7 @@ fn value(key: &[u8], seq: u64) -> Vec<u8> {
 fn check_entry(ikey: &[u8], v: &[u8]) -> u64 {
     let p = ParsedInternalKey::parse(ikey).expect("entry key does not parse");
     match p.kind {
-        ValueKind::Put | ValueKind::Merge => {
+        ValueKind::Put | ValueKind::Merge | ValueKind::ExpiringPut => {
             assert_eq!(v, value(p.user_key, p.seq), "torn or misplaced value")
         }
         ValueKind::Delete => assert!(v.is_empty()),

@@ -49,6 +49,13 @@ fn expected_get(model: &BTreeMap<InternalKey, Vec<u8>>, key: &[u8], snap: u64) -
             ValueKind::Put => Lookup::Found(v.clone().into()),
             ValueKind::Delete => Lookup::Deleted,
             ValueKind::Merge => Lookup::Merge,
+            ValueKind::ExpiringPut => {
+                let (expires_at_ms, value) = strata_core::expiry::split_expiring(v).unwrap();
+                Lookup::Expiring {
+                    expires_at_ms,
+                    value: value.to_vec().into(),
+                }
+            }
         },
         _ => Lookup::Absent,
     }

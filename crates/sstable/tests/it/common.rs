@@ -39,6 +39,13 @@ pub fn model_get(model: &Model, user_key: &[u8], snapshot: SequenceNumber) -> Lo
             ValueKind::Put => Lookup::Found(v.clone().into()),
             ValueKind::Delete => Lookup::Deleted,
             ValueKind::Merge => Lookup::Merge,
+            ValueKind::ExpiringPut => {
+                let (expires_at_ms, value) = strata_core::expiry::split_expiring(v).unwrap();
+                Lookup::Expiring {
+                    expires_at_ms,
+                    value: value.to_vec().into(),
+                }
+            }
         },
         _ => Lookup::Absent,
     }

@@ -1,4 +1,5 @@
-//! Tables with merge operands: format version 4, and kind 2 refused in older versions.
+//! Tables with merge operands and expiring values: format version 4, and kinds 2 and 3
+//! refused in older versions.
 
 use std::path::Path;
 
@@ -16,6 +17,9 @@ fn build_with_merges(fs: &MemFs, path: &Path) {
     b.add(ik(b"a", 1, ValueKind::Put).as_bytes(), b"10")
         .unwrap();
     b.add(ik(b"b", 4, ValueKind::Put).as_bytes(), b"v").unwrap();
+    let expiring = strata_core::expiry::encode_expiring(7_000, b"ttl");
+    b.add(ik(b"c", 5, ValueKind::ExpiringPut).as_bytes(), &expiring)
+        .unwrap();
     b.finish().unwrap();
 }
 
@@ -40,7 +44,15 @@ fn a_table_with_merge_operands_is_version_4_and_answers_merge_at_each_snapshot()
         (it.key(), it.value()),
         (ik(b"a", 3, ValueKind::Merge).as_bytes(), &b"+1"[..])
     );
-    assert_eq!(table.verify().unwrap().entries, 4);
+    // An expiring value answers with its expiry and the user's value.
+    assert_eq!(
+        table.get(b"c", 10).unwrap(),
+        Lookup::Expiring {
+            expires_at_ms: 7_000,
+            value: "ttl".into()
+        }
+    );
+    assert_eq!(table.verify().unwrap().entries, 5);
 }
 
 #[test]
@@ -57,6 +69,11 @@ fn a_merge_operand_in_a_table_of_an_older_version_is_corruption_not_an_operand()
     let e = table.get(b"a", 10).unwrap_err();
     assert!(
         matches!(&e, Error::Corruption { reason, .. } if reason.contains("merge operand")),
+        "{e}"
+    );
+    let e = table.get(b"c", 10).unwrap_err();
+    assert!(
+        matches!(&e, Error::Corruption { reason, .. } if reason.contains("expiring value")),
         "{e}"
     );
     assert!(table.verify().unwrap_err().is_corruption());

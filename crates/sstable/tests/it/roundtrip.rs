@@ -28,11 +28,15 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn model() -> impl Strategy<Value = Model> {
-    proptest::collection::vec((user_key(), 0u64..40, 0u8..5, value()), 1..160).prop_map(|es| {
+    proptest::collection::vec((user_key(), 0u64..40, 0u8..6, value()), 1..160).prop_map(|es| {
         es.into_iter()
             .map(|(k, seq, kind, v)| match kind {
                 0 => (ik(&k, seq, ValueKind::Delete), Vec::new()),
                 1 => (ik(&k, seq, ValueKind::Merge), v),
+                2 => (
+                    ik(&k, seq, ValueKind::ExpiringPut),
+                    strata_core::expiry::encode_expiring(seq * 1000, &v),
+                ),
                 _ => (ik(&k, seq, ValueKind::Put), v),
             })
             .collect()
@@ -83,8 +87,9 @@ proptest! {
         prop_assert_eq!(summary.file_size, fs.read_file(&path).unwrap().len() as u64);
         prop_assert_eq!(table.properties().entry_count, model.len() as u64);
         prop_assert_eq!(table.verify().unwrap().entries, model.len() as u64);
-        // Merge operands need version 4; a table without them keeps its older version.
-        let has_merge = model.keys().any(|k| k.parsed().kind == ValueKind::Merge);
+        // Merge operands and expiring values need version 4; a table without them keeps
+        // its older version.
+        let has_merge = model.keys().any(|k| k.parsed().kind.needs_v4());
         prop_assert_eq!(table.footer().version == strata_sstable::FormatVersion::V4, has_merge);
 
         // Iteration, both ways (twice with a cache: the second pass reads cached blocks).
