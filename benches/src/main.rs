@@ -828,10 +828,14 @@ impl Bench {
         db.close()?;
         metrics::release_freed_memory();
         let _ = std::fs::remove_dir_all(&dir);
-        let verified = verified.map_err(|e| format!("{name} [{engine}]: {e}"))?;
+        let (verified, read_back) = verified.map_err(|e| format!("{name} [{engine}]: {e}"))?;
+        let read_back_us = read_back.as_secs_f64() * 1e6 / counters.max(1) as f64;
 
         let conflicts = (!merge).then(|| conflicts.into_inner());
-        let mut note = format!("({} increments acknowledged) ({verified})", outcome.found);
+        let mut note = format!(
+            "({} increments acknowledged) ({verified}; read back at {read_back_us:.2} µs/get)",
+            outcome.found
+        );
         if let Some(c) = conflicts {
             note.push_str(&format!(
                 " (conflicts: {c} retried, {:.2} per 1000 increments)",
@@ -854,6 +858,7 @@ impl Bench {
         );
         row.set_cpu(cpu, Some(cpu_settled));
         row.conflicts = conflicts;
+        row.read_back_us_per_get = Some(read_back_us);
         Ok(Some(row))
     }
 
@@ -866,8 +871,14 @@ impl Bench {
     /// Reads every counter of `db` back after `ops` increments (the draws of
     /// [`run_counters`](Self::run_counters)), `acknowledged` of which the engine
     /// acknowledged: each counter must hold the increments drawn for it and the sum
-    /// must equal `acknowledged`. Returns the check as printed; an error if it fails.
-    fn verify_counters(&self, db: &dyn Engine, ops: u64, acknowledged: u64) -> Res<String> {
+    /// must equal `acknowledged`. Returns the check as printed and the time the reads
+    /// took; an error if the check fails.
+    fn verify_counters(
+        &self,
+        db: &dyn Engine,
+        ops: u64,
+        acknowledged: u64,
+    ) -> Res<(String, Duration)> {
         let counters = self.args.counters;
         let seed = self.counter_seed();
         let mut expected = vec![0u64; counters as usize];
@@ -879,6 +890,9 @@ impl Bench {
         let mut key = vec![0u8; self.args.key_size];
         let (mut sum, mut off) = (0u64, 0u64);
         let mut first_off = None;
+        // Timed too: a merged counter is folded when it is read, so the reads carry
+        // whatever folding the writes and the flush left undone.
+        let started = Instant::now();
         for (c, want) in expected.iter().enumerate() {
             fill_key(&mut key, c as u64, false);
             let got = engine::counter_value(db.get_value(&key)?.as_deref())
@@ -889,6 +903,7 @@ impl Bench {
                 first_off.get_or_insert((c, got, *want));
             }
         }
+        let took = started.elapsed();
         let check = format!(
             "verified: {counters} counters read, sum {sum}, {acknowledged} increments \
              acknowledged, {off} counters off"
@@ -899,7 +914,7 @@ impl Bench {
                 .unwrap_or_default();
             return Err(format!("MISMATCH: {check}{first}").into());
         }
-        Ok(check)
+        Ok((check, took))
     }
 
     /// How many keys the deleterange pattern covers inside `0..num`.
@@ -1402,7 +1417,7 @@ mod tests {
             fill_key(&mut key, pick(b.counter_seed(), j, 10), false);
             db.merge_add(&key, 1).unwrap();
         }
-        let ok = b.verify_counters(&*db, 100, 100).unwrap();
+        let (ok, _) = b.verify_counters(&*db, 100, 100).unwrap();
         assert!(
             ok.contains("sum 100, 100 increments acknowledged, 0 counters off"),
             "{ok}"

@@ -60,6 +60,9 @@ pub struct Row {
     /// incrtxn: commits refused for a conflict and retried (every increment is retried
     /// until it commits).
     pub conflicts: Option<u64>,
+    /// incrmerge / incrtxn: µs per get of the untimed read-back of every counter after
+    /// settling (merged counters are folded by these reads).
+    pub read_back_us_per_get: Option<f64>,
     /// Found counts, background writer, and the like.
     pub note: String,
     /// Strata's ops/s ÷ the best peer's (on Strata's row, when peers ran).
@@ -107,6 +110,7 @@ impl Row {
             vs_baseline: None,
             vs_baseline_cpu: None,
             conflicts: None,
+            read_back_us_per_get: None,
             note,
             strata_vs_best_peer: None,
             strata_vs: BTreeMap::new(),
@@ -383,9 +387,9 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| engine | merge µs/op | txn µs/op | wall ratio | merge CPU µs/op | txn CPU µs/op | CPU ratio | CPU ratio until settled | txn conflicts |"
+            "| engine | merge µs/op | txn µs/op | wall ratio | merge CPU µs/op | txn CPU µs/op | CPU ratio | CPU ratio until settled | txn conflicts | read-back µs/get (merge / txn) |"
         );
-        let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         for (m, t) in pairs {
             let settled = match (m.cpu_us_per_op_settled, t.cpu_us_per_op_settled) {
                 (Some(a), Some(b)) if a > 0.0 => format!("{:.2}", b / a),
@@ -393,7 +397,7 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "| {} | {:.3} | {:.3} | {:.2} | {:.3} | {:.3} | {:.2} | {} | {} |",
+                "| {} | {:.3} | {:.3} | {:.2} | {:.3} | {:.3} | {:.2} | {} | {} | {:.2} / {:.2} |",
                 m.engine,
                 m.micros_per_op,
                 t.micros_per_op,
@@ -402,7 +406,9 @@ impl Report {
                 t.cpu_us_per_op,
                 t.cpu_us_per_op / m.cpu_us_per_op.max(1e-12),
                 settled,
-                t.conflicts.unwrap_or(0)
+                t.conflicts.unwrap_or(0),
+                m.read_back_us_per_get.unwrap_or(0.0),
+                t.read_back_us_per_get.unwrap_or(0.0)
             );
         }
     }
