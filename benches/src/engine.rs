@@ -60,6 +60,75 @@ pub struct Config {
     pub bloom_filter_budget: Option<f64>,
     /// Strata's range-delete compaction rules (`DbBuilder::range_delete_compactions`).
     pub range_delete_compactions: bool,
+    /// What the engine is opened for (the counter workloads need more than the rest).
+    pub purpose: Purpose,
+}
+
+/// What an engine is opened for. Most workloads use the plain database; the counter
+/// workloads need a merge operator or optimistic transactions, which RocksDB and fjall
+/// provide through a different kind of database (`OptimisticTransactionDB`,
+/// `OptimisticTxDatabase`, whose plain writes each run as a transaction). So each
+/// engine is opened for those only in the counter workloads, and the other workloads'
+/// figures stay those of the plain database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Purpose {
+    /// Puts, gets, deletes and scans.
+    #[default]
+    Plain,
+    /// As `Plain`, with the u64-add merge operator configured (`incrmerge`).
+    Merge,
+    /// The engine's optimistic-transaction database (`incrtxn`).
+    Transactions,
+}
+
+/// How one optimistic transaction attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// Committed: the increment is acknowledged.
+    Committed,
+    /// The engine refused the commit because another commit wrote the key after this
+    /// transaction read it; nothing was written and the caller retries.
+    Conflict,
+}
+
+/// The value of a counter as stored: absent is 0, otherwise exactly 8 bytes, u64
+/// little-endian. Any other length is an error, so every counter read is checked.
+pub fn counter_value(stored: Option<&[u8]>) -> Res<u64> {
+    match stored {
+        None => Ok(0),
+        Some(b) => match <[u8; 8]>::try_from(b) {
+            Ok(le) => Ok(u64::from_le_bytes(le)),
+            Err(_) => Err(format!("a counter holds {} bytes, not 8", b.len()).into()),
+        },
+    }
+}
+
+/// The u64-add fold every engine's merge operator computes: `existing` (absent: 0)
+/// plus every operand, or `None` (the engine reports a merge error) if any of them is
+/// not 8 bytes. Associative, as Strata and RocksDB require.
+pub fn add_u64<'a>(
+    existing: Option<&[u8]>,
+    operands: impl IntoIterator<Item = &'a [u8]>,
+) -> Option<Vec<u8>> {
+    let decode = |b: &[u8]| <[u8; 8]>::try_from(b).ok().map(u64::from_le_bytes);
+    let mut sum = existing.map_or(Some(0), decode)?;
+    for op in operands {
+        sum = sum.wrapping_add(decode(op)?);
+    }
+    Some(sum.to_le_bytes().to_vec())
+}
+
+/// Strata's u64-add merge operator (`docs/merge.md`'s counter).
+struct U64Add;
+
+impl strata::MergeOperator for U64Add {
+    fn name(&self) -> &str {
+        "u64-add"
+    }
+
+    fn merge(&self, _key: &[u8], existing: Option<&[u8]>, operands: &[&[u8]]) -> Option<Vec<u8>> {
+        add_u64(existing, operands.iter().copied())
+    }
 }
 
 /// A database under test, open on one directory.
@@ -99,6 +168,37 @@ pub trait Engine: Send + Sync {
     fn shape(&self) -> Option<String> {
         None
     }
+    /// The value of `key`, if present: the counter workloads read every counter back
+    /// and check it.
+    fn get_value(&self, key: &[u8]) -> Res<Option<Vec<u8>>> {
+        let _ = key;
+        Err("this engine does not return values to the harness".into())
+    }
+    /// Whether [`merge_add`](Self::merge_add) is the engine's own merge operator (opened
+    /// with [`Purpose::Merge`]). Engines without one skip `incrmerge` rather than emulate
+    /// it with a read and a write, which would measure something else.
+    fn has_merge(&self) -> bool {
+        false
+    }
+    /// Adds `delta` to the u64 little-endian counter at `key` with the engine's merge
+    /// operator: a write of the operand, no read.
+    fn merge_add(&self, key: &[u8], delta: u64) -> Res<()> {
+        let _ = (key, delta);
+        Err("this engine has no merge operator".into())
+    }
+    /// Whether [`txn_add`](Self::txn_add) runs an optimistic transaction of the engine
+    /// (opened with [`Purpose::Transactions`]).
+    fn has_transactions(&self) -> bool {
+        false
+    }
+    /// One attempt to add `delta` to the counter at `key` in an optimistic transaction:
+    /// read the counter so that a write by another commit after the read makes the
+    /// commit fail, write the sum, commit. The caller retries on
+    /// [`Attempt::Conflict`].
+    fn txn_add(&self, key: &[u8], delta: u64) -> Res<Attempt> {
+        let _ = (key, delta);
+        Err("this engine has no optimistic transactions in this harness".into())
+    }
     /// Closes cleanly, releasing every file and thread.
     fn close(self: Box<Self>) -> Res<()>;
 }
@@ -133,11 +233,19 @@ pub fn open(name: &str, dir: &Path, cfg: &Config) -> Res<Box<dyn Engine>> {
     match name {
         "strata" => Ok(Box::new(StrataEngine::open(dir, cfg)?)),
         #[cfg(feature = "fjall")]
+        "fjall" if cfg.purpose == Purpose::Transactions => Ok(Box::new(
+            crate::peers::fjall::FjallTxnEngine::open(dir, cfg)?,
+        )),
+        #[cfg(feature = "fjall")]
         "fjall" => Ok(Box::new(crate::peers::fjall::FjallEngine::open(dir, cfg)?)),
         #[cfg(feature = "sled")]
         "sled" => Ok(Box::new(crate::peers::sled::SledEngine::open(dir, cfg)?)),
         #[cfg(feature = "redb")]
         "redb" => Ok(Box::new(crate::peers::redb::RedbEngine::open(dir, cfg)?)),
+        #[cfg(feature = "rocksdb")]
+        "rocksdb" if cfg.purpose == Purpose::Transactions => Ok(Box::new(
+            crate::peers::rocksdb::RocksTxnEngine::open(dir, cfg)?,
+        )),
         #[cfg(feature = "rocksdb")]
         "rocksdb" => Ok(Box::new(crate::peers::rocksdb::RocksEngine::open(
             dir, cfg,
@@ -151,9 +259,12 @@ pub fn open(name: &str, dir: &Path, cfg: &Config) -> Res<Box<dyn Engine>> {
     }
 }
 
-/// Strata through its public API, default options except the memory budget.
+/// Strata through its public API, default options except the memory budget (and the
+/// u64-add merge operator when opened for `incrmerge`). Transactions need nothing at
+/// open: `Purpose::Transactions` opens the same database as `Plain`.
 pub struct StrataEngine {
     db: Db,
+    merge: bool,
 }
 
 impl StrataEngine {
@@ -174,8 +285,12 @@ impl StrataEngine {
         if let Some(budget) = cfg.bloom_filter_budget {
             builder = builder.bloom_filter_budget(budget);
         }
+        let merge = cfg.purpose == Purpose::Merge;
+        if merge {
+            builder = builder.merge_operator(U64Add);
+        }
         let db = builder.open()?;
-        Ok(StrataEngine { db })
+        Ok(StrataEngine { db, merge })
     }
 }
 
@@ -275,6 +390,37 @@ impl Engine for StrataEngine {
             ));
         }
         Some(out)
+    }
+
+    fn get_value(&self, key: &[u8]) -> Res<Option<Vec<u8>>> {
+        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn has_merge(&self) -> bool {
+        self.merge
+    }
+
+    fn merge_add(&self, key: &[u8], delta: u64) -> Res<()> {
+        if !self.merge {
+            // Operands written without the operator would only fail at the read.
+            return Err("Strata was opened without the merge operator".into());
+        }
+        Ok(self.db.merge(key, delta.to_le_bytes())?)
+    }
+
+    fn has_transactions(&self) -> bool {
+        true
+    }
+
+    fn txn_add(&self, key: &[u8], delta: u64) -> Res<Attempt> {
+        let mut tx = self.db.transaction();
+        let now = counter_value(tx.get_for_update(key)?.as_deref())?;
+        tx.put(key, now.wrapping_add(delta).to_le_bytes());
+        match tx.commit() {
+            Ok(()) => Ok(Attempt::Committed),
+            Err(e) if e.kind() == strata::ErrorKind::Conflict => Ok(Attempt::Conflict),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn close(self: Box<Self>) -> Res<()> {

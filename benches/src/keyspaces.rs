@@ -597,6 +597,7 @@ fn scan(pairs: &dyn Pairs) -> Res<Outcome> {
         elapsed: start.elapsed(),
         hist,
         background_ops: 0,
+        writes: None,
     })
 }
 

@@ -18,9 +18,9 @@ mod raft;
 mod report;
 mod workload;
 
-use engine::{Config, Engine, Res};
+use engine::{Attempt, Config, Engine, Purpose, Res};
 use report::Row;
-use workload::{Values, fill_key, permutation, progress, run_ops, run_scan};
+use workload::{Values, fill_key, permutation, pick, progress, run_ops, run_scan};
 
 /// The workloads, in db_bench's names, in the order they run by default.
 const DEFAULT_BENCHMARKS: &str = "fillseq,fillrandom,overwrite,reopen,readrandom,readmissing,\
@@ -108,6 +108,14 @@ struct Args {
     #[arg(long = "range_delete_compactions", num_args = 0..=1, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new(), default_value = "true")]
     range_delete_compactions: bool,
+    /// readrandomwriterandom: reads out of every 100 operations (db_bench's flag: the
+    /// reads of each hundred come first, then the writes).
+    #[arg(long = "readwritepercent", default_value_t = 90)]
+    readwritepercent: u64,
+    /// incrmerge / incrtxn: how many u64 counters the --num increments are spread over
+    /// (uniformly at random).
+    #[arg(long, default_value_t = 10_000)]
+    counters: u64,
     /// Seed of the random orders.
     #[arg(long, default_value_t = 301)]
     seed: u64,
@@ -146,15 +154,19 @@ enum Kind {
     Read,
     /// Closes and times the open.
     Reopen,
+    /// Increments counters in a fresh database of its own (`<db>/<engine>.counters`),
+    /// then reads every counter back and checks the totals.
+    Counters,
 }
 
 fn kind(name: &str) -> Option<Kind> {
     Some(match name {
         "fillseq" | "fillrandom" | "fillsync" => Kind::Fill,
-        "overwrite" | "deleterandom" | "deleterange" => Kind::Update,
+        "overwrite" | "deleterandom" | "deleterange" | "readrandomwriterandom" => Kind::Update,
         "readrandom" | "readmissing" | "readdeleted" | "readseq" | "readreverse" | "seekrandom"
         | "readwhilewriting" => Kind::Read,
         "reopen" => Kind::Reopen,
+        "incrmerge" | "incrtxn" => Kind::Counters,
         _ => return None,
     })
 }
@@ -172,6 +184,9 @@ struct State {
     /// baseline twin): reads pick from the survivors.
     deleted: bool,
 }
+
+/// incrtxn gives up on an increment refused this many times in a row.
+const MAX_RETRIES: u64 = 10_000;
 
 /// Suffix of the twin engines `--range_delete_baseline` adds.
 const BASELINE: &str = "-baseline";
@@ -252,6 +267,12 @@ fn run(args: Args) -> Res<()> {
             args.range_delete_len
         )
         .into());
+    }
+    if args.readwritepercent > 100 {
+        return Err("--readwritepercent is a percentage: 0 to 100".into());
+    }
+    if args.counters == 0 {
+        return Err("--counters must be positive".into());
     }
     for b in &args.benchmarks {
         if kind(b).is_none() {
@@ -372,6 +393,7 @@ impl Bench {
             write_buffer_bytes: args.write_buffer_size,
             bloom_filter_budget: args.bloom_filter_budget,
             range_delete_compactions: args.range_delete_compactions,
+            purpose: Purpose::Plain,
             compression: match args.compression.as_str() {
                 "lz4" => "lz4",
                 "zstd" => "zstd",
@@ -411,7 +433,7 @@ impl Bench {
                         report::line(&row, self.args.json);
                         rows.push(row);
                     }
-                    None => report::skipped(name, e, &self.skip_reason(e), self.args.json),
+                    None => report::skipped(name, e, &self.skip_reason(name, e), self.args.json),
                 }
             }
         }
@@ -431,7 +453,7 @@ impl Bench {
     fn args_summary(&self) -> String {
         format!(
             "--num={} --key_size={} --value_size={} --threads={} --reads={} --cache_bytes={} \
-             --write_buffer_size={} --seed={}{}",
+             --write_buffer_size={} --seed={}{}{}",
             self.args.num,
             self.args.key_size,
             self.args.value_size,
@@ -453,12 +475,42 @@ impl Bench {
                 )
             } else {
                 String::new()
+            },
+            {
+                let has = |w: &str| self.args.benchmarks.iter().any(|b| b == w);
+                let mut extra = String::new();
+                if has("readrandomwriterandom") {
+                    extra.push_str(&format!(
+                        " --readwritepercent={}",
+                        self.args.readwritepercent
+                    ));
+                }
+                if has("incrmerge") || has("incrtxn") {
+                    extra.push_str(&format!(" --counters={}", self.args.counters));
+                }
+                extra
             }
         )
     }
 
-    /// Why deleterange did not run on `engine`.
-    fn skip_reason(&self, engine: &str) -> String {
+    /// Why workload `name` did not run on `engine`.
+    fn skip_reason(&self, name: &str, engine: &str) -> String {
+        match name {
+            "incrmerge" => {
+                return format!(
+                    "({engine} has no merge operator here; not emulated with a read and a write)"
+                );
+            }
+            "incrtxn" => {
+                return match engine::base_name(engine) {
+                    "redb" => "(redb's write transactions run one at a time: no optimistic \
+                               transaction to measure)"
+                        .to_string(),
+                    _ => format!("({engine}'s transactions are not wired into this harness)"),
+                };
+            }
+            _ => {}
+        }
         if is_baseline(engine) {
             "(baseline: the covered keys were never written, nothing to delete)".to_string()
         } else {
@@ -581,6 +633,9 @@ impl Bench {
         if name == "deleterange" && is_baseline(engine) {
             return Ok(None);
         }
+        if kind == Kind::Counters {
+            return self.run_counters(name, engine);
+        }
         let dir = self.dir(engine);
         // A baseline twin never holds the covered keys.
         state.deleted |= is_baseline(engine);
@@ -627,7 +682,9 @@ impl Bench {
                 "deleterange" => 2 * self.args.key_size as u64,
                 _ => self.entry_bytes(),
             };
-            write_amp = Some(written as f64 / (outcome.ops * per_op).max(1) as f64);
+            // Mixed workloads: only the writes wrote user bytes.
+            let wrote = outcome.writes.unwrap_or(outcome.ops);
+            write_amp = Some(written as f64 / (wrote * per_op).max(1) as f64);
             if name != "deleterandom" {
                 let live = match name {
                     "fillsync" => outcome.ops,
@@ -674,6 +731,10 @@ impl Bench {
 
         let bytes = match kind {
             Kind::Read => outcome.found * self.entry_bytes(),
+            // Entries read (found) and written.
+            _ if outcome.writes.is_some() => {
+                (outcome.found + outcome.writes.unwrap_or(0)) * self.entry_bytes()
+            }
             // The tombstones' bounds.
             _ if name == "deleterange" => outcome.ops * 2 * self.args.key_size as u64,
             _ => outcome.ops * self.entry_bytes(),
@@ -684,6 +745,176 @@ impl Bench {
         row.set_cpu(cpu, cpu_settled);
         row.range_deleted = state.deleted;
         Ok(Some(row))
+    }
+
+    /// The counter workloads. Each engine gets a fresh database of its own (removed
+    /// after), opened for the merge operator or for transactions; `--num` increments of
+    /// 1 go to counters drawn at random from `0..--counters`, split among `--threads`.
+    /// Then, untimed, the engine settles and every counter is read back: each must hold
+    /// exactly the increments drawn for it, and their sum the increments acknowledged.
+    /// A mismatch fails the run. `None` if the engine has no merge operator
+    /// (incrmerge) or no optimistic transactions (incrtxn).
+    fn run_counters(&self, name: &str, engine: &str) -> Res<Option<Row>> {
+        let merge = name == "incrmerge";
+        let dir = self.base.join(format!("{engine}.counters"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = Config {
+            purpose: if merge {
+                Purpose::Merge
+            } else {
+                Purpose::Transactions
+            },
+            ..self.cfg
+        };
+        let db = engine::open(engine::base_name(engine), &dir, &cfg)?;
+        let runs = if merge {
+            db.has_merge()
+        } else {
+            db.has_transactions()
+        };
+        if !runs {
+            db.close()?;
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(None);
+        }
+        let ops = self.args.num;
+        let counters = self.args.counters;
+        let seed = self.counter_seed();
+        let conflicts = std::sync::atomic::AtomicU64::new(0);
+        let pb = progress(ops, &format!("{engine} {name}"));
+        metrics::reset_peak_rss();
+        let io0 = metrics::Io::now();
+        let cpu0 = metrics::process_cpu();
+        let outcome = run_ops(
+            self.args.threads,
+            ops,
+            self.args.key_size,
+            &pb,
+            |key, j| {
+                fill_key(key, pick(seed, j, counters), false);
+                if merge {
+                    db.merge_add(key, 1)?;
+                } else {
+                    let mut retries = 0u64;
+                    while db.txn_add(key, 1)? == Attempt::Conflict {
+                        retries += 1;
+                        // Two threads on 10k counters conflict rarely; thousands of
+                        // refusals in a row mean the engine never lets it commit.
+                        if retries >= MAX_RETRIES {
+                            return Err(format!(
+                                "increment {j}: {retries} conflicts in a row, giving up"
+                            )
+                            .into());
+                        }
+                    }
+                    conflicts.fetch_add(retries, std::sync::atomic::Ordering::Relaxed);
+                }
+                // Returned only once the engine acknowledged the increment: counted.
+                Ok(true)
+            },
+            None,
+        )?;
+        let cpu = metrics::process_cpu().saturating_sub(cpu0);
+        db.settle()?;
+        metrics::wait_for_quiet(
+            Duration::from_millis(self.args.settle_quiet_ms),
+            Duration::from_secs(300),
+        );
+        let written = metrics::Io::now().device_bytes_since(&io0);
+        let cpu_settled = metrics::process_cpu().saturating_sub(cpu0);
+        let peak_rss = metrics::peak_rss();
+        let verified = self.verify_counters(&*db, ops, outcome.found);
+        let shape = db.shape();
+        db.close()?;
+        metrics::release_freed_memory();
+        let _ = std::fs::remove_dir_all(&dir);
+        let (verified, read_back) = verified.map_err(|e| format!("{name} [{engine}]: {e}"))?;
+        let read_back_us = read_back.as_secs_f64() * 1e6 / counters.max(1) as f64;
+
+        let conflicts = (!merge).then(|| conflicts.into_inner());
+        let mut note = format!(
+            "({} increments acknowledged) ({verified}; read back at {read_back_us:.2} µs/get)",
+            outcome.found
+        );
+        if let Some(c) = conflicts {
+            note.push_str(&format!(
+                " (conflicts: {c} retried, {:.2} per 1000 increments)",
+                c as f64 * 1000.0 / ops.max(1) as f64
+            ));
+        }
+        if let Some(shape) = shape {
+            let text = format!("{engine}'s counters after {name} (settled):\n{shape}");
+            if self.args.json {
+                eprintln!("{text}");
+            } else {
+                println!("{text}");
+            }
+        }
+        // User bytes: a key and an 8-byte operand or value per increment.
+        let user = outcome.ops * (self.args.key_size as u64 + 8);
+        let write_amp = Some(written as f64 / user.max(1) as f64);
+        let mut row = Row::new(
+            name, engine, &outcome, user, note, write_amp, None, peak_rss,
+        );
+        row.set_cpu(cpu, Some(cpu_settled));
+        row.conflicts = conflicts;
+        row.read_back_us_per_get = Some(read_back_us);
+        Ok(Some(row))
+    }
+
+    /// The seed of the counter draws: the same for incrmerge and incrtxn, so both
+    /// produce the same counters.
+    fn counter_seed(&self) -> u64 {
+        self.args.seed ^ 0xC0_07E5
+    }
+
+    /// Reads every counter of `db` back after `ops` increments (the draws of
+    /// [`run_counters`](Self::run_counters)), `acknowledged` of which the engine
+    /// acknowledged: each counter must hold the increments drawn for it and the sum
+    /// must equal `acknowledged`. Returns the check as printed and the time the reads
+    /// took; an error if the check fails.
+    fn verify_counters(
+        &self,
+        db: &dyn Engine,
+        ops: u64,
+        acknowledged: u64,
+    ) -> Res<(String, Duration)> {
+        let counters = self.args.counters;
+        let seed = self.counter_seed();
+        let mut expected = vec![0u64; counters as usize];
+        for j in 0..ops {
+            if let Some(e) = expected.get_mut(pick(seed, j, counters) as usize) {
+                *e += 1;
+            }
+        }
+        let mut key = vec![0u8; self.args.key_size];
+        let (mut sum, mut off) = (0u64, 0u64);
+        let mut first_off = None;
+        // Timed too: a merged counter is folded when it is read, so the reads carry
+        // whatever folding the writes and the flush left undone.
+        let started = Instant::now();
+        for (c, want) in expected.iter().enumerate() {
+            fill_key(&mut key, c as u64, false);
+            let got = engine::counter_value(db.get_value(&key)?.as_deref())
+                .map_err(|e| format!("counter {c}: {e}"))?;
+            sum = sum.wrapping_add(got);
+            if got != *want {
+                off += 1;
+                first_off.get_or_insert((c, got, *want));
+            }
+        }
+        let took = started.elapsed();
+        let check = format!(
+            "verified: {counters} counters read, sum {sum}, {acknowledged} increments \
+             acknowledged, {off} counters off"
+        );
+        if sum != acknowledged || off > 0 {
+            let first = first_off
+                .map(|(c, got, want)| format!("; counter {c} holds {got}, expected {want}"))
+                .unwrap_or_default();
+            return Err(format!("MISMATCH: {check}{first}").into());
+        }
+        Ok((check, took))
     }
 
     /// How many keys the deleterange pattern covers inside `0..num`.
@@ -873,6 +1104,55 @@ impl Bench {
                 }
                 (o, note)
             }
+            "readrandomwriterandom" => {
+                // db_bench's: each operation takes a key drawn at random (with
+                // replacement) from 0..num; of every 100 operations the first
+                // --readwritepercent are gets, the rest puts of a new value.
+                let ops = self.reads;
+                let percent = self.args.readwritepercent;
+                let value_size = self.args.value_size;
+                let round = state.round;
+                state.round += 1;
+                let writes = std::sync::atomic::AtomicU64::new(0);
+                let pb = progress(ops, &label);
+                let mut o = run_ops(
+                    threads,
+                    ops,
+                    ks,
+                    &pb,
+                    |key, j| {
+                        let i = pick(seed + 9, j, num);
+                        fill_key(key, i, false);
+                        if j % 100 < percent {
+                            match db.get(key)? {
+                                // Every value read is checked (its length: which
+                                // round's bytes it holds depends on the interleaving).
+                                Some(len) if len != value_size => Err(format!(
+                                    "key {i}: a value of {len} bytes, not {value_size}"
+                                )
+                                .into()),
+                                Some(_) => Ok(true),
+                                None => Ok(false),
+                            }
+                        } else {
+                            db.put(key, values.get(i, round), false)?;
+                            writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            Ok(false)
+                        }
+                    },
+                    None,
+                )?;
+                let w = writes.into_inner();
+                o.writes = Some(w);
+                let note = format!(
+                    "( reads:{} writes:{} total:{} found:{})",
+                    o.ops - w,
+                    w,
+                    o.ops,
+                    o.found
+                );
+                (o, note)
+            }
             "readseq" | "readreverse" => {
                 let limit = self.reads.min(num);
                 let pb = progress(limit * threads.max(1) as u64, &label);
@@ -889,6 +1169,7 @@ impl Bench {
                     elapsed: open_time,
                     hist,
                     background_ops: 0,
+                    writes: None,
                 };
                 (o, "(open after a clean close)".to_string())
             }
@@ -1021,6 +1302,141 @@ mod tests {
         );
         let (report, _) = again.measure(&["strata"]).unwrap();
         assert_eq!(report.results[0].found, 1500);
+    }
+
+    fn find<'r>(report: &'r report::Report, w: &str, e: &str) -> Option<&'r Row> {
+        report
+            .results
+            .iter()
+            .find(|r| r.workload == w && r.engine == e)
+    }
+
+    /// readrandomwriterandom does db_bench's mix on every compiled engine: of each 100
+    /// operations 90 reads, then 10 writes; after a fill every read finds a full-size
+    /// value, and the database still holds every key afterwards.
+    #[test]
+    fn readrandomwriterandom_mixes_reads_and_writes_on_every_engine() {
+        let engines = engine::compiled();
+        for (threads, percent, reads) in [("1", "90", 1800), ("2", "50", 1000)] {
+            let dir = tempfile::tempdir().unwrap();
+            let b = bench(
+                dir.path(),
+                &[
+                    "--num",
+                    "2000",
+                    "--threads",
+                    threads,
+                    "--readwritepercent",
+                    percent,
+                    "--benchmarks",
+                    "fillrandom,readrandomwriterandom,readrandom",
+                ],
+            );
+            let (report, _) = b.measure(&engines).unwrap();
+            for e in &engines {
+                let r = find(&report, "readrandomwriterandom", e).unwrap();
+                assert_eq!(r.ops, 2000, "{e}");
+                assert_eq!(r.found, reads, "{e}");
+                let mix = format!("( reads:{reads} writes:{} total:2000", 2000 - reads);
+                assert!(r.note.contains(&mix), "{e}: {}", r.note);
+                assert!(r.write_amp.is_some(), "{e}");
+                assert_eq!(find(&report, "readrandom", e).unwrap().found, 2000, "{e}");
+            }
+        }
+    }
+
+    /// Both counter workloads on every compiled engine, two threads: the engines with
+    /// a merge operator (Strata, RocksDB) run incrmerge, those with optimistic
+    /// transactions (Strata, RocksDB, fjall) run incrtxn, the others are skipped, and
+    /// every run that happened read back exactly the increments it made — also with
+    /// every increment on one counter, where the two threads' transactions collide.
+    #[test]
+    fn counters_add_up_through_merge_and_transactions() {
+        let engines = engine::compiled();
+        for counters in ["20", "1"] {
+            let dir = tempfile::tempdir().unwrap();
+            let b = bench(
+                dir.path(),
+                &[
+                    "--num",
+                    "2000",
+                    "--counters",
+                    counters,
+                    "--threads",
+                    "2",
+                    "--benchmarks",
+                    "incrmerge,incrtxn",
+                ],
+            );
+            let (report, _) = b.measure(&engines).unwrap();
+            let total = format!(
+                "verified: {counters} counters read, sum 2000, 2000 increments acknowledged, 0 counters off"
+            );
+            for e in &engines {
+                let merge = find(&report, "incrmerge", e);
+                assert_eq!(merge.is_some(), matches!(*e, "strata" | "rocksdb"), "{e}");
+                if let Some(r) = merge {
+                    assert_eq!((r.ops, r.found), (2000, 2000), "{e}");
+                    assert!(r.note.contains(&total), "{e}: {}", r.note);
+                    assert!(r.conflicts.is_none(), "{e}");
+                    assert!(r.cpu_us_per_op_settled.is_some(), "{e}");
+                }
+                let txn = find(&report, "incrtxn", e);
+                let has_txn = matches!(*e, "strata" | "rocksdb" | "fjall");
+                assert_eq!(txn.is_some(), has_txn, "{e}");
+                if let Some(r) = txn {
+                    assert_eq!((r.ops, r.found), (2000, 2000), "{e}");
+                    assert!(r.note.contains(&total), "{e}: {}", r.note);
+                    assert!(r.conflicts.is_some(), "{e}");
+                }
+                // The counters' databases are removed after each run.
+                assert!(!dir.path().join(format!("{e}.counters")).exists(), "{e}");
+            }
+            assert!(
+                report
+                    .table()
+                    .contains("Counter increments: transaction ÷ merge")
+            );
+        }
+    }
+
+    /// The read-back check fails on a sum that differs from the increments
+    /// acknowledged, on a counter that holds the wrong count, and on a value that is
+    /// not a u64.
+    #[test]
+    fn the_counter_check_catches_lost_extra_and_malformed_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bench(dir.path(), &["--num", "100", "--counters", "10"]);
+        let cfg = Config {
+            purpose: Purpose::Merge,
+            ..b.cfg
+        };
+        let db = engine::open("strata", &dir.path().join("c"), &cfg).unwrap();
+        let mut key = vec![0u8; 16];
+        for j in 0..100 {
+            fill_key(&mut key, pick(b.counter_seed(), j, 10), false);
+            db.merge_add(&key, 1).unwrap();
+        }
+        let (ok, _) = b.verify_counters(&*db, 100, 100).unwrap();
+        assert!(
+            ok.contains("sum 100, 100 increments acknowledged, 0 counters off"),
+            "{ok}"
+        );
+        // One acknowledged increment missing from the database.
+        let lost = b.verify_counters(&*db, 100, 101).unwrap_err().to_string();
+        assert!(lost.contains("MISMATCH"), "{lost}");
+        // The sum matches, but counter 0 got an increment the draws did not make.
+        fill_key(&mut key, 0, false);
+        db.merge_add(&key, 1).unwrap();
+        let extra = b.verify_counters(&*db, 100, 101).unwrap_err().to_string();
+        assert!(extra.contains("1 counters off; counter 0 holds"), "{extra}");
+        db.put(&key, b"xyz", false).unwrap();
+        let malformed = b.verify_counters(&*db, 100, 100).unwrap_err().to_string();
+        assert!(
+            malformed.contains("counter 0: a counter holds 3 bytes"),
+            "{malformed}"
+        );
+        db.close().unwrap();
     }
 
     #[test]

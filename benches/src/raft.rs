@@ -489,6 +489,7 @@ async fn propose(raft: &Raft, count: u64, concurrency: usize, payload: &str) -> 
         elapsed: start.elapsed(),
         hist,
         background_ops: 0,
+        writes: None,
     })
 }
 

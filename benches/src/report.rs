@@ -57,6 +57,12 @@ pub struct Row {
     pub vs_baseline: Option<f64>,
     /// The same ratio of CPU µs/op (steadier than wall time on a busy machine).
     pub vs_baseline_cpu: Option<f64>,
+    /// incrtxn: commits refused for a conflict and retried (every increment is retried
+    /// until it commits).
+    pub conflicts: Option<u64>,
+    /// incrmerge / incrtxn: µs per get of the untimed read-back of every counter after
+    /// settling (merged counters are folded by these reads).
+    pub read_back_us_per_get: Option<f64>,
     /// Found counts, background writer, and the like.
     pub note: String,
     /// Strata's ops/s ÷ the best peer's (on Strata's row, when peers ran).
@@ -103,6 +109,8 @@ impl Row {
             range_deleted: false,
             vs_baseline: None,
             vs_baseline_cpu: None,
+            conflicts: None,
+            read_back_us_per_get: None,
             note,
             strata_vs_best_peer: None,
             strata_vs: BTreeMap::new(),
@@ -320,6 +328,7 @@ impl Report {
                 );
             }
         }
+        self.counter_ratios(&mut s);
         let peers: Vec<&String> = self
             .engines
             .iter()
@@ -353,6 +362,55 @@ impl Report {
             }
         }
         s
+    }
+
+    /// For each engine that ran both counter workloads: what an increment costs through
+    /// a transaction ÷ through the merge operator (the same increments, the same
+    /// verified totals), in wall time, CPU over the timed phase, and CPU until settled.
+    fn counter_ratios(&self, s: &mut String) {
+        let find = |w: &str, e: &str| {
+            self.results
+                .iter()
+                .find(|r| r.workload == w && r.engine == e)
+        };
+        let pairs: Vec<(&Row, &Row)> = self
+            .engines
+            .iter()
+            .filter_map(|e| Some((find("incrmerge", e)?, find("incrtxn", e)?)))
+            .collect();
+        if pairs.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\nCounter increments: transaction ÷ merge (> 1: the merge is cheaper)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| engine | merge µs/op | txn µs/op | wall ratio | merge CPU µs/op | txn CPU µs/op | CPU ratio | CPU ratio until settled | txn conflicts | read-back µs/get (merge / txn) |"
+        );
+        let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        for (m, t) in pairs {
+            let settled = match (m.cpu_us_per_op_settled, t.cpu_us_per_op_settled) {
+                (Some(a), Some(b)) if a > 0.0 => format!("{:.2}", b / a),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {:.3} | {:.3} | {:.2} | {:.3} | {:.3} | {:.2} | {} | {} | {:.2} / {:.2} |",
+                m.engine,
+                m.micros_per_op,
+                t.micros_per_op,
+                t.micros_per_op / m.micros_per_op.max(1e-12),
+                m.cpu_us_per_op,
+                t.cpu_us_per_op,
+                t.cpu_us_per_op / m.cpu_us_per_op.max(1e-12),
+                settled,
+                t.conflicts.unwrap_or(0),
+                m.read_back_us_per_get.unwrap_or(0.0),
+                t.read_back_us_per_get.unwrap_or(0.0)
+            );
+        }
     }
 
     /// A grouped bar chart of ops/s (log scale) per workload and engine, as SVG.

@@ -48,6 +48,15 @@ impl Rng {
     }
 }
 
+/// The `j`-th of a seeded stream of uniform draws from `0..n` (with replacement, as
+/// db_bench's `rand.Next() % num`): stateless, so every engine and every split of the
+/// operations among threads draws the same sequence.
+pub fn pick(seed: u64, j: u64, n: u64) -> u64 {
+    // splitmix64 seeded at `seed + j·γ` yields the stream's `j`-th output.
+    let mut rng = Rng::new(seed.wrapping_add(j.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    rng.next_u64() % n.max(1)
+}
+
 /// A random permutation of `0..n` (Fisher–Yates), reproducible from `seed`.
 pub fn permutation(n: u64, seed: u64) -> Vec<u64> {
     let mut v: Vec<u64> = (0..n).collect();
@@ -120,6 +129,8 @@ pub struct Outcome {
     pub hist: Histogram<u64>,
     /// Operations done by a background writer during the phase (readwhilewriting).
     pub background_ops: u64,
+    /// Of `ops`, how many were writes, for workloads that mix reads and writes.
+    pub writes: Option<u64>,
 }
 
 /// A latency histogram in nanoseconds: 1 ns to one hour, 3 significant digits.
@@ -227,6 +238,7 @@ where
         elapsed,
         hist,
         background_ops: bg,
+        writes: None,
     })
 }
 
@@ -283,6 +295,7 @@ pub fn run_scan(
         elapsed,
         hist,
         background_ops: 0,
+        writes: None,
     })
 }
 
@@ -301,6 +314,25 @@ mod tests {
             fill_key(&mut b, i + 1, false);
             assert!(a < m && m < b, "key {i}");
         }
+    }
+
+    #[test]
+    fn picks_are_reproducible_and_cover_the_range() {
+        let draws: Vec<u64> = (0..10_000).map(|j| pick(5, j, 100)).collect();
+        assert_eq!(
+            draws,
+            (0..10_000).map(|j| pick(5, j, 100)).collect::<Vec<_>>()
+        );
+        assert_ne!(
+            draws,
+            (0..10_000).map(|j| pick(6, j, 100)).collect::<Vec<_>>()
+        );
+        let mut seen = [0u32; 100];
+        for d in draws {
+            seen[d as usize] += 1;
+        }
+        // 100 draws expected per value; a uniform stream stays well inside 50..150.
+        assert!(seen.iter().all(|&n| (50..150).contains(&n)), "{seen:?}");
     }
 
     #[test]
