@@ -13,19 +13,18 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use strata_core::expiry::{encode_expiring, is_expired, split_expiring};
-use strata_core::key::{compare_internal_keys, encode_internal_key, user_key};
+use strata_core::key::{compare_internal_keys, user_key};
 use strata_core::range_del::successor;
 use strata_core::{
-    CompactionFilter, Error, FilterDecision, FragmentedTombstones, MergeOperator,
-    ParsedInternalKey, Result, SequenceNumber, SortedIter, ValueKind,
+    CompactionFilter, Error, FragmentedTombstones, MergeOperator, ParsedInternalKey, Result,
+    SequenceNumber, SortedIter,
 };
 
 use crate::file_meta::MetaAccumulator;
-use crate::fold::{Base, OperandRun, Output};
+use crate::stream::{StreamRules, compact_stream};
 use crate::{
-    CompactionEdit, CompactionTask, Decision, FileMeta, LevelIter, MergingIter, TableOpener,
-    TableSink, TableWriter, VersionGc,
+    CompactionEdit, CompactionTask, FileMeta, LevelIter, MergingIter, TableOpener, TableSink,
+    TableWriter, VersionGc,
 };
 
 /// What a compaction read, wrote and dropped.
@@ -94,24 +93,6 @@ pub struct CompactionJob<'a> {
     filter: Option<Arc<dyn CompactionFilter>>,
 }
 
-/// What [`CompactionJob::rewrite`] makes of a kept put.
-enum Rewrite {
-    AsIs,
-    Tombstone,
-    /// A new stored value (the expiry, if any, kept in front).
-    Value(Vec<u8>),
-}
-
-/// An expiring value too short to hold its expiry: the input checks should have
-/// caught it, but decoded data never panics.
-fn short_expiring(parsed: ParsedInternalKey<'_>) -> Error {
-    Error::corruption(
-        "compaction input",
-        0,
-        format!("{parsed:?}: an expiring value too short to hold its expiry"),
-    )
-}
-
 impl<'a> CompactionJob<'a> {
     /// A job for `task`, reading inputs through `opener`, with no live snapshots.
     pub fn new(task: &'a CompactionTask, opener: TableOpener) -> Self {
@@ -162,48 +143,6 @@ impl<'a> CompactionJob<'a> {
     pub fn compaction_filter(mut self, filter: Option<Arc<dyn CompactionFilter>>) -> Self {
         self.filter = filter;
         self
-    }
-
-    /// What becomes of a put (expiring or not) the rules kept: an expired one is a
-    /// tombstone; one only the latest state reads goes through the filter.
-    fn rewrite(
-        &self,
-        parsed: ParsedInternalKey<'_>,
-        value: &[u8],
-        latest: bool,
-        stats: &mut CompactionStats,
-    ) -> Result<Rewrite> {
-        let (expiry, user_value) = match parsed.kind {
-            ValueKind::Put => (None, value),
-            ValueKind::ExpiringPut => {
-                let (e, v) = split_expiring(value).ok_or_else(|| short_expiring(parsed))?;
-                (Some(e), v)
-            }
-            ValueKind::Delete | ValueKind::Merge => return Ok(Rewrite::AsIs),
-        };
-        if expiry.is_some_and(|e| is_expired(e, self.now_ms)) {
-            stats.expired += 1;
-            return Ok(Rewrite::Tombstone);
-        }
-        let Some(filter) = self.filter.as_deref().filter(|_| latest) else {
-            return Ok(Rewrite::AsIs);
-        };
-        Ok(
-            match filter.filter(self.task.output_level, parsed.user_key, user_value) {
-                FilterDecision::Keep => Rewrite::AsIs,
-                FilterDecision::Remove => {
-                    stats.filtered += 1;
-                    Rewrite::Tombstone
-                }
-                FilterDecision::Change(v) => {
-                    stats.filtered += 1;
-                    Rewrite::Value(match expiry {
-                        Some(e) => encode_expiring(e, &v),
-                        None => v,
-                    })
-                }
-            },
-        )
     }
 
     /// How input files are named in corruption errors.
@@ -275,162 +214,38 @@ impl<'a> CompactionJob<'a> {
         };
         let mut edit = task.deletion_edit();
 
-        let operator = self.merge_operator.as_deref();
-        // The merge-operand run being folded, and what folds produced, waiting to be
-        // written.
-        let mut run: Option<OperandRun> = None;
-        let mut written = Folded::default();
-        // Kept values that expired or that the filter removed, with nothing below them
-        // to delete: not written at all.
-        let mut removed_after_keep = 0u64;
-
+        let rules = StreamRules {
+            operator: self.merge_operator.as_deref(),
+            now_ms: self.now_ms,
+            filter: self.filter.as_deref(),
+            level: task.output_level,
+            ranges: all_ranges,
+        };
         let mut input = self.input_iter();
         input.seek_to_first()?;
-        // Keys ascend, so the fragment covering them only moves forward.
-        let mut fragment = 0usize;
-        let fragments = all_ranges.fragments();
-        while input.valid() {
-            let key = input.key();
-            let value = input.value();
-            stats.input_entries += 1;
-            stats.input_payload_bytes += (key.len() + value.len()) as u64;
-            // CheckedIter already parsed every key; a failure here is impossible, but
-            // decoded data never panics.
-            let parsed = ParsedInternalKey::parse(key)
-                .ok_or_else(|| Error::corruption("compaction input", 0, "unparsable key"))?;
-            while fragments
-                .get(fragment)
-                .is_some_and(|f| f.end() <= parsed.user_key)
-            {
-                fragment += 1;
-            }
-            // The oldest covering tombstone newer than the entry: if any tombstone can
-            // share the entry's stripe, that one can.
-            let cover = fragments
-                .get(fragment)
-                .filter(|f| f.contains(parsed.user_key))
-                .and_then(|f| f.seqs().iter().rev().copied().find(|&t| t > parsed.seq));
-            // A run of merge operands ends where its key or stripe does.
-            if let Some(r) = run.take_if(|r| {
-                r.user_key() != parsed.user_key || gc.stripe_of(parsed.seq) != r.stripe()
-            }) {
-                // Its key's history ends here if the next entry is another key's; then
-                // the base is "nothing" unless a lower level may hold the key.
-                let base = if r.user_key() != parsed.user_key && !gc.may_exist_below(r.user_key()) {
-                    Base::Nothing
-                } else {
-                    Base::Unknown
-                };
-                written.end_run(r, operator, base, None);
-                // Written before this entry, which may be the same key's.
-                written.drain(&mut out, sink, &mut edit, &mut stats)?;
-            }
-            let decision = gc.decide_covered(parsed, cover);
-            if let Some(r) = run.as_mut() {
-                // An older entry of the run's key and stripe: the rules call it shadowed
-                // (the run's first operand is newer), but it is part of the fold.
-                debug_assert_eq!(decision, Decision::DropShadowed);
-                let stripe = r.stripe();
-                let deleted = cover.is_some_and(|t| t > parsed.seq && gc.stripe_of(t) == stripe);
-                let ended = if deleted {
-                    // A range tombstone every reader of the run sees deletes this entry
-                    // and everything older.
-                    Some((Base::Nothing, None))
-                } else {
-                    match parsed.kind {
-                        ValueKind::Merge => {
-                            r.push(key, input.value_bytes());
-                            None
-                        }
-                        ValueKind::Put => Some((
-                            Base::Value(input.value_bytes()),
-                            Some((key.to_vec(), input.value_bytes())),
-                        )),
-                        ValueKind::ExpiringPut => {
-                            let stored = input.value_bytes();
-                            let (expires_at_ms, _) =
-                                split_expiring(&stored).ok_or_else(|| short_expiring(parsed))?;
-                            if is_expired(expires_at_ms, self.now_ms) {
-                                Some((Base::Nothing, Some((key.to_vec(), stored))))
-                            } else {
-                                // Live: the run stays unfolded above it (see `fold`).
-                                Some((Base::Unfoldable, Some((key.to_vec(), stored))))
-                            }
-                        }
-                        ValueKind::Delete => {
-                            Some((Base::Nothing, Some((key.to_vec(), input.value_bytes()))))
-                        }
-                    }
-                };
-                if let Some((base, base_entry)) = ended
-                    && let Some(r) = run.take()
-                {
-                    written.end_run(r, operator, base, base_entry);
-                    written.drain(&mut out, sink, &mut edit, &mut stats)?;
-                }
-            } else if decision.is_keep() {
-                if parsed.kind == ValueKind::Merge {
-                    let stripe = gc.stripe_of(parsed.seq);
-                    run = Some(OperandRun::start(parsed, key, input.value_bytes(), stripe));
-                } else {
-                    let latest = gc.stripe_of(parsed.seq) == gc.latest_stripe();
-                    match self.rewrite(parsed, value, latest, &mut stats)? {
-                        Rewrite::AsIs => {
-                            out.add(sink, parsed, key, value, &mut edit, &mut stats)?;
-                        }
-                        Rewrite::Value(stored) => {
-                            out.add(sink, parsed, key, &stored, &mut edit, &mut stats)?;
-                        }
-                        Rewrite::Tombstone => {
-                            // A tombstone in the value's place; none at all where it
-                            // would have nothing to delete (the tombstone rule).
-                            let stripe = gc.stripe_of(parsed.seq);
-                            if stripe == 0 && !gc.may_exist_below(parsed.user_key) {
-                                removed_after_keep += 1;
-                            } else {
-                                let mut tomb = Vec::with_capacity(key.len());
-                                encode_internal_key(
-                                    &mut tomb,
-                                    parsed.user_key,
-                                    parsed.seq,
-                                    ValueKind::Delete,
-                                );
-                                let p = ParsedInternalKey {
-                                    kind: ValueKind::Delete,
-                                    ..parsed
-                                };
-                                out.add(sink, p, &tomb, &[], &mut edit, &mut stats)?;
-                            }
-                        }
-                    }
-                }
-            }
-            input.next()?;
-        }
-        if let Some(r) = run.take() {
-            let base = if gc.may_exist_below(r.user_key()) {
-                Base::Unknown
-            } else {
-                Base::Nothing
-            };
-            written.end_run(r, operator, base, None);
-            written.drain(&mut out, sink, &mut edit, &mut stats)?;
-        }
+        let counts = compact_stream(&mut input, &mut gc, &rules, &mut |parsed, key, value| {
+            out.add(sink, parsed, key, value, &mut edit, &mut stats)
+        })?;
+        stats.input_entries = counts.input_entries;
+        stats.input_payload_bytes = counts.input_payload_bytes;
+        stats.expired = counts.expired;
+        stats.filtered = counts.filtered;
         out.finish(sink, &mut edit, &mut stats)?;
 
         let gc_stats = gc.stats();
         // Entries of runs left unfolded were judged shadowed but are written; values
         // that expired or were filtered away with nothing below them became tombstones
         // that were dropped.
-        stats.versions_dropped = gc_stats.versions_dropped - written.unfolded_extra;
-        stats.tombstones_dropped = gc_stats.tombstones_dropped + removed_after_keep;
+        stats.versions_dropped = gc_stats.versions_dropped - counts.unfolded_extra;
+        stats.tombstones_dropped = gc_stats.tombstones_dropped + counts.removed_after_keep;
         stats.range_deleted = gc_stats.range_deleted;
-        stats.merge_operands_folded = written.operands_folded;
+        stats.merge_operands_folded = counts.operands_folded;
         let expected_entries: u64 = task.all_inputs().map(|f| f.entries).sum();
         // The rules keep a run's first operand; the fold writes one entry for the run,
         // or (unfolded) every entry of it and its base.
         if stats.input_entries != expected_entries
-            || gc_stats.kept + written.unfolded_extra - removed_after_keep != stats.output_entries
+            || gc_stats.kept + counts.unfolded_extra - counts.removed_after_keep
+                != stats.output_entries
             || gc_stats.entries != stats.input_entries
         {
             // Each input's count was checked as it ended, so this is a bug, not damage;
@@ -445,50 +260,6 @@ impl<'a> CompactionJob<'a> {
             ));
         }
         Ok(CompactionOutcome { edit, stats })
-    }
-}
-
-/// What folding merge-operand runs produced, waiting to be written in order, and
-/// counts for the job's stats and its check of entries in against entries out.
-#[derive(Default)]
-struct Folded {
-    pending: Vec<Output>,
-    /// Operands absorbed into another entry.
-    operands_folded: u64,
-    /// Entries written beyond the one the rules kept per run (runs left unfolded).
-    unfolded_extra: u64,
-}
-
-impl Folded {
-    fn end_run(
-        &mut self,
-        run: OperandRun,
-        operator: Option<&dyn MergeOperator>,
-        base: Base,
-        base_entry: Option<Output>,
-    ) {
-        let operands = run.len() as u64;
-        let out = run.finish(operator, base, base_entry);
-        if out.len() == 1 {
-            self.operands_folded += operands - 1;
-        }
-        self.unfolded_extra += out.len() as u64 - 1;
-        self.pending.extend(out);
-    }
-
-    fn drain<S: TableSink>(
-        &mut self,
-        out: &mut OutputSplitter<'_, S::Writer>,
-        sink: &mut S,
-        edit: &mut CompactionEdit,
-        stats: &mut CompactionStats,
-    ) -> Result<()> {
-        for (key, value) in self.pending.drain(..) {
-            let parsed = ParsedInternalKey::parse(&key)
-                .ok_or_else(|| Error::corruption("compaction output", 0, "unparsable key"))?;
-            out.add(sink, parsed, &key, &value, edit, stats)?;
-        }
-        Ok(())
     }
 }
 

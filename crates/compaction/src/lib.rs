@@ -48,6 +48,7 @@ pub mod mem;
 pub mod merge;
 pub mod policy;
 pub mod sink;
+pub mod stream;
 pub mod task;
 
 pub use file_meta::FileMeta;
@@ -58,4 +59,5 @@ pub use leveled::{LevelTargets, LeveledOptions, LeveledPolicy};
 pub use merge::MergingIter;
 pub use policy::{CompactionPolicy, LevelScore};
 pub use sink::{TableSink, TableSummary, TableWriter};
+pub use stream::{StreamCounts, StreamRules, compact_stream};
 pub use task::{CompactionEdit, CompactionReason, CompactionTask, InProgress, Levels};

@@ -182,7 +182,11 @@ pub(crate) fn write_level0_table(
             mem.len() as u64,
         ),
         mem,
-        inner.opts.clock.0.now_ms(),
+        &FlushRules {
+            snapshots: &inner.snapshots.list(),
+            operator: tree.settings().opts.merge_operator.as_ref().map(|m| &*m.0),
+            now_ms: inner.opts.clock.0.now_ms(),
+        },
     )?;
     inner
         .stats
@@ -191,27 +195,51 @@ pub(crate) fn write_level0_table(
     Ok(Some(meta))
 }
 
-/// Writes every entry of `mem` to table `number` (made at `created_ms`, ms since the
-/// UNIX epoch), fsyncs it and its directory. On failure the partial file is removed.
+/// What a flush needs to write only what some reader can still see.
+pub(crate) struct FlushRules<'a> {
+    /// The live snapshots' sequence numbers.
+    pub snapshots: &'a [strata_core::SequenceNumber],
+    /// The keyspace's merge operator.
+    pub operator: Option<&'a dyn strata_core::MergeOperator>,
+    /// Now, by the database's clock: the table's creation time, and the time expired
+    /// values are judged at.
+    pub now_ms: u64,
+}
+
+/// Writes `mem` to table `number`, fsyncs it and its directory; on failure the partial
+/// file is removed. What is written is what some reader can still see, by the rules
+/// compaction follows (`strata_compaction::compact_stream`): per snapshot stripe the
+/// newest version of each key, runs of merge operands folded into one entry, entries a
+/// range tombstone of the MemTable deletes for all their readers left out, expired
+/// values as tombstones. Anything older may lie below a new level-0 table, so no
+/// tombstone is dropped, and the compaction filter is not asked (compaction asks it).
 pub(crate) fn build_table(
     fs: &dyn FileSystem,
     dir: &Path,
     number: u64,
     options: TableOptions,
     mem: &Arc<MemTable>,
-    created_ms: u64,
+    rules: &FlushRules<'_>,
 ) -> Result<FileMeta> {
     let path = table_path(dir, number);
     let result = (|| {
         let mut builder = TableBuilder::new(fs.create(&path)?, options)?;
-        builder.set_creation_time_ms(created_ms);
+        builder.set_creation_time_ms(rules.now_ms);
+        let ranges = mem.range_tombstones();
+        let mut gc = strata_compaction::VersionGc::new(rules.snapshots, |_: &[u8]| true);
+        let stream = strata_compaction::StreamRules {
+            operator: rules.operator,
+            now_ms: rules.now_ms,
+            filter: None,
+            level: 0,
+            ranges: &ranges,
+        };
         let mut it = mem.iter();
         it.seek_to_first()?;
-        while it.valid() {
-            builder.add(it.key(), it.value())?;
-            it.next()?;
-        }
-        builder.add_range_tombstones(&mem.range_tombstones())?;
+        strata_compaction::compact_stream(&mut it, &mut gc, &stream, &mut |_, key, value| {
+            builder.add(key, value)
+        })?;
+        builder.add_range_tombstones(&ranges)?;
         let summary = builder.finish()?;
         fs.sync_dir(dir)?;
         Ok(crate::compact::file_meta(number, summary))

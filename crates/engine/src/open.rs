@@ -203,8 +203,14 @@ fn open(opts: Options) -> Result<Db> {
             );
             let number = alloc();
             let start = Instant::now();
-            let created_ms = opts.clock.0.now_ms();
-            let meta = crate::flush::build_table(&*fs, &dir, number, table_opts, mem, created_ms)?;
+            // No snapshot exists yet: every key keeps its newest version alone.
+            let keyspace_opts = opts.for_keyspace(&k.name);
+            let rules = crate::flush::FlushRules {
+                snapshots: &[],
+                operator: keyspace_opts.merge_operator.as_ref().map(|m| &*m.0),
+                now_ms: opts.clock.0.now_ms(),
+            };
+            let meta = crate::flush::build_table(&*fs, &dir, number, table_opts, mem, &rules)?;
             tracing::info!(
                 keyspace = %k.name,
                 table = number,

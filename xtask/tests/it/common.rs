@@ -184,10 +184,14 @@ pub fn range_db(root: &Path) -> PathBuf {
     db.flush().unwrap();
     db.compact_range::<&[u8], _>(..).unwrap();
     db.put(key(22), value(22, 1)).unwrap();
+    // A snapshot keeps key0022's put in the table under the range tombstone over it (a
+    // flush writes only what some reader can see).
+    let snapshot = db.snapshot();
     db.delete_range(key(20)..key(40)).unwrap();
     db.put(key(30), value(30, 1)).unwrap();
     db.delete_range(key(36)..key(45)).unwrap();
     db.flush().unwrap();
+    drop(snapshot);
     db.delete_prefix("key005").unwrap();
     db.flush().unwrap();
     let mut batch = WriteBatch::new();

@@ -227,3 +227,40 @@ fn each_keyspace_folds_with_its_own_operator() {
     lists.merge("l", n(7)).unwrap();
     assert_eq!(lists.get("l").unwrap().unwrap().len(), b"a,b,".len() + 8);
 }
+
+#[test]
+fn a_flush_writes_what_readers_can_see_one_entry_per_key_and_snapshot() {
+    let fs = MemFs::new();
+    let db = builder(&fs)
+        .merge_operator(Add)
+        .memtable_bytes(1 << 20)
+        .l0_compaction_trigger(100)
+        .open()
+        .unwrap();
+    for round in 0..100u64 {
+        for k in 0..10 {
+            db.merge(format!("c{k}"), n(1)).unwrap();
+        }
+        db.put("p", n(round)).unwrap();
+    }
+    db.flush().unwrap();
+    // Ten counters, each folded into one operand (a value may lie below a level-0
+    // table), and the newest put of "p".
+    assert_eq!(table_entries(&db), 11);
+    assert_eq!(counter(&db, "c3"), Some(100));
+    // A snapshot splits each key's history in two: one entry on each side of it.
+    for k in 0..10 {
+        db.merge(format!("c{k}"), n(1)).unwrap();
+    }
+    let snap = db.snapshot();
+    for k in 0..10 {
+        db.merge(format!("c{k}"), n(1)).unwrap();
+    }
+    db.flush().unwrap();
+    assert_eq!(table_entries(&db), 11 + 20);
+    let read = |s: &strata::Snapshot| {
+        u64::from_le_bytes(s.get("c3").unwrap().unwrap()[..].try_into().unwrap())
+    };
+    assert_eq!(read(&snap), 101);
+    assert_eq!(counter(&db, "c3"), Some(102));
+}
