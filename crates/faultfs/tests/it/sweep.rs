@@ -250,7 +250,8 @@ fn range_deletes_through_flush_and_compaction() {
 }
 
 /// Merge operands through every stage: appended to a value and to nothing, in batches
-/// with puts and deletes, in both keyspaces, synced and not, then flushed, compacted
+/// with puts, deletes and a put with a time to live, in both keyspaces, synced and
+/// not, then flushed, compacted
 /// (folded into puts at the bottom) and merged onto again. A crash at any point
 /// recovers a prefix of the writes with each key's operands folded in order.
 #[test]
@@ -282,6 +283,9 @@ fn merges_through_flush_and_compaction() {
                 merge(key(1), "+after-delete"),
                 Op::Put(key(2), b"reset".to_vec()),
                 merge(key(2), "+after-put"),
+                // An expiring value (an hour to live): its expiry through every stage.
+                Op::PutTtl(key(9), b"expiring".to_vec()),
+                merge(key(9), "+onto-expiring"),
             ],
             true,
         )
