@@ -124,7 +124,7 @@ impl<'a> CompactionJob<'a> {
     }
 
     /// The keyspace's merge operator, which folds runs of merge operands (see
-    /// [`crate::fold`]). Without one, operands are kept as they are.
+    /// the crate's `fold` module). Without one, operands are kept as they are.
     pub fn merge_operator(mut self, operator: Option<Arc<dyn MergeOperator>>) -> Self {
         self.merge_operator = operator;
         self

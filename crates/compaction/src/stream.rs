@@ -1,6 +1,6 @@
 //! The entry-by-entry rules of compacting one merged stream, newest version first: the
 //! newest-wins and tombstone rules ([`VersionGc`]), range tombstones, folding merge
-//! operands ([`crate::fold`]), expiry and the compaction filter. Compaction jobs run
+//! operands (the `fold` module), expiry and the compaction filter. Compaction jobs run
 //! them over their input tables; flushes over a MemTable (where anything older may lie
 //! below).
 
