@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use strata_compaction::FileMeta;
 use strata_core::{FileSystem, FragmentedTombstones, Lookup, Result, SequenceNumber};
-use strata_sstable::Table;
+use strata_sstable::{KeyHash, Table};
 
 use crate::edit::{MAX_LEVELS, VersionEdit};
 use crate::stats::Stats;
@@ -130,8 +130,12 @@ impl Version {
     /// Newest entry for `user_key` visible at `snapshot`, asking each candidate table's
     /// Bloom filter before reading it.
     pub fn get(&self, user_key: &[u8], snapshot: SequenceNumber, stats: &Stats) -> Result<Lookup> {
+        // Hashed once for every table's filter (a miss asks each level-0 table and one
+        // per deeper level); not at all if no table's range holds the key.
+        let mut hash = None;
         for file in self.tables_for(user_key) {
-            let found = Self::get_in(file, user_key, snapshot, stats)?;
+            let hash = *hash.get_or_insert_with(|| KeyHash::of(user_key));
+            let found = Self::get_in(file, user_key, hash, snapshot, stats)?;
             if found.is_final() {
                 return Ok(found);
             }
@@ -164,11 +168,12 @@ impl Version {
     fn get_in(
         file: &TableFile,
         user_key: &[u8],
+        hash: KeyHash,
         snapshot: SequenceNumber,
         stats: &Stats,
     ) -> Result<Lookup> {
         let table = file.table()?;
-        let (point, trace) = table.get_versioned(user_key, snapshot)?;
+        let (point, trace) = table.get_versioned_hashed(user_key, hash, snapshot)?;
         let cover = table.range_tombstones().covering_seq(user_key, snapshot);
         let found = Lookup::resolve(point, cover);
         stats.record_table_lookup(

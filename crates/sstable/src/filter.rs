@@ -222,8 +222,9 @@ impl BloomFilter {
         })
     }
 
-    /// False only if `user_key` was certainly never added.
-    #[inline]
+    /// False only if `user_key` was certainly never added. (Tables ask with the hash,
+    /// [`may_contain_hash`](Self::may_contain_hash), computed once per lookup.)
+    #[cfg(test)]
     pub(crate) fn may_contain(&self, user_key: &[u8]) -> bool {
         self.may_contain_hash(key_hash(user_key))
     }

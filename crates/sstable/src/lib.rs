@@ -34,4 +34,6 @@ pub use format::{BlockHandle, Compression, Footer, FormatVersion};
 pub use iter::TableIter;
 pub use properties::TableProperties;
 pub use range_del::{RangeDelBlockError, decode_range_del_block};
-pub use table::{FilterAnswer, FilterStatus, IndexEntry, LookupTrace, Table, VerifyReport};
+pub use table::{
+    FilterAnswer, FilterStatus, IndexEntry, KeyHash, LookupTrace, Table, VerifyReport,
+};

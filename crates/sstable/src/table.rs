@@ -31,6 +31,19 @@ const LZ4_MAX_RATIO: u64 = 255;
 #[cfg(feature = "zstd")]
 const ZSTD_MAX_RATIO: u64 = 1 << 16;
 
+/// A user key's filter hash (xxh3-64, what every filter kind probes with): computed
+/// once for a lookup that asks several tables' filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyHash(u64);
+
+impl KeyHash {
+    /// The hash of `user_key`.
+    #[inline]
+    pub fn of(user_key: &[u8]) -> Self {
+        KeyHash(crate::filter::key_hash(user_key))
+    }
+}
+
 /// What the Bloom filter said about a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FilterAnswer {
@@ -273,12 +286,12 @@ impl Table {
     /// False means certainly not.
     #[inline]
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
-        self.filter_answer(user_key) != FilterAnswer::Absent
+        self.filter_answer(KeyHash::of(user_key)) != FilterAnswer::Absent
     }
 
-    fn filter_answer(&self, user_key: &[u8]) -> FilterAnswer {
+    fn filter_answer(&self, hash: KeyHash) -> FilterAnswer {
         match &self.filter {
-            Filter::Loaded(f) if f.may_contain(user_key) => FilterAnswer::MayContain,
+            Filter::Loaded(f) if f.may_contain_hash(hash.0) => FilterAnswer::MayContain,
             Filter::Loaded(_) => FilterAnswer::Absent,
             Filter::Empty | Filter::UnknownKind(_) | Filter::Unusable(_) => FilterAnswer::NoFilter,
         }
@@ -314,8 +327,20 @@ impl Table {
         user_key: &[u8],
         snapshot: SequenceNumber,
     ) -> Result<(Option<(SequenceNumber, Lookup)>, LookupTrace)> {
+        self.get_versioned_hashed(user_key, KeyHash::of(user_key), snapshot)
+    }
+
+    /// [`get_versioned`](Self::get_versioned) with the key's filter hash computed by
+    /// the caller: a lookup that asks several tables hashes the key once.
+    pub fn get_versioned_hashed(
+        &self,
+        user_key: &[u8],
+        hash: KeyHash,
+        snapshot: SequenceNumber,
+    ) -> Result<(Option<(SequenceNumber, Lookup)>, LookupTrace)> {
+        debug_assert_eq!(hash, KeyHash::of(user_key), "a hash of another key");
         let mut trace = LookupTrace {
-            filter: self.filter_answer(user_key),
+            filter: self.filter_answer(hash),
             data_block: None,
             cache_hit: false,
         };
