@@ -47,6 +47,34 @@ where
     Ok(())
 }
 
+/// [`Engine::seek`] over an iterator positioned at the first key `>= key`: reads its
+/// first entry and `nexts` more, checking each (a value, keys ascending).
+pub fn seek_entries<K, V, E>(
+    entries: impl Iterator<Item = Result<(K, V), E>>,
+    key: &[u8],
+    nexts: usize,
+) -> Res<bool>
+where
+    K: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+    BoxError: From<E>,
+{
+    let mut found = false;
+    let mut last: Option<Vec<u8>> = None;
+    for (i, kv) in entries.take(nexts + 1).enumerate() {
+        let (k, v) = kv?;
+        let (k, v) = (k.as_ref(), v.as_ref());
+        if v.is_empty() || last.as_deref().is_some_and(|l| l >= k) {
+            return Err(format!("seek read a bad entry at step {i}").into());
+        }
+        if i == 0 {
+            found = k == key;
+        }
+        last = Some(k.to_vec());
+    }
+    Ok(found)
+}
+
 /// The memory budget and threads every engine is given (see `docs/benchmarks.md`).
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -155,9 +183,10 @@ pub trait Engine: Send + Sync {
         let _ = (start, end);
         Err("this engine has no native range delete".into())
     }
-    /// Positions at the first key `>= key` and reads that entry; returns whether one
-    /// exists and equals `key`.
-    fn seek(&self, key: &[u8]) -> Res<bool>;
+    /// Positions at the first key `>= key`, reads that entry and then up to `nexts`
+    /// more (db_bench's `--seek_nexts`); returns whether the first exists and equals
+    /// `key`. Every entry read is checked (non-empty value, keys ascending).
+    fn seek(&self, key: &[u8], nexts: usize) -> Res<bool>;
     /// Visits every entry in key order (descending if `reverse`) until `visit` returns
     /// false.
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()>;
@@ -322,14 +351,8 @@ impl Engine for StrataEngine {
         Ok(self.db.delete_range(start..end)?)
     }
 
-    fn seek(&self, key: &[u8]) -> Res<bool> {
-        match self.db.range(key..).next() {
-            Some(kv) => {
-                let (k, v) = kv?;
-                Ok(k[..] == *key && !v.is_empty())
-            }
-            None => Ok(false),
-        }
+    fn seek(&self, key: &[u8], nexts: usize) -> Res<bool> {
+        seek_entries(self.db.range(key..), key, nexts)
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {

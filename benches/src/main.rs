@@ -108,6 +108,10 @@ struct Args {
     #[arg(long = "range_delete_compactions", num_args = 0..=1, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new(), default_value = "true")]
     range_delete_compactions: bool,
+    /// seekrandom: entries read after each seek's first (db_bench's `--seek_nexts`), so
+    /// a short range scan is `--seek_nexts 10`.
+    #[arg(long = "seek_nexts", default_value_t = 0)]
+    seek_nexts: usize,
     /// readrandomwriterandom: reads out of every 100 operations (db_bench's flag: the
     /// reads of each hundred come first, then the writes).
     #[arg(long = "readwritepercent", default_value_t = 90)]
@@ -1059,11 +1063,12 @@ impl Bench {
                     None => order.len() as u64,
                 };
                 let pb = progress(reads, &label);
+                let nexts = self.args.seek_nexts;
                 let read = |key: &mut [u8], j: u64| -> Res<bool> {
                     let i = order.get((j % n) as usize).copied().unwrap_or(0);
                     fill_key(key, i, missing);
                     if seek {
-                        db.seek(key)
+                        db.seek(key, nexts)
                     } else {
                         Ok(db.get(key)?.is_some())
                     }
@@ -1343,6 +1348,45 @@ mod tests {
                 assert_eq!(find(&report, "readrandom", e).unwrap().found, 2000, "{e}");
             }
         }
+    }
+
+    /// seekrandom with `--seek_nexts`: every engine finds each seek's key and reads the
+    /// entries after it, checked (a bad entry fails the run); seeks near the end read
+    /// fewer.
+    #[test]
+    fn seekrandom_reads_the_entries_after_each_seek_on_every_engine() {
+        let engines = engine::compiled();
+        let dir = tempfile::tempdir().unwrap();
+        let b = bench(
+            dir.path(),
+            &[
+                "--num",
+                "2000",
+                "--seek_nexts",
+                "10",
+                "--benchmarks",
+                "fillrandom,seekrandom",
+            ],
+        );
+        let (report, _) = b.measure(&engines).unwrap();
+        for e in &engines {
+            assert_eq!(find(&report, "seekrandom", e).unwrap().found, 2000, "{e}");
+        }
+    }
+
+    /// The entries a seek reads: the first and `nexts` more, each checked.
+    #[test]
+    fn seek_entries_checks_every_entry_it_reads() {
+        type Entries = Vec<Result<(&'static [u8], &'static [u8]), std::io::Error>>;
+        let ok = || -> Entries { vec![Ok((b"a", b"1")), Ok((b"b", b"2")), Ok((b"c", b"3"))] };
+        assert!(engine::seek_entries(ok().into_iter(), b"a", 10).unwrap());
+        assert!(!engine::seek_entries(ok().into_iter(), b"0", 1).unwrap());
+        let unordered = || -> Entries { vec![Ok((b"b", b"1")), Ok((b"a", b"2"))] };
+        assert!(engine::seek_entries(unordered().into_iter(), b"b", 1).is_err());
+        // Not read past `nexts`: the bad second entry is never reached with 0.
+        assert!(engine::seek_entries(unordered().into_iter(), b"b", 0).unwrap());
+        let empty: Entries = vec![Ok((b"a", b"1")), Ok((b"b", b""))];
+        assert!(engine::seek_entries(empty.into_iter(), b"a", 1).is_err());
     }
 
     /// Both counter workloads on every compiled engine, two threads: the engines with

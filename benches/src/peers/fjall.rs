@@ -15,7 +15,7 @@ use fjall::{
     OptimisticTxKeyspace, PersistMode, Readable,
 };
 
-use crate::engine::{Attempt, Config, Engine, Res, counter_value};
+use crate::engine::{Attempt, Config, Engine, Res, counter_value, seek_entries};
 
 /// The keyspace options of every fjall database of the harness.
 fn keyspace_options(cfg: &Config) -> KeyspaceCreateOptions {
@@ -58,14 +58,8 @@ impl Engine for FjallEngine {
         Ok(self.ks.remove(key)?)
     }
 
-    fn seek(&self, key: &[u8]) -> Res<bool> {
-        match self.ks.range(key..).next() {
-            Some(g) => {
-                let (k, v) = g.into_inner()?;
-                Ok(*k == *key && !v.is_empty())
-            }
-            None => Ok(false),
-        }
+    fn seek(&self, key: &[u8], nexts: usize) -> Res<bool> {
+        seek_entries(self.ks.range(key..).map(|g| g.into_inner()), key, nexts)
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
@@ -154,14 +148,9 @@ impl Engine for FjallTxnEngine {
         Ok(self.ks.remove(key)?)
     }
 
-    fn seek(&self, key: &[u8]) -> Res<bool> {
-        match self.ks.inner().range(key..).next() {
-            Some(g) => {
-                let (k, v) = g.into_inner()?;
-                Ok(*k == *key && !v.is_empty())
-            }
-            None => Ok(false),
-        }
+    fn seek(&self, key: &[u8], nexts: usize) -> Res<bool> {
+        let entries = self.ks.inner().range(key..).map(|g| g.into_inner());
+        seek_entries(entries, key, nexts)
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {

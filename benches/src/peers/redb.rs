@@ -8,7 +8,7 @@ use std::path::Path;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::engine::{Config, Engine, Res};
+use crate::engine::{Config, Engine, Res, seek_entries};
 
 /// One item of a table iterator.
 type Entry<'a> = Result<
@@ -80,16 +80,13 @@ impl Engine for RedbEngine {
         })
     }
 
-    fn seek(&self, key: &[u8]) -> Res<bool> {
+    fn seek(&self, key: &[u8], nexts: usize) -> Res<bool> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(TABLE)?;
-        match t.range(key..)?.next() {
-            Some(kv) => {
-                let (k, v) = kv?;
-                Ok(k.value() == key && !v.value().is_empty())
-            }
-            None => Ok(false),
-        }
+        let entries = t
+            .range(key..)?
+            .map(|kv| kv.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())));
+        seek_entries(entries, key, nexts)
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {

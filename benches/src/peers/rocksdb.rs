@@ -104,15 +104,10 @@ impl Engine for RocksEngine {
         Ok(())
     }
 
-    fn seek(&self, key: &[u8]) -> Res<bool> {
+    fn seek(&self, key: &[u8], nexts: usize) -> Res<bool> {
         let mut it = self.db.raw_iterator();
         it.seek(key);
-        let found = match (it.key(), it.value()) {
-            (Some(k), Some(v)) => k == key && !v.is_empty(),
-            _ => false,
-        };
-        it.status()?;
-        Ok(found)
+        raw_seek_entries(&mut it, key, nexts)
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
@@ -254,13 +249,10 @@ impl Engine for RocksTxnEngine {
         Ok(())
     }
 
-    fn seek(&self, key: &[u8]) -> Res<bool> {
+    fn seek(&self, key: &[u8], nexts: usize) -> Res<bool> {
         let mut it = self.db.raw_iterator();
         it.seek(key);
-        let found =
-            matches!((it.key(), it.value()), (Some(k), Some(v)) if k == key && !v.is_empty());
-        it.status()?;
-        Ok(found)
+        raw_seek_entries(&mut it, key, nexts)
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
@@ -342,4 +334,30 @@ mod tests {
     fn the_write_buffer_manager_stand_in_does_nothing() {
         super::rocksdb_write_buffer_manager_destroy(std::ptr::null_mut());
     }
+}
+
+/// [`Engine::seek`] on a RocksDB raw iterator just sought: its entry and `nexts` more,
+/// each checked as `seek_entries` checks them.
+fn raw_seek_entries<D: rocksdb::DBAccess>(
+    it: &mut rocksdb::DBRawIteratorWithThreadMode<'_, D>,
+    key: &[u8],
+    nexts: usize,
+) -> Res<bool> {
+    let mut found = false;
+    let mut last: Option<Vec<u8>> = None;
+    for i in 0..=nexts {
+        let (Some(k), Some(v)) = (it.key(), it.value()) else {
+            break;
+        };
+        if v.is_empty() || last.as_deref().is_some_and(|l| l >= k) {
+            return Err(format!("seek read a bad entry at step {i}").into());
+        }
+        if i == 0 {
+            found = k == key;
+        }
+        last = Some(k.to_vec());
+        it.next();
+    }
+    it.status()?;
+    Ok(found)
 }

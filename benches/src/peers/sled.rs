@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::engine::{Config, Engine, Res};
+use crate::engine::{Config, Engine, Res, seek_entries};
 
 /// sled behind the harness's interface.
 pub struct SledEngine {
@@ -41,14 +41,8 @@ impl Engine for SledEngine {
         Ok(())
     }
 
-    fn seek(&self, key: &[u8]) -> Res<bool> {
-        match self.db.range(key..).next() {
-            Some(kv) => {
-                let (k, v) = kv?;
-                Ok(*k == *key && !v.is_empty())
-            }
-            None => Ok(false),
-        }
+    fn seek(&self, key: &[u8], nexts: usize) -> Res<bool> {
+        seek_entries(self.db.range(key..), key, nexts)
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
