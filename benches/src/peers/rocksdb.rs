@@ -105,30 +105,11 @@ impl Engine for RocksEngine {
     }
 
     fn seek(&self, key: &[u8], nexts: usize) -> Res<bool> {
-        let mut it = self.db.raw_iterator();
-        it.seek(key);
-        raw_seek_entries(&mut it, key, nexts)
+        raw_seek_entries(&mut self.db.raw_iterator(), key, nexts)
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
-        let mut it = self.db.raw_iterator();
-        if reverse {
-            it.seek_to_last();
-        } else {
-            it.seek_to_first();
-        }
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if !visit(k, v) {
-                break;
-            }
-            if reverse {
-                it.prev();
-            } else {
-                it.next();
-            }
-        }
-        it.status()?;
-        Ok(())
+        raw_scan(&mut self.db.raw_iterator(), reverse, visit)
     }
 
     fn settle(&self) -> Res<()> {
@@ -250,30 +231,11 @@ impl Engine for RocksTxnEngine {
     }
 
     fn seek(&self, key: &[u8], nexts: usize) -> Res<bool> {
-        let mut it = self.db.raw_iterator();
-        it.seek(key);
-        raw_seek_entries(&mut it, key, nexts)
+        raw_seek_entries(&mut self.db.raw_iterator(), key, nexts)
     }
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
-        let mut it = self.db.raw_iterator();
-        if reverse {
-            it.seek_to_last();
-        } else {
-            it.seek_to_first();
-        }
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if !visit(k, v) {
-                break;
-            }
-            if reverse {
-                it.prev();
-            } else {
-                it.next();
-            }
-        }
-        it.status()?;
-        Ok(())
+        raw_scan(&mut self.db.raw_iterator(), reverse, visit)
     }
 
     fn settle(&self) -> Res<()> {
@@ -336,13 +298,40 @@ mod tests {
     }
 }
 
-/// [`Engine::seek`] on a RocksDB raw iterator just sought: its entry and `nexts` more,
-/// each checked as `seek_entries` checks them.
+/// [`Engine::scan`] on a fresh RocksDB raw iterator (of either database kind).
+fn raw_scan<D: rocksdb::DBAccess>(
+    it: &mut rocksdb::DBRawIteratorWithThreadMode<'_, D>,
+    reverse: bool,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Res<()> {
+    if reverse {
+        it.seek_to_last();
+    } else {
+        it.seek_to_first();
+    }
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if !visit(k, v) {
+            break;
+        }
+        if reverse {
+            it.prev();
+        } else {
+            it.next();
+        }
+    }
+    it.status()?;
+    Ok(())
+}
+
+/// [`Engine::seek`] on a fresh RocksDB raw iterator (of either database kind): seeks
+/// `key`, then reads its entry and `nexts` more, each checked as `seek_entries` checks
+/// them.
 fn raw_seek_entries<D: rocksdb::DBAccess>(
     it: &mut rocksdb::DBRawIteratorWithThreadMode<'_, D>,
     key: &[u8],
     nexts: usize,
 ) -> Res<bool> {
+    it.seek(key);
     let mut found = false;
     let mut last: Option<Vec<u8>> = None;
     for i in 0..=nexts {
