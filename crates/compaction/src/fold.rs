@@ -96,7 +96,6 @@ impl OperandRun {
         base: Base,
         base_entry: Option<Output>,
     ) -> Vec<Output> {
-        let operator = operator.filter(|_| !matches!(base, Base::Unfoldable));
         match operator.and_then(|op| self.fold(op, &base)) {
             Some(folded) => vec![folded],
             None => {

@@ -68,21 +68,21 @@ pub(crate) fn file_meta(number: u64, s: strata_sstable::TableSummary) -> FileMet
 
 /// A compaction thread: runs the most urgent compaction until none is needed, per doorbell.
 pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
-    // With periodic compaction on, the thread also wakes by itself: a database that
-    // no longer writes rings no doorbell, and its old tables must still be reached.
-    let wake_every = inner
-        .trees()
-        .iter()
-        .chain(std::iter::once(&inner.tree))
-        .filter_map(|t| t.settings().opts.periodic_compaction)
-        .min()
-        .map(|age| {
-            (age / 4).clamp(
-                std::time::Duration::from_secs(1),
-                std::time::Duration::from_secs(600),
-            )
-        });
     loop {
+        // With periodic compaction on in some keyspace (asked each time: one may get it
+        // later), the thread also wakes by itself: a database that no longer writes
+        // rings no doorbell, and its old tables must still be reached.
+        let wake_every = inner
+            .trees()
+            .iter()
+            .filter_map(|t| t.settings().opts.periodic_compaction)
+            .min()
+            .map(|age| {
+                (age / 4).clamp(
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(600),
+                )
+            });
         let woke = match wake_every {
             Some(every) => match rx.recv_timeout(every) {
                 Ok(w) => Some(w),
