@@ -908,5 +908,11 @@ mod tests {
         );
         let default = DbBuilder::in_memory().bloom_bits_per_key(9);
         assert_eq!(default.opts.bloom_bits_for(3, &[], 0), 9);
+        // L0, which every lookup asks, gets more bits unless levels are given, and
+        // none when filters are off.
+        assert_eq!(default.opts.bloom_bits_for(0, &[], 0), 15);
+        assert_eq!(bits.opts.bloom_bits_for(0, &[], 0), 14);
+        let off = DbBuilder::in_memory().bloom_bits_per_key(0);
+        assert_eq!(off.opts.bloom_bits_for(0, &[], 0), 0);
     }
 }

@@ -23,6 +23,15 @@ use crate::table_cache::TableCache;
 pub(crate) const NUM_LEVELS: usize = 7;
 const _: () = assert!(NUM_LEVELS <= MAX_LEVELS);
 
+/// How many of a point lookup's candidate tables have their filters loaded together
+/// before the first is asked ([`Version::get`]). Enough for a settled tree's few L0
+/// tables and the levels under them; more would open tables a lookup that finds its
+/// key early never asks.
+const PREFETCHED_TABLES: usize = 4;
+
+/// A table a point lookup may ask, and its reader if already opened.
+type Candidate<'a> = (&'a Arc<TableFile>, Option<Arc<Table>>);
+
 /// One live table file: its manifest entry; its reader comes from the table cache.
 pub(crate) struct TableFile {
     pub meta: Arc<FileMeta>,
@@ -130,12 +139,35 @@ impl Version {
     /// Newest entry for `user_key` visible at `snapshot`, asking each candidate table's
     /// Bloom filter before reading it.
     pub fn get(&self, user_key: &[u8], snapshot: SequenceNumber, stats: &Stats) -> Result<Lookup> {
-        // Hashed once for every table's filter (a miss asks each level-0 table and one
-        // per deeper level); not at all if no table's range holds the key.
+        // Hashed once for every table's filter; not at all if no table's range holds the
+        // key. The first few candidates are opened (or found) and their filters' bits start
+        // loading together: a lookup that misses asks every level-0 table and one per
+        // deeper level, and each filter probe is a cache miss. Issued one after another,
+        // those misses add up; issued together they overlap. A table that fails to open
+        // is left for the loop below, which reports it only if the lookup gets that far
+        // (a newer table may answer first).
+        let mut candidates = self.tables_for(user_key);
+        let mut first: [Option<Candidate<'_>>; PREFETCHED_TABLES] = Default::default();
         let mut hash = None;
-        for file in self.tables_for(user_key) {
+        for slot in &mut first {
+            let Some(file) = candidates.next() else { break };
             let hash = *hash.get_or_insert_with(|| KeyHash::of(user_key));
-            let found = Self::get_in(file, user_key, hash, snapshot, stats)?;
+            let table = file.table().ok();
+            if let Some(table) = &table {
+                table.prefetch_filter(hash);
+            }
+            *slot = Some((file, table));
+        }
+        let Some(hash) = hash else {
+            return Ok(Lookup::Absent);
+        };
+        let rest = candidates.map(|file| (file, None));
+        for (file, table) in first.into_iter().flatten().chain(rest) {
+            let table = match table {
+                Some(table) => table,
+                None => file.table()?,
+            };
+            let found = Self::get_in(file, &table, user_key, hash, snapshot, stats)?;
             if found.is_final() {
                 return Ok(found);
             }
@@ -167,14 +199,21 @@ impl Version {
 
     fn get_in(
         file: &TableFile,
+        table: &Table,
         user_key: &[u8],
         hash: KeyHash,
         snapshot: SequenceNumber,
         stats: &Stats,
     ) -> Result<Lookup> {
-        let table = file.table()?;
         let (point, trace) = table.get_versioned_hashed(user_key, hash, snapshot)?;
-        let cover = table.range_tombstones().covering_seq(user_key, snapshot);
+        // The file's metadata (already in cache: its key range was just compared) says
+        // whether the table has range tombstones; most have none, and asking costs a
+        // load from the table's own memory.
+        let cover = if file.meta.range_tombstones > 0 {
+            table.range_tombstones().covering_seq(user_key, snapshot)
+        } else {
+            None
+        };
         let found = Lookup::resolve(point, cover);
         stats.record_table_lookup(
             trace.filter,

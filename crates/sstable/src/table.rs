@@ -297,6 +297,16 @@ impl Table {
         }
     }
 
+    /// Starts loading the part of the filter a lookup of `hash` probes (see
+    /// [`get_versioned_hashed`](Self::get_versioned_hashed)). A caller about to ask several
+    /// tables for one key calls this on each of them first, so their filters' cache
+    /// misses overlap instead of following one another.
+    pub fn prefetch_filter(&self, hash: KeyHash) {
+        if let Filter::Loaded(f) = &self.filter {
+            f.prefetch_hash(hash.0);
+        }
+    }
+
     /// The newest entry for `user_key` with sequence `<= snapshot`: its value, a
     /// tombstone, or absent. Asks the filter first; reads at most one data block.
     pub fn get(&self, user_key: &[u8], snapshot: SequenceNumber) -> Result<Lookup> {

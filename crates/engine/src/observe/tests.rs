@@ -590,7 +590,7 @@ fn bloom_filters_count_checks_useful_answers_and_false_positives() {
     let false_positives = after.bloom_false_positives - before.bloom_false_positives;
     assert_eq!(checks, 199);
     assert_eq!(useful + false_positives, 199);
-    // 10 bits per key: about 1 % false positives.
+    // 16 bits per key in L0 (10 + 6): about 0.1 % false positives.
     assert!(useful >= 190, "{useful} of 199 useful");
     // A present key consults the filter too, and is no false positive.
     assert!(db.get("k0010").unwrap().is_some());
@@ -604,9 +604,10 @@ fn bloom_filters_count_checks_useful_answers_and_false_positives() {
             && counter(DB, "strata_bloom_useful_total", &[]) == present.bloom_useful
     }));
 
-    // One bit per key answers "may be here" for most absent keys.
+    // One bit per key (on every level, L0 included) answers "may be here" for most
+    // absent keys.
     const SPARSE: &str = "/observe/bloom-1-bit";
-    let db = even_keys(SPARSE, |b| b.bloom_bits_per_key(1));
+    let db = even_keys(SPARSE, |b| b.bloom_bits_per_key_per_level(&[1]));
     for i in (1..398).step_by(2) {
         assert_eq!(db.get(format!("k{i:04}")).unwrap(), None);
     }
