@@ -17,6 +17,7 @@ mod peers;
 mod raft;
 mod report;
 mod workload;
+mod ycsb;
 
 use engine::{Attempt, Config, Engine, Purpose, Res};
 use report::Row;
@@ -50,7 +51,7 @@ struct Args {
     /// Threads per workload (readwhilewriting: reader threads, plus one writer).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Reads per read workload (default: --num).
+    /// Reads per read workload; operations per YCSB workload (default: --num).
     #[arg(long)]
     reads: Option<u64>,
     /// Base directory; each engine uses `<db>/<engine>`. Default: a temporary directory,
@@ -171,6 +172,9 @@ fn kind(name: &str) -> Option<Kind> {
         | "readwhilewriting" => Kind::Read,
         "reopen" => Kind::Reopen,
         "incrmerge" | "incrtxn" => Kind::Counters,
+        // YCSB's core workloads; C only reads, the others write (settled, write amp).
+        "ycsbc" => Kind::Read,
+        "ycsba" | "ycsbb" | "ycsbd" | "ycsbe" | "ycsbf" => Kind::Update,
         _ => return None,
     })
 }
@@ -187,6 +191,9 @@ struct State {
     /// The keys deleterange covers are absent (range-deleted, or never written by a
     /// baseline twin): reads pick from the survivors.
     deleted: bool,
+    /// Keys `num..num + inserted` exist too: YCSB D and E inserted them (noted in
+    /// `<db>/<engine>.ycsbinserted` for `--use_existing_db`).
+    inserted: u64,
 }
 
 /// incrtxn gives up on an increment refused this many times in a row.
@@ -513,6 +520,11 @@ impl Bench {
                     _ => format!("({engine}'s transactions are not wired into this harness)"),
                 };
             }
+            _ if ycsb::Workload::from_name(name).is_some() => {
+                return "(the records deleterange removed are missing; YCSB reads any \
+                        record: fill first)"
+                    .to_string();
+            }
             _ => {}
         }
         if is_baseline(engine) {
@@ -629,6 +641,8 @@ impl Bench {
         state.round = 1;
         state.deleted = is_baseline(engine);
         let _ = std::fs::remove_file(self.marker(engine));
+        state.inserted = 0;
+        ycsb::forget_inserted(&self.base, engine);
         Ok(())
     }
 
@@ -647,11 +661,14 @@ impl Bench {
             let _ = std::fs::remove_dir_all(&dir);
             let _ = std::fs::remove_file(self.marker(engine));
             state.loaded = false;
+            state.inserted = 0;
+            ycsb::forget_inserted(&self.base, engine);
         }
         if self.args.use_existing_db && !state.loaded && dir.exists() {
             state.loaded = true;
             state.round = 1;
             state.deleted = is_baseline(engine) || self.marker_matches(engine);
+            state.inserted = ycsb::saved_inserted(&self.base, engine, self.args.num);
         }
         if matches!(kind, Kind::Read | Kind::Update | Kind::Reopen) && !state.loaded {
             self.preload(engine, state)?;
@@ -694,7 +711,7 @@ impl Bench {
                     "fillsync" => outcome.ops,
                     "deleterange" => self.args.num - self.covered_count(),
                     _ if is_baseline(engine) => self.args.num - self.covered_count(),
-                    _ => self.args.num,
+                    _ => self.args.num + state.inserted,
                 } * self.entry_bytes();
                 space_amp = Some(metrics::allocated_bytes(&dir) as f64 / live.max(1) as f64);
             }
@@ -931,6 +948,46 @@ impl Bench {
             .sum()
     }
 
+    /// Runs YCSB workload `w` on `engine` over the records it holds (`0..num`, and
+    /// those D and E inserted before), `--reads` operations; `None` after deleterange.
+    fn ycsb(
+        &self,
+        w: ycsb::Workload,
+        engine: &str,
+        db: &dyn Engine,
+        state: &mut State,
+        label: &str,
+    ) -> Res<Option<(workload::Outcome, String)>> {
+        // YCSB reads every record it picks and fails on a missing one: not after
+        // deleterange (or on its baseline twin), which removed records.
+        if state.deleted {
+            return Ok(None);
+        }
+        let num = self.args.num;
+        let round = state.round;
+        if w.writes() {
+            state.round += 1;
+        }
+        let setup = ycsb::Setup {
+            workload: w,
+            records: num + state.inserted,
+            ops: self.reads,
+            threads: self.args.threads,
+            key_size: self.args.key_size,
+            value_size: self.args.value_size,
+            seed: self.args.seed,
+            values: &self.values,
+            round,
+            label,
+        };
+        let ran = ycsb::run(db, &setup)?;
+        if w.inserts() {
+            state.inserted += ran.inserted;
+            ycsb::save_inserted(&self.base, engine, num, state.inserted)?;
+        }
+        Ok(Some((ran.outcome, ran.note)))
+    }
+
     /// Runs the timed part of workload `name`; returns the outcome and a note for the
     /// db_bench line, or `None` if the engine cannot run it.
     fn workload(
@@ -947,6 +1004,9 @@ impl Bench {
         let seed = self.args.seed;
         let values = &self.values;
         let label = format!("{engine} {name}");
+        if let Some(w) = ycsb::Workload::from_name(name) {
+            return self.ycsb(w, engine, db, state, &label);
+        }
         let out = match name {
             "fillseq" | "fillrandom" | "overwrite" | "fillsync" => {
                 let sync = name == "fillsync";
@@ -1159,7 +1219,9 @@ impl Bench {
                 (o, note)
             }
             "readseq" | "readreverse" => {
-                let limit = self.reads.min(num);
+                // Every key there is, YCSB's inserts included, unless --reads says fewer.
+                let keys = num + state.inserted;
+                let limit = self.args.reads.unwrap_or(keys).min(keys);
                 let pb = progress(limit * threads.max(1) as u64, &label);
                 let o = run_scan(db, threads, name == "readreverse", limit, &pb)?;
                 let note = format!("({} entries)", o.found);
@@ -1372,6 +1434,133 @@ mod tests {
         for e in &engines {
             assert_eq!(find(&report, "seekrandom", e).unwrap().found, 2000, "{e}");
         }
+    }
+
+    /// A count in a YCSB note: `field` of `( reads:R updates:U ... found:F)`.
+    fn count(note: &str, field: &str) -> u64 {
+        note.split([' ', '(', ')'])
+            .find_map(|w| w.strip_prefix(field)?.strip_prefix(':')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {note}"))
+    }
+
+    /// YCSB A–F after a fill, on every compiled engine, one and two threads: each runs
+    /// --reads operations in its mix, every read finds its record (the run fails
+    /// otherwise), D and E add records after --num, and the harness counts them: the
+    /// workloads after them pick from the new records too, readseq scans them, and a
+    /// later run on the same directories with --use_existing_db knows they are there.
+    #[test]
+    fn ycsb_workloads_run_their_mixes_and_keep_the_record_count() {
+        let engines = engine::compiled();
+        for threads in ["1", "2"] {
+            let dir = tempfile::tempdir().unwrap();
+            let b = bench(
+                dir.path(),
+                &[
+                    "--num",
+                    "2000",
+                    "--reads",
+                    "3000",
+                    "--threads",
+                    threads,
+                    "--benchmarks",
+                    "fillrandom,ycsba,ycsbb,ycsbc,ycsbd,ycsbe,ycsbf,readseq,readreverse",
+                ],
+            );
+            let (report, states) = b.measure(&engines).unwrap();
+            for e in &engines {
+                let mut records = 2000;
+                for (w, kinds) in [
+                    ("ycsba", ["reads", "updates"]),
+                    ("ycsbb", ["reads", "updates"]),
+                    ("ycsbc", ["reads", "reads"]),
+                    ("ycsbd", ["reads", "inserts"]),
+                    ("ycsbe", ["scans", "inserts"]),
+                    ("ycsbf", ["reads", "rmw"]),
+                ] {
+                    let r = find(&report, w, e).unwrap();
+                    let n = |f: &str| count(&r.note, f);
+                    assert_eq!(r.ops, 3000, "{e} {w}");
+                    let all = ["reads", "updates", "inserts", "scans", "rmw"];
+                    assert_eq!(all.iter().map(|f| n(f)).sum::<u64>(), 3000, "{e} {w}");
+                    for f in all.iter().filter(|f| !kinds.contains(f)) {
+                        assert_eq!(n(f), 0, "{e} {w}: {}", r.note);
+                    }
+                    for f in kinds {
+                        assert!(n(f) > 0, "{e} {w}: {}", r.note);
+                    }
+                    let found = n("reads") + n("scans") + n("rmw");
+                    assert_eq!((n("found"), r.found), (found, found), "{e} {w}");
+                    assert_eq!(r.write_amp.is_some(), w != "ycsbc", "{e} {w}");
+                    if n("inserts") > 0 {
+                        let grew = format!("(records {records} → {})", records + n("inserts"));
+                        assert!(r.note.contains(&grew), "{e} {w}: {}", r.note);
+                        records += n("inserts");
+                    }
+                }
+                // D and E insert about 5 % of 3000 operations each.
+                assert!((2240..2360).contains(&records), "{e}: {records}");
+                assert_eq!(states[e].inserted, records - 2000, "{e}");
+                // Each thread scans every key.
+                let scanned = records * threads.parse::<u64>().unwrap();
+                for w in ["readseq", "readreverse"] {
+                    assert_eq!(find(&report, w, e).unwrap().found, scanned, "{e} {w}");
+                }
+                // The same operations on every engine (one thread: the same keys too).
+                let strata = find(&report, "ycsbe", "strata").unwrap();
+                assert_eq!(find(&report, "ycsbe", e).unwrap().note, strata.note, "{e}");
+
+                let again = bench(
+                    dir.path(),
+                    &[
+                        "--num",
+                        "2000",
+                        "--reads",
+                        "3000",
+                        "--use_existing_db",
+                        "--benchmarks",
+                        "readseq,ycsbd",
+                    ],
+                );
+                let (later, states) = again.measure(&[e]).unwrap();
+                assert_eq!(find(&later, "readseq", e).unwrap().found, records, "{e}");
+                let d = find(&later, "ycsbd", e).unwrap();
+                let grew = format!("(records {records} → ");
+                assert!(d.note.contains(&grew), "{e}: {}", d.note);
+                assert_eq!(
+                    states[e].inserted,
+                    records - 2000 + count(&d.note, "inserts")
+                );
+            }
+            assert!(
+                serde_json::to_string(&report)
+                    .unwrap()
+                    .contains("\"ycsbf\"")
+            );
+        }
+    }
+
+    /// YCSB after deleterange (records removed) is skipped, not failed, and a fill
+    /// forgets the records D inserted.
+    #[test]
+    fn ycsb_skips_after_deleterange_and_a_fill_forgets_the_inserts() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bench(
+            dir.path(),
+            &[
+                "--num",
+                "1000",
+                "--range_delete_len",
+                "10",
+                "--benchmarks",
+                "fillseq,ycsbd,deleterange,ycsba,fillrandom,readseq",
+            ],
+        );
+        let (report, states) = b.measure(&["strata"]).unwrap();
+        assert!(find(&report, "ycsbd", "strata").is_some());
+        assert!(find(&report, "ycsba", "strata").is_none());
+        assert_eq!(find(&report, "readseq", "strata").unwrap().found, 1000);
+        assert_eq!(states["strata"].inserted, 0);
+        assert!(!dir.path().join("strata.ycsbinserted").exists());
     }
 
     /// The entries a seek reads: the first and `nexts` more, each checked.
