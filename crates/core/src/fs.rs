@@ -22,6 +22,8 @@ use bytes::Bytes;
 
 use crate::{Error, Result};
 
+#[cfg(all(unix, target_pointer_width = "64"))]
+mod mapped;
 mod mem;
 mod platform;
 mod std_fs;
@@ -36,6 +38,16 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
 
     /// Opens an existing file for positional reads.
     fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>>;
+
+    /// Opens an existing file that nobody writes any more (a table) for many small
+    /// positional reads, memory-mapped where the file system can do so safely. The
+    /// reads behave as [`open`](Self::open)'s — bounds-checked copies into the
+    /// caller's buffer — and a file shortened by someone else under the mapping gives
+    /// [`Error::Corruption`], never a crash. The default is `open`: file systems
+    /// without mappings (or, like [`MemFs`], without a cost to save) need nothing more.
+    fn open_mapped(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
+        self.open(path)
+    }
 
     /// Renames `from` to `to`, replacing `to` if it exists. Durable after
     /// [`sync_dir`](Self::sync_dir) of the parent.

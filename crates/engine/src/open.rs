@@ -330,6 +330,7 @@ pub(crate) fn table_cache(opts: &Options) -> Arc<TableCache> {
         Arc::clone(&opts.fs),
         blocks,
         opts.max_open_files,
+        opts.mmap_reads,
     ))
 }
 

@@ -17,6 +17,8 @@ pub(crate) struct TableCache {
     fs: Arc<dyn FileSystem>,
     blocks: Option<Arc<BlockCache>>,
     open: Cache<u64, Arc<Table>>,
+    /// Whether tables are opened memory-mapped (`FileSystem::open_mapped`).
+    mapped: bool,
 }
 
 impl std::fmt::Debug for TableCache {
@@ -32,18 +34,25 @@ impl TableCache {
         fs: Arc<dyn FileSystem>,
         blocks: Option<Arc<BlockCache>>,
         max_open_files: usize,
+        mapped: bool,
     ) -> Self {
         TableCache {
             fs,
             blocks,
             open: Cache::new(max_open_files.max(1)),
+            mapped,
         }
     }
 
     /// The reader of table `number` at `path`, opening it if it is not open.
     pub fn get(&self, number: u64, path: &Path) -> Result<Arc<Table>> {
         self.open.get_or_insert_with(&number, || {
-            Table::open(self.fs.open(path)?, number, self.blocks.clone())
+            let file = if self.mapped {
+                self.fs.open_mapped(path)?
+            } else {
+                self.fs.open(path)?
+            };
+            Table::open(file, number, self.blocks.clone())
         })
     }
 

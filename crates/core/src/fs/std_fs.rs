@@ -35,19 +35,14 @@ impl FileSystem for StdFs {
     }
 
     fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
-        let file = platform::open_options()
-            .read(true)
-            .open(path)
-            .map_err(ctx("opening", path))?;
-        let len = file
-            .metadata()
-            .map_err(ctx("reading metadata of", path))?
-            .len();
-        Ok(Arc::new(StdRandomAccessFile {
-            file,
-            path: path.to_path_buf(),
-            len,
-        }))
+        Ok(Arc::new(StdRandomAccessFile::open(path, false)?))
+    }
+
+    /// Maps the file on 64-bit Unix (Linux, macOS; see `fs/mapped.rs` for how a file
+    /// shortened under the mapping is caught). On Windows, where a mapped file cannot be
+    /// deleted until unmapped, and elsewhere: [`open`](FileSystem::open).
+    fn open_mapped(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
+        Ok(Arc::new(StdRandomAccessFile::open(path, true)?))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
@@ -174,6 +169,35 @@ struct StdRandomAccessFile {
     file: File,
     path: PathBuf,
     len: u64,
+    /// The whole file mapped, for small reads (`open_mapped`), if it could be.
+    #[cfg(all(unix, target_pointer_width = "64"))]
+    mapped: Option<super::mapped::MappedFile>,
+}
+
+impl StdRandomAccessFile {
+    fn open(path: &Path, map: bool) -> Result<Self> {
+        let file = platform::open_options()
+            .read(true)
+            .open(path)
+            .map_err(ctx("opening", path))?;
+        let len = file
+            .metadata()
+            .map_err(ctx("reading metadata of", path))?
+            .len();
+        #[cfg(all(unix, target_pointer_width = "64"))]
+        let mapped = map
+            .then(|| super::mapped::MappedFile::new(&file, len))
+            .flatten();
+        #[cfg(not(all(unix, target_pointer_width = "64")))]
+        let _ = map;
+        Ok(StdRandomAccessFile {
+            file,
+            path: path.to_path_buf(),
+            len,
+            #[cfg(all(unix, target_pointer_width = "64"))]
+            mapped,
+        })
+    }
 }
 
 impl RandomAccessFile for StdRandomAccessFile {
@@ -181,6 +205,25 @@ impl RandomAccessFile for StdRandomAccessFile {
         match offset.checked_add(buf.len() as u64) {
             Some(end) if end <= self.len => {}
             _ => return Err(eof_error(&self.path, offset, buf.len(), self.len)),
+        }
+        #[cfg(all(unix, target_pointer_width = "64"))]
+        if let Some(mapped) = &self.mapped
+            && buf.len() <= super::mapped::MAX_MAPPED_READ
+        {
+            // In bounds of `len`, the mapping's length: checked above.
+            let at = usize::try_from(offset).unwrap_or(usize::MAX);
+            return mapped.read(at, buf).map_err(|_| {
+                Error::corruption(
+                    &self.path,
+                    offset,
+                    format!(
+                        "the file was shortened while open (it had {} bytes): read {} \
+                         bytes past its new end",
+                        self.len,
+                        buf.len()
+                    ),
+                )
+            });
         }
         platform::read_exact_at(&self.file, buf, offset).map_err(|e| {
             Error::io(

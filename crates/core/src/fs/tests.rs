@@ -250,3 +250,118 @@ fn a_file_system_without_links_says_so_in_a_way_callers_can_fall_back_on() {
     assert!(is_link_unavailable(&err), "{err:?}");
     assert!(!fs.exists(Path::new("/b")).unwrap());
 }
+
+#[test]
+fn mapped_files_read_like_opened_ones() {
+    on_both(|fs, dir| {
+        let p = dir.join("mapped");
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut w = fs.create(&p).unwrap();
+        w.append(&bytes).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        let (mapped, opened) = (fs.open_mapped(&p).unwrap(), fs.open(&p).unwrap());
+        assert_eq!(mapped.len(), opened.len());
+        // Small reads (through the mapping where there is one) and large ones (pread).
+        for (offset, len) in [(0, 1), (4090, 4096), (99_000, 1000), (1, 80_000)] {
+            let (mut a, mut b) = (vec![0; len], vec![0; len]);
+            mapped.read_exact_at(offset, &mut a).unwrap();
+            opened.read_exact_at(offset, &mut b).unwrap();
+            assert_eq!(a, b);
+            assert_eq!(&a[..], &bytes[offset as usize..offset as usize + len]);
+        }
+        let err = mapped.read_exact_at(99_999, &mut [0; 2]).unwrap_err();
+        assert!(
+            matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{err}"
+        );
+    });
+}
+
+/// A file shortened by someone else while mapped: reading past its new end would raise
+/// SIGBUS and kill the process; the handler turns it into a Corruption error naming the
+/// file and offset (this test would crash, not fail, without it).
+#[cfg(all(unix, target_pointer_width = "64"))]
+#[test]
+fn a_mapped_file_shortened_under_the_mapping_is_corruption_not_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("000009.sst");
+    std::fs::write(&p, vec![7u8; 64 << 10]).unwrap();
+    let r = StdFs.open_mapped(&p).unwrap();
+    let mut buf = [0u8; 4096];
+    r.read_exact_at(40 << 10, &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 7));
+
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(8 << 10)
+        .unwrap();
+    let err = r.read_exact_at(40 << 10, &mut buf).unwrap_err();
+    match &err {
+        Error::Corruption {
+            file,
+            offset,
+            reason,
+        } => {
+            assert_eq!(file, &p);
+            assert_eq!(*offset, 40 << 10);
+            assert!(reason.contains("shortened"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    // The mapping stays marked: every later read of it says so too (its bytes can no
+    // longer be trusted), while a fresh open sees the file as it is now.
+    assert!(r.read_exact_at(0, &mut buf).unwrap_err().is_corruption());
+    let again = StdFs.open_mapped(&p).unwrap();
+    assert_eq!(again.len(), 8 << 10);
+    again.read_exact_at(0, &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 7));
+}
+
+/// A fault in a mapping Strata did not make keeps its usual meaning: the handler Strata
+/// installs passes it on, and the process ends by SIGBUS.
+#[cfg(all(unix, target_pointer_width = "64"))]
+#[test]
+fn a_fault_in_someone_elses_mapping_still_ends_the_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = tmp.path().join("ours");
+    std::fs::write(&ours, [1u8; 4096]).unwrap();
+    // Installs the handler (in this process, inherited by the child below).
+    let _mapped = StdFs.open_mapped(&ours).unwrap();
+    // A mapping of the application's own, of a file then shortened to nothing.
+    let theirs = tmp.path().join("theirs");
+    std::fs::write(&theirs, [2u8; 16384]).unwrap();
+    let file = std::fs::File::open(&theirs).unwrap();
+    // SAFETY: test-only mapping; its pages are touched only by the child below, which
+    // is meant to die of it.
+    let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&theirs)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let past_end = map.as_ptr().wrapping_add(8192);
+    // SAFETY: the child only reads memory and calls _exit (async-signal-safe) before it
+    // ends, as a child of a multi-threaded process must.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: see above; the read faults (the file has no page there any more).
+        unsafe {
+            std::ptr::read_volatile(past_end);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGBUS,
+        "the child was not ended by SIGBUS (status {status:#x})"
+    );
+    drop(map);
+}
