@@ -82,7 +82,8 @@ pub struct Config {
     pub cache_bytes: usize,
     /// MemTable / write buffer size at which an LSM freezes and flushes it.
     pub write_buffer_bytes: usize,
-    /// Strata's table compression (`none`, `lz4`, `zstd`).
+    /// Table compression asked of every engine (`none`, `lz4`, `zstd`); what each engine
+    /// can run of it is [`crate::setup::compression`].
     pub compression: &'static str,
     /// Strata's filter budget (bits per key on average), if sized by the tree's shape.
     pub bloom_filter_budget: Option<f64>,
@@ -256,8 +257,13 @@ pub fn base_name(name: &str) -> &str {
     name.strip_suffix("-baseline").unwrap_or(name)
 }
 
-/// Opens engine `name` on `dir` (created if missing).
+/// Opens engine `name` on `dir` (created if missing). Its writes mark the calling thread,
+/// so the timed loops can count write stalls ([`crate::tails::marked`]).
 pub fn open(name: &str, dir: &Path, cfg: &Config) -> Res<Box<dyn Engine>> {
+    Ok(crate::tails::marked(open_unmarked(name, dir, cfg)?))
+}
+
+fn open_unmarked(name: &str, dir: &Path, cfg: &Config) -> Res<Box<dyn Engine>> {
     std::fs::create_dir_all(dir)?;
     match name {
         "strata" => Ok(Box::new(StrataEngine::open(dir, cfg)?)),
@@ -298,12 +304,11 @@ pub struct StrataEngine {
 
 impl StrataEngine {
     fn open(dir: &Path, cfg: &Config) -> Res<Self> {
-        let compression = match cfg.compression {
-            "none" => strata::Compression::None,
-            "lz4" => strata::Compression::Lz4,
-            "zstd" => strata::Compression::Zstd,
-            other => {
-                return Err(format!("--compression {other}: one of none, lz4, zstd").into());
+        let compression = match crate::setup::compression("strata", cfg.compression)? {
+            crate::setup::Codec::Lz4 => strata::Compression::Lz4,
+            crate::setup::Codec::Zstd => strata::Compression::Zstd,
+            crate::setup::Codec::None | crate::setup::Codec::Unsupported => {
+                strata::Compression::None
             }
         };
         let mut builder = Db::builder(dir)

@@ -598,6 +598,8 @@ fn scan(pairs: &dyn Pairs) -> Res<Outcome> {
         hist,
         background_ops: 0,
         writes: None,
+        // Not a db_bench workload: no timeline, no stall counts.
+        tails: Default::default(),
     })
 }
 

@@ -16,6 +16,8 @@ mod metrics;
 mod peers;
 mod raft;
 mod report;
+mod setup;
+mod tails;
 mod workload;
 mod ycsb;
 
@@ -75,8 +77,9 @@ struct Args {
     /// MemTable / write buffer bytes of the LSMs.
     #[arg(long = "write_buffer_size", default_value_t = 64 << 20)]
     write_buffer_size: usize,
-    /// Strata's table compression, for every level: none, lz4 or zstd (zstd needs the
-    /// bench built with `--features zstd`). Peers keep their benchmark defaults.
+    /// Table compression of every engine, every level: none, lz4 or zstd (zstd: Strata
+    /// and RocksDB, with the bench built with `--features zstd`). Engines without the
+    /// codec (sled, redb; fjall for zstd) run uncompressed and the header says so.
     #[arg(long, default_value = "none")]
     compression: String,
     /// How far values compress (db_bench's flag): 1.0 (default here) is random bytes,
@@ -134,6 +137,9 @@ struct Args {
     /// Also write a bar chart of ops/s per workload and engine (SVG) to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Latency over time (`--timeline`, `--timeline_interval_ms`, `--timeline_svg`).
+    #[command(flatten)]
+    tails: tails::TailArgs,
 }
 
 /// The benchmarks that are not db_bench workloads.
@@ -351,6 +357,9 @@ fn run(args: Args) -> Res<()> {
         std::fs::write(path, out.svg())?;
         eprintln!("wrote {}", path.display());
     }
+    for path in bench.args.tails.write(&out)? {
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 
@@ -434,6 +443,8 @@ impl Bench {
 
     /// Runs every workload on every engine in turn.
     fn measure<'e>(&self, engines: &[&'e str]) -> Res<(report::Report, BTreeMap<&'e str, State>)> {
+        // The timeline's window for every timed loop started below.
+        let _interval = tails::IntervalGuard::set(self.args.tails.interval());
         let mut states: BTreeMap<&str, State> = BTreeMap::new();
         let mut rows = Vec::new();
         for name in &self.args.benchmarks {
@@ -448,12 +459,13 @@ impl Bench {
                 }
             }
         }
-        let out = report::Report::new(
+        let mut out = report::Report::new(
             &self.args_summary(),
             metrics::machine(),
             engines.iter().map(|e| e.to_string()).collect(),
             rows,
         );
+        out.setup = setup::all(engines, &self.cfg);
         Ok((out, states))
     }
 
@@ -588,6 +600,7 @@ impl Bench {
                 self.args.cache_bytes >> 20,
                 self.args.write_buffer_size >> 20
             ),
+            setup::compression_line(engines, &self.cfg, self.args.compression_ratio),
             format!("Threads:    {}", self.args.threads),
             format!("Machine:    {}", metrics::machine()),
             format!("Directory:  {}", self.base.display()),
@@ -1134,20 +1147,19 @@ impl Bench {
                     }
                 };
                 let round = state.round;
-                let writer = |stop: &std::sync::atomic::AtomicBool| -> Res<u64> {
-                    let order = self
+                // The writer's keys, drawn before the clock starts (and only for
+                // readwhilewriting); each put is timed as a series of its own.
+                let w_order = match name {
+                    "readwhilewriting" => self
                         .keys_for(engine, Some(permutation(num, seed + 6)))
-                        .unwrap_or_default();
-                    let num = (order.len() as u64).max(1);
-                    let mut key = vec![0u8; ks];
-                    let mut n = 0u64;
-                    while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                        let i = order.get((n % num) as usize).copied().unwrap_or(0);
-                        fill_key(&mut key, i, false);
-                        db.put(&key, values.get(i, round), false)?;
-                        n += 1;
-                    }
-                    Ok(n)
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                let w_num = (w_order.len() as u64).max(1);
+                let writer = |key: &mut [u8], n: u64| -> Res<()> {
+                    let i = w_order.get((n % w_num) as usize).copied().unwrap_or(0);
+                    fill_key(key, i, false);
+                    db.put(key, values.get(i, round), false)
                 };
                 let bg: Option<workload::Background<'_>> = if name == "readwhilewriting" {
                     state.round += 1;
@@ -1237,6 +1249,7 @@ impl Bench {
                     hist,
                     background_ops: 0,
                     writes: None,
+                    tails: tails::Tails::one_op(open_time),
                 };
                 (o, "(open after a clean close)".to_string())
             }

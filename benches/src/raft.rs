@@ -490,6 +490,8 @@ async fn propose(raft: &Raft, count: u64, concurrency: usize, payload: &str) -> 
         hist,
         background_ops: 0,
         writes: None,
+        // Not a db_bench workload: no timeline, no stall counts.
+        tails: Default::default(),
     })
 }
 

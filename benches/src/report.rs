@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::setup::Setup;
+use crate::tails::Tails;
 use crate::workload::Outcome;
 
 /// One workload on one engine.
@@ -69,6 +71,18 @@ pub struct Row {
     pub strata_vs_best_peer: Option<f64>,
     /// Strata's ops/s ÷ each peer's (on Strata's row).
     pub strata_vs: BTreeMap<String, f64>,
+    /// Operations that wrote, timed (the workload's, and readwhilewriting's writer's);
+    /// `None` when nothing wrote. The stall counts below are among these.
+    pub writes_timed: Option<u64>,
+    /// Writes that took more than 1 ms (measured by the harness around each call).
+    pub writes_over_1ms: Option<u64>,
+    /// Writes that took more than 10 ms.
+    pub writes_over_10ms: Option<u64>,
+    /// Stall time: the summed latency of the writes that took more than 1 ms, ms.
+    pub write_stall_ms: Option<f64>,
+    /// Latency per window (`--timeline`), written as CSV and SVG rather than JSON.
+    #[serde(skip)]
+    pub timeline: Tails,
 }
 
 impl Row {
@@ -87,6 +101,7 @@ impl Row {
         let secs = o.elapsed.as_secs_f64().max(1e-9);
         let ops_per_sec = o.ops as f64 / secs;
         let q = |p: f64| o.hist.value_at_quantile(p) as f64 / 1e3;
+        let stalls = o.tails.write_stalls();
         Row {
             workload: workload.into(),
             engine: engine.into(),
@@ -114,6 +129,11 @@ impl Row {
             note,
             strata_vs_best_peer: None,
             strata_vs: BTreeMap::new(),
+            writes_timed: stalls.map(|s| s.writes),
+            writes_over_1ms: stalls.map(|s| s.over_1ms),
+            writes_over_10ms: stalls.map(|s| s.over_10ms),
+            write_stall_ms: stalls.map(|s| s.stall_ns as f64 / 1e6),
+            timeline: o.tails.clone(),
         }
     }
 }
@@ -178,11 +198,28 @@ pub fn line(r: &Row, json: bool) {
         }
         let _ = write!(s, " PeakRSS: {:.0} MiB", r.peak_rss_mib);
     }
+    if let Some(line) = stall_line(r) {
+        let _ = write!(s, "\n{line}");
+    }
     if json {
         eprintln!("{s}");
     } else {
         println!("{s}");
     }
+}
+
+/// The stall counts of a row that wrote, as the db_bench line's last line.
+fn stall_line(r: &Row) -> Option<String> {
+    let (writes, over1, over10, ms) = (
+        r.writes_timed?,
+        r.writes_over_1ms?,
+        r.writes_over_10ms?,
+        r.write_stall_ms?,
+    );
+    Some(format!(
+        "Stalls: {over1} of {writes} writes over 1 ms, {over10} over 10 ms; \
+         {ms:.1} ms in writes over 1 ms"
+    ))
 }
 
 /// A whole run.
@@ -196,6 +233,8 @@ pub struct Report {
     pub engines: Vec<String>,
     /// One row per workload and engine.
     pub results: Vec<Row>,
+    /// Each engine's write buffer, cache, write durability and compression.
+    pub setup: Vec<Setup>,
 }
 
 impl Report {
@@ -252,6 +291,7 @@ impl Report {
             machine,
             engines,
             results: rows,
+            setup: Vec::new(),
         }
     }
 
@@ -361,6 +401,7 @@ impl Report {
                 s.push('\n');
             }
         }
+        self.stall_table(&mut s);
         s
     }
 
@@ -409,6 +450,39 @@ impl Report {
                 t.conflicts.unwrap_or(0),
                 m.read_back_us_per_get.unwrap_or(0.0),
                 t.read_back_us_per_get.unwrap_or(0.0)
+            );
+        }
+    }
+
+    /// The writes over 1 ms and 10 ms per workload and engine, for the rows that wrote.
+    fn stall_table(&self, s: &mut String) {
+        let rows: Vec<&Row> = self
+            .results
+            .iter()
+            .filter(|r| r.writes_timed.is_some())
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\nWrite stalls (writes timed by the harness; readwhilewriting: its writer's)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| workload | engine | writes | > 1 ms | > 10 ms | ms in writes > 1 ms |"
+        );
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|");
+        for r in rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {:.1} |",
+                r.workload,
+                r.engine,
+                r.writes_timed.unwrap_or(0),
+                r.writes_over_1ms.unwrap_or(0),
+                r.writes_over_10ms.unwrap_or(0),
+                r.write_stall_ms.unwrap_or(0.0)
             );
         }
     }

@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::{Engine, Res};
+use crate::tails::{self, FOREGROUND, Recorder, Tails, WRITER};
 
 /// Padding byte of present keys; missing keys end in [`MISSING_PAD`] instead.
 const PAD: u8 = b'0';
@@ -84,8 +85,9 @@ impl Values {
         // 1 MiB: small enough to stay in the CPU caches, so copying a value out of it
         // costs what it did in every earlier run (an 8 MiB buffer added a cache miss,
         // about 0.1 µs, to every write); about 10,000 distinct 100-byte values, so a
-        // 4 KiB block rarely holds one twice.
-        let len = (1 << 20) + size;
+        // 4 KiB block rarely holds one twice. Values over 16 KiB get a larger buffer,
+        // at least 64 distinct values (1 MiB would hold only 16 of 64 KiB).
+        let len = (1usize << 20).max(size.saturating_mul(64)) + size;
         let unique = ((size.max(1) as f64 * ratio.clamp(0.0, 1.0)).ceil() as usize).max(1);
         let mut buf = Vec::with_capacity(len + size + 8);
         while buf.len() < len {
@@ -131,6 +133,9 @@ pub struct Outcome {
     pub background_ops: u64,
     /// Of `ops`, how many were writes, for workloads that mix reads and writes.
     pub writes: Option<u64>,
+    /// Latency per window and write stalls, of the operations and of the background
+    /// writer (`tails.rs`).
+    pub tails: Tails,
 }
 
 /// A latency histogram in nanoseconds: 1 ns to one hour, 3 significant digits.
@@ -150,16 +155,18 @@ pub fn progress(total: u64, label: &str) -> ProgressBar {
     pb
 }
 
-/// A job run beside the timed operations until they finish; returns its operation count.
-pub type Background<'a> = &'a (dyn Fn(&AtomicBool) -> Res<u64> + Sync);
+/// One operation of a job run beside the timed operations until they finish
+/// (readwhilewriting's writer): called with a scratch key and its operation number,
+/// over and over, each call timed as the foreground's are.
+pub type Background<'a> = &'a (dyn Fn(&mut [u8], u64) -> Res<()> + Sync);
 
 /// Progress is reported in steps of this many operations (an atomic add per step).
 const STEP: u64 = 1024;
 
 /// Runs `op(scratch_key, j)` for every `j` in `0..total`, split into `threads`
 /// contiguous shares, timing each call. `op` returns whether a read found its key.
-/// `background`, if given, runs on its own thread until the timed operations finish and
-/// returns how many operations it did.
+/// `background`, if given, runs on its own thread until the timed operations finish;
+/// its operations are counted and timed as a series of their own.
 pub fn run_ops<F>(
     threads: usize,
     total: u64,
@@ -174,17 +181,34 @@ where
     let threads = threads.max(1) as u64;
     let stop = AtomicBool::new(false);
     let found = AtomicU64::new(0);
+    let interval = tails::interval();
     let start = Instant::now();
-    let (hists, bg) = std::thread::scope(|s| -> Res<(Vec<Histogram<u64>>, u64)> {
+    type Bg = Option<(u64, tails::Part)>;
+    let (parts, bg) = std::thread::scope(|s| -> Res<(Vec<tails::Part>, Bg)> {
         let bg = background.map(|f| {
             let stop = &stop;
-            s.spawn(move || f(stop))
+            s.spawn(move || -> Res<(u64, tails::Part)> {
+                let mut rec = Recorder::new(start, interval)?;
+                let mut key = vec![0u8; key_size];
+                let mut n = 0u64;
+                let mut last = Instant::now();
+                while !stop.load(Ordering::Acquire) {
+                    f(&mut key, n)?;
+                    let now = Instant::now();
+                    rec.record(now, (now - last).as_nanos() as u64, tails::take_write());
+                    last = now;
+                    n += 1;
+                }
+                Ok((n, rec.finish()))
+            })
         });
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let (op, found) = (&op, &found);
-                s.spawn(move || -> Res<Histogram<u64>> {
-                    let mut hist = histogram()?;
+                s.spawn(move || -> Res<tails::Part> {
+                    // Per thread: the current window's histogram, rolled each interval
+                    // (no lock, no shared counter per operation).
+                    let mut rec = Recorder::new(start, interval)?;
                     let mut key = vec![0u8; key_size];
                     let (lo, hi) = (total * t / threads, total * (t + 1) / threads);
                     let mut hits = 0;
@@ -194,51 +218,55 @@ where
                             hits += 1;
                         }
                         let now = Instant::now();
-                        hist.saturating_record((now - last).as_nanos() as u64);
+                        rec.record(now, (now - last).as_nanos() as u64, tails::take_write());
                         last = now;
                         if (j - lo) % STEP == STEP - 1 {
                             pb.inc(STEP);
                         }
                     }
                     found.fetch_add(hits, Ordering::Relaxed);
-                    Ok(hist)
+                    Ok(rec.finish())
                 })
             })
             .collect();
-        let mut hists = Vec::new();
+        let mut parts = Vec::new();
         let mut first_err = None;
         for w in workers {
             match w.join() {
-                Ok(Ok(h)) => hists.push(h),
+                Ok(Ok(p)) => parts.push(p),
                 Ok(Err(e)) => first_err = first_err.or(Some(e)),
                 Err(_) => first_err = first_err.or(Some("a worker thread panicked".into())),
             }
         }
         stop.store(true, Ordering::Release);
-        let bg_ops = match bg.map(|h| h.join()) {
-            None => 0,
-            Some(Ok(Ok(n))) => n,
+        let bg = match bg.map(|h| h.join()) {
+            None => None,
+            Some(Ok(Ok(done))) => Some(done),
             Some(Ok(Err(e))) => return Err(e),
             Some(Err(_)) => return Err("the background writer panicked".into()),
         };
         match first_err {
             Some(e) => Err(e),
-            None => Ok((hists, bg_ops)),
+            None => Ok((parts, bg)),
         }
     })?;
     let elapsed = start.elapsed();
     pb.finish_and_clear();
-    let mut hist = histogram()?;
-    for h in &hists {
-        hist.add(h)?;
+    let (hist, fg) = tails::merge(FOREGROUND, parts, interval, elapsed)?;
+    let mut series = vec![fg];
+    let mut background_ops = 0;
+    if let Some((n, part)) = bg {
+        background_ops = n;
+        series.push(tails::merge(WRITER, vec![part], interval, elapsed)?.1);
     }
     Ok(Outcome {
         ops: total,
         found: found.load(Ordering::Relaxed),
         elapsed,
         hist,
-        background_ops: bg,
+        background_ops,
         writes: None,
+        tails: Tails { interval, series },
     })
 }
 
@@ -252,12 +280,13 @@ pub fn run_scan(
     limit: u64,
     pb: &ProgressBar,
 ) -> Res<Outcome> {
+    let interval = tails::interval();
     let start = Instant::now();
     let results = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| {
-                s.spawn(move || -> Res<(u64, Histogram<u64>)> {
-                    let mut hist = histogram()?;
+                s.spawn(move || -> Res<(u64, tails::Part)> {
+                    let mut rec = Recorder::new(start, interval)?;
                     let mut seen = 0u64;
                     let mut last = Instant::now();
                     engine.scan(reverse, &mut |k, v| {
@@ -265,30 +294,34 @@ pub fn run_scan(
                         seen += 1;
                         if seen.is_multiple_of(STEP) {
                             let now = Instant::now();
-                            hist.saturating_record((now - last).as_nanos() as u64 / STEP);
+                            rec.record_batch(now, (now - last).as_nanos() as u64 / STEP, STEP);
                             last = now;
                             pb.inc(STEP);
                         }
                         seen < limit
                     })?;
-                    Ok((seen, hist))
+                    // The last, partial batch: counted in its window, not sampled (as
+                    // before the timeline, so the percentiles are unchanged).
+                    rec.add_ops(Instant::now(), seen % STEP);
+                    Ok((seen, rec.finish()))
                 })
             })
             .collect();
         workers
             .into_iter()
             .map(|w| w.join().map_err(|_| "a scan thread panicked".into()))
-            .collect::<Res<Vec<Res<(u64, Histogram<u64>)>>>>()
+            .collect::<Res<Vec<Res<(u64, tails::Part)>>>>()
     })?;
     let elapsed = start.elapsed();
     pb.finish_and_clear();
-    let mut hist = histogram()?;
+    let mut parts = Vec::new();
     let mut seen = 0;
     for r in results {
-        let (n, h) = r?;
+        let (n, p) = r?;
         seen += n;
-        hist.add(&h)?;
+        parts.push(p);
     }
+    let (hist, fg) = tails::merge(FOREGROUND, parts, interval, elapsed)?;
     Ok(Outcome {
         ops: seen,
         found: seen,
@@ -296,6 +329,10 @@ pub fn run_scan(
         hist,
         background_ops: 0,
         writes: None,
+        tails: Tails {
+            interval,
+            series: vec![fg],
+        },
     })
 }
 

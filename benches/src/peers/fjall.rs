@@ -1,4 +1,6 @@
-//! fjall 3: one keyspace, no compression, 4 KiB blocks (its default), MemTable of
+//! fjall 3: one keyspace, data blocks compressed as `--compression` asks on every level
+//! (none by default; lz4 through fjall's `lz4` feature; fjall has no zstd, which runs
+//! uncompressed and says so), 4 KiB blocks (its default), MemTable of
 //! `write_buffer_bytes`, block cache of `cache_bytes`. Each insert writes its journal
 //! entry to the OS (`PersistMode::Buffer`, fjall's default); fillsync adds
 //! `persist(SyncData)` (fdatasync) after each insert.
@@ -16,12 +18,19 @@ use fjall::{
 };
 
 use crate::engine::{Attempt, Config, Engine, Res, counter_value, seek_entries};
+use crate::setup::Codec;
 
-/// The keyspace options of every fjall database of the harness.
-fn keyspace_options(cfg: &Config) -> KeyspaceCreateOptions {
-    KeyspaceCreateOptions::default()
+/// The keyspace options of every fjall database of the harness. The policy is set for
+/// every level: with the `lz4` feature fjall's own default is `[None, None, Lz4]`, which
+/// would compress only from L2 on.
+fn keyspace_options(cfg: &Config) -> Res<KeyspaceCreateOptions> {
+    let codec = match crate::setup::compression("fjall", cfg.compression)? {
+        Codec::Lz4 => CompressionType::Lz4,
+        Codec::None | Codec::Zstd | Codec::Unsupported => CompressionType::None,
+    };
+    Ok(KeyspaceCreateOptions::default()
         .max_memtable_size(cfg.write_buffer_bytes as u64)
-        .data_block_compression_policy(CompressionPolicy::all(CompressionType::None))
+        .data_block_compression_policy(CompressionPolicy::all(codec)))
 }
 
 /// fjall behind the harness's interface.
@@ -36,7 +45,8 @@ impl FjallEngine {
         let db = Database::builder(dir)
             .cache_size(cfg.cache_bytes as u64)
             .open()?;
-        let ks = db.keyspace("bench", || keyspace_options(cfg))?;
+        let opts = keyspace_options(cfg)?;
+        let ks = db.keyspace("bench", || opts)?;
         Ok(FjallEngine { db, ks })
     }
 }
@@ -125,7 +135,8 @@ impl FjallTxnEngine {
         let db = OptimisticTxDatabase::builder(dir)
             .cache_size(cfg.cache_bytes as u64)
             .open()?;
-        let ks = db.keyspace("bench", || keyspace_options(cfg))?;
+        let opts = keyspace_options(cfg)?;
+        let ks = db.keyspace("bench", || opts)?;
         Ok(FjallTxnEngine { db, ks })
     }
 }

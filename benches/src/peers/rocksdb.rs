@@ -2,7 +2,8 @@
 //! fsync per write (`WriteOptions::sync = false`, RocksDB's default), fillsync with
 //! `sync = true`. Write buffer `write_buffer_bytes`, up to 3 write buffers (1 active + 2
 //! immutable, like Strata's two frozen MemTables), LRU block cache `cache_bytes`, 4 KiB
-//! blocks, 10-bit Bloom filters, no compression, 2 background jobs, everything else at
+//! blocks, 10-bit Bloom filters, `--compression` on every level (none by default; lz4, and
+//! zstd with the harness's `zstd` feature), 2 background jobs, everything else at
 //! RocksDB's defaults (level-style compaction, L0 trigger 4, L1 256 MiB, 64 MiB files).
 //!
 //! For `incrmerge` the same database gets an associative u64-add merge operator
@@ -20,21 +21,30 @@ use rocksdb::{
 };
 
 use crate::engine::{Attempt, Config, Engine, Purpose, Res, add_u64, counter_value};
+use crate::setup::Codec;
 
 /// The options every RocksDB database of the harness is opened with.
-fn options(cfg: &Config) -> Options {
+fn options(cfg: &Config) -> Res<Options> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.set_write_buffer_size(cfg.write_buffer_bytes);
     opts.set_max_write_buffer_number(3);
-    opts.set_compression_type(DBCompressionType::None);
+    // `compression` is every level's (flushes included) while `compression_per_level`
+    // is empty and `bottommost_compression` unset, as here.
+    opts.set_compression_type(
+        match crate::setup::compression("rocksdb", cfg.compression)? {
+            Codec::Lz4 => DBCompressionType::Lz4,
+            Codec::Zstd => DBCompressionType::Zstd,
+            Codec::None | Codec::Unsupported => DBCompressionType::None,
+        },
+    );
     opts.set_max_background_jobs(2);
     let mut table = BlockBasedOptions::default();
     table.set_block_size(4096);
     table.set_bloom_filter(10.0, false);
     table.set_block_cache(&Cache::new_lru_cache(cfg.cache_bytes));
     opts.set_block_based_table_factory(&table);
-    opts
+    Ok(opts)
 }
 
 /// RocksDB's full and partial merge of u64 counters (the binding calls the same
@@ -55,7 +65,7 @@ pub struct RocksEngine {
 impl RocksEngine {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path, cfg: &Config) -> Res<Self> {
-        let mut opts = options(cfg);
+        let mut opts = options(cfg)?;
         let merge = cfg.purpose == Purpose::Merge;
         if merge {
             opts.set_merge_operator_associative("u64add", u64_add);
@@ -204,7 +214,7 @@ pub struct RocksTxnEngine {
 impl RocksTxnEngine {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path, cfg: &Config) -> Res<Self> {
-        let db = OptimisticTransactionDB::open(&options(cfg), dir)?;
+        let db = OptimisticTransactionDB::open(&options(cfg)?, dir)?;
         Ok(RocksTxnEngine {
             db,
             plain: WriteOptions::default(),

@@ -1,11 +1,14 @@
-//! The Raft log on fjall 3 (its defaults, as a user would open it): entries in keyspace
+//! The Raft log on fjall 3 (its defaults, as a user would open it, except data blocks
+//! uncompressed: the harness builds fjall with `lz4`, whose default policy would compress
+//! from L2 on, and the log was measured without): entries in keyspace
 //! `logs`, metadata in keyspace `meta`; a batch is one fjall write batch, a sync is
 //! `persist(SyncData)` (fdatasync of the journal, as Strata's WAL sync); fjall has no
 //! range delete, so truncate and purge delete the entries key by key in one batch.
 
 use std::path::Path;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::config::CompressionPolicy;
+use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::peer::LogKv;
 use crate::engine::Res;
@@ -21,8 +24,12 @@ impl FjallLog {
     /// Opens (or creates) the log in `dir`.
     pub fn open(dir: &Path) -> Res<Self> {
         let db = Database::builder(dir).open()?;
-        let logs = db.keyspace("logs", KeyspaceCreateOptions::default)?;
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let uncompressed = || {
+            KeyspaceCreateOptions::default()
+                .data_block_compression_policy(CompressionPolicy::all(CompressionType::None))
+        };
+        let logs = db.keyspace("logs", uncompressed)?;
+        let meta = db.keyspace("meta", uncompressed)?;
         Ok(FjallLog { db, logs, meta })
     }
 }
