@@ -487,34 +487,53 @@ impl Report {
         }
     }
 
-    /// A grouped bar chart of ops/s (log scale) per workload and engine, as SVG.
+    /// A grouped bar chart, as SVG: per workload, each engine's ops/s divided by
+    /// RocksDB's (or the first engine's, without RocksDB) on a linear axis, with every
+    /// engine's configuration and durability written under it.
     pub fn svg(&self) -> String {
         let colors = [
             "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
         ];
-        let rows: Vec<&Row> = self
-            .results
+        // Every engine against one reference, on a linear axis: RocksDB when it ran (the
+        // engine users compare with), else the first engine.
+        let reference = self
+            .engines
             .iter()
-            .filter(|r| r.workload != "reopen" && r.ops_per_sec > 0.0)
-            .collect();
+            .find(|e| e.as_str() == "rocksdb")
+            .or(self.engines.first())
+            .cloned()
+            .unwrap_or_default();
+        let find = |w: &str, e: &str| {
+            self.results
+                .iter()
+                .find(|r| r.workload == w && r.engine == e && r.ops_per_sec > 0.0)
+        };
         let mut workloads: Vec<&str> = Vec::new();
-        for r in &rows {
-            if !workloads.contains(&r.workload.as_str()) {
+        for r in &self.results {
+            if r.workload != "reopen"
+                && find(&r.workload, &reference).is_some()
+                && !workloads.contains(&r.workload.as_str())
+            {
                 workloads.push(&r.workload);
             }
         }
+        let ratio = |w: &str, e: &str| -> Option<f64> {
+            Some(find(w, e)?.ops_per_sec / find(w, &reference)?.ops_per_sec)
+        };
         let engines = &self.engines;
-        let (lo, hi) = rows.iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
-            (lo.min(r.ops_per_sec), hi.max(r.ops_per_sec))
-        });
-        let lo_exp = lo.max(1.0).log10().floor();
-        let hi_exp = hi.max(10.0).log10().ceil().max(lo_exp + 1.0);
+        let top_ratio = workloads
+            .iter()
+            .flat_map(|w| engines.iter().filter_map(move |e| ratio(w, e)))
+            .fold(1.0f64, f64::max);
+        // Gridlines every 0.5 up to the next whole number above the largest ratio.
+        let y_max = (top_ratio * 1.05).ceil().max(1.0);
         let bar = 16.0;
         let group = bar * engines.len() as f64 + 24.0;
-        let (left, top, plot_h) = (70.0, 50.0, 360.0);
-        let width = left + group * workloads.len() as f64 + 20.0;
-        let height = top + plot_h + 110.0;
-        let y = |v: f64| top + plot_h * (1.0 - (v.max(1.0).log10() - lo_exp) / (hi_exp - lo_exp));
+        let (left, top, plot_h) = (60.0, 58.0, 360.0);
+        let setup_lines = self.setup.len().max(1) as f64;
+        let width = (left + group * workloads.len() as f64 + 20.0).max(760.0);
+        let height = top + plot_h + 110.0 + 16.0 * setup_lines;
+        let y = |v: f64| top + plot_h * (1.0 - v / y_max);
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -522,44 +541,59 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            r##"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="24" font-size="15">ops/s per workload (log scale, higher is better)</text>"##
+            r##"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="22" font-size="15">ops/s of each engine ÷ {}'s, per workload (linear; higher is faster; {} = 1)</text>"##,
+            xml(&reference),
+            xml(&reference)
         );
         let _ = writeln!(
             s,
-            r##"<text x="{left}" y="40" font-size="11" fill="#555">{}</text>"##,
-            xml(&self.parameters)
+            r##"<text x="{left}" y="38" font-size="11" fill="#555">{}</text><text x="{left}" y="52" font-size="11" fill="#555">{}</text>"##,
+            xml(&self.parameters),
+            xml(&self.machine)
         );
-        let mut e = lo_exp;
-        while e <= hi_exp {
-            let v = 10f64.powf(e);
-            let yy = y(v);
+        let mut g = 0.0;
+        while g <= y_max + 1e-9 {
+            let yy = y(g);
+            let stroke = if (g - 1.0).abs() < 1e-9 {
+                "#333"
+            } else {
+                "#ddd"
+            };
             let _ = writeln!(
                 s,
-                r##"<line x1="{left}" x2="{:.0}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.0}" y="{:.1}" text-anchor="end">{}</text>"##,
+                r##"<line x1="{left}" x2="{:.0}" y1="{yy:.1}" y2="{yy:.1}" stroke="{stroke}"/><text x="{:.0}" y="{:.1}" text-anchor="end">{g:.1}×</text>"##,
                 width - 20.0,
                 left - 6.0,
                 yy + 4.0,
-                short(v)
             );
-            e += 1.0;
+            g += if y_max > 6.0 { 1.0 } else { 0.5 };
         }
         for (gi, w) in workloads.iter().enumerate() {
             let gx = left + group * gi as f64 + 12.0;
             for (ei, eng) in engines.iter().enumerate() {
-                let Some(r) = rows.iter().find(|r| r.workload == *w && r.engine == *eng) else {
+                let (Some(q), Some(r)) = (ratio(w, eng), find(w, eng)) else {
                     continue;
                 };
                 let x = gx + bar * ei as f64;
-                let yy = y(r.ops_per_sec);
+                let yy = y(q);
                 let _ = writeln!(
                     s,
-                    r#"<rect x="{x:.1}" y="{yy:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {} ops/s</title></rect>"#,
+                    r#"<rect x="{x:.1}" y="{yy:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {} ops/s, {q:.2}× {}</title></rect>"#,
                     bar - 2.0,
                     (top + plot_h - yy).max(0.0),
                     colors.get(ei % colors.len()).unwrap_or(&"#000"),
-                    eng,
+                    xml(eng),
                     w,
-                    thousands(r.ops_per_sec)
+                    thousands(r.ops_per_sec),
+                    xml(&reference)
+                );
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="start" transform="rotate(-90 {:.1} {:.1})">{q:.2}</text>"#,
+                    x + bar / 2.0 + 3.0,
+                    yy - 3.0,
+                    x + bar / 2.0 + 3.0,
+                    yy - 3.0
                 );
             }
             let cx = gx + bar * engines.len() as f64 / 2.0;
@@ -570,15 +604,29 @@ impl Report {
                 top + plot_h + 16.0
             );
         }
+        let legend_y = top + plot_h + 84.0;
         for (ei, eng) in engines.iter().enumerate() {
             let x = left + 110.0 * ei as f64;
-            let yy = height - 18.0;
             let _ = writeln!(
                 s,
-                r#"<rect x="{x:.0}" y="{:.0}" width="12" height="12" fill="{}"/><text x="{:.0}" y="{yy:.0}">{eng}</text>"#,
-                yy - 10.0,
+                r#"<rect x="{x:.0}" y="{:.0}" width="12" height="12" fill="{}"/><text x="{:.0}" y="{legend_y:.0}">{}</text>"#,
+                legend_y - 10.0,
                 colors.get(ei % colors.len()).unwrap_or(&"#000"),
-                x + 16.0
+                x + 16.0,
+                xml(eng)
+            );
+        }
+        // What each engine was given, on the image itself.
+        for (i, e) in self.setup.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                r##"<text x="{left}" y="{:.0}" font-size="11" fill="#333">{}: write buffer {}, cache {}, a write returns after {}, compression {}</text>"##,
+                legend_y + 22.0 + 16.0 * i as f64,
+                xml(&e.engine),
+                xml(&e.write_buffer),
+                xml(&e.cache),
+                xml(&e.write_returns_after),
+                xml(&e.compression)
             );
         }
         s.push_str("</svg>\n");
@@ -606,20 +654,64 @@ fn thousands(v: f64) -> String {
     out
 }
 
-/// 1e6 → "1M".
-fn short(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{}M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{}k", v / 1e3)
-    } else {
-        format!("{v}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chart_shows_each_engine_against_rocksdb_with_its_setup() {
+        let row = |w: &str, e: &str, ops: u64| {
+            let o = crate::workload::Outcome {
+                ops,
+                found: ops,
+                elapsed: std::time::Duration::from_secs(1),
+                hist: crate::workload::histogram().unwrap(),
+                background_ops: 0,
+                writes: None,
+                tails: Default::default(),
+            };
+            Row::new(w, e, &o, 0, String::new(), None, None, 0)
+        };
+        let engines = ["strata", "rocksdb", "redb"];
+        let mut report = Report::new(
+            "--num=1",
+            "test machine".into(),
+            engines.iter().map(|e| e.to_string()).collect(),
+            vec![
+                row("readrandom", "strata", 300),
+                row("readrandom", "rocksdb", 100),
+                row("readrandom", "redb", 150),
+                // RocksDB did not run this one: no bar can be relative to it.
+                row("ycsbe", "strata", 5),
+            ],
+        );
+        let cfg = crate::engine::Config {
+            cache_bytes: 32 << 20,
+            write_buffer_bytes: 64 << 20,
+            compression: "none",
+            bloom_filter_budget: None,
+            range_delete_compactions: true,
+            purpose: crate::engine::Purpose::Plain,
+        };
+        report.setup = crate::setup::all(&engines, &cfg);
+        let svg = report.svg();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("÷ rocksdb"), "{svg}");
+        // Strata 3×, redb 1.5×, RocksDB 1×, on a linear axis up to 4×.
+        assert!(
+            svg.contains(">3.00</text>") && svg.contains(">1.50</text>"),
+            "{svg}"
+        );
+        assert!(svg.contains(">1.00</text>"), "{svg}");
+        assert!(
+            svg.contains(">4.0×</text>") && !svg.contains(">4.5×</text>"),
+            "{svg}"
+        );
+        assert!(!svg.contains("ycsbe"), "{svg}");
+        for e in engines {
+            assert!(svg.contains(&format!("{e}: write buffer")), "{e}: {svg}");
+        }
+    }
 
     #[test]
     fn thousands_groups_digits() {
