@@ -87,6 +87,8 @@ pub struct Config {
     pub compression: &'static str,
     /// Strata's filter budget (bits per key on average), if sized by the tree's shape.
     pub bloom_filter_budget: Option<f64>,
+    /// Strata's `max_subcompactions`.
+    pub subcompactions: usize,
     /// Strata's range-delete compaction rules (`DbBuilder::range_delete_compactions`).
     pub range_delete_compactions: bool,
     /// What the engine is opened for (the counter workloads need more than the rest).
@@ -197,6 +199,11 @@ pub trait Engine: Send + Sync {
     /// A picture of the engine's tree (levels), if it can give one.
     fn shape(&self) -> Option<String> {
         None
+    }
+    /// Compacts the whole key space down to the engine's last level and returns once it
+    /// is done (db_bench's `compact`); `Ok(false)` where the harness wires no such call.
+    fn compact_all(&self) -> Res<bool> {
+        Ok(false)
     }
     /// The value of `key`, if present: the counter workloads read every counter back
     /// and check it.
@@ -316,6 +323,7 @@ impl StrataEngine {
             .memtable_bytes(cfg.write_buffer_bytes)
             .compression(compression)
             .range_delete_compactions(cfg.range_delete_compactions);
+        builder = builder.max_subcompactions(cfg.subcompactions);
         if let Some(budget) = cfg.bloom_filter_budget {
             builder = builder.bloom_filter_budget(budget);
         }
@@ -362,6 +370,11 @@ impl Engine for StrataEngine {
 
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Res<()> {
         visit_entries(self.db.iter(), reverse, visit)
+    }
+
+    fn compact_all(&self) -> Res<bool> {
+        self.db.compact_range::<&[u8], _>(..)?;
+        Ok(true)
     }
 
     fn settle(&self) -> Res<()> {

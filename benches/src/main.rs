@@ -91,6 +91,10 @@ struct Args {
     /// everywhere.
     #[arg(long = "bloom_filter_budget")]
     bloom_filter_budget: Option<f64>,
+    /// Strata's subcompactions (`DbBuilder::max_subcompactions`; RocksDB's
+    /// `max_subcompactions`): threads one compaction may split into. Default 1.
+    #[arg(long = "subcompactions", default_value_t = 1)]
+    subcompactions: usize,
     /// deleterange: keys each range delete covers (`[k·2L, k·2L + L)`, every other run
     /// of L keys, so half the key space survives).
     #[arg(long = "range_delete_len", default_value_t = 100)]
@@ -176,7 +180,8 @@ fn kind(name: &str) -> Option<Kind> {
         "overwrite" | "deleterandom" | "deleterange" | "readrandomwriterandom" => Kind::Update,
         "readrandom" | "readmissing" | "readdeleted" | "readseq" | "readreverse" | "seekrandom"
         | "readwhilewriting" => Kind::Read,
-        "reopen" => Kind::Reopen,
+        // Both need the keys loaded and write no user bytes.
+        "reopen" | "compact" => Kind::Reopen,
         "incrmerge" | "incrtxn" => Kind::Counters,
         // YCSB's core workloads; C only reads, the others write (settled, write amp).
         "ycsbc" => Kind::Read,
@@ -412,6 +417,7 @@ impl Bench {
             cache_bytes: args.cache_bytes,
             write_buffer_bytes: args.write_buffer_size,
             bloom_filter_budget: args.bloom_filter_budget,
+            subcompactions: args.subcompactions,
             range_delete_compactions: args.range_delete_compactions,
             purpose: Purpose::Plain,
             compression: match args.compression.as_str() {
@@ -531,6 +537,9 @@ impl Bench {
                         .to_string(),
                     _ => format!("({engine}'s transactions are not wired into this harness)"),
                 };
+            }
+            "compact" => {
+                return format!("({engine}: no whole-range compaction wired into this harness)");
             }
             _ if ycsb::Workload::from_name(name).is_some() => {
                 return "(the records deleterange removed are missing; YCSB reads any \
@@ -702,12 +711,14 @@ impl Bench {
 
         let writes = matches!(kind, Kind::Fill | Kind::Update);
         let (mut write_amp, mut space_amp) = (None, None);
+        let mut settled_after = None;
         if writes {
+            let settle_start = std::time::Instant::now();
             db.settle()?;
-            metrics::wait_for_quiet(
-                Duration::from_millis(self.args.settle_quiet_ms),
-                Duration::from_secs(300),
-            );
+            let quiet = Duration::from_millis(self.args.settle_quiet_ms);
+            metrics::wait_for_quiet(quiet, Duration::from_secs(300));
+            // The last quiet window only showed the work had ended: not part of it.
+            settled_after = Some(outcome.elapsed + settle_start.elapsed().saturating_sub(quiet));
             let written = metrics::Io::now().device_bytes_since(&io0);
             cpu_settled = Some(metrics::process_cpu().saturating_sub(cpu0));
             let per_op = match name {
@@ -777,6 +788,7 @@ impl Bench {
             name, engine, &outcome, bytes, note, write_amp, space_amp, peak_rss,
         );
         row.set_cpu(cpu, cpu_settled);
+        row.seconds_to_settled = settled_after.map(|d| d.as_secs_f64());
         row.range_deleted = state.deleted;
         Ok(Some(row))
     }
@@ -1238,6 +1250,25 @@ impl Bench {
                 let o = run_scan(db, threads, name == "readreverse", limit, &pb)?;
                 let note = format!("({} entries)", o.found);
                 (o, note)
+            }
+            "compact" => {
+                let start = std::time::Instant::now();
+                if !db.compact_all()? {
+                    return Ok(None);
+                }
+                let took = start.elapsed();
+                let mut hist = workload::histogram()?;
+                hist.saturating_record(took.as_nanos() as u64);
+                let o = workload::Outcome {
+                    ops: 1,
+                    found: 0,
+                    elapsed: took,
+                    hist,
+                    background_ops: 0,
+                    writes: None,
+                    tails: tails::Tails::one_op(took),
+                };
+                (o, "(everything compacted to the last level)".to_string())
             }
             "reopen" => {
                 let mut hist = workload::histogram()?;

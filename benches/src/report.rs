@@ -50,6 +50,9 @@ pub struct Row {
     /// The same until the engine settled (flushes and compactions the workload caused),
     /// for write workloads.
     pub cpu_us_per_op_settled: Option<f64>,
+    /// Wall time from the workload's start until the engine settled (its flushes and
+    /// compactions done, the last quiet window not counted), for write workloads.
+    pub seconds_to_settled: Option<f64>,
     /// The database had deleterange's keys removed (range-deleted, or never written by a
     /// baseline twin) when this workload ran.
     pub range_deleted: bool,
@@ -121,6 +124,7 @@ impl Row {
             peak_rss_mib: peak_rss as f64 / (1 << 20) as f64,
             cpu_us_per_op: 0.0,
             cpu_us_per_op_settled: None,
+            seconds_to_settled: None,
             range_deleted: false,
             vs_baseline: None,
             vs_baseline_cpu: None,
@@ -190,6 +194,13 @@ pub fn line(r: &Row, json: bool) {
     );
     if let Some(c) = r.cpu_us_per_op_settled {
         let _ = write!(s, "; {c:.3} micros/op until settled");
+    }
+    if let Some(t) = r.seconds_to_settled {
+        let _ = write!(
+            s,
+            "\nSettled after {t:.1} s (wall; timed phase {:.1} s)",
+            r.seconds
+        );
     }
     if let Some(w) = r.write_amp {
         let _ = write!(s, "\nWriteAmp: {w:.2}");
@@ -690,6 +701,7 @@ mod tests {
             write_buffer_bytes: 64 << 20,
             compression: "none",
             bloom_filter_budget: None,
+            subcompactions: 1,
             range_delete_compactions: true,
             purpose: crate::engine::Purpose::Plain,
         };

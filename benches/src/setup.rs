@@ -166,6 +166,7 @@ mod tests {
             write_buffer_bytes: 64 << 20,
             compression,
             bloom_filter_budget: None,
+            subcompactions: 1,
             range_delete_compactions: true,
             purpose: Purpose::Plain,
         }

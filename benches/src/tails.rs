@@ -496,6 +496,11 @@ impl Engine for Marked {
         self.0.shape()
     }
 
+    fn compact_all(&self) -> Res<bool> {
+        mark_write();
+        self.0.compact_all()
+    }
+
     fn get_value(&self, key: &[u8]) -> Res<Option<Vec<u8>>> {
         self.0.get_value(key)
     }
@@ -692,6 +697,7 @@ mod tests {
             write_buffer_bytes: 1 << 20,
             compression: "none",
             bloom_filter_budget: None,
+            subcompactions: 1,
             range_delete_compactions: true,
             purpose: crate::engine::Purpose::Plain,
         };

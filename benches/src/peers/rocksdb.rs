@@ -126,6 +126,11 @@ impl Engine for RocksEngine {
         settle(|| self.db.flush(), |name| self.db.property_int_value(name))
     }
 
+    fn compact_all(&self) -> Res<bool> {
+        self.db.compact_range::<&[u8], &[u8]>(None, None);
+        Ok(true)
+    }
+
     fn shape(&self) -> Option<String> {
         shape(|name| self.db.property_value(name).ok().flatten())
     }

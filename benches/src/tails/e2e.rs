@@ -225,6 +225,7 @@ fn lz4_shrinks_every_lsms_tables() {
                 write_buffer_bytes: 16 << 20,
                 compression: codec,
                 bloom_filter_budget: None,
+                subcompactions: 1,
                 range_delete_compactions: true,
                 purpose: Purpose::Plain,
             };

@@ -13,7 +13,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use strata_core::key::{compare_internal_keys, user_key};
+use strata_core::key::{
+    MAX_SEQUENCE, ValueKind, compare_internal_keys, encode_internal_key, user_key,
+};
 use strata_core::range_del::successor;
 use strata_core::{
     CompactionFilter, Error, FragmentedTombstones, MergeOperator, ParsedInternalKey, Result,
@@ -21,7 +23,8 @@ use strata_core::{
 };
 
 use crate::file_meta::MetaAccumulator;
-use crate::stream::{StreamRules, compact_stream};
+use crate::gc::GcStats;
+use crate::stream::{StreamCounts, StreamRules, compact_stream};
 use crate::{
     CompactionEdit, CompactionTask, FileMeta, LevelIter, MergingIter, TableOpener, TableSink,
     TableWriter, VersionGc,
@@ -190,30 +193,107 @@ impl<'a> CompactionJob<'a> {
     /// Runs the job, writing outputs through `sink`. A trivial-move task returns its
     /// edit without reading or writing anything.
     pub fn run<S: TableSink>(self, sink: &mut S) -> Result<CompactionOutcome> {
-        let task = self.task;
-        if task.trivial_move {
-            return Ok(CompactionOutcome {
-                edit: task.trivial_move_edit(),
-                stats: CompactionStats {
-                    trivial_move: true,
-                    ..CompactionStats::default()
-                },
-            });
+        if self.task.trivial_move {
+            return Ok(self.trivial_outcome());
         }
+        let whole = self.run_share(sink, &Share::default())?;
+        self.outcome(vec![whole])
+    }
 
+    /// Runs the job as up to `sinks.len()` **subcompactions**: the key space is cut at
+    /// input-file boundaries into shares of about equal input bytes, each merged on a
+    /// thread of its own into outputs of its own sink, and the outputs of all shares make
+    /// one edit, installed as one. A share holds every version of its user keys, so each
+    /// applies the version rules alone; range tombstones are cut at the shares' edges
+    /// like at any output's. With one sink, or inputs that give a single share, this is
+    /// [`run`](Self::run). On an error the sinks' outputs are the caller's to remove.
+    pub fn run_split<S: TableSink + Send>(self, sinks: &mut [S]) -> Result<CompactionOutcome> {
+        if self.task.trivial_move {
+            return Ok(self.trivial_outcome());
+        }
+        let shares = self.shares(sinks.len());
+        let Some(first) = sinks.first_mut() else {
+            return Err(Error::InvalidArgument(
+                "a compaction needs at least one sink".into(),
+            ));
+        };
+        if shares.len() <= 1 {
+            return self.run(first);
+        }
+        let job = &self;
+        let results: Vec<Result<ShareOutcome>> = std::thread::scope(|scope| {
+            let running: Vec<_> = shares
+                .iter()
+                .zip(sinks.iter_mut())
+                .map(|(share, sink)| scope.spawn(move || job.run_share(sink, share)))
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::io(
+                            "running a subcompaction",
+                            std::io::Error::other("its thread panicked"),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let outcomes = results.into_iter().collect::<Result<Vec<_>>>()?;
+        self.outcome(outcomes)
+    }
+
+    fn trivial_outcome(&self) -> CompactionOutcome {
+        CompactionOutcome {
+            edit: self.task.trivial_move_edit(),
+            stats: CompactionStats {
+                trivial_move: true,
+                ..CompactionStats::default()
+            },
+        }
+    }
+
+    /// Up to `n` shares of the key space, cut just past input files' last user keys,
+    /// evenly by rank among those ends. Files of the lower level of a task partition its
+    /// range (L0 files and a single upper file usually span all of it), so their ends
+    /// spread the shares over the keys; the largest end bounds nothing and is no cut.
+    fn shares(&self, n: usize) -> Vec<Share> {
+        let mut ends: Vec<&[u8]> = self
+            .task
+            .all_inputs()
+            .map(|f| f.largest_user_key())
+            .collect();
+        ends.sort_unstable();
+        ends.dedup();
+        ends.pop();
+        let count = n.min(ends.len() + 1).max(1);
+        let mut shares = Vec::with_capacity(count);
+        let mut lo: Option<Vec<u8>> = None;
+        for i in 1..count {
+            let Some(end) = ends.get(i * (ends.len() + 1) / count - 1) else {
+                break;
+            };
+            let cut = successor(end);
+            shares.push(Share {
+                lo: lo.take(),
+                hi: Some(cut.clone()),
+            });
+            lo = Some(cut);
+        }
+        shares.push(Share { lo, hi: None });
+        shares
+    }
+
+    /// Merges the entries of `share`'s user keys into outputs through `sink`.
+    fn run_share<S: TableSink>(&self, sink: &mut S, share: &Share) -> Result<ShareOutcome> {
+        let task = self.task;
         let mut below = BelowCursor::new(&task.below);
         let mut gc = VersionGc::new(&self.snapshots, |uk: &[u8]| below.may_contain(uk));
         let all_ranges = &self.range_tombstones;
         let kept_ranges = collect_range_tombstones(all_ranges, &gc, &task.below);
-        let mut out = OutputSplitter::new(task, &kept_ranges);
-        let mut stats = CompactionStats {
-            input_files: task.all_inputs().count() as u64,
-            input_bytes: task.input_bytes(),
-            input_range_tombstones: all_ranges.len() as u64,
-            ..CompactionStats::default()
-        };
-        let mut edit = task.deletion_edit();
-
+        let mut out = OutputSplitter::new(task, &kept_ranges, share.lo.clone(), share.hi.clone());
+        let mut stats = CompactionStats::default();
+        let mut edit = CompactionEdit::default();
         let rules = StreamRules {
             operator: self.merge_operator.as_deref(),
             now_ms: self.now_ms,
@@ -222,31 +302,84 @@ impl<'a> CompactionJob<'a> {
             ranges: all_ranges,
         };
         let mut input = self.input_iter();
-        input.seek_to_first()?;
+        match &share.lo {
+            Some(lo) => {
+                let mut target = Vec::with_capacity(lo.len() + 8);
+                encode_internal_key(&mut target, lo, MAX_SEQUENCE, ValueKind::FOR_SEEK);
+                input.seek(&target)?;
+            }
+            None => input.seek_to_first()?,
+        }
+        let mut input = Below {
+            inner: input,
+            hi: share.hi.as_deref(),
+        };
         let counts = compact_stream(&mut input, &mut gc, &rules, &mut |parsed, key, value| {
             out.add(sink, parsed, key, value, &mut edit, &mut stats)
         })?;
+        out.finish(sink, &mut edit, &mut stats)?;
+        Ok(ShareOutcome {
+            added: edit.added,
+            stats,
+            counts,
+            gc: gc.stats(),
+        })
+    }
+
+    /// The job's edit and statistics from its shares' (in key order), after checking
+    /// that every input entry was read once and every kept entry written.
+    fn outcome(&self, shares: Vec<ShareOutcome>) -> Result<CompactionOutcome> {
+        let task = self.task;
+        let mut edit = task.deletion_edit();
+        let mut stats = CompactionStats {
+            input_files: task.all_inputs().count() as u64,
+            input_bytes: task.input_bytes(),
+            input_range_tombstones: self.range_tombstones.len() as u64,
+            ..CompactionStats::default()
+        };
+        let (mut counts, mut gc) = (StreamCounts::default(), GcStats::default());
+        for share in shares {
+            edit.added.extend(share.added);
+            let s = share.stats;
+            stats.output_files += s.output_files;
+            stats.output_bytes += s.output_bytes;
+            stats.output_entries += s.output_entries;
+            stats.output_payload_bytes += s.output_payload_bytes;
+            stats.output_range_tombstones += s.output_range_tombstones;
+            let c = share.counts;
+            counts.input_entries += c.input_entries;
+            counts.input_payload_bytes += c.input_payload_bytes;
+            counts.expired += c.expired;
+            counts.filtered += c.filtered;
+            counts.operands_folded += c.operands_folded;
+            counts.unfolded_extra += c.unfolded_extra;
+            counts.removed_after_keep += c.removed_after_keep;
+            let g = share.gc;
+            gc.entries += g.entries;
+            gc.kept += g.kept;
+            gc.versions_dropped += g.versions_dropped;
+            gc.tombstones_dropped += g.tombstones_dropped;
+            gc.range_deleted += g.range_deleted;
+        }
         stats.input_entries = counts.input_entries;
         stats.input_payload_bytes = counts.input_payload_bytes;
         stats.expired = counts.expired;
         stats.filtered = counts.filtered;
-        out.finish(sink, &mut edit, &mut stats)?;
-
-        let gc_stats = gc.stats();
         // Entries of runs left unfolded were judged shadowed but are written; values
         // that expired or were filtered away with nothing below them became tombstones
         // that were dropped.
-        stats.versions_dropped = gc_stats.versions_dropped - counts.unfolded_extra;
-        stats.tombstones_dropped = gc_stats.tombstones_dropped + counts.removed_after_keep;
-        stats.range_deleted = gc_stats.range_deleted;
+        stats.versions_dropped = gc.versions_dropped - counts.unfolded_extra;
+        stats.tombstones_dropped = gc.tombstones_dropped + counts.removed_after_keep;
+        stats.range_deleted = gc.range_deleted;
         stats.merge_operands_folded = counts.operands_folded;
         let expected_entries: u64 = task.all_inputs().map(|f| f.entries).sum();
         // The rules keep a run's first operand; the fold writes one entry for the run,
-        // or (unfolded) every entry of it and its base.
+        // or (unfolded) every entry of it and its base. Read in shares, the inputs' own
+        // counts are checked only where a share read a table whole: this total is what
+        // proves no entry was lost or read twice.
         if stats.input_entries != expected_entries
-            || gc_stats.kept + counts.unfolded_extra - counts.removed_after_keep
-                != stats.output_entries
-            || gc_stats.entries != stats.input_entries
+            || gc.kept + counts.unfolded_extra - counts.removed_after_keep != stats.output_entries
+            || gc.entries != stats.input_entries
         {
             // Each input's count was checked as it ended, so this is a bug, not damage;
             // still never install an edit that loses entries.
@@ -255,11 +388,63 @@ impl<'a> CompactionJob<'a> {
                 0,
                 format!(
                     "read {} entries of {} expected; kept {}, wrote {}",
-                    stats.input_entries, expected_entries, gc_stats.kept, stats.output_entries
+                    stats.input_entries, expected_entries, gc.kept, stats.output_entries
                 ),
             ));
         }
         Ok(CompactionOutcome { edit, stats })
+    }
+}
+
+/// A part of a job's key space: user keys in `[lo, hi)` (`None`: unbounded).
+#[derive(Clone, Debug, Default)]
+struct Share {
+    lo: Option<Vec<u8>>,
+    hi: Option<Vec<u8>>,
+}
+
+/// What one share wrote and judged.
+struct ShareOutcome {
+    added: Vec<(usize, Arc<FileMeta>)>,
+    stats: CompactionStats,
+    counts: StreamCounts,
+    gc: GcStats,
+}
+
+/// The merged inputs up to a share's end: invalid from the first entry whose user key
+/// is `hi` or beyond (those belong to the next share).
+struct Below<'h, I> {
+    inner: I,
+    hi: Option<&'h [u8]>,
+}
+
+impl<I: SortedIter> SortedIter for Below<'_, I> {
+    fn valid(&self) -> bool {
+        self.inner.valid() && self.hi.is_none_or(|hi| user_key(self.inner.key()) < hi)
+    }
+    fn seek_to_first(&mut self) -> Result<()> {
+        self.inner.seek_to_first()
+    }
+    fn seek_to_last(&mut self) -> Result<()> {
+        self.inner.seek_to_last()
+    }
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        self.inner.seek(target)
+    }
+    fn next(&mut self) -> Result<()> {
+        self.inner.next()
+    }
+    fn prev(&mut self) -> Result<()> {
+        self.inner.prev()
+    }
+    fn key(&self) -> &[u8] {
+        self.inner.key()
+    }
+    fn value(&self) -> &[u8] {
+        self.inner.value()
+    }
+    fn value_bytes(&self) -> bytes::Bytes {
+        self.inner.value_bytes()
     }
 }
 
@@ -280,6 +465,9 @@ struct OutputSplitter<'t, W> {
     /// Where the current output's share of `ranges` starts (`None`: the first output,
     /// from the beginning): just past the previous output's last user key.
     ranges_from: Option<Vec<u8>>,
+    /// Where the last output's share of `ranges` ends: the job's share's end (`None`:
+    /// to the end).
+    ranges_until: Option<Vec<u8>>,
     /// The table being written, its metadata so far and its key + value bytes.
     current: Option<(W, MetaAccumulator, u64)>,
     /// Grandparents wholly passed by the output keys so far.
@@ -291,11 +479,18 @@ struct OutputSplitter<'t, W> {
 }
 
 impl<'t, W: TableWriter> OutputSplitter<'t, W> {
-    fn new(task: &'t CompactionTask, ranges: &'t FragmentedTombstones) -> Self {
+    /// Outputs of the user keys in `[from, until)` (a share of the job; `None`: open).
+    fn new(
+        task: &'t CompactionTask,
+        ranges: &'t FragmentedTombstones,
+        from: Option<Vec<u8>>,
+        until: Option<Vec<u8>>,
+    ) -> Self {
         OutputSplitter {
             task,
             ranges,
-            ranges_from: None,
+            ranges_from: from,
+            ranges_until: until,
             current: None,
             grandparent_index: 0,
             overlapped_bytes: 0,
@@ -389,7 +584,9 @@ impl<'t, W: TableWriter> OutputSplitter<'t, W> {
         edit: &mut CompactionEdit,
         stats: &mut CompactionStats,
     ) -> Result<()> {
-        let share = self.ranges.truncated(self.ranges_from.as_deref(), None);
+        let share = self
+            .ranges
+            .truncated(self.ranges_from.as_deref(), self.ranges_until.as_deref());
         if self.current.is_none() && !share.is_empty() {
             self.current = Some((sink.create()?, MetaAccumulator::default(), 0));
         }
@@ -510,6 +707,10 @@ struct CheckedIter {
     path: PathBuf,
     seen: u64,
     last_key: Vec<u8>,
+    /// Read from a seek (a subcompaction's share of the key space), not from the first
+    /// entry: the entries seen are a part of the table, so its entry count and its
+    /// smallest key cannot be checked here (the job checks the total over every share).
+    partial: bool,
 }
 
 impl CheckedIter {
@@ -520,6 +721,7 @@ impl CheckedIter {
             path,
             seen: 0,
             last_key: Vec::new(),
+            partial: false,
         }
     }
 
@@ -530,6 +732,14 @@ impl CheckedIter {
     /// Checks the entry the inner iterator stands on (or, past the end, the count).
     fn check(&mut self) -> Result<()> {
         if !self.inner.valid() {
+            if self.partial {
+                let past = self.seen > 0
+                    && compare_internal_keys(&self.last_key, self.meta.largest.as_bytes()).is_gt();
+                if past {
+                    return Err(self.corrupt("an entry lies past the recorded largest key".into()));
+                }
+                return Ok(());
+            }
             if self.seen != self.meta.entries {
                 return Err(self.corrupt(format!(
                     "table yielded {} entries, its metadata says {}",
@@ -555,7 +765,7 @@ impl CheckedIter {
         }
         let in_order = if self.seen == 0 {
             let first = compare_internal_keys(key, self.meta.smallest.as_bytes());
-            if self.meta.range_tombstones == 0 {
+            if self.meta.range_tombstones == 0 && !self.partial {
                 first.is_eq()
             } else {
                 first.is_ge()
@@ -594,8 +804,14 @@ impl SortedIter for CheckedIter {
     fn seek_to_last(&mut self) -> Result<()> {
         Err(Self::forward_only())
     }
-    fn seek(&mut self, _target: &[u8]) -> Result<()> {
-        Err(Self::forward_only())
+    /// Only as the first call: a subcompaction starts its share of the table there.
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        if self.seen != 0 {
+            return Err(Self::forward_only());
+        }
+        self.partial = true;
+        self.inner.seek(target)?;
+        self.check()
     }
     fn next(&mut self) -> Result<()> {
         self.inner.next()?;

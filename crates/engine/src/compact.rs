@@ -529,19 +529,24 @@ fn rewrite(
     });
     let dir = inner.dir.clone();
     let settings = tree.settings();
-    let mut sink = EngineSink {
-        inner,
-        opts: &settings.opts,
-        level: task.output_level,
-        levels: version.level_entries(),
-        run_entries: task
-            .inputs
-            .iter()
-            .chain(&task.output_level_inputs)
-            .map(|f| f.entries)
-            .sum(),
-        created: Vec::new(),
-    };
+    let levels = version.level_entries();
+    let run_entries = task
+        .inputs
+        .iter()
+        .chain(&task.output_level_inputs)
+        .map(|f| f.entries)
+        .sum();
+    // One sink per subcompaction the job may run as (`max_subcompactions`).
+    let mut sinks: Vec<EngineSink<'_>> = (0..inner.opts.max_subcompactions.max(1))
+        .map(|_| EngineSink {
+            inner,
+            opts: &settings.opts,
+            level: task.output_level,
+            levels: levels.clone(),
+            run_entries,
+            created: Vec::new(),
+        })
+        .collect();
     let outcome = CompactionJob::new(task, opener)
         .snapshots(&inner.snapshots.list())
         .range_tombstones(range_tombstones)
@@ -561,7 +566,7 @@ fn rewrite(
         )
         .now_ms(inner.opts.clock.0.now_ms())
         .file_namer(Arc::new(move |n| table_path(&dir, n)))
-        .run(&mut sink)
+        .run_split(&mut sinks)
         .and_then(|outcome| {
             inner.fs.sync_dir(&inner.dir)?;
             Ok(outcome)
@@ -569,8 +574,8 @@ fn rewrite(
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            for n in sink.created {
-                let _ = inner.fs.remove(&table_path(&inner.dir, n));
+            for n in sinks.iter().flat_map(|s| &s.created) {
+                let _ = inner.fs.remove(&table_path(&inner.dir, *n));
             }
             return Err(e);
         }

@@ -281,16 +281,27 @@ fn run(
     levels: &mut Levels,
     task: Option<CompactionTask>,
     snapshots: &[u64],
+    subcompactions: usize,
 ) -> std::result::Result<(), TestCaseError> {
     let Some(task) = task else { return Ok(()) };
-    let mut sink = store.clone();
-    let outcome = CompactionJob::new(&task, store.opener())
+    let job = CompactionJob::new(&task, store.opener())
         .snapshots(snapshots)
         .range_tombstones(ranges_of(store, task.all_inputs()))
         .merge_operator(Some(Arc::new(Append)))
-        .now_ms(NOW)
-        .run(&mut sink)
-        .unwrap();
+        .now_ms(NOW);
+    let outcome = if subcompactions == 1 {
+        job.run(&mut store.clone()).unwrap()
+    } else {
+        let mut sinks = vec![store.clone(); subcompactions];
+        job.run_split(&mut sinks).unwrap()
+    };
+    // Outputs of a level are disjoint and in key order, however many shares wrote them.
+    for w in outcome.edit.added.windows(2) {
+        prop_assert!(
+            w[0].1.largest_user_key() < w[1].1.smallest_user_key(),
+            "outputs overlap"
+        );
+    }
     let s = outcome.stats;
     if !task.trivial_move {
         let inputs: u64 = task.all_inputs().map(|f| f.entries).sum();
@@ -359,6 +370,8 @@ struct Scenario {
     ranges: [(u8, u8); 2],
     target_file_size: u64,
     gp_factor: u64,
+    /// Subcompactions each job may run as (1: one share, `CompactionJob::run`).
+    subcompactions: usize,
 }
 
 fn op(keys: u8) -> impl Strategy<Value = Op> {
@@ -384,6 +397,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             [(0..keys, 0..keys), (0..keys, 0..keys)],
             prop_oneof![Just(1u64), 20..400u64, Just(1 << 30)],
             0..4u64,
+            1..5usize,
         )
             .prop_map(
                 |(
@@ -397,6 +411,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     ranges,
                     target_file_size,
                     gp_factor,
+                    subcompactions,
                 )| Scenario {
                     keys,
                     ops,
@@ -408,6 +423,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     ranges,
                     target_file_size,
                     gp_factor,
+                    subcompactions,
                 },
             )
     })
@@ -493,17 +509,17 @@ proptest! {
 
         let (lo, hi) = ordered(sc.ranges[0]);
         let task = policy.pick_manual(&levels, &none, 0, &lo, &hi);
-        run(&store, &mut levels, task, snaps)?;
+        run(&store, &mut levels, task, snaps, sc.subcompactions)?;
         check_reads(&store, &levels, &sc.ops, snaps, sc.keys, "partial L0")?;
 
         let (lo, hi) = ordered(sc.ranges[1]);
         let task = policy.pick_manual(&levels, &none, 1, &lo, &hi);
-        run(&store, &mut levels, task, snaps)?;
+        run(&store, &mut levels, task, snaps, sc.subcompactions)?;
         check_reads(&store, &levels, &sc.ops, snaps, sc.keys, "partial L1")?;
 
         for level in 0..3 {
             let task = policy.pick_manual(&levels, &none, level, &[0], &[255]);
-            run(&store, &mut levels, task, snaps)?;
+            run(&store, &mut levels, task, snaps, sc.subcompactions)?;
             check_reads(&store, &levels, &sc.ops, snaps, sc.keys, &format!("full L{level}"))?;
         }
         prop_assert!(levels[0].is_empty() && levels[1].is_empty());
@@ -971,4 +987,99 @@ fn policy_task_runs_end_to_end() {
     assert_eq!(out.stats.tombstones_dropped, 1);
     assert_eq!(out.stats.versions_dropped, 6);
     assert_eq!(out.stats.input_files, 4);
+}
+
+/// A sink that counts the tables it was asked for, over a shared store.
+struct CountingSink {
+    store: TableStore,
+    created: usize,
+}
+
+impl TableSink for CountingSink {
+    type Writer = <TableStore as TableSink>::Writer;
+
+    fn create(&mut self) -> Result<Self::Writer> {
+        self.created += 1;
+        self.store.create()
+    }
+}
+
+#[test]
+fn subcompactions_split_the_key_space_and_write_what_one_job_writes() {
+    let store = TableStore::new();
+    let name = |k: u32| format!("k{k:03}");
+    // L1: every key, newer; L2: four files of older versions and tombstones. Key
+    // "k049\0" is the first key at or past the first cut (just past "k049", the end of
+    // the first L2 file): its versions in both levels must all go to the second share.
+    let edge = "k049\0";
+    let mut upper: Vec<_> = (0..200)
+        .map(|k| put(&name(k), 1000 + u64::from(k)))
+        .collect();
+    upper.insert(50, put(edge, 2000));
+    let l1 = store_table(&store, upper);
+    let l2: Vec<_> = (0..4u32)
+        .map(|f| {
+            let mut entries: Vec<_> = (f * 50..f * 50 + 50)
+                .map(|k| {
+                    if k % 7 == 0 {
+                        del(&name(k), u64::from(k) + 1)
+                    } else {
+                        put(&name(k), u64::from(k) + 1)
+                    }
+                })
+                .collect();
+            if f == 1 {
+                entries.insert(0, put(edge, 60));
+            }
+            store_table(&store, entries)
+        })
+        .collect();
+    let t = task(1, vec![l1], l2);
+    let contents = |edit: &CompactionEdit| -> Vec<(Vec<u8>, Vec<u8>)> {
+        edit.added
+            .iter()
+            .flat_map(|(_, f)| {
+                let table = store.get(f.number).unwrap();
+                table
+                    .entries()
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let one = CompactionJob::new(&t, store.opener())
+        .run(&mut store.clone())
+        .unwrap();
+    let mut sinks: Vec<CountingSink> = (0..4)
+        .map(|_| CountingSink {
+            store: store.clone(),
+            created: 0,
+        })
+        .collect();
+    let split = CompactionJob::new(&t, store.opener())
+        .run_split(&mut sinks)
+        .unwrap();
+    // Four shares, cut at the ends of the L2 files: each sink wrote a table.
+    assert_eq!(
+        sinks.iter().map(|s| s.created).collect::<Vec<_>>(),
+        [1, 1, 1, 1]
+    );
+    assert_eq!(split.edit.added.len(), 4);
+    for w in split.edit.added.windows(2) {
+        assert!(w[0].1.largest_user_key() < w[1].1.smallest_user_key());
+    }
+    assert_eq!(contents(&split.edit), contents(&one.edit));
+    let edge_versions: Vec<_> = contents(&split.edit)
+        .into_iter()
+        .filter(|(k, _)| ParsedInternalKey::parse(k).unwrap().user_key == edge.as_bytes())
+        .collect();
+    assert_eq!(
+        edge_versions.len(),
+        1,
+        "the newest version of the edge key, once"
+    );
+    assert_eq!(split.stats.input_entries, one.stats.input_entries);
+    assert_eq!(split.stats.output_entries, one.stats.output_entries);
+    assert_eq!(split.stats.versions_dropped, one.stats.versions_dropped);
+    assert_eq!(split.edit.deleted, one.edit.deleted);
 }

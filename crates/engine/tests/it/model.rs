@@ -208,6 +208,9 @@ fn open(
         .clock(Arc::clone(clock))
         .memtable_bytes(memtable_bytes)
         .compression_per_level(compression)
+        // 1 to 3 with the case's level count: the model also runs compactions split
+        // into subcompactions.
+        .max_subcompactions(compression.len())
         .merge_operator(Concat)
         .file_system(std::sync::Arc::new(fs.clone()))
         .open()

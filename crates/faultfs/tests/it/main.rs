@@ -46,6 +46,9 @@ pub fn tiny(builder: DbBuilder, roomy: bool) -> DbBuilder {
         .l0_compaction_trigger(2)
         .manifest_roll_bytes(1 << 10)
         .block_cache_bytes(32 << 10)
+        // Compactions split into up to three shares on threads of their own: a fault in
+        // one share's output must leave nothing installed and no file behind.
+        .max_subcompactions(3)
         // Merge operands fold by appending (the side keyspace inherits it).
         .merge_operator(oracle::Concat)
         // The side keyspace is shaped apart: LZ4 below L0, its own block size and
