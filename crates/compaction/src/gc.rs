@@ -55,6 +55,17 @@ pub struct GcStats {
     pub range_deleted: u64,
 }
 
+impl GcStats {
+    /// Adds `other`'s counts (a subcompaction's) to these.
+    pub(crate) fn add(&mut self, other: &GcStats) {
+        self.entries += other.entries;
+        self.kept += other.kept;
+        self.versions_dropped += other.versions_dropped;
+        self.tombstones_dropped += other.tombstones_dropped;
+        self.range_deleted += other.range_deleted;
+    }
+}
+
 /// The newest-wins and tombstone rules over a merged stream, one entry at a time.
 ///
 /// Feed it every entry of the merged inputs in internal-key order (user key ascending,

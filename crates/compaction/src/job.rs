@@ -346,20 +346,8 @@ impl<'a> CompactionJob<'a> {
             stats.output_entries += s.output_entries;
             stats.output_payload_bytes += s.output_payload_bytes;
             stats.output_range_tombstones += s.output_range_tombstones;
-            let c = share.counts;
-            counts.input_entries += c.input_entries;
-            counts.input_payload_bytes += c.input_payload_bytes;
-            counts.expired += c.expired;
-            counts.filtered += c.filtered;
-            counts.operands_folded += c.operands_folded;
-            counts.unfolded_extra += c.unfolded_extra;
-            counts.removed_after_keep += c.removed_after_keep;
-            let g = share.gc;
-            gc.entries += g.entries;
-            gc.kept += g.kept;
-            gc.versions_dropped += g.versions_dropped;
-            gc.tombstones_dropped += g.tombstones_dropped;
-            gc.range_deleted += g.range_deleted;
+            counts.add(&share.counts);
+            gc.add(&share.gc);
         }
         stats.input_entries = counts.input_entries;
         stats.input_payload_bytes = counts.input_payload_bytes;

@@ -55,6 +55,19 @@ pub struct StreamCounts {
     pub removed_after_keep: u64,
 }
 
+impl StreamCounts {
+    /// Adds `other`'s counts (a subcompaction's) to these.
+    pub(crate) fn add(&mut self, other: &StreamCounts) {
+        self.input_entries += other.input_entries;
+        self.input_payload_bytes += other.input_payload_bytes;
+        self.expired += other.expired;
+        self.filtered += other.filtered;
+        self.operands_folded += other.operands_folded;
+        self.unfolded_extra += other.unfolded_extra;
+        self.removed_after_keep += other.removed_after_keep;
+    }
+}
+
 /// Runs the rules over `input` (positioned at its first entry), handing every entry
 /// to keep to `emit` in order: `(parsed key, encoded key, value)`. `gc` holds the live
 /// snapshots and answers whether a level below may hold a key.
