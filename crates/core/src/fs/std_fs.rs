@@ -217,8 +217,8 @@ impl RandomAccessFile for StdRandomAccessFile {
                     &self.path,
                     offset,
                     format!(
-                        "the file was shortened while open (it had {} bytes): read {} \
-                         bytes past its new end",
+                        "the file was shortened while mapped (it had {} bytes when \
+                         opened): its reads are refused, this one of {} bytes included",
                         self.len,
                         buf.len()
                     ),
