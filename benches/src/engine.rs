@@ -408,13 +408,19 @@ impl Engine for StrataEngine {
             ));
         }
         out.push_str(&format!(
-            "    flushes {}, compactions {}, trivial moves {}, engine-counted write amp {:.2}, \
+            "    flushes {}, compactions {}, trivial moves {}, engine-counted write amp {}, \
              stall {:.1?}, block cache hits/misses {}/{}, bloom useful {} of {} checks, \
              {} false positives",
             s.flushes,
             s.compactions,
             s.trivial_moves,
-            s.write_amplification(),
+            // Counted since this open: a read workload writes no user bytes, while the
+            // compactions a previous workload left may still write.
+            if s.user_bytes_written == 0 {
+                "n/a (no writes since open)".to_string()
+            } else {
+                format!("{:.2}", s.write_amplification())
+            },
             s.stall_time,
             s.block_cache_hits,
             s.block_cache_misses,
