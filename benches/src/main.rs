@@ -766,6 +766,7 @@ impl Bench {
             state.shapes.push((format!("{name} reads"), shape));
         }
         let peak_rss = metrics::peak_rss();
+        let rss = metrics::rss_anon_and_file();
         db.close()?;
         metrics::release_freed_memory();
         match name {
@@ -803,6 +804,7 @@ impl Bench {
             name, engine, &outcome, bytes, note, write_amp, space_amp, peak_rss,
         );
         row.set_cpu(cpu, cpu_settled);
+        row.set_rss(rss);
         row.seconds_to_settled = settled_after.map(|d| d.as_secs_f64());
         row.range_deleted = state.deleted;
         Ok(Some(row))

@@ -44,6 +44,11 @@ pub struct Row {
     pub space_amp: Option<f64>,
     /// Peak resident memory of the process during the workload, MiB.
     pub peak_rss_mib: f64,
+    /// Resident memory at the end of the workload, anonymous (the engine's own: heap,
+    /// stacks) and file-backed (mapped files' pages, page cache), MiB.
+    pub rss_anon_mib: f64,
+    /// See `rss_anon_mib`.
+    pub rss_file_mib: f64,
     /// CPU time of the whole process (workload and engine threads) during the timed
     /// phase, per operation, µs.
     pub cpu_us_per_op: f64,
@@ -122,6 +127,8 @@ impl Row {
             write_amp,
             space_amp,
             peak_rss_mib: peak_rss as f64 / (1 << 20) as f64,
+            rss_anon_mib: 0.0,
+            rss_file_mib: 0.0,
             cpu_us_per_op: 0.0,
             cpu_us_per_op_settled: None,
             seconds_to_settled: None,
@@ -144,6 +151,13 @@ impl Row {
 
 impl Row {
     /// Records the process's CPU time over the timed phase (and until settled).
+    /// Records the resident memory at the end of the workload (bytes, anonymous and
+    /// file-backed).
+    pub fn set_rss(&mut self, (anon, file): (u64, u64)) {
+        self.rss_anon_mib = anon as f64 / (1 << 20) as f64;
+        self.rss_file_mib = file as f64 / (1 << 20) as f64;
+    }
+
     pub fn set_cpu(&mut self, timed: std::time::Duration, settled: Option<std::time::Duration>) {
         let ops = self.ops.max(1) as f64;
         self.cpu_us_per_op = timed.as_secs_f64() * 1e6 / ops;
@@ -208,6 +222,13 @@ pub fn line(r: &Row, json: bool) {
             let _ = write!(s, " SpaceAmp: {sp:.2}");
         }
         let _ = write!(s, " PeakRSS: {:.0} MiB", r.peak_rss_mib);
+    }
+    if r.rss_anon_mib > 0.0 {
+        let _ = write!(
+            s,
+            "\nRSS at the end: {:.0} MiB anonymous, {:.0} MiB file-backed (mapped pages)",
+            r.rss_anon_mib, r.rss_file_mib
+        );
     }
     if let Some(line) = stall_line(r) {
         let _ = write!(s, "\n{line}");
