@@ -310,7 +310,7 @@ impl<'a> CompactionJob<'a> {
             }
             None => input.seek_to_first()?,
         }
-        let mut input = Below {
+        let mut input = UpToShareEnd {
             inner: input,
             hi: share.hi.as_deref(),
         };
@@ -401,12 +401,12 @@ struct ShareOutcome {
 
 /// The merged inputs up to a share's end: invalid from the first entry whose user key
 /// is `hi` or beyond (those belong to the next share).
-struct Below<'h, I> {
+struct UpToShareEnd<'h, I> {
     inner: I,
     hi: Option<&'h [u8]>,
 }
 
-impl<I: SortedIter> SortedIter for Below<'_, I> {
+impl<I: SortedIter> SortedIter for UpToShareEnd<'_, I> {
     fn valid(&self) -> bool {
         self.inner.valid() && self.hi.is_none_or(|hi| user_key(self.inner.key()) < hi)
     }
