@@ -408,11 +408,12 @@ impl Engine for StrataEngine {
             ));
         }
         out.push_str(&format!(
-            "    flushes {}, compactions {}, trivial moves {}, engine-counted write amp {}, \
+            "    flushes {}, compactions {}, idle compactions {}, trivial moves {}, engine-counted write amp {}, \
              stall {:.1?}, block cache hits/misses {}/{}, bloom useful {} of {} checks, \
              {} false positives",
             s.flushes,
             s.compactions,
+            s.idle_compactions,
             s.trivial_moves,
             // Counted since this open: a read workload writes no user bytes, while the
             // compactions a previous workload left may still write.

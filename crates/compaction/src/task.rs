@@ -25,6 +25,8 @@ pub enum CompactionReason {
     RangeDeletes,
     /// A table is older than the keyspace's periodic-compaction age.
     Periodic,
+    /// The database stopped writing with more than one file in level 0.
+    Idle,
 }
 
 /// One compaction to run: inputs from `level` (and the overlapping files of

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use strata_compaction::{
@@ -66,23 +66,80 @@ pub(crate) fn file_meta(number: u64, s: strata_sstable::TableSummary) -> FileMet
     }
 }
 
+/// Whether the database has gone without a write for `idle_compaction`: the newest
+/// sequence number, as one compaction thread last saw it change.
+struct QuietWatch {
+    seq: u64,
+    since: Instant,
+}
+
+impl QuietWatch {
+    fn new(inner: &DbInner) -> Self {
+        QuietWatch {
+            seq: inner.visible_seq.load(Ordering::Acquire),
+            since: Instant::now(),
+        }
+    }
+
+    /// How long no write has been seen (zero when one has since the last call).
+    fn quiet_for(&mut self, inner: &DbInner) -> Duration {
+        let seq = inner.visible_seq.load(Ordering::Acquire);
+        if seq != self.seq {
+            self.seq = seq;
+            self.since = Instant::now();
+        }
+        self.since.elapsed()
+    }
+
+    /// Whether the database has been quiet long enough for an idle compaction.
+    fn is_idle(&mut self, inner: &DbInner) -> bool {
+        inner
+            .opts
+            .idle_compaction
+            .is_some_and(|after| self.quiet_for(inner) >= after)
+    }
+
+    /// When to look again for an idle compaction: only while some keyspace has level-0
+    /// tables to merge (a flush that adds one rings the doorbell anyway).
+    fn next_look(&mut self, inner: &DbInner) -> Option<Duration> {
+        let after = inner.opts.idle_compaction?;
+        let waiting = inner
+            .trees()
+            .iter()
+            .any(|t| t.view().version.levels[0].len() >= IDLE_L0_FILES);
+        // Not sooner than every few milliseconds: with a zero delay (tests) and level 0
+        // held by another thread's compaction, nothing could be picked at once.
+        waiting.then(|| {
+            after
+                .saturating_sub(self.quiet_for(inner))
+                .max(Duration::from_millis(5))
+        })
+    }
+}
+
+/// Level-0 files an idle compaction waits for: one table alone costs a lookup no more
+/// than a sorted level does, and merging it into the level below would rewrite that
+/// level's overlapping tables for little.
+const IDLE_L0_FILES: usize = 2;
+
 /// A compaction thread: runs the most urgent compaction until none is needed, per doorbell.
 pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
+    let mut quiet = QuietWatch::new(&inner);
     loop {
         // With periodic compaction on in some keyspace (asked each time: one may get it
         // later), the thread also wakes by itself: a database that no longer writes
-        // rings no doorbell, and its old tables must still be reached.
-        let wake_every = inner
+        // rings no doorbell, and its old tables must still be reached. So it does to
+        // find the database idle, while level 0 holds tables to merge.
+        let periodic = inner
             .trees()
             .iter()
             .filter_map(|t| t.settings().opts.periodic_compaction)
             .min()
-            .map(|age| {
-                (age / 4).clamp(
-                    std::time::Duration::from_secs(1),
-                    std::time::Duration::from_secs(600),
-                )
-            });
+            .map(|age| (age / 4).clamp(Duration::from_secs(1), Duration::from_secs(600)));
+        let wake_every = match (periodic, quiet.next_look(&inner)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let woke = match wake_every {
             Some(every) => match rx.recv_timeout(every) {
                 Ok(w) => Some(w),
@@ -98,9 +155,10 @@ pub(crate) fn run_compaction_thread(inner: Arc<DbInner>, rx: Receiver<Work>) {
             if inner.error.get().is_some() || inner.closed.load(Ordering::Acquire) {
                 break;
             }
+            let idle = quiet.is_idle(&inner);
             let task = {
                 let mut m = lock(&inner.manifest);
-                match pick(&inner, &mut m) {
+                match pick(&inner, &mut m, idle) {
                     Ok(task) => task,
                     Err(e) => {
                         inner.set_error("picking a compaction", &e);
@@ -126,9 +184,9 @@ type Picked = (Arc<Tree>, CompactionTask, Arc<Version>);
 
 /// Under the manifest lock: deletes the tables range deletes made useless, then picks
 /// the most urgent compaction of any keyspace (the highest score its policy gives;
-/// range-delete compactions only where no keyspace needs another), and marks it in
-/// progress.
-fn pick(inner: &DbInner, m: &mut crate::db::ManifestState) -> Result<Option<Picked>> {
+/// range-delete, periodic and — when the database is `idle` — level-0 compactions only
+/// where no keyspace needs another), and marks it in progress.
+fn pick(inner: &DbInner, m: &mut crate::db::ManifestState, idle: bool) -> Result<Option<Picked>> {
     let trees = inner.trees();
     for tree in &trees {
         drop_covered_files(inner, tree, m)?;
@@ -165,10 +223,48 @@ fn pick(inner: &DbInner, m: &mut crate::db::ManifestState) -> Result<Option<Pick
             }
         }
     }
+    if best.is_none() && idle {
+        for tree in &trees {
+            let version = Arc::clone(&tree.view().version);
+            if let Some(task) = idle_task(tree, m, &version) {
+                best = Some((Arc::clone(tree), task, version));
+                break;
+            }
+        }
+    }
     if let Some((tree, task, _)) = &best {
         m.in_progress(tree.id).add(task);
     }
     Ok(best)
+}
+
+/// With nothing else to do and no write for `idle_compaction`: every level-0 table,
+/// when there are at least [`IDLE_L0_FILES`], into the level below, so lookups and
+/// iterators that follow find one sorted run where there were several.
+fn idle_task(
+    tree: &Tree,
+    m: &mut crate::db::ManifestState,
+    version: &Version,
+) -> Option<CompactionTask> {
+    let l0 = &version.levels[0];
+    if l0.len() < IDLE_L0_FILES
+        || l0
+            .iter()
+            .any(|f| m.in_progress(tree.id).contains_file(f.meta.number))
+    {
+        return None;
+    }
+    let lo = l0.iter().map(|f| f.meta.smallest_user_key()).min()?;
+    let hi = l0.iter().map(|f| f.meta.largest_user_key()).max()?;
+    let mut task = tree.settings().policy.pick_manual(
+        &version.level_metas(),
+        m.in_progress(tree.id),
+        0,
+        lo,
+        hi,
+    )?;
+    task.reason = strata_compaction::CompactionReason::Idle;
+    Some(task)
 }
 
 /// Deletes, without reading them, the tables (L1 and deeper) that a newer range
@@ -455,6 +551,9 @@ fn run_task(
         score = task.score,
     );
     let _entered = span.enter();
+    if task.reason == strata_compaction::CompactionReason::Idle {
+        inner.stats.idle_compactions.fetch_add(1, Ordering::Relaxed);
+    }
     // A trivial move keeps the tables' bytes as they are. Moved to a level that asks
     // for another compression, they would stay in the wrong one until some later
     // compaction happened to rewrite them: rewrite them now instead.

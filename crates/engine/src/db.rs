@@ -841,6 +841,7 @@ impl Db {
             compactions: load(&s.compactions),
             trivial_moves: load(&s.trivial_moves),
             files_dropped_by_range_deletes: load(&s.files_dropped_by_range_deletes),
+            idle_compactions: load(&s.idle_compactions),
             stall_time: std::time::Duration::from_micros(load(&s.stall_micros)),
             slowdowns: load(&s.slowdowns),
             bloom_checks: load(&s.bloom_checks),

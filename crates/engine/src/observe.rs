@@ -69,7 +69,7 @@ impl StallCause {
 /// A counter of [`Stats`] mirrored into a metric: name, description, unit, field.
 type Mirrored = (&'static str, &'static str, Unit, fn(&Stats) -> &AtomicU64);
 
-const MIRRORED: [Mirrored; 15] = [
+const MIRRORED: [Mirrored; 16] = [
     (
         "strata_user_written_bytes_total",
         "Key and value bytes accepted by writes.",
@@ -117,6 +117,12 @@ const MIRRORED: [Mirrored; 15] = [
         "Compactions that moved a file down a level without rewriting it.",
         Unit::Count,
         |s| &s.trivial_moves,
+    ),
+    (
+        "strata_idle_compactions_total",
+        "Level-0 compactions run because the database went without a write for a while.",
+        Unit::Count,
+        |s| &s.idle_compactions,
     ),
     (
         "strata_compaction_read_bytes_total",

@@ -49,6 +49,8 @@ pub struct Options {
     pub(crate) ttl: Option<std::time::Duration>,
     /// Tables older than this are compacted when nothing else is due.
     pub(crate) periodic_compaction: Option<std::time::Duration>,
+    /// After this long without a write, level 0 is compacted down (`None`: never).
+    pub(crate) idle_compaction: Option<std::time::Duration>,
     /// The time expiring values are judged by.
     pub(crate) clock: crate::hooks::ClockHandle,
     /// Options of keyspaces by name, given at open.
@@ -178,6 +180,7 @@ pub enum WalRecovery {
 /// | `max_open_files` | 1000 | LevelDB's: bounds descriptors and the memory of indexes and filters |
 /// | `mmap_reads` | on (64-bit Linux and macOS) | a block read that misses the block cache copies from the page cache without a system call: 30–40 % faster point reads when tables are in the page cache; a table shortened under the mapping is still reported as corruption |
 /// | `l0_compaction_trigger` | 4 (slowdown 8, stop 12) | LevelDB's and RocksDB's: few L0 files to search per lookup, with room to absorb bursts |
+/// | `idle_compaction` | after 1 s without a write | a database that stops writing gets one sorted level to read instead of several level-0 tables, at the cost of at most one early level-0 compaction per quiet period |
 /// | `range_delete_compactions` | on | tables whose range tombstones cover much of the data below them are compacted when nothing else is due, so the deleted keys stop costing space and reads (`docs/range-deletes.md`); off leaves them to the usual size rules |
 /// | `level_base_bytes` | 256 MiB | RocksDB's base level target |
 /// | `level_fanout` | 10 | the classic leveled ratio: ~1.1 space amplification, write amplification ~ fanout per level |
@@ -229,6 +232,7 @@ impl DbBuilder {
                 compaction_filter: None,
                 ttl: None,
                 periodic_compaction: None,
+                idle_compaction: Some(std::time::Duration::from_secs(1)),
                 clock: crate::hooks::ClockHandle(Arc::new(strata_core::SystemClock)),
                 keyspace_options: Default::default(),
             },
@@ -485,6 +489,29 @@ impl DbBuilder {
     /// `age` (between 1 s and 10 min). RocksDB's `periodic_compaction_seconds`.
     pub fn periodic_compaction(mut self, age: std::time::Duration) -> Self {
         self.opts.periodic_compaction = Some(age);
+        self
+    }
+
+    /// How long the database must go without a write before its level-0 tables, when
+    /// there are two or more, are compacted down (default 1 s; `None`: only when
+    /// `l0_compaction_trigger` is reached). Every point lookup asks each level-0 table's
+    /// filter and every iterator positions each of them, while one sorted level below
+    /// costs one table per lookup; a database that stops writing — a bulk load followed
+    /// by reads, a burst between quiet periods — gets that shape back without waiting for
+    /// more writes to fill level 0 up. Costs at most one extra level-0 compaction per
+    /// quiet period; a database that never pauses never runs one.
+    /// [`Db::wait_for_compaction`](crate::Db::wait_for_compaction) does not wait for it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let db = strata::DbBuilder::in_memory()
+    ///     .idle_compaction(Some(Duration::from_millis(200)))
+    ///     .open()?;
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn idle_compaction(mut self, after: Option<std::time::Duration>) -> Self {
+        self.opts.idle_compaction = after;
         self
     }
 

@@ -20,6 +20,7 @@ pub(crate) struct Stats {
     pub compactions: AtomicU64,
     pub trivial_moves: AtomicU64,
     pub files_dropped_by_range_deletes: AtomicU64,
+    pub idle_compactions: AtomicU64,
     pub stall_micros: AtomicU64,
     pub slowdowns: AtomicU64,
     pub bloom_checks: AtomicU64,
@@ -112,6 +113,9 @@ pub struct DbStats {
     /// Table files deleted without being read because a newer range tombstone in a
     /// level above covered every key they hold, for every reader.
     pub files_dropped_by_range_deletes: u64,
+    /// Compactions (rewrites and moves) of level 0 run because the database went
+    /// without a write for `DbBuilder::idle_compaction`.
+    pub idle_compactions: u64,
     /// Time writers spent waiting for flushes and compactions (stop and slowdown).
     pub stall_time: Duration,
     /// Writes delayed by the L0 slowdown trigger.

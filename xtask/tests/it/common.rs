@@ -98,6 +98,7 @@ pub fn engine_db(root: &Path) -> PathBuf {
     let live = root.join("live");
     let db = Db::builder(&live)
         .l0_compaction_trigger(64)
+        .idle_compaction(None)
         .block_bytes(256)
         .open()
         .unwrap();
@@ -174,6 +175,7 @@ pub fn range_db(root: &Path) -> PathBuf {
     // Level-0 tables stay where the tools' tests look for them.
     let db = Db::builder(&live)
         .l0_compaction_trigger(64)
+        .idle_compaction(None)
         .range_delete_compactions(false)
         .block_bytes(256)
         .open()

@@ -32,6 +32,7 @@ fn merge_db(root: &Path) -> PathBuf {
     let live = root.join("merges-live");
     let db = Db::builder(&live)
         .l0_compaction_trigger(64)
+        .idle_compaction(None)
         .merge_operator(Append)
         .open()
         .unwrap();

@@ -374,6 +374,7 @@ fn the_svg_tells_what_the_lookup_did_at_each_file() {
     let db = strata::Db::builder(&dir)
         .bloom_bits_per_key(0)
         .l0_compaction_trigger(64)
+        .idle_compaction(None)
         .open()
         .unwrap();
     for k in ["a", "c", "e"] {

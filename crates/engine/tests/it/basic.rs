@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use strata::{Db, Error, WriteBatch, WriteOptions};
+use strata::{Db, DbBuilder, Error, WriteBatch, WriteOptions};
 use strata_core::{FileSystem, MemFs};
 
 use crate::{collect, open_mem, tiny};
@@ -288,6 +288,7 @@ fn inspect_reads_back_the_manifest_and_the_wal() {
     let db = tiny(Db::builder(dir))
         .file_system(Arc::new(fs.clone()))
         .l0_compaction_trigger(1000)
+        .idle_compaction(None)
         .level_base_bytes(1 << 40)
         .open()
         .unwrap();
@@ -303,6 +304,7 @@ fn the_table_cache_bounds_open_tables() {
         .file_system(Arc::new(fs.clone()))
         .max_open_files(2)
         .l0_compaction_trigger(1000)
+        .idle_compaction(None)
         .open()
         .unwrap();
     for i in 0..400u32 {
@@ -525,4 +527,77 @@ fn a_table_shortened_while_mapped_is_corruption_not_a_crash() {
     drop(db);
     let db = Db::builder(dir.path()).mmap_reads(false).open().unwrap();
     assert!(db.get("key019999").is_err());
+}
+
+/// Polls `done` every 10 ms for up to 30 s (background work on a loaded machine).
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    done()
+}
+
+/// Three overlapping level-0 tables, well under the compaction trigger.
+fn three_level_zero_tables(idle: Option<std::time::Duration>) -> Db {
+    let db = DbBuilder::in_memory()
+        .l0_compaction_trigger(100)
+        .idle_compaction(idle)
+        .open()
+        .unwrap();
+    for round in 0..3 {
+        for i in 0..100 {
+            db.put(format!("k{:03}", i * 3 + round), format!("v{round}"))
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    db
+}
+
+/// A database that stops writing gets its level-0 tables merged into one sorted level
+/// below; with idle compaction off they stay until the trigger.
+#[test]
+fn an_idle_database_merges_its_level_zero_tables() {
+    let db = three_level_zero_tables(Some(std::time::Duration::from_millis(50)));
+    assert!(eventually(|| db.stats().levels[0].files == 0));
+    let stats = db.stats();
+    assert_eq!(stats.idle_compactions, 1);
+    assert!(stats.levels[1..].iter().any(|l| l.files > 0));
+    assert_eq!(stats.levels.iter().map(|l| l.entries).sum::<u64>(), 300);
+    let all = collect(db.iter());
+    assert_eq!(all.len(), 300);
+    for (i, (k, v)) in all.iter().enumerate() {
+        assert_eq!(k, format!("k{i:03}").as_bytes());
+        assert_eq!(v, format!("v{}", i % 3).as_bytes());
+    }
+
+    let off = three_level_zero_tables(None);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let stats = off.stats();
+    assert_eq!(stats.levels[0].files, 3);
+    assert_eq!(stats.idle_compactions, 0);
+}
+
+/// Writes, however small, keep a database from counting as idle: the level-0
+/// compaction waits for them to stop.
+#[test]
+fn writes_hold_the_idle_compaction_back() {
+    let db = three_level_zero_tables(Some(std::time::Duration::from_secs(1)));
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(2500);
+    let mut i = 0;
+    while std::time::Instant::now() < until {
+        db.put(format!("w{i:05}"), "v").unwrap();
+        i += 1;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stats = db.stats();
+    assert_eq!(stats.idle_compactions, 0);
+    assert_eq!(stats.levels[0].files, 3);
+    assert!(eventually(|| db.stats().idle_compactions == 1));
+    assert!(eventually(|| db.stats().levels[0].files == 0));
+    assert_eq!(db.get("k150").unwrap().as_deref(), Some(&b"v0"[..]));
 }

@@ -235,6 +235,7 @@ fn a_flush_writes_what_readers_can_see_one_entry_per_key_and_snapshot() {
         .merge_operator(Add)
         .memtable_bytes(1 << 20)
         .l0_compaction_trigger(100)
+        .idle_compaction(None)
         .open()
         .unwrap();
     for round in 0..100u64 {

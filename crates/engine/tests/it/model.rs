@@ -204,7 +204,18 @@ fn open(
     memtable_bytes: usize,
     compression: &[Compression],
 ) -> Db {
+    // With more than one level's compression, level 0 waits for three tables and
+    // the database counts as idle at once: idle compactions then merge two (racing
+    // flushes and the other compactions) wherever the compaction thread wakes between
+    // writes.
+    let (l0_trigger, idle) = if compression.len() > 1 {
+        (3, Some(std::time::Duration::ZERO))
+    } else {
+        (2, None)
+    };
     crate::tiny(Db::builder("/db"))
+        .l0_compaction_trigger(l0_trigger)
+        .idle_compaction(idle)
         .clock(Arc::clone(clock))
         .memtable_bytes(memtable_bytes)
         .compression_per_level(compression)

@@ -49,6 +49,9 @@ pub fn tiny(builder: DbBuilder, roomy: bool) -> DbBuilder {
         // Compactions split into up to three shares on threads of their own: a fault in
         // one share's output must leave nothing installed and no file behind.
         .max_subcompactions(3)
+        // Idle at once: the side keyspace's level 0 (trigger 3) is merged as soon as it
+        // holds two tables and the compaction thread wakes between writes.
+        .idle_compaction(Some(std::time::Duration::ZERO))
         // Merge operands fold by appending (the side keyspace inherits it).
         .merge_operator(oracle::Concat)
         // The side keyspace is shaped apart: LZ4 below L0, its own block size and
