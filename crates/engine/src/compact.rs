@@ -240,7 +240,8 @@ fn pick(inner: &DbInner, m: &mut crate::db::ManifestState, idle: bool) -> Result
 
 /// With nothing else to do and no write for `idle_compaction`: every level-0 table,
 /// when there are at least [`IDLE_L0_FILES`], into the level below, so lookups and
-/// iterators that follow find one sorted run where there were several.
+/// iterators that follow find one sorted run where there were several — one table at a
+/// time by trivial moves where a table overlaps nothing, else merged in one task.
 fn idle_task(
     tree: &Tree,
     m: &mut crate::db::ManifestState,
@@ -254,15 +255,24 @@ fn idle_task(
     {
         return None;
     }
-    let lo = l0.iter().map(|f| f.meta.smallest_user_key()).min()?;
-    let hi = l0.iter().map(|f| f.meta.largest_user_key()).max()?;
-    let mut task = tree.settings().policy.pick_manual(
-        &version.level_metas(),
-        m.in_progress(tree.id),
-        0,
-        lo,
-        hi,
-    )?;
+    let policy = &tree.settings().policy;
+    let levels = version.level_metas();
+    // A table that overlaps no other level-0 table and nothing below (a sequential
+    // load's) moves down without a rewrite, oldest first.
+    let moved = l0.iter().rev().find_map(|f| {
+        let (lo, hi) = (f.meta.smallest_user_key(), f.meta.largest_user_key());
+        policy
+            .pick_manual(&levels, m.in_progress(tree.id), 0, lo, hi)
+            .filter(|t| t.trivial_move)
+    });
+    let mut task = match moved {
+        Some(t) => t,
+        None => {
+            let lo = l0.iter().map(|f| f.meta.smallest_user_key()).min()?;
+            let hi = l0.iter().map(|f| f.meta.largest_user_key()).max()?;
+            policy.pick_manual(&levels, m.in_progress(tree.id), 0, lo, hi)?
+        }
+    };
     task.reason = strata_compaction::CompactionReason::Idle;
     Some(task)
 }
