@@ -107,12 +107,13 @@ impl QuietWatch {
             .trees()
             .iter()
             .any(|t| t.view().version.levels[0].len() >= IDLE_L0_FILES);
-        // Not sooner than every few milliseconds: with a zero delay (tests) and level 0
-        // held by another thread's compaction, nothing could be picked at once.
+        // Idle already and still nothing picked (level 0, or the level below, is held by
+        // another thread's compaction, whose end rings the doorbell): look again a whole
+        // delay later, and never sooner than every few milliseconds (a zero delay, in
+        // tests).
         waiting.then(|| {
-            after
-                .saturating_sub(self.quiet_for(inner))
-                .max(Duration::from_millis(5))
+            let left = after.saturating_sub(self.quiet_for(inner));
+            if left.is_zero() { after } else { left }.max(Duration::from_millis(5))
         })
     }
 }
