@@ -492,9 +492,9 @@ impl DbBuilder {
         self
     }
 
-    /// How long the database must go without a write before its level-0 tables, when
-    /// there are two or more, are compacted down (default 1 s; `None`: only when
-    /// `l0_compaction_trigger` is reached). Every point lookup asks each level-0 table's
+    /// How long the database must go without a write (to any keyspace) before a
+    /// keyspace's level-0 tables, when there are two or more, are compacted down
+    /// (default 1 s; `None`: only when `l0_compaction_trigger` is reached). Every point lookup asks each level-0 table's
     /// filter and every iterator positions each of them, while one sorted level below
     /// costs one table per lookup; a database that stops writing — a bulk load followed
     /// by reads, a burst between quiet periods — gets that shape back without waiting for
