@@ -200,8 +200,9 @@ impl<'a> CompactionJob<'a> {
         self.outcome(vec![whole])
     }
 
-    /// Runs the job as up to `sinks.len()` **subcompactions**: the key space is cut at
-    /// input-file boundaries into shares of about equal input bytes, each merged on a
+    /// Runs the job as up to `sinks.len()` **subcompactions**: the key space is cut just
+    /// past input files' last user keys, evenly by rank among those ends (not by bytes:
+    /// shares can be uneven when a level has few files), each merged on a
     /// thread of its own into outputs of its own sink, and the outputs of all shares make
     /// one edit, installed as one. A share holds every version of its user keys, so each
     /// applies the version rules alone; range tombstones are cut at the shares' edges
