@@ -116,6 +116,18 @@ pub trait WritableFile: Send + fmt::Debug {
         Ok(())
     }
 
+    /// Writes zeros over the `bytes` that follow what was appended so far (where not
+    /// done already), without making them durable; `len` does not change. For a file
+    /// of many small appends (a log): [`StdFs`] on 64-bit Linux then maps that space,
+    /// and appends that fit are copied into the page cache without a system call
+    /// (a process crash keeps them, as it keeps a `pwrite`'s; `sync` makes them
+    /// durable). Readers may see the zeros after the appended data. The default does
+    /// nothing.
+    fn zero_ahead(&mut self, bytes: u64) -> Result<()> {
+        let _ = bytes;
+        Ok(())
+    }
+
     /// Whether nothing has been appended.
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -116,6 +116,128 @@ impl MappedFile {
     }
 }
 
+/// A writable shared mapping of part of a file being appended to (a log's zeros
+/// ahead of its end), registered with the `SIGBUS` handler for as long as it lives.
+pub(crate) struct MappedWindow {
+    map: memmap2::MmapMut,
+    /// File offset of the mapping's first byte (page aligned).
+    start: u64,
+    slot: &'static Slot,
+}
+
+impl std::fmt::Debug for MappedWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedWindow")
+            .field("start", &self.start)
+            .field("len", &self.map.len())
+            .finish()
+    }
+}
+
+impl MappedWindow {
+    /// Maps `file` from the page holding offset `from` up to `end` (which the file
+    /// already reaches), or `None` where that cannot be done safely (see
+    /// [`MappedFile::new`]).
+    pub(crate) fn new(file: &File, from: u64, end: u64) -> Option<MappedWindow> {
+        if !install_handler() {
+            return None;
+        }
+        let page = PAGE_SIZE.load(Ordering::Acquire) as u64;
+        let start = from - from % page;
+        let len = usize::try_from(end.checked_sub(start)?).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: the mapping is private to this struct and only written through
+        // `write`, which bounds-checks. Another process may change or shorten the
+        // file under it: a changed log fails its checksums when read; a shortened
+        // file's pages raise SIGBUS, which the handler turns into pages of anonymous
+        // memory and a damage mark `write` checks after each copy.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(start)
+                .len(len)
+                .map_mut(file)
+        }
+        .ok()?;
+        let addr = map.as_ptr() as usize;
+        let slot = register(addr, addr + len)?;
+        Some(MappedWindow { map, start, slot })
+    }
+
+    /// Copies `data` to file offset `at`: `Ok(false)` (nothing written) if that does
+    /// not lie inside the window, `Err` if the file was found shortened under it.
+    pub(crate) fn write(&self, at: u64, data: &[u8]) -> Result<bool, Damaged> {
+        let Some(offset) = at
+            .checked_sub(self.start)
+            .and_then(|o| usize::try_from(o).ok())
+        else {
+            return Ok(false);
+        };
+        let Some(end) = offset.checked_add(data.len()) else {
+            return Ok(false);
+        };
+        if end > self.map.len() {
+            return Ok(false);
+        }
+        // SAFETY: `offset..end` lies inside the mapping (checked above), which lives as
+        // long as `self`; the map is only written here, by the one handle that owns it,
+        // and `data` cannot overlap it.
+        unsafe { copy_in_order(self.map.as_ptr().cast_mut().add(offset), data) };
+        if self.slot.damaged.load(Ordering::Acquire) {
+            return Err(Damaged);
+        }
+        Ok(true)
+    }
+}
+
+/// Copies `src` to `dst` with stores in ascending address order, so a process killed
+/// part-way leaves a prefix of `src` in the page cache, never a later part without an
+/// earlier one. A `pwrite` gives that for free (the kernel copies forwards and a fatal
+/// signal stops it only between pages); `memcpy` does not (glibc copies the head and
+/// the tail of a buffer first), and a log reader takes a record with a hole in it,
+/// followed by intact bytes, for damage inside the log rather than a torn tail.
+/// Volatile stores are neither reordered nor merged by the compiler, and an interrupt
+/// ends the process between two instructions, with every earlier store kept.
+///
+/// # Safety
+/// `dst..dst + src.len()` is valid for writes and does not overlap `src`.
+unsafe fn copy_in_order(dst: *mut u8, src: &[u8]) {
+    let (head, rest) = src.split_at(dst.align_offset(8).min(src.len()));
+    let mut at = dst;
+    for &b in head {
+        // SAFETY: inside `dst`'s range (the caller's contract).
+        unsafe {
+            at.write_volatile(b);
+            at = at.add(1);
+        }
+    }
+    let mut words = rest.chunks_exact(8);
+    for word in words.by_ref() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        // SAFETY: inside `dst`'s range, and 8-aligned: `head` ended at the first
+        // 8-aligned address.
+        unsafe {
+            at.cast::<u64>().write_volatile(u64::from_ne_bytes(bytes));
+            at = at.add(8);
+        }
+    }
+    for &b in words.remainder() {
+        // SAFETY: inside `dst`'s range.
+        unsafe {
+            at.write_volatile(b);
+            at = at.add(1);
+        }
+    }
+}
+
+impl Drop for MappedWindow {
+    fn drop(&mut self) {
+        release(self.slot);
+    }
+}
+
 /// The mapped file was shortened by someone else while mapped.
 #[derive(Debug)]
 pub(crate) struct Damaged;
@@ -124,11 +246,15 @@ impl Drop for MappedFile {
     fn drop(&mut self) {
         // Unregistered before `map` is unmapped (fields drop after this body). Nothing
         // reads the mapping any more, so no fault inside it can be in flight.
-        let slot = self.slot;
-        slot.end.store(0, Ordering::Release);
-        slot.damaged.store(false, Ordering::Release);
-        slot.start.store(0, Ordering::Release);
+        release(self.slot);
     }
+}
+
+/// Frees a slot whose mapping is about to be unmapped.
+fn release(slot: &Slot) {
+    slot.end.store(0, Ordering::Release);
+    slot.damaged.store(false, Ordering::Release);
+    slot.start.store(0, Ordering::Release);
 }
 
 /// Claims a free slot for `[start, end)`.
@@ -216,7 +342,8 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
                 libc::mmap(
                     at as *mut libc::c_void,
                     page,
-                    libc::PROT_READ,
+                    // Writable: an append's copy into a window goes on too.
+                    libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
                     -1,
                     0,

@@ -20,7 +20,9 @@ fn ctx<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Erro
 
 impl FileSystem for StdFs {
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        // Readable too: a shared writable mapping (`zero_ahead`) needs it.
         let file = platform::open_options()
+            .read(true)
             .write(true)
             .create(true)
             .truncate(true)
@@ -31,6 +33,9 @@ impl FileSystem for StdFs {
             path: path.to_path_buf(),
             len: 0,
             zeroed_end: 0,
+            synced_zeros_end: 0,
+            #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+            window: None,
         }))
     }
 
@@ -117,8 +122,13 @@ struct StdWritableFile {
     file: File,
     path: PathBuf,
     len: u64,
-    /// End of the zeros `preallocate` wrote (and synced) past `len`.
+    /// End of the zeros `preallocate` or `zero_ahead` wrote past `len`.
     zeroed_end: u64,
+    /// End of the zeros `preallocate` made durable.
+    synced_zeros_end: u64,
+    /// The zeros `zero_ahead` wrote, mapped: appends that fit are copied into it.
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    window: Option<super::mapped::MappedWindow>,
 }
 
 /// Zeros written per call by `preallocate`.
@@ -126,6 +136,23 @@ static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 impl WritableFile for StdWritableFile {
     fn append(&mut self, data: &[u8]) -> Result<()> {
+        #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+        if let Some(window) = &self.window {
+            match window.write(self.len, data) {
+                Ok(true) => {
+                    self.len += data.len() as u64;
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(super::mapped::Damaged) => {
+                    self.window = None;
+                    return Err(Error::io(
+                        format!("appending to {}", self.path.display()),
+                        std::io::Error::other("the file was shortened while mapped for appends"),
+                    ));
+                }
+            }
+        }
         // Positional, at the length this handle tracks: `preallocate` writes past the
         // end, and on Windows positional writes move the cursor, so a cursor-based
         // append would land after the zeros.
@@ -145,21 +172,43 @@ impl WritableFile for StdWritableFile {
 
     fn preallocate(&mut self, bytes: u64) -> Result<()> {
         let end = self.len.saturating_add(bytes);
-        let mut at = self.zeroed_end.max(self.len);
-        if at >= end {
+        if self.synced_zeros_end.max(self.len) >= end {
             return Ok(());
         }
         // Real zeros, not `fallocate`: ext4 marks fallocated extents unwritten, and the
         // first write into one is an extent change that a sync must commit anyway.
+        self.write_zeros_up_to(end, "preallocating")?;
+        platform::sync(&self.file).map_err(ctx("syncing preallocated space of", &self.path))?;
+        self.synced_zeros_end = end;
+        Ok(())
+    }
+
+    fn zero_ahead(&mut self, bytes: u64) -> Result<()> {
+        self.write_zeros_up_to(self.len.saturating_add(bytes), "zeroing ahead in")?;
+        #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+        {
+            // Map the zeros (and the page the log's end is in): appends below them are
+            // then copies into the page cache, without a system call. Without a map,
+            // appends stay `pwrite`s.
+            self.window = None;
+            self.window = super::mapped::MappedWindow::new(&self.file, self.len, self.zeroed_end);
+        }
+        Ok(())
+    }
+}
+
+impl StdWritableFile {
+    /// Writes zeros from the end of those written before (or of the appended data)
+    /// up to `end`.
+    fn write_zeros_up_to(&mut self, end: u64, doing: &str) -> Result<()> {
+        let mut at = self.zeroed_end.max(self.len);
         while at < end {
             let n = (end - at).min(ZEROS.len() as u64) as usize;
             let zeros = ZEROS.get(..n).unwrap_or(&ZEROS);
-            platform::write_all_at(&self.file, zeros, at)
-                .map_err(ctx("preallocating", &self.path))?;
+            platform::write_all_at(&self.file, zeros, at).map_err(ctx(doing, &self.path))?;
             at += zeros.len() as u64;
+            self.zeroed_end = at;
         }
-        platform::sync(&self.file).map_err(ctx("syncing preallocated space of", &self.path))?;
-        self.zeroed_end = end;
         Ok(())
     }
 }
@@ -285,5 +334,44 @@ mod tests {
         w.preallocate(200_000).unwrap();
         assert_eq!(on_disk().len(), 200_015);
         assert_eq!(&on_disk()[..15], b"0123456789abcde");
+    }
+
+    /// Appends of every size, into zeros written ahead (mapped on 64-bit Linux, where
+    /// the ones that fit are copies into the mapping) and past them (`pwrite`), read
+    /// back in order with the zeros after them.
+    #[test]
+    fn appends_into_zeros_written_ahead_read_back_with_the_zeros_after_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("log");
+        let mut w = StdFs.create(&p).unwrap();
+        let mut expected = Vec::new();
+        let mut append = |w: &mut Box<dyn WritableFile>, data: &[u8]| {
+            w.append(data).unwrap();
+            expected.extend_from_slice(data);
+            assert_eq!(w.len(), expected.len() as u64);
+        };
+        append(&mut w, b"header");
+        w.zero_ahead(10_000).unwrap();
+        assert_eq!(w.len(), 6, "zeros ahead are not appended data");
+        assert_eq!(std::fs::read(&p).unwrap().len(), 10_006);
+        // Small records up to and across the end of the zeros: the one that does not
+        // fit goes past them.
+        for i in 0..150u32 {
+            append(&mut w, &[i as u8 + 1; 97]);
+        }
+        assert!(w.len() > 10_006);
+        // More zeros ahead, then a record larger than them.
+        w.zero_ahead(5_000).unwrap();
+        append(&mut w, &[9; 3_000]);
+        append(&mut w, &[8; 20_000]);
+        w.zero_ahead(4_096).unwrap();
+        append(&mut w, b"tail");
+        w.sync().unwrap();
+        let end_of_zeros = w.len() - 4 + 4_096;
+        drop(w);
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes.len() as u64, end_of_zeros);
+        assert_eq!(&bytes[..expected.len()], &expected[..]);
+        assert!(bytes[expected.len()..].iter().all(|&b| b == 0));
     }
 }

@@ -365,3 +365,68 @@ fn a_fault_in_someone_elses_mapping_still_ends_the_process() {
     );
     drop(map);
 }
+
+/// A log whose zeros ahead are mapped for appends, shortened under the mapping by
+/// someone else: the append that touches a missing page is an error (never reported
+/// written), the process goes on, and what was appended before is intact.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[test]
+fn an_append_into_a_mapped_log_shortened_under_it_is_an_error_not_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("000007.log");
+    let mut w = StdFs.create(&p).unwrap();
+    w.append(&[1u8; 100]).unwrap();
+    w.zero_ahead(64 << 10).unwrap();
+    w.append(&[2u8; 100]).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    // Into pages past the new end: they are gone.
+    let err = w.append(&vec![3u8; 16 << 10]).unwrap_err();
+    assert!(err.to_string().contains("shortened"), "{err}");
+    assert_eq!(w.len(), 200, "a failed append is not counted");
+    let bytes = std::fs::read(&p).unwrap();
+    assert!(bytes[..100].iter().all(|&b| b == 1));
+    assert!(bytes[100..200].iter().all(|&b| b == 2));
+}
+
+/// What a process crash leaves of appends copied into a mapped log: all of them, as
+/// with `pwrite` (the page cache holds them; only a power loss needs `sync`). A forked
+/// child appends and dies without syncing or unmapping.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[test]
+fn appends_copied_into_a_mapped_log_survive_the_process_dying() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("000008.log");
+    let mut w = StdFs.create(&p).unwrap();
+    w.append(b"header").unwrap();
+    w.zero_ahead(1 << 20).unwrap();
+    // SAFETY: the child only copies memory (appends that fit the mapping make no system
+    // call and allocate nothing) and calls _exit, as a child of a multi-threaded
+    // process must.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let mut ok = true;
+        for i in 0..1000u32 {
+            ok &= w.append(&[(i % 251) as u8; 100]).is_ok();
+        }
+        // SAFETY: see above.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    let bytes = std::fs::read(&p).unwrap();
+    assert_eq!(&bytes[..6], b"header");
+    for i in 0..1000usize {
+        let record = &bytes[6 + i * 100..6 + (i + 1) * 100];
+        assert!(record.iter().all(|&b| b == (i % 251) as u8), "record {i}");
+    }
+    assert!(bytes[6 + 100_000..].iter().all(|&b| b == 0));
+}
