@@ -89,6 +89,8 @@ pub struct Config {
     pub bloom_filter_budget: Option<f64>,
     /// Strata's `max_subcompactions`.
     pub subcompactions: usize,
+    /// Strata's `mmap_reads`.
+    pub mmap_reads: bool,
     /// Strata's range-delete compaction rules (`DbBuilder::range_delete_compactions`).
     pub range_delete_compactions: bool,
     /// What the engine is opened for (the counter workloads need more than the rest).
@@ -323,7 +325,9 @@ impl StrataEngine {
             .memtable_bytes(cfg.write_buffer_bytes)
             .compression(compression)
             .range_delete_compactions(cfg.range_delete_compactions);
-        builder = builder.max_subcompactions(cfg.subcompactions);
+        builder = builder
+            .max_subcompactions(cfg.subcompactions)
+            .mmap_reads(cfg.mmap_reads);
         if let Some(budget) = cfg.bloom_filter_budget {
             builder = builder.bloom_filter_budget(budget);
         }

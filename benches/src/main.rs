@@ -95,6 +95,11 @@ struct Args {
     /// `max_subcompactions`): threads one compaction may split into. Default 1.
     #[arg(long = "subcompactions", default_value_t = 1)]
     subcompactions: usize,
+    /// Strata's table reads through a memory map (`DbBuilder::mmap_reads`, on by
+    /// default); `false` reads blocks with `pread`, as the other engines do.
+    #[arg(long = "mmap_reads", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), default_value = "true")]
+    mmap_reads: bool,
     /// deleterange: keys each range delete covers (`[k·2L, k·2L + L)`, every other run
     /// of L keys, so half the key space survives).
     #[arg(long = "range_delete_len", default_value_t = 100)]
@@ -433,6 +438,7 @@ impl Bench {
             write_buffer_bytes: args.write_buffer_size,
             bloom_filter_budget: args.bloom_filter_budget,
             subcompactions: args.subcompactions,
+            mmap_reads: args.mmap_reads,
             range_delete_compactions: args.range_delete_compactions,
             purpose: Purpose::Plain,
             compression: match args.compression.as_str() {
@@ -625,6 +631,14 @@ impl Bench {
                 self.args.write_buffer_size >> 20
             ),
             setup::compression_line(engines, &self.cfg, self.args.compression_ratio),
+            format!(
+                "Reads:      strata's tables {}",
+                if self.args.mmap_reads {
+                    "memory-mapped (blocks copied out of the page cache)"
+                } else {
+                    "read with pread (--mmap_reads false)"
+                }
+            ),
             format!("Threads:    {}", self.args.threads),
             format!("Machine:    {}", metrics::machine()),
             format!("Directory:  {}", self.base.display()),

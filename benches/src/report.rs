@@ -723,6 +723,7 @@ mod tests {
             compression: "none",
             bloom_filter_budget: None,
             subcompactions: 1,
+            mmap_reads: true,
             range_delete_compactions: true,
             purpose: crate::engine::Purpose::Plain,
         };

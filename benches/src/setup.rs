@@ -167,6 +167,7 @@ mod tests {
             compression,
             bloom_filter_budget: None,
             subcompactions: 1,
+            mmap_reads: true,
             range_delete_compactions: true,
             purpose: Purpose::Plain,
         }

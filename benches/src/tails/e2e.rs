@@ -226,6 +226,7 @@ fn lz4_shrinks_every_lsms_tables() {
                 compression: codec,
                 bloom_filter_budget: None,
                 subcompactions: 1,
+                mmap_reads: true,
                 range_delete_compactions: true,
                 purpose: Purpose::Plain,
             };
