@@ -110,7 +110,9 @@ pub trait WritableFile: Send + fmt::Debug {
     /// overwrite blocks that are allocated and written, so a `sync` after them has no
     /// file-size or extent change to commit: on ext4 an fdatasync of such a file skips
     /// the journal commit an appending one waits for. Readers see the zeros after the
-    /// appended data. The default does nothing, for file systems without that cost.
+    /// appended data. Appends stop using the mapping [`zero_ahead`](Self::zero_ahead)
+    /// may have made, until the next `zero_ahead`: a file synced often appends with
+    /// system calls. The default does nothing, for file systems without that cost.
     fn preallocate(&mut self, bytes: u64) -> Result<()> {
         let _ = bytes;
         Ok(())
@@ -121,8 +123,9 @@ pub trait WritableFile: Send + fmt::Debug {
     /// of many small appends (a log): [`StdFs`] on 64-bit Linux then maps that space,
     /// and appends that fit are copied into the page cache without a system call
     /// (a process crash keeps them, as it keeps a `pwrite`'s; `sync` makes them
-    /// durable). Readers may see the zeros after the appended data. The default does
-    /// nothing.
+    /// durable). Readers may see the zeros after the appended data. `zero_ahead(0)`
+    /// takes up the mapping again after a [`preallocate`](Self::preallocate). The
+    /// default does nothing.
     fn zero_ahead(&mut self, bytes: u64) -> Result<()> {
         let _ = bytes;
         Ok(())

@@ -317,8 +317,9 @@ fn write_group(inner: &Arc<DbInner>, group: &[Arc<Pending>]) -> Result<()> {
         if sync {
             sync_closed_wals(inner, state)?;
             state.wal.keep_preallocated(WAL_PREALLOCATE_BYTES)?;
+        } else {
+            state.wal.keep_zeroed_ahead(WAL_PREALLOCATE_BYTES);
         }
-        state.wal.keep_zeroed_ahead(WAL_PREALLOCATE_BYTES);
         encode_record(
             &mut state.record,
             first_seq,

@@ -53,6 +53,9 @@ pub struct LogWriter {
     zeroed_end: u64,
     /// Whether writing zeros ahead failed once: it is not tried again on this log.
     zeroing_failed: bool,
+    /// Whether the file was last asked to zero ahead (`keep_zeroed_ahead`) rather than
+    /// to preallocate (`keep_preallocated`), which decides how it appends.
+    zeroing_ahead: bool,
     /// Reused framing buffer: no allocation per record once it has grown.
     buf: Vec<u8>,
     /// What the writer returns for every call once something failed: an
@@ -101,6 +104,7 @@ impl LogWriter {
             preallocated_end: 0,
             zeroed_end: 0,
             zeroing_failed: false,
+            zeroing_ahead: false,
             buf: Vec::new(),
             poisoned: None,
         }
@@ -169,14 +173,25 @@ impl LogWriter {
     /// unsynced pages.
     pub fn keep_preallocated(&mut self, bytes: u64) -> Result<()> {
         self.check_poisoned()?;
-        if self.len.saturating_add(bytes) <= self.preallocated_end {
+        let covered = self.len.saturating_add(bytes) <= self.preallocated_end;
+        if covered && !self.zeroing_ahead {
             return Ok(());
         }
-        let ahead = bytes.saturating_mul(2);
+        // Preallocating also tells the file this log is synced often, so it appends
+        // with system calls rather than through a mapping of the zeros ahead
+        // (`keep_zeroed_ahead`); asking for space already there writes nothing.
+        self.zeroing_ahead = false;
+        let ahead = if covered {
+            bytes
+        } else {
+            bytes.saturating_mul(2)
+        };
         if let Err(e) = self.file.preallocate(ahead) {
             return Err(self.poison("preallocation", e));
         }
-        self.preallocated_end = self.len.saturating_add(ahead);
+        if !covered {
+            self.preallocated_end = self.len.saturating_add(ahead);
+        }
         Ok(())
     }
 
@@ -190,15 +205,22 @@ impl LogWriter {
     /// Only a hint: a failure is dropped (and zeroing ahead stops for this log), since
     /// no record depends on the zeros; a real disk problem fails the next append.
     pub fn keep_zeroed_ahead(&mut self, bytes: u64) {
-        if self.zeroing_failed
-            || self.poisoned.is_some()
-            || self.len.saturating_add(bytes) <= self.zeroed_end
-        {
+        if self.zeroing_failed || self.poisoned.is_some() {
             return;
         }
-        let ahead = bytes.saturating_mul(2);
+        let ahead = if self.len.saturating_add(bytes) > self.zeroed_end {
+            bytes.saturating_mul(2)
+        } else if !self.zeroing_ahead {
+            // Back from synced writes: the zeros are there, take up their mapping.
+            0
+        } else {
+            return;
+        };
         match self.file.zero_ahead(ahead) {
-            Ok(()) => self.zeroed_end = self.len.saturating_add(ahead),
+            Ok(()) => {
+                self.zeroing_ahead = true;
+                self.zeroed_end = self.zeroed_end.max(self.len.saturating_add(ahead));
+            }
             Err(_) => self.zeroing_failed = true,
         }
     }

@@ -165,6 +165,16 @@ impl MappedWindow {
         Some(MappedWindow { map, start, slot })
     }
 
+    /// File offset of the window's first byte.
+    pub(crate) fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// File offset just past the window.
+    pub(crate) fn end(&self) -> u64 {
+        self.start + self.map.len() as u64
+    }
+
     /// Copies `data` to file offset `at`: `Ok(false)` (nothing written) if that does
     /// not lie inside the window, `Err` if the file was found shortened under it.
     pub(crate) fn write(&self, at: u64, data: &[u8]) -> Result<bool, Damaged> {

@@ -36,6 +36,8 @@ impl FileSystem for StdFs {
             synced_zeros_end: 0,
             #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
             window: None,
+            #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+            append_through_window: false,
         }))
     }
 
@@ -129,6 +131,10 @@ struct StdWritableFile {
     /// The zeros `zero_ahead` wrote, mapped: appends that fit are copied into it.
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     window: Option<super::mapped::MappedWindow>,
+    /// Whether appends use the window: since the last `zero_ahead`, not since a
+    /// `preallocate`.
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    append_through_window: bool,
 }
 
 /// Zeros written per call by `preallocate`.
@@ -137,7 +143,7 @@ static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 impl WritableFile for StdWritableFile {
     fn append(&mut self, data: &[u8]) -> Result<()> {
         #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-        if let Some(window) = &self.window {
+        if let Some(window) = self.window.as_ref().filter(|_| self.append_through_window) {
             match window.write(self.len, data) {
                 Ok(true) => {
                     self.len += data.len() as u64;
@@ -171,6 +177,14 @@ impl WritableFile for StdWritableFile {
     }
 
     fn preallocate(&mut self, bytes: u64) -> Result<()> {
+        // A file synced often appends with `pwrite`: after each sync writes back pages
+        // dirtied through a mapping, the next copy into them faults again (synced
+        // writes measured 13 % slower through the window). The window stays mapped
+        // for `zero_ahead` to take up again.
+        #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+        {
+            self.append_through_window = false;
+        }
         let end = self.len.saturating_add(bytes);
         if self.synced_zeros_end.max(self.len) >= end {
             return Ok(());
@@ -184,14 +198,23 @@ impl WritableFile for StdWritableFile {
     }
 
     fn zero_ahead(&mut self, bytes: u64) -> Result<()> {
-        self.write_zeros_up_to(self.len.saturating_add(bytes), "zeroing ahead in")?;
+        let want = self.len.saturating_add(bytes);
+        self.write_zeros_up_to(want, "zeroing ahead in")?;
         #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
         {
             // Map the zeros (and the page the log's end is in): appends below them are
             // then copies into the page cache, without a system call. Without a map,
             // appends stay `pwrite`s.
-            self.window = None;
-            self.window = super::mapped::MappedWindow::new(&self.file, self.len, self.zeroed_end);
+            self.append_through_window = true;
+            if !self
+                .window
+                .as_ref()
+                .is_some_and(|w| w.start() <= self.len && want <= w.end())
+            {
+                self.window = None;
+                self.window =
+                    super::mapped::MappedWindow::new(&self.file, self.len, self.zeroed_end);
+            }
         }
         Ok(())
     }

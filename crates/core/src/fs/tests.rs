@@ -430,3 +430,33 @@ fn appends_copied_into_a_mapped_log_survive_the_process_dying() {
     }
     assert!(bytes[6 + 100_000..].iter().all(|&b| b == 0));
 }
+
+/// After `preallocate` (a log synced often) appends go through `pwrite`, and
+/// `zero_ahead(0)` takes the mapping up again: seen through a file shortened under its
+/// window, where only an append through the mapping fails.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[test]
+fn preallocating_switches_appends_to_pwrite_until_the_next_zero_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("000009.log");
+    let mut w = StdFs.create(&p).unwrap();
+    w.append(&[1u8; 100]).unwrap();
+    w.zero_ahead(64 << 10).unwrap();
+    // Already zeroed, so this writes nothing; it only switches appends to `pwrite`.
+    w.preallocate(4096).unwrap();
+    let shorten = |to: u64| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(to)
+            .unwrap()
+    };
+    shorten(4096);
+    w.append(&[2u8; 16 << 10]).unwrap();
+    assert_eq!(std::fs::read(&p).unwrap().len(), 100 + (16 << 10));
+    // Back to the window (still mapped over the first 64 KiB): past the file's end now.
+    w.zero_ahead(0).unwrap();
+    let err = w.append(&[3u8; 32 << 10]).unwrap_err();
+    assert!(err.to_string().contains("shortened"), "{err}");
+}
