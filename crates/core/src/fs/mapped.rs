@@ -116,6 +116,7 @@ impl MappedFile {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// A writable shared mapping of part of a file being appended to (a log's zeros
 /// ahead of its end), registered with the `SIGBUS` handler for as long as it lives.
 pub(crate) struct MappedWindow {
@@ -125,6 +126,7 @@ pub(crate) struct MappedWindow {
     slot: &'static Slot,
 }
 
+#[cfg(target_os = "linux")]
 impl std::fmt::Debug for MappedWindow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MappedWindow")
@@ -134,6 +136,7 @@ impl std::fmt::Debug for MappedWindow {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl MappedWindow {
     /// Maps `file` from the page holding offset `from` up to `end` (which the file
     /// already reaches), or `None` where that cannot be done safely (see
@@ -201,6 +204,7 @@ impl MappedWindow {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// Copies `src` to `dst` with stores in ascending address order, so a process killed
 /// part-way leaves a prefix of `src` in the page cache, never a later part without an
 /// earlier one. A `pwrite` gives that for free (the kernel copies forwards and a fatal
@@ -242,6 +246,7 @@ unsafe fn copy_in_order(dst: *mut u8, src: &[u8]) {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for MappedWindow {
     fn drop(&mut self) {
         release(self.slot);
