@@ -47,13 +47,18 @@ pub(crate) enum StallCause {
     L0Slowdown,
     /// Every allowed frozen MemTable is waiting for its flush.
     Memtables,
+    /// Every allowed frozen MemTable is waiting for its flush and the active one is
+    /// half full: each write group is delayed by 1 ms, so the flush catches up before
+    /// writes would have to stop.
+    MemtableSlowdown,
 }
 
 impl StallCause {
-    const ALL: [StallCause; 3] = [
+    pub const ALL: [StallCause; 4] = [
         StallCause::L0Stop,
         StallCause::L0Slowdown,
         StallCause::Memtables,
+        StallCause::MemtableSlowdown,
     ];
 
     /// The `cause` label value.
@@ -62,7 +67,14 @@ impl StallCause {
             StallCause::L0Stop => "l0_stop",
             StallCause::L0Slowdown => "l0_slowdown",
             StallCause::Memtables => "memtables",
+            StallCause::MemtableSlowdown => "memtable_slowdown",
         }
+    }
+
+    /// Whether the cause delays a write by a fixed 1 ms instead of waiting for
+    /// background work to finish.
+    pub fn is_slowdown(self) -> bool {
+        matches!(self, StallCause::L0Slowdown | StallCause::MemtableSlowdown)
     }
 }
 
@@ -253,8 +265,8 @@ pub(crate) struct Metrics {
     pub compactions_running: Gauge,
     pub get_duration: Histogram,
     pub write_duration: Histogram,
-    stalls: [Counter; 3],
-    stall_micros: [Counter; 3],
+    stalls: [Counter; 4],
+    stall_micros: [Counter; 4],
     mirrored: [Counter; MIRRORED.len()],
     /// The [`Stats`] values last mirrored, so each publish adds only what is new (two
     /// handles on one path, one after the other, then add up like one process's total).

@@ -409,7 +409,10 @@ impl DbBuilder {
         self
     }
 
-    /// Frozen MemTables allowed before writes wait for flushes (default 2).
+    /// Frozen MemTables allowed before writes wait for flushes (default 2). With that
+    /// many waiting and the active MemTable half full, each write group is delayed by
+    /// 1 ms (a slowdown, counted in [`DbStats::slowdowns`](crate::DbStats::slowdowns)) so the oldest
+    /// flush can finish before the active MemTable fills and writes would stop.
     pub fn max_frozen_memtables(mut self, n: usize) -> Self {
         self.opts.max_frozen_memtables = n.max(1);
         self

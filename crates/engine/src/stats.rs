@@ -118,7 +118,8 @@ pub struct DbStats {
     pub idle_compactions: u64,
     /// Time writers spent waiting for flushes and compactions (stop and slowdown).
     pub stall_time: Duration,
-    /// Writes delayed by the L0 slowdown trigger.
+    /// Write groups delayed 1 ms by a slowdown: L0 at its slowdown trigger, or every
+    /// allowed frozen MemTable waiting for its flush with the active one half full.
     pub slowdowns: u64,
     /// Table lookups that consulted a Bloom filter.
     pub bloom_checks: u64,

@@ -144,9 +144,10 @@ pub(crate) struct Tree {
     /// Its options and the compaction policy made from them (replaced whole by
     /// `Db::keyspace_with`).
     settings: RwLock<Arc<Settings>>,
-    /// Copies of the two options every write group checks (`memtable_bytes`,
-    /// `l0_slowdown_trigger`), read without a lock on the write path's fast path.
-    fast_limits: [std::sync::atomic::AtomicUsize; 2],
+    /// Copies of the options every write group checks (`memtable_bytes`,
+    /// `l0_slowdown_trigger`, `max_frozen_memtables`), read without a lock on the write
+    /// path's fast path.
+    fast_limits: [std::sync::atomic::AtomicUsize; 3],
     /// Set once the keyspace's drop is durable: its handles refuse every call, and its
     /// files go once nothing reads them.
     pub dropped: AtomicBool,
@@ -168,6 +169,7 @@ impl Tree {
             fast_limits: [
                 std::sync::atomic::AtomicUsize::new(opts.memtable_bytes),
                 std::sync::atomic::AtomicUsize::new(opts.l0_slowdown_trigger),
+                std::sync::atomic::AtomicUsize::new(opts.max_frozen_memtables),
             ],
             settings: RwLock::new(Arc::new(Settings::new(opts))),
             dropped: AtomicBool::new(false),
@@ -185,6 +187,7 @@ impl Tree {
     pub fn set_options(&self, opts: Options) {
         self.fast_limits[0].store(opts.memtable_bytes, Ordering::Relaxed);
         self.fast_limits[1].store(opts.l0_slowdown_trigger, Ordering::Relaxed);
+        self.fast_limits[2].store(opts.max_frozen_memtables, Ordering::Relaxed);
         let merge = opts.merge_operator.clone();
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::new(opts));
         // Readers find the operator in the view they pin.
@@ -192,11 +195,16 @@ impl Tree {
     }
 
     /// Whether a write group can go on without a look at this tree's thresholds in
-    /// full: its MemTable under its size and its L0 under the slowdown trigger (the
-    /// stop trigger is higher).
+    /// full: its MemTable under its size, its L0 under the slowdown trigger (the stop
+    /// trigger is higher), and a frozen MemTable's slot free or the active MemTable
+    /// under half its size (`write::memtables_nearly_full`).
     pub fn has_room(&self, view: &View) -> bool {
-        view.mem.approximate_memory_usage() < self.fast_limits[0].load(Ordering::Relaxed)
+        let mem = view.mem.approximate_memory_usage();
+        let mem_limit = self.fast_limits[0].load(Ordering::Relaxed);
+        mem < mem_limit
             && view.version.levels[0].len() < self.fast_limits[1].load(Ordering::Relaxed)
+            && (view.frozen.len() < self.fast_limits[2].load(Ordering::Relaxed)
+                || mem < mem_limit / 2)
     }
 
     /// See the field: the sequence number this keyspace's tables reach.

@@ -21,6 +21,7 @@ use crate::batch::{BatchEntry, BatchOp, DEFAULT_KEYSPACE, WriteBatch, encode_rec
 use crate::db::{DbInner, lock};
 use crate::filename::wal_path;
 use crate::observe::StallCause;
+use crate::options::Options;
 use crate::tree::{Tree, View};
 use crate::txn::ConflictCheck;
 
@@ -614,7 +615,7 @@ fn check_conflicts<'g>(
 fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
     let mut slowed = false;
     // Time waited per cause, for one event per delayed write group (not per wake-up).
-    let mut waited = [Duration::ZERO; 3];
+    let mut waited = [Duration::ZERO; StallCause::ALL.len()];
     let mut stalled_on: Option<String> = None;
     let result = loop {
         if let Err(e) = inner.check_writable() {
@@ -642,8 +643,15 @@ fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
             waited[StallCause::L0Stop as usize] += stall(inner, StallCause::L0Stop);
             continue;
         }
-        let slow = (0..trees.len()).find(|&i| l0(i) >= settings[i].opts.l0_slowdown_trigger);
-        if let Some(i) = slow
+        let slow = (0..trees.len())
+            .find(|&i| l0(i) >= settings[i].opts.l0_slowdown_trigger)
+            .map(|i| (i, StallCause::L0Slowdown))
+            .or_else(|| {
+                (0..trees.len())
+                    .find(|&i| memtables_nearly_full(&views[i], &settings[i].opts))
+                    .map(|i| (i, StallCause::MemtableSlowdown))
+            });
+        if let Some((i, cause)) = slow
             && !slowed
         {
             stalled_on = Some(trees[i].name.clone());
@@ -653,8 +661,8 @@ fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
             let d = start.elapsed();
             inner.stats.add_stall(d);
             inner.stats.slowdowns.fetch_add(1, Ordering::Relaxed);
-            inner.metrics.stall(StallCause::L0Slowdown, d);
-            waited[StallCause::L0Slowdown as usize] += d;
+            inner.metrics.stall(cause, d);
+            waited[cause as usize] += d;
             slowed = true;
             continue;
         }
@@ -678,6 +686,19 @@ fn make_room(inner: &Arc<DbInner>, ws: &mut WriteState) -> Result<()> {
     };
     report_stall(inner, &waited, stalled_on.as_deref());
     result
+}
+
+/// Whether every frozen MemTable `view` may hold is waiting for its flush while the
+/// active one is at least half full (but not yet full): the writes that fill the other
+/// half would then stop until a flush finishes (hundreds of milliseconds when flushes
+/// share the CPU with the writer and readers), so they are slowed down first, 1 ms per
+/// write group, and the flush catches up (RocksDB's delayed writes, in the same 1 ms
+/// steps as L0's). A full one waits for the flush anyway; delaying it first gains nothing.
+pub(crate) fn memtables_nearly_full(view: &View, opts: &Options) -> bool {
+    let used = view.mem.approximate_memory_usage();
+    view.frozen.len() >= opts.max_frozen_memtables
+        && used >= opts.memtable_bytes / 2
+        && used < opts.memtable_bytes
 }
 
 /// How many WALs may be live before the keyspaces holding the oldest one back with
@@ -732,20 +753,20 @@ fn freeze(tree: &Tree, live_wal: u64) {
 
 /// Emits one event for a write group that waited, naming the cause it waited on longest
 /// and the keyspace behind it.
-fn report_stall(inner: &DbInner, waited: &[Duration; 3], keyspace: Option<&str>) {
+fn report_stall(
+    inner: &DbInner,
+    waited: &[Duration; StallCause::ALL.len()],
+    keyspace: Option<&str>,
+) {
     let total: Duration = waited.iter().sum();
     if total.is_zero() {
         return;
     }
-    let (cause, _) = [
-        StallCause::L0Stop,
-        StallCause::L0Slowdown,
-        StallCause::Memtables,
-    ]
-    .into_iter()
-    .zip(waited)
-    .max_by_key(|(_, d)| **d)
-    .unwrap_or((StallCause::L0Slowdown, &total));
+    let (cause, _) = StallCause::ALL
+        .into_iter()
+        .zip(waited)
+        .max_by_key(|(_, d)| **d)
+        .unwrap_or((StallCause::L0Slowdown, &total));
     let (db, cause, waited_ms) = (
         inner.dir.display(),
         cause.label(),
@@ -754,7 +775,13 @@ fn report_stall(inner: &DbInner, waited: &[Duration; 3], keyspace: Option<&str>)
     // A slowdown alone is routine back-pressure (1 ms per group); a stop means writes
     // outran flushes or compactions and is worth an operator's attention.
     let keyspace = keyspace.unwrap_or(crate::tree::DEFAULT_NAME);
-    if waited[StallCause::L0Slowdown as usize] == total {
+    let slowed: Duration = StallCause::ALL
+        .into_iter()
+        .zip(waited)
+        .filter(|(c, _)| c.is_slowdown())
+        .map(|(_, d)| *d)
+        .sum();
+    if slowed == total {
         tracing::debug!(%db, keyspace, cause, waited_ms, "write slowed down");
     } else {
         tracing::warn!(%db, keyspace, cause, waited_ms, "write stalled");

@@ -530,15 +530,17 @@ fn stalls_are_counted_timed_and_labelled_with_their_cause() {
         .open()
         .unwrap();
     let mut i = 0;
-    while i < 3000 && (db.stats().slowdowns == 0 || i < 100) {
+    let l0_slowdowns = || counter(DB, super::STALLS, &[("cause", "l0_slowdown")]);
+    while i < 3000 && (l0_slowdowns() == 0 || i < 100) {
         db.put(format!("k{:05}", i % 50), value(i, 0)).unwrap();
         i += 1;
     }
     let stats = db.stats();
     assert!(stats.slowdowns > 0, "{stats:?}");
     assert!(stats.stall_time >= Duration::from_millis(stats.slowdowns));
+    assert!(l0_slowdowns() > 0);
     assert_eq!(
-        counter(DB, super::STALLS, &[("cause", "l0_slowdown")]),
+        l0_slowdowns() + counter(DB, super::STALLS, &[("cause", "memtable_slowdown")]),
         stats.slowdowns
     );
     let memtable_stalls = counter(DB, super::STALLS, &[("cause", "memtables")]);
@@ -557,7 +559,61 @@ fn stalls_are_counted_timed_and_labelled_with_their_cause() {
         "{stalled:?}"
     );
     let slowed = with_message(DB, "write slowed down");
-    assert!(slowed.iter().all(|e| e.fields["cause"] == "l0_slowdown"));
+    assert!(
+        slowed
+            .iter()
+            .all(|e| ["l0_slowdown", "memtable_slowdown"].contains(&e.fields["cause"].as_str())),
+        "{slowed:?}"
+    );
+}
+
+/// A writer that outruns a slow flush is slowed down, 1 ms per write, once the one
+/// frozen MemTable allowed waits for its flush and the active one is half full; the
+/// flush (200 ms) then finishes long before the other half could fill at that pace, so
+/// no write ever stops for it.
+#[test]
+fn a_writer_outrunning_the_flush_is_slowed_down_before_it_would_stop() {
+    const DB: &str = "/observe/memtable-slowdown";
+    observed();
+    let fs = SlowSyncFs::slow_tables(Duration::from_millis(200));
+    let db = tiny(DB)
+        .memtable_bytes(256 << 10)
+        .max_frozen_memtables(1)
+        .l0_compaction_trigger(100)
+        .file_system(Arc::new(fs))
+        .open()
+        .unwrap();
+    // Three MemTables' worth: two freezes, each followed by a flush the writer outruns.
+    let mut i = 0;
+    while db.stats().flushes < 2 {
+        db.put(format!("k{i:06}"), value(i, 0)).unwrap();
+        i += 1;
+        assert!(i < 1_000_000, "no flush finished");
+    }
+    let slowed = counter(DB, super::STALLS, &[("cause", "memtable_slowdown")]);
+    assert!(slowed > 0, "no write was slowed down");
+    assert_eq!(slowed, db.stats().slowdowns);
+    assert_eq!(counter(DB, super::STALLS, &[("cause", "l0_slowdown")]), 0);
+    assert_eq!(
+        counter(DB, super::STALLS, &[("cause", "memtables")]),
+        0,
+        "a write stopped for the flush"
+    );
+    assert!(with_message(DB, "write stalled").is_empty());
+    let events = with_message(DB, "write slowed down");
+    assert!(
+        !events.is_empty()
+            && events
+                .iter()
+                .all(|e| e.fields["cause"] == "memtable_slowdown")
+    );
+    // Every write is there.
+    for j in (0..i).step_by(97) {
+        assert_eq!(
+            db.get(format!("k{j:06}")).unwrap().as_deref(),
+            Some(value(j, 0).as_bytes())
+        );
+    }
 }
 
 /// A database with one table holding the even keys `k0000`, `k0002`, ... `k0398`.
