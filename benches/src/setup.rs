@@ -212,7 +212,7 @@ mod tests {
         assert!(line.contains("redb (no compression)"), "{line}");
         assert!(line.contains("about 50 %"), "{line}");
         let s = setup("redb", &cfg("none"));
-        assert_eq!(s.cache, "cache 96 MiB");
+        assert_eq!(s.cache, "96 MiB");
         assert!(s.write_returns_after.contains("Durability::None"));
     }
 }
