@@ -126,7 +126,10 @@ fn a_table_whose_index_is_damaged_says_what_still_reads() {
 }
 
 /// Every truncation and every byte flip of a small table, WAL and manifest: each
-/// command either succeeds or fails with one line — never a panic.
+/// command either succeeds or fails with one line — never a panic. A file that ends in
+/// zeros written ahead (the crash image's live WAL keeps 1–2 MiB of them) is cut and
+/// flipped at every byte up to 64 bytes past its last nonzero one (a record header and more), and cut once at its
+/// full length: the bytes further on are more of the same zeros.
 #[test]
 fn every_cut_and_every_flip_is_a_clean_answer() {
     let tmp = fixtures();
@@ -139,15 +142,25 @@ fn every_cut_and_every_flip_is_a_clean_answer() {
     for (name, command) in files {
         let path = tmp.path().join(name);
         let original = std::fs::read(&path).unwrap();
-        let mut variants: Vec<Vec<u8>> = (0..original.len())
-            .map(|n| original[..n].to_vec())
-            .collect();
-        for i in 0..original.len() {
-            let mut v = original.clone();
-            v[i] ^= 0x41;
-            variants.push(v);
-        }
-        for bytes in variants {
+        let span = original
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |last| last + 1 + 64)
+            .min(original.len());
+        // Built one at a time: a copy of a 2 MiB log per variant would not fit in memory.
+        let variant = |k: usize| -> Vec<u8> {
+            if k < span {
+                original[..k].to_vec()
+            } else if k < 2 * span {
+                let mut v = original.clone();
+                v[k - span] ^= 0x41;
+                v
+            } else {
+                original.clone()
+            }
+        };
+        for k in 0..=2 * span {
+            let bytes = variant(k);
             std::fs::write(&path, &bytes).unwrap();
             for args in [command.to_vec(), vec!["verify"]] {
                 let mut args = args;

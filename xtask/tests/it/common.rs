@@ -327,6 +327,17 @@ pub fn flip(path: &Path, offset: u64, mask: u8) {
 }
 
 /// Cuts `path` to `len` bytes.
+/// Where a WAL's records end: just past its last nonzero byte. A live log keeps 1–2 MiB
+/// of zeros written ahead of its end, which its length counts; the fixtures' last record
+/// ends in a value's text, never in a zero byte.
+pub fn records_end(wal: &Path) -> u64 {
+    let bytes = std::fs::read(wal).unwrap();
+    bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last as u64 + 1)
+}
+
 pub fn truncate(path: &Path, len: u64) {
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.set_len(len).unwrap();
