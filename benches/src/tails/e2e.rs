@@ -39,8 +39,10 @@ fn a_timeline_run_writes_every_window_of_every_engine() {
     let b = bench(
         dir.path(),
         &[
+            // Enough operations for several 20 ms windows even at 1 µs a write (the
+            // plot draws a line only through two windows or more).
             "--num",
-            "20000",
+            "100000",
             "--benchmarks",
             "fillrandom,readwhilewriting",
             "--timeline",
@@ -126,7 +128,7 @@ fn a_timeline_run_writes_every_window_of_every_engine() {
             .iter()
             .find(|r| r.engine == *e && r.workload == "fillrandom")
             .unwrap();
-        assert_eq!(fill.writes_timed, Some(20000), "{e}");
+        assert_eq!(fill.writes_timed, Some(100000), "{e}");
         assert!(
             fill.writes_over_1ms.unwrap() >= fill.writes_over_10ms.unwrap(),
             "{e}"
