@@ -211,6 +211,8 @@ impl WritableFile for StdWritableFile {
                 .as_ref()
                 .is_some_and(|w| w.start() <= self.len && want <= w.end())
             {
+                // The old window goes first: its registry slot and mapping are freed
+                // before the new one claims its own.
                 self.window = None;
                 self.window =
                     super::mapped::MappedWindow::new(&self.file, self.len, self.zeroed_end);
