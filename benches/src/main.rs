@@ -634,7 +634,7 @@ impl Bench {
             format!(
                 "Reads:      strata's tables {}",
                 if self.args.mmap_reads {
-                    "memory-mapped (blocks copied out of the page cache)"
+                    "memory-mapped (blocks copied out of the page cache; raw ones not cached again)"
                 } else {
                     "read with pread (--mmap_reads false)"
                 }

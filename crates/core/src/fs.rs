@@ -154,6 +154,14 @@ pub trait RandomAccessFile: Send + Sync + fmt::Debug {
     /// The path the file was opened at, for error messages.
     fn path(&self) -> &Path;
 
+    /// Whether small reads copy straight out of a memory mapping of the file (the
+    /// page cache) rather than make a system call: then caching what was read again,
+    /// in memory of the reader's own, gains nothing. False unless the implementation
+    /// says so.
+    fn is_mapped(&self) -> bool {
+        false
+    }
+
     /// Reads `len` bytes at `offset` into shared bytes. Implementations backed by a
     /// memory map may return a view without copying.
     fn read_bytes(&self, offset: u64, len: usize) -> Result<Bytes> {

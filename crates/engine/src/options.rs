@@ -176,9 +176,9 @@ pub enum WalRecovery {
 /// | `table_file_bytes` | 64 MiB | few files (and descriptors) for GiB-sized databases, while one compaction output stays a sub-second unit of work |
 /// | `block_bytes` | 4 KiB | one page-cache page per point read |
 /// | `bloom_bits_per_key` | 10 (L0: 16) | about 1 % false positives: the usual balance of filter memory against wasted block reads; L0 tables, which every lookup asks and which hold few keys, get 6 more bits (0.09 %) |
-/// | `block_cache_bytes` | 32 MiB | modest for an embedded library; raise it for read-heavy use |
+/// | `block_cache_bytes` | 32 MiB | modest for an embedded library; raise it for read-heavy use of compressed tables, or with `mmap_reads` off (mapped tables stored raw do not use it) |
 /// | `max_open_files` | 1000 | LevelDB's: bounds descriptors and the memory of indexes and filters |
-/// | `mmap_reads` | on (64-bit Linux and macOS) | a block read that misses the block cache copies from the page cache without a system call: 30–40 % faster point reads when tables are in the page cache; a table shortened under the mapping is still reported as corruption |
+/// | `mmap_reads` | on (64-bit Linux and macOS) | a block read copies from the page cache without a system call: 30–40 % faster point reads when tables are in the page cache, and raw blocks read this way beat a block-cache hit, so they skip the cache; a table shortened under the mapping is still reported as corruption |
 /// | `l0_compaction_trigger` | 8 (slowdown 16, stop 24) | each L0 compaction carries twice RocksDB's 4 tables into the base level for one rewrite of it: at 10M keys 2.47 bytes written per byte against 3.97 with 4 and a 256 MiB base (`docs/benchmarks.md`); lookups that would ask up to 8 L0 tables get them merged once writes pause (`idle_compaction`) |
 /// | `idle_compaction` | after 1 s without a write | a database that stops writing gets one sorted level to read instead of several level-0 tables, at the cost of at most one early level-0 compaction per quiet period |
 /// | `range_delete_compactions` | on | tables whose range tombstones cover much of the data below them are compacted when nothing else is due, so the deleted keys stop costing space and reads (`docs/range-deletes.md`); off leaves them to the usual size rules |
@@ -439,7 +439,10 @@ impl DbBuilder {
         self
     }
 
-    /// Capacity of the shared block cache in bytes (default 32 MiB).
+    /// Capacity of the shared block cache in bytes (default 32 MiB). It holds the data
+    /// blocks of tables read with `pread` and the decompressed blocks of compressed
+    /// tables; a mapped table stored raw ([`mmap_reads`](Self::mmap_reads)) reads its
+    /// blocks from the page cache instead.
     pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
         self.opts.block_cache_bytes = bytes;
         self
@@ -600,14 +603,22 @@ impl DbBuilder {
         self
     }
 
-    /// Whether blocks missing from the block cache are read from tables through a memory
-    /// map (default `true`) or with positional reads (`pread`). Either way a block is
-    /// copied into memory of Strata's own and checksummed before use, so the answers are
-    /// the same; a mapped read skips the system call and the kernel's page-cache lookup
-    /// (30–40 % faster point reads on a database whose tables are in the page cache,
-    /// `docs/benchmarks.md`). A table file shortened by someone else while mapped is
-    /// reported as [`Error::Corruption`](crate::Error::Corruption), never a crash: Strata
-    /// installs a `SIGBUS` handler for it (`docs/durability.md`, "Memory-mapped reads").
+    /// Whether table blocks are read through a memory map (default `true`) or with
+    /// positional reads (`pread`). Either way a block is copied into memory of Strata's
+    /// own and checksummed before use, so the answers are the same; a mapped read skips
+    /// the system call and the kernel's page-cache lookup (30–40 % faster point reads on a
+    /// database whose tables are in the page cache, `docs/benchmarks.md`).
+    ///
+    /// A mapped table stored raw (no compression) does not use the block cache: copying a
+    /// block out of the page cache and checking it measured faster than a block-cache
+    /// hit (whose block sits cold in memory of its own), so a second copy would cost
+    /// memory and time. The page cache is then its cache, and its hits and misses count
+    /// as `block_cache_misses` in [`Db::stats`](crate::Db::stats). Compressed tables keep
+    /// their decompressed blocks in the block cache.
+    ///
+    /// A table file shortened by someone else while mapped is reported as
+    /// [`Error::Corruption`](crate::Error::Corruption), never a crash: Strata installs a
+    /// `SIGBUS` handler for it (`docs/durability.md`, "Memory-mapped reads").
     ///
     /// Mapped only on 64-bit Linux and macOS, through the real file system; elsewhere (and
     /// on Windows, where a mapped file cannot be deleted until unmapped) this is `pread`.

@@ -129,7 +129,8 @@ pub struct DbStats {
     pub bloom_false_positives: u64,
     /// Point-lookup data blocks served by the block cache.
     pub block_cache_hits: u64,
-    /// Point-lookup data blocks read from the file.
+    /// Point-lookup data blocks read from the file (every block of a mapped table stored
+    /// raw: those skip the block cache, `DbBuilder::mmap_reads`).
     pub block_cache_misses: u64,
     /// Live size of the MemTables in bytes.
     pub memtable_bytes: u64,

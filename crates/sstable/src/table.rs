@@ -201,6 +201,8 @@ impl Index {
 pub struct Table {
     file: Arc<dyn RandomAccessFile>,
     file_number: u64,
+    /// The block cache data blocks go through: none for a mapped table whose blocks are
+    /// stored raw (see [`Table::open`]).
     cache: Option<Arc<BlockCache>>,
     footer: Footer,
     properties: TableProperties,
@@ -270,6 +272,12 @@ impl Table {
                     .map_err(|e| Error::corruption(&path, handle.offset, e.to_string()))?
             }
         };
+        // A mapped table's raw blocks are copied out of the page cache at memory speed,
+        // which measured faster than a block-cache hit (docs/benchmarks.md): caching
+        // them again would spend memory twice to read them slower. Compressed blocks
+        // still go through the cache, which holds them decompressed.
+        let cache =
+            cache.filter(|_| !(file.is_mapped() && properties.compression == Compression::None));
         Ok(Arc::new(Table {
             file,
             file_number,

@@ -107,8 +107,25 @@ impl MappedFile {
             .and_then(|end| self.map.get(offset..end))
             .ok_or(Damaged)?;
         buf.copy_from_slice(src);
-        // The handler marks the slot before it returns to the faulting copy, so a
-        // fault during the copy above is seen here.
+        self.check()
+    }
+
+    /// [`read`](Self::read) into a new vector, which is not zeroed first: its only
+    /// bytes are the ones copied out of the mapping.
+    pub(crate) fn read_to_vec(&self, offset: usize, len: usize) -> Result<Vec<u8>, Damaged> {
+        let src = offset
+            .checked_add(len)
+            .and_then(|end| self.map.get(offset..end))
+            .ok_or(Damaged)?;
+        let copy = src.to_vec();
+        self.check()?;
+        Ok(copy)
+    }
+
+    /// Whether the file has been found shortened under the mapping. The handler marks
+    /// the slot before it returns to a faulting copy, so a fault during a copy that
+    /// came before is seen here.
+    fn check(&self) -> Result<(), Damaged> {
         if self.slot.damaged.load(Ordering::Acquire) {
             return Err(Damaged);
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::platform;
 use super::{FileLock, FileSystem, RandomAccessFile, WritableFile, eof_error};
 use crate::{Error, Result};
+use bytes::Bytes;
 
 /// The real file system. Zero-sized; clone or share freely.
 #[derive(Clone, Copy, Debug, Default)]
@@ -274,6 +275,21 @@ impl StdRandomAccessFile {
     }
 }
 
+impl StdRandomAccessFile {
+    #[cfg(all(unix, target_pointer_width = "64"))]
+    fn shortened_error(&self, offset: u64, len: usize) -> Error {
+        Error::corruption(
+            &self.path,
+            offset,
+            format!(
+                "the file was shortened while mapped (it had {} bytes when opened): its \
+                 reads are refused, this one of {len} bytes included",
+                self.len
+            ),
+        )
+    }
+}
+
 impl RandomAccessFile for StdRandomAccessFile {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         match offset.checked_add(buf.len() as u64) {
@@ -286,18 +302,9 @@ impl RandomAccessFile for StdRandomAccessFile {
         {
             // In bounds of `len`, the mapping's length: checked above.
             let at = usize::try_from(offset).unwrap_or(usize::MAX);
-            return mapped.read(at, buf).map_err(|_| {
-                Error::corruption(
-                    &self.path,
-                    offset,
-                    format!(
-                        "the file was shortened while mapped (it had {} bytes when \
-                         opened): its reads are refused, this one of {} bytes included",
-                        self.len,
-                        buf.len()
-                    ),
-                )
-            });
+            return mapped
+                .read(at, buf)
+                .map_err(|_| self.shortened_error(offset, buf.len()));
         }
         platform::read_exact_at(&self.file, buf, offset).map_err(|e| {
             Error::io(
@@ -313,6 +320,36 @@ impl RandomAccessFile for StdRandomAccessFile {
 
     fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn read_bytes(&self, offset: u64, len: usize) -> Result<Bytes> {
+        #[cfg(all(unix, target_pointer_width = "64"))]
+        if let Some(mapped) = &self.mapped
+            && len <= super::mapped::MAX_MAPPED_READ
+        {
+            if offset
+                .checked_add(len as u64)
+                .is_none_or(|end| end > self.len)
+            {
+                return Err(eof_error(&self.path, offset, len, self.len));
+            }
+            let at = usize::try_from(offset).unwrap_or(usize::MAX);
+            return mapped
+                .read_to_vec(at, len)
+                .map(Bytes::from)
+                .map_err(|_| self.shortened_error(offset, len));
+        }
+        let mut buf = vec![0; len];
+        self.read_exact_at(offset, &mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn is_mapped(&self) -> bool {
+        #[cfg(all(unix, target_pointer_width = "64"))]
+        let mapped = self.mapped.is_some();
+        #[cfg(not(all(unix, target_pointer_width = "64")))]
+        let mapped = false;
+        mapped
     }
 }
 

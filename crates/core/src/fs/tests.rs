@@ -269,12 +269,17 @@ fn mapped_files_read_like_opened_ones() {
             opened.read_exact_at(offset, &mut b).unwrap();
             assert_eq!(a, b);
             assert_eq!(&a[..], &bytes[offset as usize..offset as usize + len]);
+            // `read_bytes` copies out of the mapping without zeroing a buffer first.
+            assert_eq!(mapped.read_bytes(offset, len).unwrap(), a);
+            assert_eq!(opened.read_bytes(offset, len).unwrap(), a);
         }
+        let eof = |err: &Error| matches!(err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof);
         let err = mapped.read_exact_at(99_999, &mut [0; 2]).unwrap_err();
-        assert!(
-            matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof),
-            "{err}"
-        );
+        assert!(eof(&err), "{err}");
+        let err = mapped.read_bytes(99_999, 2).unwrap_err();
+        assert!(eof(&err), "{err}");
+        let err = mapped.read_bytes(u64::MAX, 2).unwrap_err();
+        assert!(eof(&err), "{err}");
     });
 }
 
@@ -288,9 +293,18 @@ fn a_mapped_file_shortened_under_the_mapping_is_corruption_not_a_crash() {
     let p = tmp.path().join("000009.sst");
     std::fs::write(&p, vec![7u8; 64 << 10]).unwrap();
     let r = StdFs.open_mapped(&p).unwrap();
+    // A second mapping, to see the fault during `read_bytes`' copy too (the first
+    // mapping's damage mark would answer before any copy).
+    let r2 = StdFs.open_mapped(&p).unwrap();
     let mut buf = [0u8; 4096];
     r.read_exact_at(40 << 10, &mut buf).unwrap();
     assert!(buf.iter().all(|&b| b == 7));
+    assert!(
+        r2.read_bytes(40 << 10, 4096)
+            .unwrap()
+            .iter()
+            .all(|&b| b == 7)
+    );
 
     std::fs::OpenOptions::new()
         .write(true)
@@ -311,6 +325,11 @@ fn a_mapped_file_shortened_under_the_mapping_is_corruption_not_a_crash() {
         }
         other => panic!("{other}"),
     }
+    let err = r2.read_bytes(40 << 10, 4096).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corruption { file, offset, .. } if file == &p && *offset == 40 << 10),
+        "{err}"
+    );
     // The mapping stays marked: every later read of it says so too (its bytes can no
     // longer be trusted), while a fresh open sees the file as it is now.
     assert!(r.read_exact_at(0, &mut buf).unwrap_err().is_corruption());

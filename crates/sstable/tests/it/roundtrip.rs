@@ -248,6 +248,67 @@ fn tables_round_trip_on_the_real_file_system() {
     );
 }
 
+/// A mapped table whose blocks are stored raw reads them from the page cache every time
+/// (caching a copy would spend memory twice to read slower); a compressed one, or one
+/// read with `pread`, goes through the block cache.
+#[test]
+fn only_blocks_that_cost_a_read_or_a_decompression_are_cached() {
+    use strata_core::{FileSystem, StdFs};
+    let dir = tempfile::tempdir().unwrap();
+    let model: Model = (0..2000u32)
+        .map(|i| {
+            (
+                ik(format!("key{i:06}").as_bytes(), 5, ValueKind::Put),
+                vec![i as u8; 50],
+            )
+        })
+        .collect();
+    let write = |name: &str, compression: Compression| {
+        let path = dir.path().join(name);
+        let options = TableOptions {
+            compression,
+            ..TableOptions::default()
+        };
+        let mut b =
+            strata_sstable::TableBuilder::new(StdFs.create(&path).unwrap(), options).unwrap();
+        for (k, v) in &model {
+            b.add(k.as_bytes(), v).unwrap();
+        }
+        b.finish().unwrap();
+        path
+    };
+    let (raw, lz4) = (
+        write("raw.sst", Compression::None),
+        write("lz4.sst", Compression::Lz4),
+    );
+    let mapped = StdFs.open_mapped(&raw).unwrap().is_mapped();
+    assert_eq!(mapped, cfg!(all(unix, target_pointer_width = "64")));
+
+    let cases = [
+        (StdFs.open_mapped(&raw).unwrap(), !mapped),
+        (StdFs.open(&raw).unwrap(), true),
+        (StdFs.open_mapped(&lz4).unwrap(), true),
+    ];
+    for (n, (file, cached)) in cases.into_iter().enumerate() {
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        let table = strata_sstable::Table::open(file, n as u64, Some(cache.clone())).unwrap();
+        for _ in 0..3 {
+            let (l, t) = table.get_traced(b"key000777", 9).unwrap();
+            assert_eq!(l, Lookup::Found(vec![(777 % 256) as u8; 50].into()));
+            assert!(t.data_block.is_some());
+        }
+        let (_, t) = table.get_traced(b"key000777", 9).unwrap();
+        assert_eq!(t.cache_hit, cached, "case {n}");
+        assert_eq!(cache.len(), usize::from(cached), "case {n}");
+        // Iterators follow the same rule.
+        assert_eq!(
+            scan_forward(&mut table.iter()).unwrap(),
+            model_entries(&model)
+        );
+        assert_eq!(cache.is_empty(), !cached, "case {n}");
+    }
+}
+
 #[test]
 fn tables_are_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
