@@ -562,8 +562,24 @@ impl Report {
         let bar = 16.0;
         let group = bar * engines.len() as f64 + 24.0;
         let (left, top, plot_h) = (60.0, 58.0, 360.0);
-        let setup_lines = self.setup.len().max(1) as f64;
         let width = (left + group * workloads.len() as f64 + 20.0).max(760.0);
+        // What each engine was given, wrapped to the image's width (about 6 px a character
+        // at 11 px) so no engine's setup runs off its edge.
+        let wrap_at = ((width - left - 10.0) / 6.0) as usize;
+        let setup_text: Vec<String> = self
+            .setup
+            .iter()
+            .flat_map(|e| {
+                wrap_at_commas(
+                    &format!(
+                        "{}: write buffer {}, cache {}, a write returns after {}, compression {}",
+                        e.engine, e.write_buffer, e.cache, e.write_returns_after, e.compression
+                    ),
+                    wrap_at,
+                )
+            })
+            .collect();
+        let setup_lines = setup_text.len().max(1) as f64;
         let height = top + plot_h + 110.0 + 16.0 * setup_lines;
         let y = |v: f64| top + plot_h * (1.0 - v / y_max);
         let mut s = String::new();
@@ -649,21 +665,35 @@ impl Report {
             );
         }
         // What each engine was given, on the image itself.
-        for (i, e) in self.setup.iter().enumerate() {
+        for (i, line) in setup_text.iter().enumerate() {
             let _ = writeln!(
                 s,
-                r##"<text x="{left}" y="{:.0}" font-size="11" fill="#333">{}: write buffer {}, cache {}, a write returns after {}, compression {}</text>"##,
+                r##"<text x="{left}" y="{:.0}" font-size="11" fill="#333">{}</text>"##,
                 legend_y + 22.0 + 16.0 * i as f64,
-                xml(&e.engine),
-                xml(&e.write_buffer),
-                xml(&e.cache),
-                xml(&e.write_returns_after),
-                xml(&e.compression)
+                xml(line),
             );
         }
         s.push_str("</svg>\n");
         s
     }
+}
+
+/// `text` cut into lines of at most `width` characters after its commas (a part longer
+/// than `width` gets a line of its own); lines after the first are indented.
+fn wrap_at_commas(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for part in text.split_inclusive(", ") {
+        let Some(line) = lines.last_mut() else {
+            break;
+        };
+        if !line.trim().is_empty() && line.chars().count() + part.trim_end().chars().count() > width
+        {
+            lines.push(format!("    {part}"));
+        } else {
+            line.push_str(part);
+        }
+    }
+    lines.iter().map(|l| l.trim_end().to_string()).collect()
 }
 
 fn xml(s: &str) -> String {
@@ -688,6 +718,26 @@ fn thousands(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn setup_lines_wrap_after_a_comma() {
+        let text =
+            "strata: write buffer 64 MiB, cache 32 MiB, a write returns after X, compression none";
+        assert_eq!(super::wrap_at_commas(text, 200), vec![text.to_string()]);
+        let lines = super::wrap_at_commas(text, 45);
+        assert_eq!(
+            lines,
+            vec![
+                "strata: write buffer 64 MiB, cache 32 MiB,",
+                "    a write returns after X, compression none",
+            ]
+        );
+        // Nothing is lost, and a part longer than the width stands alone.
+        let lines = super::wrap_at_commas(text, 10);
+        assert_eq!(lines.len(), 4);
+        let rejoined: Vec<&str> = lines.iter().map(|l| l.trim_start()).collect();
+        assert_eq!(rejoined.join(" "), text);
+    }
+
     use super::*;
 
     #[test]
