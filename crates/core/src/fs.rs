@@ -154,12 +154,11 @@ pub trait RandomAccessFile: Send + Sync + fmt::Debug {
     /// The path the file was opened at, for error messages.
     fn path(&self) -> &Path;
 
-    /// Whether small reads copy straight out of a memory mapping of the file (the
-    /// page cache) rather than make a system call: then caching what was read again,
-    /// in memory of the reader's own, gains nothing. False unless the implementation
-    /// says so.
-    fn is_mapped(&self) -> bool {
-        false
+    /// The largest read that copies straight out of a memory mapping of the file (the
+    /// page cache) rather than making a system call; 0 when none does (the default).
+    /// Caching what such a read returns, in memory of the reader's own, gains nothing.
+    fn mapped_read_limit(&self) -> usize {
+        0
     }
 
     /// Reads `len` bytes at `offset` into shared bytes. Implementations backed by a

@@ -17,7 +17,7 @@ use strata_core::{
 use crate::block::{Block, BlockError, BlockIter, compare_keys};
 use crate::cache::BlockCache;
 use crate::filter::{BloomFilter, FilterDecodeError};
-use crate::format::{BlockHandle, Compression, Footer, block_checksum};
+use crate::format::{BLOCK_TRAILER_LEN, BlockHandle, Compression, Footer, block_checksum};
 use crate::iter::TableIter;
 use crate::properties::TableProperties;
 use crate::range_del::decode_range_del_block;
@@ -201,9 +201,11 @@ impl Index {
 pub struct Table {
     file: Arc<dyn RandomAccessFile>,
     file_number: u64,
-    /// The block cache data blocks go through: none for a mapped table whose blocks are
-    /// stored raw (see [`Table::open`]).
+    /// The block cache data blocks go through, except those read in place.
     cache: Option<Arc<BlockCache>>,
+    /// Data blocks up to this size (with their trailer) bypass the cache: a mapped
+    /// table's raw blocks (see [`Table::open`]); 0 for every other table.
+    uncached_up_to: usize,
     footer: Footer,
     properties: TableProperties,
     index: Index,
@@ -275,13 +277,17 @@ impl Table {
         // A mapped table's raw blocks are copied out of the page cache at memory speed,
         // which measured faster than a block-cache hit (docs/benchmarks.md): caching
         // them again would spend memory twice to read them slower. Compressed blocks
-        // still go through the cache, which holds them decompressed.
-        let cache =
-            cache.filter(|_| !(file.is_mapped() && properties.compression == Compression::None));
+        // still go through the cache, which holds them decompressed, and so do blocks
+        // too large to be read through the mapping.
+        let uncached_up_to = match properties.compression {
+            Compression::None => file.mapped_read_limit(),
+            _ => 0,
+        };
         Ok(Arc::new(Table {
             file,
             file_number,
             cache,
+            uncached_up_to,
             footer,
             properties,
             index,
@@ -467,14 +473,17 @@ impl Table {
         handle: BlockHandle,
         fill_cache: bool,
     ) -> Result<(Block, bool)> {
-        if let Some(cache) = &self.cache
+        let read_in_place =
+            (handle.size as usize).saturating_add(BLOCK_TRAILER_LEN) <= self.uncached_up_to;
+        let cache = self.cache.as_ref().filter(|_| !read_in_place);
+        if let Some(cache) = cache
             && let Some(contents) = cache.get(self.file_number, handle.offset)
         {
             return Ok((self.parse_block(contents, handle)?, true));
         }
         let contents = read_block_contents(&*self.file, handle, self.footer.file_id)?;
         let block = self.parse_block(contents.clone(), handle)?;
-        if fill_cache && let Some(cache) = &self.cache {
+        if fill_cache && let Some(cache) = cache {
             cache.insert(self.file_number, handle.offset, contents);
         }
         Ok((block, false))

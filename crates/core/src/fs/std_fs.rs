@@ -344,12 +344,15 @@ impl RandomAccessFile for StdRandomAccessFile {
         Ok(Bytes::from(buf))
     }
 
-    fn is_mapped(&self) -> bool {
+    fn mapped_read_limit(&self) -> usize {
         #[cfg(all(unix, target_pointer_width = "64"))]
-        let mapped = self.mapped.is_some();
+        let limit = match self.mapped {
+            Some(_) => super::mapped::MAX_MAPPED_READ,
+            None => 0,
+        };
         #[cfg(not(all(unix, target_pointer_width = "64")))]
-        let mapped = false;
-        mapped
+        let limit = 0;
+        limit
     }
 }
 
