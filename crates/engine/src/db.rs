@@ -241,7 +241,6 @@ impl DbInner {
         Arc::new(crate::version::TableFile::new(
             Arc::new(meta.clone()),
             crate::filename::table_path(&self.dir, meta.number),
-            Arc::clone(&self.fs),
             Arc::clone(&self.tables),
         ))
     }
@@ -792,12 +791,21 @@ impl Db {
     /// flush, no compaction runs, and the compaction policy has nothing to pick. For
     /// tests and benchmarks that need a settled tree (RocksDB's `WaitForCompact`).
     ///
+    /// Obsolete table files are removed on a background thread once no version or
+    /// iterator reads them; this also waits for every removal queued by then, so the
+    /// directory holds no table a finished compaction replaced (unless a reader still
+    /// holds it).
+    ///
     /// Does not flush the active MemTable ([`flush`](Self::flush) does). Returns the
     /// sticky error ([`Error::Poisoned`]) if background work failed, and
     /// [`Error::Closed`] once the database is closed. Writes made meanwhile by other
     /// threads can keep it waiting.
     pub fn wait_for_compaction(&self) -> Result<()> {
-        crate::compact::wait_for_idle(self.inner())
+        crate::compact::wait_for_idle(self.inner())?;
+        // Tables the compactions made obsolete are removed in the background once
+        // nothing reads them; those handed over so far are gone when this returns.
+        self.inner().tables.remover().wait_idle();
+        Ok(())
     }
 
     /// Compacts every file overlapping the keys in `range` down to the bottom level, so
@@ -936,6 +944,8 @@ fn close_inner(inner: &Arc<DbInner>, workers: &Mutex<Workers>) -> Result<()> {
         }
     }
     drop(w);
+    // Obsolete tables queued for removal are removed while the lock is still held.
+    inner.tables.remover().stop();
     *lock(&inner.lock) = None;
     // Last: a background compaction that was running when close began has now
     // finished, and its failure, too, is reported.

@@ -54,6 +54,7 @@ mod observe;
 mod open;
 mod options;
 mod read_only;
+mod remover;
 #[cfg(test)]
 mod slow_fs;
 mod snapshot;

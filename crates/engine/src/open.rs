@@ -256,7 +256,6 @@ fn open(opts: Options) -> Result<Db> {
                 Arc::new(TableFile::new(
                     Arc::new(meta.clone()),
                     table_path(&dir, meta.number),
-                    Arc::clone(&fs),
                     Arc::clone(&tables),
                 ))
             });
@@ -299,6 +298,7 @@ fn open(opts: Options) -> Result<Db> {
             .spawn(f)
             .map_err(|e| Error::io("starting a background thread", e))
     };
+    inner.tables.remover().start()?;
     let mut workers = Workers {
         flush_threads: Vec::new(),
         compaction_threads: Vec::new(),
@@ -1090,12 +1090,11 @@ mod tests {
         // A flush retiring a WAL (inside the view's write lock) while a synced write
         // syncs the rotated-out WALs must not hold every reader for that fsync (found in
         // review: a get waited 1.05 s behind a 600 ms WAL sync).
-        let fs = crate::slow_fs::SlowSyncFs {
-            inner: MemFs::new(),
-            wal: std::time::Duration::from_millis(600),
-            table: std::time::Duration::from_millis(150),
-            other: std::time::Duration::ZERO,
-        };
+        let fs = crate::slow_fs::SlowSyncFs::new(
+            std::time::Duration::from_millis(600),
+            std::time::Duration::from_millis(150),
+            std::time::Duration::ZERO,
+        );
         let db = Db::builder(Path::new(DIR))
             .file_system(Arc::new(fs))
             .memtable_bytes(4 << 10)

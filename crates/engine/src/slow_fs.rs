@@ -1,10 +1,11 @@
 //! Test file systems over `MemFs`: [`SlowSyncFs`], whose syncs take as long as a slow
-//! disk's, so that writers pile up behind them and locks held across them show; and
+//! disk's, so that writers pile up behind them and locks held across them show, and
+//! which records the thread that removed each file; and
 //! [`OpenHookFs`], whose opens a test can answer itself (a file as another reader
 //! would have seen it a moment earlier).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strata_core::{FileLock, FileSystem, MemFs, RandomAccessFile, Result, WritableFile};
@@ -16,18 +17,30 @@ pub(crate) struct SlowSyncFs {
     pub wal: Duration,
     pub table: Duration,
     pub other: Duration,
+    /// Each file removed, and the name of the thread that removed it.
+    pub removed_by: Arc<Mutex<Vec<Removal>>>,
 }
 
+/// A file [`SlowSyncFs`] removed, and the name of the thread that removed it.
+pub(crate) type Removal = (PathBuf, Option<String>);
+
 impl SlowSyncFs {
+    /// A fresh `MemFs` whose syncs of WALs, tables and other files take `wal`, `table`
+    /// and `other`.
+    pub fn new(wal: Duration, table: Duration, other: Duration) -> Self {
+        SlowSyncFs {
+            inner: MemFs::new(),
+            wal,
+            table,
+            other,
+            removed_by: Arc::default(),
+        }
+    }
+
     /// A fresh `MemFs` whose table syncs take `table` and every other sync is instant:
     /// flushes and compactions slower than the writer.
     pub fn slow_tables(table: Duration) -> Self {
-        SlowSyncFs {
-            inner: MemFs::new(),
-            wal: Duration::ZERO,
-            table,
-            other: Duration::ZERO,
-        }
+        SlowSyncFs::new(Duration::ZERO, table, Duration::ZERO)
     }
 }
 
@@ -69,6 +82,11 @@ impl FileSystem for SlowSyncFs {
         self.inner.rename(from, to)
     }
     fn remove(&self, path: &Path) -> Result<()> {
+        let by = std::thread::current().name().map(str::to_owned);
+        self.removed_by
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((path.to_path_buf(), by));
         self.inner.remove(path)
     }
     fn link(&self, from: &Path, to: &Path) -> Result<()> {

@@ -5,12 +5,14 @@
 //! memory of indexes and filters. An evicted table stays usable by whoever still holds
 //! its `Arc` (an iterator); the next lookup reopens it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 use strata_core::{FileSystem, Result};
 use strata_sstable::{BlockCache, Table};
+
+use crate::remover::Remover;
 
 /// Shared by every version's table files.
 pub(crate) struct TableCache {
@@ -19,6 +21,8 @@ pub(crate) struct TableCache {
     open: Cache<u64, Arc<Table>>,
     /// Whether tables are opened memory-mapped (`FileSystem::open_mapped`).
     mapped: bool,
+    /// Where obsolete tables go to be closed and removed.
+    remover: Remover,
 }
 
 impl std::fmt::Debug for TableCache {
@@ -37,6 +41,7 @@ impl TableCache {
         mapped: bool,
     ) -> Self {
         TableCache {
+            remover: Remover::new(Arc::clone(&fs)),
             fs,
             blocks,
             open: Cache::new(max_open_files.max(1)),
@@ -56,9 +61,16 @@ impl TableCache {
         })
     }
 
-    /// Forgets table `number` (its file is being deleted).
-    pub fn evict(&self, number: u64) {
-        self.open.remove(&number);
+    /// Forgets table `number` and has its file at `path` closed and removed (on the
+    /// remover's thread once [`remover`](Self::remover) is started).
+    pub fn retire(&self, number: u64, path: PathBuf) {
+        let table = self.open.remove(&number).map(|(_, table)| table);
+        self.remover.retire(path, table);
+    }
+
+    /// The remover of obsolete tables.
+    pub fn remover(&self) -> &Remover {
+        &self.remover
     }
 
     /// Tables currently open.

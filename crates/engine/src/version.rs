@@ -3,8 +3,8 @@
 //! A [`Version`] never changes once built; flushes and compactions make a new one by
 //! applying a [`VersionEdit`]. Readers and iterators pin the version they started with
 //! (an `Arc`), so a table file stays on disk until the last version and iterator that
-//! name it are gone: [`TableFile`] removes its file on drop once a compaction has marked
-//! it obsolete.
+//! name it are gone: [`TableFile`] hands its file to the remover on drop once a
+//! compaction has marked it obsolete.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use strata_compaction::FileMeta;
-use strata_core::{FileSystem, FragmentedTombstones, Lookup, Result, SequenceNumber};
+use strata_core::{FragmentedTombstones, Lookup, Result, SequenceNumber};
 use strata_sstable::{KeyHash, Table};
 
 use crate::edit::{MAX_LEVELS, VersionEdit};
@@ -36,7 +36,6 @@ type Candidate<'a> = (&'a Arc<TableFile>, Option<Arc<Table>>);
 pub(crate) struct TableFile {
     pub meta: Arc<FileMeta>,
     path: PathBuf,
-    fs: Arc<dyn FileSystem>,
     tables: Arc<TableCache>,
     obsolete: AtomicBool,
     /// The reader held for the file's whole life, if [`pin`](Self::pin) was called
@@ -61,16 +60,10 @@ impl std::fmt::Debug for TableFile {
 }
 
 impl TableFile {
-    pub fn new(
-        meta: Arc<FileMeta>,
-        path: PathBuf,
-        fs: Arc<dyn FileSystem>,
-        tables: Arc<TableCache>,
-    ) -> Self {
+    pub fn new(meta: Arc<FileMeta>, path: PathBuf, tables: Arc<TableCache>) -> Self {
         TableFile {
             meta,
             path,
-            fs,
             tables,
             obsolete: AtomicBool::new(false),
             pinned: OnceLock::new(),
@@ -126,9 +119,9 @@ impl TableFile {
 impl Drop for TableFile {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::Acquire) {
-            self.tables.evict(self.meta.number);
-            // Best effort: a file left behind is found and removed at the next open.
-            let _ = self.fs.remove(&self.path);
+            // Not here: this may be a reader's thread (crate::remover).
+            self.tables
+                .retire(self.meta.number, std::mem::take(&mut self.path));
         }
     }
 }

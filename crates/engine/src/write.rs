@@ -937,8 +937,6 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use strata_core::MemFs;
-
     use crate::slow_fs::SlowSyncFs;
     use crate::{Db, WriteBatch, WriteOptions};
 
@@ -946,12 +944,7 @@ mod tests {
     /// sync taking 4 ms.
     fn writers_per_sync(threads: usize) -> f64 {
         let slow = Duration::from_millis(4);
-        let fs = SlowSyncFs {
-            inner: MemFs::new(),
-            wal: slow,
-            table: slow,
-            other: slow,
-        };
+        let fs = SlowSyncFs::new(slow, slow, slow);
         let db = Db::builder(Path::new("/db"))
             .file_system(Arc::new(fs))
             .open()

@@ -314,7 +314,9 @@ fn a_dropped_keyspace_refuses_its_handles_and_comes_back_empty() {
         ErrorKind::InvalidArgument
     );
     db.put("still", "writable").unwrap();
-    // Its files are gone once nothing reads them (the iterator is dropped above).
+    // Its files are gone once nothing reads them (the iterator is dropped above) and the
+    // background removal has run.
+    db.wait_for_compaction().unwrap();
     assert_eq!(tables(&fs), 0);
     let again = db.keyspace("logs").unwrap();
     assert_eq!(again.iter().count(), 0);
