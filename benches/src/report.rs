@@ -273,10 +273,23 @@ impl Report {
     /// Collects the rows and fills in Strata's ratios against the peers.
     pub fn new(parameters: &str, machine: String, engines: Vec<String>, rows: Vec<Row>) -> Self {
         let mut rows = rows;
-        let by_workload: Vec<(String, String, f64)> = rows
+        // Each row's repetition: how many rows of the same workload and engine came before
+        // it (`--benchmarks readrandom,readrandom` runs every engine twice).
+        let repetition: Vec<usize> = rows
             .iter()
-            .filter(|r| !is_baseline(&r.engine))
-            .map(|r| (r.workload.clone(), r.engine.clone(), r.ops_per_sec))
+            .enumerate()
+            .map(|(i, r)| {
+                rows.iter()
+                    .take(i)
+                    .filter(|o| o.workload == r.workload && o.engine == r.engine)
+                    .count()
+            })
+            .collect();
+        let by_workload: Vec<(String, String, usize, f64)> = rows
+            .iter()
+            .zip(&repetition)
+            .filter(|(r, _)| !is_baseline(&r.engine))
+            .map(|(r, &n)| (r.workload.clone(), r.engine.clone(), n, r.ops_per_sec))
             .collect();
         // Reads only, and only where the twin and the engine hold the same survivors.
         let paired = |r: &Row| {
@@ -301,19 +314,23 @@ impl Report {
             r.vs_baseline = base.filter(|b| b.2 > 0.0).map(|b| r.micros_per_op / b.2);
             r.vs_baseline_cpu = base.filter(|b| b.3 > 0.0).map(|b| r.cpu_us_per_op / b.3);
         }
-        for r in rows.iter_mut().filter(|r| r.engine == "strata") {
-            // A workload may run several times; compare with the peers' run that follows
-            // this one, i.e. the same position in the per-workload sequence.
-            let peers: Vec<&(String, String, f64)> = by_workload
+        for (r, &n) in rows
+            .iter_mut()
+            .zip(&repetition)
+            .filter(|(r, _)| r.engine == "strata")
+        {
+            // A workload may run several times; compare with the peers' run of the same
+            // repetition (the one that follows this one).
+            let peers: Vec<&(String, String, usize, f64)> = by_workload
                 .iter()
-                .filter(|(w, e, _)| *w == r.workload && e != "strata")
+                .filter(|(w, e, m, _)| *w == r.workload && e != "strata" && *m == n)
                 .collect();
-            for (_, e, ops) in &peers {
+            for (_, e, _, ops) in &peers {
                 if *ops > 0.0 {
                     r.strata_vs.insert(e.clone(), r.ops_per_sec / ops);
                 }
             }
-            let best = peers.iter().map(|(_, _, o)| *o).fold(0.0, f64::max);
+            let best = peers.iter().map(|(_, _, _, o)| *o).fold(0.0, f64::max);
             if best > 0.0 {
                 r.strata_vs_best_peer = Some(r.ops_per_sec / best);
             }
@@ -740,20 +757,51 @@ mod tests {
 
     use super::*;
 
+    /// A row of `ops` operations in one second.
+    fn row(workload: &str, engine: &str, ops: u64) -> Row {
+        let o = crate::workload::Outcome {
+            ops,
+            found: ops,
+            elapsed: std::time::Duration::from_secs(1),
+            hist: crate::workload::histogram().unwrap(),
+            background_ops: 0,
+            writes: None,
+            tails: Default::default(),
+        };
+        Row::new(workload, engine, &o, 0, String::new(), None, None, 0)
+    }
+
+    #[test]
+    fn a_repeated_workload_is_compared_with_the_peers_same_repetition() {
+        let engines = ["strata", "rocksdb", "redb"];
+        let report = Report::new(
+            "--num=1",
+            "test machine".into(),
+            engines.iter().map(|e| e.to_string()).collect(),
+            vec![
+                row("readrandom", "strata", 600),
+                row("readrandom", "rocksdb", 200),
+                row("readrandom", "redb", 400),
+                row("readrandom", "strata", 500),
+                row("readrandom", "rocksdb", 250),
+                row("readrandom", "redb", 200),
+            ],
+        );
+        let strata: Vec<&Row> = report
+            .results
+            .iter()
+            .filter(|r| r.engine == "strata")
+            .collect();
+        assert_eq!(strata[0].strata_vs.get("redb"), Some(&1.5));
+        assert_eq!(strata[0].strata_vs.get("rocksdb"), Some(&3.0));
+        assert_eq!(strata[0].strata_vs_best_peer, Some(1.5));
+        assert_eq!(strata[1].strata_vs.get("redb"), Some(&2.5));
+        assert_eq!(strata[1].strata_vs.get("rocksdb"), Some(&2.0));
+        assert_eq!(strata[1].strata_vs_best_peer, Some(2.0));
+    }
+
     #[test]
     fn the_chart_shows_each_engine_against_rocksdb_with_its_setup() {
-        let row = |w: &str, e: &str, ops: u64| {
-            let o = crate::workload::Outcome {
-                ops,
-                found: ops,
-                elapsed: std::time::Duration::from_secs(1),
-                hist: crate::workload::histogram().unwrap(),
-                background_ops: 0,
-                writes: None,
-                tails: Default::default(),
-            };
-            Row::new(w, e, &o, 0, String::new(), None, None, 0)
-        };
         let engines = ["strata", "rocksdb", "redb"];
         let mut report = Report::new(
             "--num=1",
