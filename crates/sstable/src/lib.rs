@@ -26,6 +26,7 @@ pub mod format;
 mod iter;
 mod properties;
 mod range_del;
+mod search;
 mod table;
 
 pub use builder::{MAX_ENTRY_PART_BYTES, TableBuilder, TableOptions, TableSummary};

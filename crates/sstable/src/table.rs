@@ -173,13 +173,8 @@ impl Index {
     fn find(&self, target: &[u8]) -> Option<usize> {
         let tp = user_key_prefix(target);
         // Separators with a smaller prefix are below the target, with a larger one above.
-        let mut lo = self.prefixes.partition_point(|&p| p < tp);
-        let mut hi = lo
-            + self
-                .prefixes
-                .get(lo..)
-                .unwrap_or_default()
-                .partition_point(|&p| p == tp);
+        let mut lo = crate::search::lower_bound(&self.prefixes, tp);
+        let mut hi = crate::search::run_end(&self.prefixes, lo, tp);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if compare_keys(self.separator(mid), target).is_lt() {
