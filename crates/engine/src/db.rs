@@ -792,9 +792,9 @@ impl Db {
     /// tests and benchmarks that need a settled tree (RocksDB's `WaitForCompact`).
     ///
     /// Obsolete table files are removed on a background thread once no version or
-    /// iterator reads them; this also waits for every removal queued by then, so the
-    /// directory holds no table a finished compaction replaced (unless a reader still
-    /// holds it).
+    /// iterator reads them; this also waits for every removal queued by then. A table a
+    /// finished compaction replaced can outlive this call while a reader (or, for a
+    /// moment, a background thread) still holds a version that names it.
     ///
     /// Does not flush the active MemTable ([`flush`](Self::flush) does). Returns the
     /// sticky error ([`Error::Poisoned`]) if background work failed, and

@@ -4,10 +4,11 @@ use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::platform;
 use super::{FileLock, FileSystem, RandomAccessFile, WritableFile, eof_error};
 use crate::{Error, Result};
-use bytes::Bytes;
 
 /// The real file system. Zero-sized; clone or share freely.
 #[derive(Clone, Copy, Debug, Default)]
