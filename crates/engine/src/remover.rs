@@ -4,10 +4,11 @@
 //! can happen in any thread: often a reader, whose lookup held the version a compaction
 //! replaced meanwhile. Removing the file there made that read pay for the unmap, the
 //! close and the unlink, and on a file system that discards freed blocks synchronously
-//! (ext4 mounted with `discard`) an unlink of a 64 MiB table waits for the device:
-//! reads of 300–400 ms in a 10M-key `readwhilewriting` run, traced with `perf sched` to
-//! `unlink` → `ext4_free_blocks` → `blkdev_issue_discard` in the reader's own thread
-//! (docs/benchmarks.md). So the dropping thread only hands the file over.
+//! (ext4 mounted with `discard`) an unlink of a 64 MiB table waits for the device.
+//! `perf sched` caught a reader of a 10M-key `readwhilewriting` run waiting in
+//! `unlink` → `ext4_free_blocks` → `blkdev_issue_discard`; runs like it had reads of
+//! 300–400 ms, gone in the run after this change (docs/benchmarks.md). So the dropping
+//! thread only hands the file over.
 //!
 //! Crash safety is unchanged: a removal is best effort either way, and a file the
 //! manifest no longer names is removed at the next open. When no remover thread runs
