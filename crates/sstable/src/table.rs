@@ -196,7 +196,7 @@ impl Index {
 pub struct Table {
     file: Arc<dyn RandomAccessFile>,
     file_number: u64,
-    /// The block cache data blocks go through, except those read in place.
+    /// The block cache data blocks go through, except those `uncached_up_to` spares.
     cache: Option<Arc<BlockCache>>,
     /// Data blocks up to this size (with their trailer) bypass the cache: a mapped
     /// table's raw blocks (see [`Table::open`]); 0 for every other table.
@@ -468,9 +468,9 @@ impl Table {
         handle: BlockHandle,
         fill_cache: bool,
     ) -> Result<(Block, bool)> {
-        let read_in_place =
-            (handle.size as usize).saturating_add(BLOCK_TRAILER_LEN) <= self.uncached_up_to;
-        let cache = self.cache.as_ref().filter(|_| !read_in_place);
+        let from_mapping = usize::try_from(handle.size)
+            .is_ok_and(|size| size.saturating_add(BLOCK_TRAILER_LEN) <= self.uncached_up_to);
+        let cache = self.cache.as_ref().filter(|_| !from_mapping);
         if let Some(cache) = cache
             && let Some(contents) = cache.get(self.file_number, handle.offset)
         {
