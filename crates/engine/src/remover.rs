@@ -48,14 +48,6 @@ pub(crate) struct Remover {
     pending: Arc<Pending>,
 }
 
-impl std::fmt::Debug for Remover {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remover")
-            .field("pending", &*lock(&self.pending.count))
-            .finish()
-    }
-}
-
 impl Remover {
     /// A remover that works in the calling thread until [`start`](Self::start).
     pub fn new(fs: Arc<dyn FileSystem>) -> Self {
@@ -91,7 +83,7 @@ impl Remover {
                     Ok(()) => return,
                     // The thread is gone (it panicked): do it here.
                     Err(e) => {
-                        self.finished();
+                        finished(&self.pending);
                         e.into_inner()
                     }
                 }
@@ -121,10 +113,6 @@ impl Remover {
         if let Some(thread) = lock(&self.thread).take() {
             let _ = thread.join();
         }
-    }
-
-    fn finished(&self) {
-        finished(&self.pending);
     }
 }
 

@@ -102,24 +102,30 @@ impl MappedFile {
     /// `Err(())` if the file was found shortened under the mapping, now or before: the
     /// bytes read are then zeros where the file had ended.
     pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), Damaged> {
-        let src = offset
-            .checked_add(buf.len())
-            .and_then(|end| self.map.get(offset..end))
-            .ok_or(Damaged)?;
-        buf.copy_from_slice(src);
-        self.check()
+        self.copy_out(offset, buf.len(), |src| buf.copy_from_slice(src))
     }
 
     /// [`read`](Self::read) into a new vector, which is not zeroed first: its only
     /// bytes are the ones copied out of the mapping.
     pub(crate) fn read_to_vec(&self, offset: usize, len: usize) -> Result<Vec<u8>, Damaged> {
+        self.copy_out(offset, len, <[u8]>::to_vec)
+    }
+
+    /// Hands the `len` mapped bytes at `offset` to `copy`, then checks that no fault
+    /// patched them meanwhile.
+    fn copy_out<T>(
+        &self,
+        offset: usize,
+        len: usize,
+        copy: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T, Damaged> {
         let src = offset
             .checked_add(len)
             .and_then(|end| self.map.get(offset..end))
             .ok_or(Damaged)?;
-        let copy = src.to_vec();
+        let copied = copy(src);
         self.check()?;
-        Ok(copy)
+        Ok(copied)
     }
 
     /// Whether the file has been found shortened under the mapping. The handler marks

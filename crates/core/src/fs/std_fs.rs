@@ -277,6 +277,14 @@ impl StdRandomAccessFile {
 }
 
 impl StdRandomAccessFile {
+    /// `UnexpectedEof` unless `len` bytes at `offset` lie within the file as opened.
+    fn check_bounds(&self, offset: u64, len: usize) -> Result<()> {
+        match offset.checked_add(len as u64) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(eof_error(&self.path, offset, len, self.len)),
+        }
+    }
+
     #[cfg(all(unix, target_pointer_width = "64"))]
     fn shortened_error(&self, offset: u64, len: usize) -> Error {
         Error::corruption(
@@ -293,10 +301,7 @@ impl StdRandomAccessFile {
 
 impl RandomAccessFile for StdRandomAccessFile {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        match offset.checked_add(buf.len() as u64) {
-            Some(end) if end <= self.len => {}
-            _ => return Err(eof_error(&self.path, offset, buf.len(), self.len)),
-        }
+        self.check_bounds(offset, buf.len())?;
         #[cfg(all(unix, target_pointer_width = "64"))]
         if let Some(mapped) = &self.mapped
             && buf.len() <= super::mapped::MAX_MAPPED_READ
@@ -328,12 +333,7 @@ impl RandomAccessFile for StdRandomAccessFile {
         if let Some(mapped) = &self.mapped
             && len <= super::mapped::MAX_MAPPED_READ
         {
-            if offset
-                .checked_add(len as u64)
-                .is_none_or(|end| end > self.len)
-            {
-                return Err(eof_error(&self.path, offset, len, self.len));
-            }
+            self.check_bounds(offset, len)?;
             let at = usize::try_from(offset).unwrap_or(usize::MAX);
             return mapped
                 .read_to_vec(at, len)
