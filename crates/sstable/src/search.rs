@@ -9,6 +9,11 @@
 //! near the estimate bracket the answer. Skewed keys only make the estimates poor, never
 //! the answer wrong: after a bounded number of rounds the search finishes as a binary
 //! search of what is left.
+//!
+//! The first guess comes from the caller ([`lower_bound_from`]), which interpolates
+//! between ends it keeps beside the values: the index leaves out its last separator,
+//! which lies far past the table's keys (`Index::lower_bound` in `table.rs`). When the
+//! guess is good the search touches one or two cache lines.
 
 /// Ranges at most this long are finished by binary search: a few cache lines of `u64`s.
 const FINISH_BY_BISECTION: usize = 16;
@@ -17,12 +22,65 @@ const FINISH_BY_BISECTION: usize = 16;
 /// estimate (clustered, or a few far outliers) cost at most this many extra probes.
 const MAX_ROUNDS: usize = 4;
 
+/// Values probed on each side of the first guess before the search widens: a cache
+/// line of `u64`s, where the answer lies when the guess is good (keys spread evenly over
+/// the table), so that such a search touches one or two lines.
+pub(crate) const NEAR: usize = 8;
+
+/// Where `target` would sit among `len` values spread evenly from `first` to `last`:
+/// an index in `0..len`, or 0 when `len` is 0. The first guess of [`lower_bound_from`];
+/// a caller that keeps `first` and `last` beside the values gets it without touching
+/// them, and can start loading that part of the values ahead of the search.
+pub(crate) fn estimate(first: u64, last: u64, len: usize, target: u64) -> usize {
+    let Some(span) = len.checked_sub(1) else {
+        return 0;
+    };
+    if target <= first {
+        return 0;
+    }
+    if target >= last {
+        return span;
+    }
+    // first < target < last. In floating point (a u128 division costs several times
+    // more); the estimate only steers probes, and a float-to-int cast saturates.
+    let fraction = (target - first) as f64 / (last - first) as f64;
+    ((fraction * span as f64) as usize).min(span)
+}
+
 /// The first index of `sorted` (non-decreasing) whose value is `>= target`, or
 /// `sorted.len()`: the same answer as `sorted.partition_point(|&v| v < target)`.
+#[cfg(test)]
 pub(crate) fn lower_bound(sorted: &[u64], target: u64) -> usize {
+    let (Some(&first), Some(&last)) = (sorted.first(), sorted.last()) else {
+        return 0;
+    };
+    lower_bound_from(sorted, target, estimate(first, last, sorted.len(), target))
+}
+
+/// [`lower_bound`], starting from the position `guess` (any value is correct; a good
+/// one is fast). The guess and a line of values beyond it on the side the answer lies
+/// are probed first; if the answer is not between them, each round estimates the
+/// position again from the values at the ends of what is left.
+pub(crate) fn lower_bound_from(sorted: &[u64], target: u64, guess: usize) -> usize {
     // Invariant: every value before `lo` is < target, every value from `hi` on is >=
     // target, so the answer lies in lo..=hi.
     let (mut lo, mut hi) = (0usize, sorted.len());
+    if let Some(&at_guess) = sorted.get(guess) {
+        let beyond = if at_guess < target {
+            lo = guess + 1;
+            Some(guess + NEAR)
+        } else {
+            hi = guess;
+            guess.checked_sub(NEAR)
+        };
+        if let Some((p, &v)) = beyond.and_then(|p| Some((p, sorted.get(p)?))) {
+            if v < target {
+                lo = p + 1;
+            } else {
+                hi = p;
+            }
+        }
+    }
     for _ in 0..MAX_ROUNDS {
         if hi - lo <= FINISH_BY_BISECTION {
             break;
@@ -36,12 +94,8 @@ pub(crate) fn lower_bound(sorted: &[u64], target: u64) -> usize {
         if target > last {
             return hi;
         }
-        // first < target <= last, so last > first. In floating point (a u128 division
-        // costs several times more); the estimate only steers probes, and is clamped
-        // to lo..hi-1 (a float-to-int cast saturates).
         let span = hi - 1 - lo;
-        let fraction = (target - first) as f64 / (last - first) as f64;
-        let estimate = lo + ((fraction * span as f64) as usize).min(span);
+        let estimate = lo + estimate(first, last, span + 1, target);
         // The estimate's error grows like the square root of the range for evenly spread
         // keys: probe that far on the side the answer lies, to move both bounds.
         let guard = (hi - lo).isqrt().max(FINISH_BY_BISECTION / 2);
@@ -101,7 +155,7 @@ pub(crate) fn run_end(sorted: &[u64], start: usize, target: u64) -> usize {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{lower_bound, run_end};
+    use super::{NEAR, lower_bound, lower_bound_from, run_end};
 
     fn check(sorted: &[u64], target: u64) {
         let lo = lower_bound(sorted, target);
@@ -111,6 +165,16 @@ mod tests {
             "target {target} in {} values",
             sorted.len()
         );
+        for guess in [
+            0,
+            lo.saturating_sub(NEAR + 1),
+            lo.saturating_sub(1),
+            lo + 1,
+            lo + NEAR + 1,
+            usize::MAX,
+        ] {
+            assert_eq!(lower_bound_from(sorted, target, guess), lo, "guess {guess}");
+        }
         assert_eq!(
             run_end(sorted, lo, target),
             sorted.partition_point(|&v| v <= target),
@@ -175,6 +239,10 @@ mod tests {
             let check = |t: u64| -> Result<(), TestCaseError> {
                 let lo = lower_bound(&sorted, t);
                 prop_assert_eq!(lo, sorted.partition_point(|&v| v < t));
+                // Any first guess, good or bad, gives the same answer.
+                for guess in [0, lo.saturating_sub(NEAR + 1), lo, lo + NEAR, sorted.len() / 3, sorted.len(), usize::MAX] {
+                    prop_assert_eq!(lower_bound_from(&sorted, t, guess), lo, "guess {}", guess);
+                }
                 prop_assert_eq!(run_end(&sorted, lo, t), sorted.partition_point(|&v| v <= t));
                 Ok(())
             };

@@ -364,3 +364,62 @@ fn tables_are_shared_across_threads() {
         }
     });
 }
+
+/// Keys that begin with a big-endian counter, as many applications' do: the index search
+/// guesses each key's block from that prefix. The last separator is the shortest key
+/// past the table's keys (here one byte, `\x01`), far above every other; it must steer
+/// neither the guess nor the answer.
+#[test]
+fn counter_keys_read_the_block_that_holds_them() {
+    let fs = MemFs::new();
+    let path = table_path("counters");
+    let key = |i: u64| {
+        let mut k = i.to_be_bytes().to_vec();
+        k.extend_from_slice(b"00000000");
+        k
+    };
+    let model: Model = (0..20_000u64)
+        .map(|i| (ik(&key(i * 3), 5, ValueKind::Put), i.to_le_bytes().to_vec()))
+        .collect();
+    // No filter: every lookup goes to the index.
+    let options = TableOptions {
+        bloom_bits_per_key: 0,
+        ..TableOptions::default()
+    };
+    build(&fs, &path, &model, options);
+    let table = open(&fs, &path, None).unwrap();
+    let entries: Vec<_> = table.index_entries().collect();
+    assert!(entries.len() > 100, "want many blocks");
+    assert_eq!(
+        strata_core::key::user_key(entries.last().unwrap().separator),
+        b"\x01"
+    );
+    // Each key, and the absent keys on either side of it, read the block whose range
+    // holds them: the first whose separator is not below the key.
+    let block_for = |user_key: &[u8]| {
+        let target = InternalKey::for_seek(user_key, 9);
+        entries
+            .iter()
+            .find(|e| compare_internal_keys(e.separator, target.as_bytes()).is_ge())
+            .map(|e| e.handle)
+    };
+    for i in (0..60_001u64).step_by(7) {
+        let k = key(i);
+        let (found, trace) = table.get_traced(&k, 9).unwrap();
+        assert_eq!(trace.data_block, block_for(&k), "key {i}");
+        let expected = if i % 3 == 0 && i < 60_000 {
+            Lookup::Found((i / 3).to_le_bytes().to_vec().into())
+        } else {
+            Lookup::Absent
+        };
+        assert_eq!(found, expected, "key {i}");
+    }
+    // Past the last key but below the last separator: the last block, which lacks it.
+    let (found, trace) = table.get_traced(&key(u64::from(u32::MAX)), 9).unwrap();
+    assert_eq!(found, Lookup::Absent);
+    assert_eq!(trace.data_block, Some(entries.last().unwrap().handle));
+    // Past the last separator: no block at all.
+    let (found, trace) = table.get_traced(b"\x02", 9).unwrap();
+    assert_eq!(found, Lookup::Absent);
+    assert_eq!(trace.data_block, None);
+}
