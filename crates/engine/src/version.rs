@@ -148,10 +148,12 @@ impl Version {
     /// Bloom filter before reading it.
     pub fn get(&self, user_key: &[u8], snapshot: SequenceNumber, stats: &Stats) -> Result<Lookup> {
         // Hashed once for every table's filter; not at all if no table's range holds the
-        // key. The first few candidates are opened (or found) and their filters' bits start
-        // loading together: a lookup that misses asks every level-0 table and one per
-        // deeper level, and each filter probe is a cache miss. Issued one after another,
-        // those misses add up; issued together they overlap. A table that fails to open
+        // key. The first few candidates are opened (or found) and their filters' bits and
+        // the index entries a search would start at begin loading together: a lookup that
+        // misses asks every level-0 table and one per deeper level, and in a database
+        // larger than the CPU caches each filter probe and index search is a cache miss.
+        // Issued one after another, those misses add up; issued together they overlap
+        // (50M keys: 7 % off a point read, docs/benchmarks.md). A table that fails to open
         // is left for the loop below, which reports it only if the lookup gets that far
         // (a newer table may answer first).
         let mut candidates = self.tables_for(user_key);
@@ -162,7 +164,7 @@ impl Version {
             let hash = *hash.get_or_insert_with(|| KeyHash::of(user_key));
             let table = file.table().ok();
             if let Some(table) = &table {
-                table.prefetch_filter(hash);
+                table.prefetch(user_key, hash);
             }
             *slot = Some((file, table));
         }

@@ -145,10 +145,14 @@ struct Index {
 /// zero-padded: non-decreasing in internal-key order, so a smaller prefix means a smaller
 /// key and only equal prefixes need the keys compared.
 fn user_key_prefix(internal_key: &[u8]) -> u64 {
-    let uk = strata_core::key::user_key(internal_key);
+    prefix_of(strata_core::key::user_key(internal_key))
+}
+
+/// The first 8 bytes of `user_key` as a big-endian integer, zero-padded.
+fn prefix_of(user_key: &[u8]) -> u64 {
     let mut head = [0u8; 8];
-    let n = uk.len().min(8);
-    if let (Some(dst), Some(src)) = (head.get_mut(..n), uk.get(..n)) {
+    let n = user_key.len().min(8);
+    if let (Some(dst), Some(src)) = (head.get_mut(..n), user_key.get(..n)) {
         dst.copy_from_slice(src);
     }
     u64::from_be_bytes(head)
@@ -209,6 +213,14 @@ impl Index {
         } else {
             i
         }
+    }
+
+    /// Starts loading the separators and the handle the search for `prefix` reads
+    /// first (see [`Table::prefetch`]).
+    fn prefetch(&self, prefix: u64) {
+        let guess = self.first_guess(self.len().saturating_sub(1), prefix);
+        std::hint::black_box(self.prefixes.get(guess).copied());
+        std::hint::black_box(self.entries.get(guess).map(|e| e.1.offset));
     }
 
     /// Where the search for `prefix` starts among the first `len` separators.
@@ -336,14 +348,17 @@ impl Table {
         }
     }
 
-    /// Starts loading the part of the filter a lookup of `hash` probes (see
-    /// [`get_versioned_hashed`](Self::get_versioned_hashed)). A caller about to ask several
-    /// tables for one key calls this on each of them first, so their filters' cache
-    /// misses overlap instead of following one another.
-    pub fn prefetch_filter(&self, hash: KeyHash) {
+    /// Starts loading what a lookup of `user_key` (whose hash is `hash`) reads first:
+    /// the part of the filter it probes and the index entries its search starts at (see
+    /// [`get_versioned_hashed`](Self::get_versioned_hashed)). A caller about to ask
+    /// several tables for one key calls this on each of them first, so that their cache
+    /// misses (in a database larger than the CPU caches, each of these is one) overlap
+    /// instead of following one another.
+    pub fn prefetch(&self, user_key: &[u8], hash: KeyHash) {
         if let Filter::Loaded(f) = &self.filter {
             f.prefetch_hash(hash.0);
         }
+        self.index.prefetch(prefix_of(user_key));
     }
 
     /// The newest entry for `user_key` with sequence `<= snapshot`: its value, a

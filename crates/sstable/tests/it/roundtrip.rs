@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use strata_core::{InternalKey, Lookup, MemFs, SortedIter, ValueKind, compare_internal_keys};
-use strata_sstable::{BlockCache, Compression, TableOptions};
+use strata_sstable::{BlockCache, Compression, KeyHash, TableOptions};
 
 use crate::common::*;
 
@@ -405,6 +405,8 @@ fn counter_keys_read_the_block_that_holds_them() {
     };
     for i in (0..60_001u64).step_by(7) {
         let k = key(i);
+        // Loading the entries ahead (a guess from the same prefix) changes nothing.
+        table.prefetch(&k, KeyHash::of(&k));
         let (found, trace) = table.get_traced(&k, 9).unwrap();
         assert_eq!(trace.data_block, block_for(&k), "key {i}");
         let expected = if i % 3 == 0 && i < 60_000 {
@@ -419,6 +421,9 @@ fn counter_keys_read_the_block_that_holds_them() {
     assert_eq!(found, Lookup::Absent);
     assert_eq!(trace.data_block, Some(entries.last().unwrap().handle));
     // Past the last separator: no block at all.
+    for k in [&b"\x02"[..], b"", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff"] {
+        table.prefetch(k, KeyHash::of(k));
+    }
     let (found, trace) = table.get_traced(b"\x02", 9).unwrap();
     assert_eq!(found, Lookup::Absent);
     assert_eq!(trace.data_block, None);
