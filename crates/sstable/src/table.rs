@@ -207,7 +207,7 @@ impl Index {
         let Some((&last, body)) = self.prefixes.split_last() else {
             return 0;
         };
-        let i = crate::search::lower_bound_from(body, prefix, self.first_guess(body.len(), prefix));
+        let i = crate::search::lower_bound_from(body, prefix, self.first_guess(prefix));
         if i == body.len() && last < prefix {
             i + 1
         } else {
@@ -218,14 +218,16 @@ impl Index {
     /// Starts loading the separators and the handle the search for `prefix` reads
     /// first (see [`Table::prefetch`]).
     fn prefetch(&self, prefix: u64) {
-        let guess = self.first_guess(self.len().saturating_sub(1), prefix);
+        let guess = self.first_guess(prefix);
         std::hint::black_box(self.prefixes.get(guess).copied());
         std::hint::black_box(self.entries.get(guess).map(|e| e.1.offset));
     }
 
-    /// Where the search for `prefix` starts among the first `len` separators.
-    fn first_guess(&self, len: usize, prefix: u64) -> usize {
-        crate::search::estimate(self.guide.0, self.guide.1, len, prefix)
+    /// Where the search for `prefix` starts among all separators but the last (the ones
+    /// [`lower_bound`](Self::lower_bound) searches, and so the ones `prefetch` loads).
+    fn first_guess(&self, prefix: u64) -> usize {
+        let body_len = self.prefixes.len().saturating_sub(1);
+        crate::search::estimate(self.guide.0, self.guide.1, body_len, prefix)
     }
 }
 
